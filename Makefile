@@ -1,0 +1,45 @@
+# Two commands matter: `make demo` (run the platform) and `make test` (the whole suite).
+PYTHON ?= $(shell command -v python3.12 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+# The installer; the same version the lock pins (Flower depends on it).
+UV_VERSION := 0.12.24
+PYTEST_ARGS ?=
+
+.PHONY: demo test bench lint lock stack stack-stop clean
+
+$(VENV)/.installed: requirements.lock
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else "Flourish needs Python 3.12 or newer; found " + sys.version.split()[0] + ". Set PYTHON=/path/to/python3.12.")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv pip sync --quiet --python $(BIN)/python --require-hashes requirements.lock
+	touch $@
+
+demo: $(VENV)/.installed
+	bash infra/demo.sh
+
+test: $(VENV)/.installed
+	$(BIN)/python infra/services.py -- $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(VENV)/.installed
+	$(BIN)/python infra/services.py -- $(BIN)/python -m infra.bench $(BENCH_ARGS)
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# Re-resolve the exact versions after changing pyproject.toml's ranges.
+lock: $(VENV)/.installed
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.12 \
+		--universal --generate-hashes --no-header \
+		-o requirements.lock
+
+# Production-like local stack (gunicorn, two workers, beat) against PostgreSQL and RabbitMQ.
+stack: $(VENV)/.installed
+	bash infra/stack.sh start
+
+stack-stop:
+	bash infra/stack.sh stop
+
+clean:
+	rm -rf $(VENV) var test-artifacts bench-results

@@ -1,0 +1,72 @@
+"""Seed the ``demo`` trial and its users once; later runs reuse what exists."""
+
+import secrets
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from analytics.seeding import synthetic_trial_create
+from analytics.services import analysis_run_create
+from surveys.links import participant_survey_path
+from trials.models import ConsentScope, ParticipantContact, Trial
+from trials.services import participant_enrol
+
+DEMO_SLUG = "demo"
+DEMO_PARTICIPANT_EMAIL = "you@example.org"
+ANALYST_PERMISSIONS = ["view_analysisrun", "view_trial"]
+
+
+class Command(BaseCommand):
+    help = "Create the demo trial, an admin and an analyst; print the logins and links as JSON."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--participants", type=int, default=300)
+
+    def handle(self, *args, participants: int, **kwargs) -> None:
+        credentials_file = settings.VAR_DIR / "demo-credentials.txt"
+        with transaction.atomic():
+            if not Trial.objects.filter(slug=DEMO_SLUG).exists():
+                self.stderr.write(f"Seeding the demo trial ({participants} participants)…")
+                trial = synthetic_trial_create(
+                    slug=DEMO_SLUG,
+                    title="Demo: does a flourishing-oriented assistant help?",
+                    participants=participants,
+                    waves=4,
+                    effect=0.5,
+                    seed=2026,
+                )
+                participant_enrol(
+                    trial=trial,
+                    email=DEMO_PARTICIPANT_EMAIL,
+                    consent_document=trial.consent_documents.get(),
+                    scopes=[ConsentScope.SURVEYS],
+                )
+                analysis_run_create(trial=trial)
+            password = self._users(credentials_file)
+        participant = ParticipantContact.objects.get(
+            email=DEMO_PARTICIPANT_EMAIL, participant__trial__slug=DEMO_SLUG
+        ).participant
+        for line in (
+            f"login=admin:{password}",
+            f"analyst=analyst:{password}",
+            f"survey={participant_survey_path(participant.pk)}",
+        ):
+            self.stdout.write(line)
+
+    def _users(self, credentials_file) -> str:
+        """Create ``admin`` and ``analyst`` once, with one random password kept in var/."""
+        if credentials_file.exists():
+            return credentials_file.read_text().strip()
+        password = secrets.token_urlsafe(12)
+        User = get_user_model()
+        User.objects.create_superuser("admin", "admin@example.org", password)
+        analysts, _ = Group.objects.get_or_create(name="Analysts")
+        analysts.permissions.set(Permission.objects.filter(codename__in=ANALYST_PERMISSIONS))
+        analyst = User.objects.create_user("analyst", "analyst@example.org", password)
+        analyst.groups.add(analysts)
+        credentials_file.parent.mkdir(parents=True, exist_ok=True)
+        credentials_file.write_text(password + "\n")
+        return password

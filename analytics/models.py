@@ -1,0 +1,39 @@
+"""Stored analysis results; dashboards read these and never fit a model themselves."""
+
+from django.db import models
+
+from trials.models import PreRegistration, Trial
+
+
+class AnalysisRun(models.Model):
+    class Kind(models.TextChoices):
+        CONFIRMATORY = "confirmatory"
+        EXPLORATORY = "exploratory"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        FINISHED = "finished"
+        FAILED = "failed"
+
+    trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="analysis_runs")
+    preregistration = models.ForeignKey(PreRegistration, on_delete=models.PROTECT)
+    preregistration_sha256 = models.CharField(max_length=64)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
+    progress = models.FloatField(default=0.0, help_text="0–1.")
+    code_version = models.CharField(max_length=64)
+    data_snapshot_sha256 = models.CharField(max_length=64, blank=True)
+    seed = models.BigIntegerField()
+    results = models.JSONField(default=dict, blank=True)
+    diagnostics = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.trial.slug} {self.kind} run {self.pk} ({self.status})"

@@ -1,0 +1,154 @@
+"""Building a whole synthetic trial in the database, through the same services users go through:
+the demo, ``simulate_trial`` and the benchmarks use it."""
+
+from datetime import timedelta
+
+import numpy as np
+from django.db import transaction
+from django.utils import timezone
+
+from analytics.simulate import answers_for_score, simulate_scores
+from surveys.models import Instrument
+from surveys.services import instruments_sync, response_submit, wave_create
+from trials.models import Community, ConsentDocument, ConsentScope, OversightBody, Trial
+from trials.services import (
+    approval_record,
+    arm_create,
+    oversight_assign,
+    participant_enrol,
+    preregistration_freeze,
+    trial_create,
+    trial_transition,
+)
+
+WAVE_SPACING_DAYS = 14  # WHO-5 asks about the last two weeks
+
+
+def _plan(n_waves: int) -> dict:
+    final = n_waves - 1
+    return {
+        "hypotheses": [
+            "Assistant B (flourishing-oriented constitution) raises mental wellbeing compared "
+            "with assistant A by the final wave."
+        ],
+        "estimand": "intention-to-treat difference between arms at the final wave",
+        "arms_compared": ["a", "b"],
+        "primary_outcomes": [{"dimension": "mental_wellbeing", "instrument": "who5", "wave": final}],
+        "secondary_outcomes": [
+            {"dimension": "life_satisfaction", "instrument": "swls", "wave": final}
+        ],
+        "analysis_model": "ANCOVA adjusted for baseline",
+        "alpha": 0.05,
+        "multiplicity": "holm",
+        "minimal_important_differences": {"mental_wellbeing": 10, "life_satisfaction": 3},
+    }
+
+
+@transaction.atomic
+def synthetic_trial_create(
+    *, slug: str, participants: int, waves: int, effect: float, seed: int, title: str = ""
+) -> Trial:
+    """A registered, approved, enrolling two-arm trial whose cohort has answered its waves.
+
+    The true effect of arm ``b`` is ``effect`` between-person SDs at the final wave (see
+    analytics.simulate); the data come in through ``participant_enrol`` and ``response_submit``.
+    """
+    instruments_sync()
+    trial = trial_create(
+        slug=slug,
+        title=title or f"Synthetic trial {slug}",
+        description=f"Simulated cohort: {participants} participants, {waves} waves, "
+        f"true standardised effect {effect}, seed {seed}.",
+    )
+    common = {
+        "endpoint_url": "http://127.0.0.1:9000/v1",
+        "model_id": "assistant-model",
+        "model_version": "2026-10-01",
+    }
+    arm_create(
+        trial=trial,
+        slug="a",
+        name="A: helpful assistant",
+        system_prompt="You are a helpful assistant.",
+        is_control=True,
+        **common,
+    )
+    arm_create(
+        trial=trial,
+        slug="b",
+        name="B: flourishing-oriented assistant",
+        system_prompt="You are a helpful assistant. Support the user's own judgement and "
+        "long-term wellbeing; avoid flattery; encourage offline relationships.",
+        memory_policy="session",
+        **common,
+    )
+    for day in range(waves):
+        wave_create(
+            trial=trial,
+            index=day,
+            day_offset=day * WAVE_SPACING_DAYS,
+            instrument_codes=["who5", "swls"],
+        )
+    prereg = preregistration_freeze(trial=trial, plan=_plan(waves))
+    trial = trial_transition(trial=trial, to=Trial.State.REGISTERED)
+    for name, kind in [
+        ("Ethics board", OversightBody.Kind.ETHICS_BOARD),
+        ("Participants' community council", OversightBody.Kind.COMMUNITY_COUNCIL),
+    ]:
+        body, _ = OversightBody.objects.get_or_create(name=name, defaults={"kind": kind})
+        oversight_assign(trial=trial, body=body)
+        approval_record(body=body, preregistration=prereg)
+    trial = trial_transition(trial=trial, to=Trial.State.ENROLLING)
+    document = ConsentDocument.objects.create(
+        trial=trial,
+        version=1,
+        text="You agree to answer short surveys about your wellbeing every two weeks.",
+    )
+    community, _ = Community.objects.get_or_create(
+        slug="general", defaults={"name": "General public"}
+    )
+    cohort = _enrol_cohort(trial, participants, waves, document, community, seed)
+    arm = np.array([1 if p.allocation.arm.slug == "b" else 0 for p in cohort])
+    simulated = simulate_scores(
+        n_participants=participants, n_waves=waves, effect=effect, seed=seed, arm=arm
+    )
+    _record_responses(trial, cohort, simulated, seed)
+    return trial
+
+
+def _enrol_cohort(trial, n, waves, document, community, seed: int) -> list:
+    rng = np.random.default_rng(seed + 1)
+    start = timezone.now() - timedelta(days=WAVE_SPACING_DAYS * waves + 7)
+    return [
+        participant_enrol(
+            trial=trial,
+            email=f"participant{number}@example.org",
+            consent_document=document,
+            scopes=[ConsentScope.SURVEYS, ConsentScope.TELEMETRY],
+            community=community,
+            enrolled_at=start + timedelta(hours=int(rng.integers(0, 72))),
+        )
+        for number in range(n)
+    ]
+
+
+def _record_responses(trial, cohort, simulated, seed: int) -> None:
+    """Submit, through the survey service, item answers that score as simulated."""
+    rng = np.random.default_rng(seed + 2)
+    instruments = Instrument.objects.filter(code__in=["who5", "swls"])
+    definitions = {i.definition["dimension"]: i.definition for i in instruments}
+    waves = {w.index: w for w in trial.waves.all()}
+    table = simulated.scores.pivot_table(
+        index=["participant", "wave"], columns="dimension", values="score"
+    ).reset_index()
+    for row in table.to_dict("records"):
+        participant = cohort[int(row["participant"])]
+        wave = waves[int(row["wave"])]
+        answers = {
+            definition["code"]: answers_for_score(definition, row[dimension], rng)
+            for dimension, definition in definitions.items()
+        }
+        submitted = participant.enrolled_at + timedelta(
+            days=wave.day_offset, hours=int(rng.integers(1, 96))
+        )
+        response_submit(participant=participant, wave=wave, answers=answers, submitted_at=submitted)

@@ -1,0 +1,1 @@
+"""Pure statistics: no Django imports; inputs are arrays or data frames, outputs frozen dataclasses."""

@@ -1,0 +1,53 @@
+import numpy as np
+import pytest
+
+from analytics.simulate import answers_for_score, simulate_scores
+from analytics.stats.ancova import ancova
+from surveys.registry import shipped_definitions
+from surveys.scoring import score
+
+pytestmark = pytest.mark.unit
+
+
+def _final_wave_effect(simulated, dimension):
+    frame = simulated.scores[simulated.scores.dimension == dimension]
+    wide = frame.pivot_table(index=["participant", "arm"], columns="wave", values="score")
+    wide = wide.reset_index().dropna()
+    final = simulated.n_waves - 1
+    return ancova(wide[final], wide[0], wide["arm"])
+
+
+def test_ancova_recovers_the_known_effect():
+    simulated = simulate_scores(n_participants=4000, n_waves=4, effect=0.4, seed=11, clip=False)
+    for dimension, truth in simulated.true_effects.items():
+        result = _final_wave_effect(simulated, dimension)
+        # Four standard errors: a failure here is a bug, not bad luck (p ≈ 6e-5).
+        assert abs(result.estimate - truth) < 4 * result.std_error
+
+
+def test_null_effect_intervals_cover_zero_at_nominal_rate():
+    covered = 0
+    for seed in range(200):
+        simulated = simulate_scores(n_participants=60, n_waves=2, effect=0.0, seed=seed, clip=False)
+        result = _final_wave_effect(simulated, "mental_wellbeing")
+        covered += result.ci_low <= 0 <= result.ci_high
+    # 95% nominal; with 200 trials the binomial 99.9% range is about [0.905, 0.985].
+    assert 0.90 <= covered / 200 <= 0.99
+
+
+def test_dropout_is_monotone_and_baseline_complete():
+    simulated = simulate_scores(n_participants=500, n_waves=5, effect=0.2, seed=2, dropout=0.2)
+    frame = simulated.scores[simulated.scores.dimension == "mental_wellbeing"]
+    waves = frame.groupby("participant").wave.agg(["min", "max", "count"])
+    assert (waves["min"] == 0).all()
+    assert (waves["count"] == waves["max"] + 1).all()  # no gaps: drop-out is monotone
+    assert frame.groupby("wave").participant.nunique().is_monotonic_decreasing
+
+
+def test_answers_reproduce_the_target_score():
+    rng = np.random.default_rng(0)
+    who5 = shipped_definitions()["who5"]
+    for target in [0, 3, 37.9, 52, 99, 140, -5]:
+        answers = answers_for_score(who5, target, rng)
+        expected = min(max(round(target / 4), 0), 25) * 4
+        assert score(who5, answers) == expected

@@ -1,0 +1,99 @@
+"""Shared fixtures: a real Celery worker process, test artefacts, and small factories."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dj_database_url
+import pytest
+
+REPO_DIR = Path(__file__).resolve().parent.parent
+ARTIFACTS = REPO_DIR / "test-artifacts"
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+class WorkerProcess:
+    def __init__(self, process: subprocess.Popen, log_path: Path):
+        self.process = process
+        self.log_path = log_path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, artifacts_dir):
+    """``celery worker`` in its own process, consuming this run's queue on the real broker and
+    writing to the test database. Tests using it need ``django_db(transaction=True)`` so their
+    rows are committed where the worker can see them."""
+    from django.db import connection
+
+    test_db = dict(connection.settings_dict)
+    url = dj_database_url.parse(os.environ["DATABASE_URL"])
+    worker_db_url = (
+        f"postgres://{url['USER']}:{url['PASSWORD'] or ''}@{url['HOST']}:{url['PORT']}"
+        f"/{test_db['NAME']}"
+    )
+    log_path = artifacts_dir / "celery-worker.log"
+    env = dict(os.environ, DATABASE_URL=worker_db_url, DJANGO_SETTINGS_MODULE="config.settings.test")
+    queue = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "flourish")
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "-l", "INFO",
+             "-Q", queue, "-c", "1", "-n", f"test-{os.getpid()}@%h",
+             "--without-gossip", "--without-mingle", "--without-heartbeat"],
+            cwd=REPO_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+    worker = WorkerProcess(process, log_path)
+    deadline = time.monotonic() + 90
+    while " ready." not in worker.log():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"The Celery worker did not start:\n{worker.log()[-3000:]}")
+        time.sleep(0.2)
+    yield worker
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    # Show that the task tests really ran on the worker process.
+    received = [line for line in worker.log().splitlines() if "succeeded in" in line]
+    sys.stderr.write(
+        f"\n[celery worker pid {process.pid}] {len(received)} task(s) succeeded on the worker; "
+        f"log: {log_path.relative_to(REPO_DIR)}\n" + "\n".join(received[-5:]) + "\n"
+    )
+
+
+def wait_for(predicate, *, timeout: float = 60.0, interval: float = 0.2, what: str = "condition"):
+    """Poll ``predicate`` until it returns a truthy value; fail the test after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"Timed out after {timeout:.0f} s waiting for {what}.")
+
+
+@pytest.fixture
+def small_trial(db):
+    """A registered, approved, enrolling two-arm trial with 40 simulated participants."""
+    from analytics.seeding import synthetic_trial_create
+
+    return synthetic_trial_create(slug="small", participants=40, waves=3, effect=0.5, seed=7)
+
+
+def pytest_collection_modifyitems(items):
+    """Mark every test that touches the database ``db``, so ``-m db`` / ``-m 'not db'`` select
+    by what a test really needs."""
+    for item in items:
+        if item.get_closest_marker("django_db") or "db" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.db)

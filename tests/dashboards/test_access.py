@@ -1,0 +1,38 @@
+import pytest
+from django.contrib.auth.models import Group, Permission, User
+
+from analytics.services import analysis_run_create, analysis_run_execute
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def analyst(db):
+    user = User.objects.create_user("ana", password="pw")
+    group = Group.objects.create(name="Analysts")
+    group.permissions.add(Permission.objects.get(codename="view_analysisrun"))
+    user.groups.add(group)
+    return user
+
+
+def test_anonymous_users_are_sent_to_login(client, small_trial):
+    response = client.get("/dashboards/small/")
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+def test_users_without_permission_get_403(client, small_trial):
+    client.force_login(User.objects.create_user("participant", password="pw"))
+    assert client.get("/dashboards/").status_code == 403
+    assert client.get("/dashboards/small/").status_code == 403
+
+
+def test_analyst_sees_the_stored_result_with_its_label(client, analyst, small_trial):
+    run = analysis_run_execute(run_id=analysis_run_create(trial=small_trial, enqueue=False).pk)
+    client.force_login(analyst)
+    page = client.get("/dashboards/small/").content.decode()
+    primary = run.results["outcomes"][0]
+    assert "confirmatory" in page
+    assert f"{primary['estimate']:.2f}" in page
+    assert small_trial.preregistrations.get().sha256 in page
+    listing = client.get("/dashboards/").content.decode()
+    assert "Synthetic trial small" in listing and f"{primary['estimate']:.2f}" in listing
