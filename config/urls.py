@@ -8,6 +8,7 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="dashboards:trial_list", permanent=False)),
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
+    path("accounts/", include("django.contrib.auth.urls")),
     path("s/", include("surveys.urls")),
     path("dashboards/", include("dashboards.urls")),
 ]

@@ -135,7 +135,8 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 
-LOGIN_URL = "admin:login"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "dashboards:trial_list"
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
@@ -150,7 +151,7 @@ PARTICIPANT_LINK_MAX_AGE = int(env_str("PARTICIPANT_LINK_MAX_AGE", str(60 * 60 *
 
 # Celery: reliability over throughput (see DESIGN.md §4). A task may run twice after a worker
 # dies, so every task is idempotent on a natural key.
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://localhost/")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "flourish")
 CELERY_TASK_ACKS_LATE = True

@@ -17,7 +17,7 @@ def analyst(db):
 
 def test_anonymous_users_are_sent_to_login(client, small_trial):
     response = client.get("/dashboards/small/")
-    assert response.status_code == 302 and "/admin/login/" in response["Location"]
+    assert response.status_code == 302 and "/accounts/login/" in response["Location"]
 
 
 def test_users_without_permission_get_403(client, small_trial):

@@ -50,8 +50,8 @@ class Command(BaseCommand):
             email=DEMO_PARTICIPANT_EMAIL, participant__trial__slug=DEMO_SLUG
         ).participant
         for line in (
-            f"login=admin:{password}",
-            f"analyst=analyst:{password}",
+            f"login=admin / {password}",
+            f"analyst=analyst / {password}",
             f"survey={participant_survey_path(participant.pk)}",
         ):
             self.stdout.write(line)

@@ -1,0 +1,89 @@
+"""`make demo`'s launcher on a fresh state directory: embedded SQLite and file-system broker."""
+
+import http.cookiejar
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from infra.services import free_port
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[2]
+EXTERNAL_SERVICES = ("DATABASE_URL", "CELERY_BROKER_URL", "CELERY_TASK_DEFAULT_QUEUE",
+                     "DJANGO_SETTINGS_MODULE")
+
+
+def _read_until(process: subprocess.Popen, marker: str, timeout: float) -> str:
+    output = ""
+    deadline = time.monotonic() + timeout
+    while marker not in output:
+        line = process.stdout.readline()
+        if not line and process.poll() is not None:
+            break
+        output += line
+        if time.monotonic() > deadline:
+            break
+    return output
+
+
+def test_demo_starts_serves_every_printed_url_and_stops_on_ctrl_c(tmp_path):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in EXTERNAL_SERVICES}
+    env |= {"PORT": str(port), "FLOURISH_VAR_DIR": str(tmp_path / "var")}
+    process = subprocess.Popen(
+        ["bash", "infra/demo.sh"], cwd=REPO, env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )
+    try:
+        output = _read_until(process, "Press Ctrl-C", timeout=240)
+        assert "Press Ctrl-C" in output, output
+        base = f"http://127.0.0.1:{port}"
+        health = json.load(urllib.request.urlopen(f"{base}/healthz", timeout=10))
+        assert health["status"] == "ok" and health["broker"]["detail"] == "filesystem"
+
+        survey = re.search(r"Participant survey:\s+(\S+)", output).group(1)
+        page = urllib.request.urlopen(survey, timeout=10).read().decode()
+        assert "I have felt cheerful and in good spirits" in page
+
+        analyst = re.search(r"login analyst / (\S+)", output).group(1)
+        jar = http.cookiejar.CookieJar()
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+        login_page = opener.open(f"{base}/accounts/login/", timeout=10).read().decode()
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login_page).group(1)
+        form = urllib.parse.urlencode({"username": "analyst", "password": analyst,
+                                       "csrfmiddlewaretoken": token,
+                                       "next": "/dashboards/demo/"}).encode()
+        request = urllib.request.Request(f"{base}/accounts/login/", data=form,
+                                         headers={"Referer": f"{base}/accounts/login/"})
+        opener.open(request, timeout=10)
+        # The worker finishes the seeded analysis shortly after start-up.
+        deadline = time.monotonic() + 120
+        while True:
+            dashboard = opener.open(f"{base}/dashboards/demo/", timeout=10).read().decode()
+            if "mental_wellbeing" in dashboard or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        assert "confirmatory" in dashboard and "mental_wellbeing" in dashboard
+    finally:
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            raise
+    # Ctrl-C stopped every process the demo started (an exited child awaiting its reaper, state
+    # Z, is already stopped).
+    table = subprocess.run(["ps", "-eo", "pgid=,stat=,args="], capture_output=True, text=True)
+    alive = [
+        line for line in table.stdout.splitlines()
+        if line.split()[0] == str(process.pid) and not line.split()[1].startswith("Z")
+    ]
+    assert alive == []
