@@ -1,0 +1,268 @@
+#!/usr/bin/env bash
+# `make stack` / `make stack-stop`: the production-like local stack — production settings against
+# PostgreSQL and RabbitMQ, gunicorn, two Celery workers and one beat, each in the background with a
+# pid file and a log in var/stack/. See infra/RUNBOOK.md.
+#
+#     bash infra/stack.sh start|stop|status
+#
+# Environment (defaults in brackets): PORT [8080], DATABASE_URL
+# [postgres://postgres@127.0.0.1:5432/flourish], CELERY_BROKER_URL
+# [amqp://guest:guest@127.0.0.1:5672//], DJANGO_ALLOWED_HOSTS [127.0.0.1,localhost],
+# DJANGO_SECRET_KEY [generated once, kept in var/stack/secret-key].
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BIN=.venv/bin
+VAR_DIR="${FLOURISH_VAR_DIR:-var}"
+STACK_DIR="$VAR_DIR/stack"
+PORT="${PORT:-8080}"
+SERVICES=(web worker1 worker2 beat)
+STOP_TIMEOUT=30
+START_TIMEOUT=90
+
+die() { echo "stack: $*" >&2; exit 1; }
+say() { echo "stack: $*"; }
+
+pid_file() { echo "$STACK_DIR/$1.pid"; }
+log_file() { echo "$STACK_DIR/$1.log"; }
+
+# The pid recorded for a service, if that process is still alive and is what we started (a stale
+# pid file whose number was reused by an unrelated process does not count).
+running_pid() {
+    local file pid args
+    file="$(pid_file "$1")"
+    [[ -f "$file" ]] || return 1
+    pid="$(cat "$file")"
+    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+    args="$(ps -p "$pid" -o args= 2>/dev/null)" || return 1
+    [[ "$args" == *gunicorn* || "$args" == *celery* ]] || return 1
+    echo "$pid"
+}
+
+# Each service runs in its own session (setsid), so its process group is ours to signal as a whole
+# when it must be killed; only ever signal a group whose leader is the recorded pid.
+owns_group() {
+    local pgid
+    pgid="$(ps -p "$1" -o pgid= 2>/dev/null | tr -d ' ')" || return 1
+    [[ "$pgid" == "$1" ]]
+}
+
+launch() {
+    local name="$1"
+    shift
+    if command -v setsid >/dev/null; then
+        setsid "$@" >>"$(log_file "$name")" 2>&1 </dev/null &
+    else
+        nohup "$@" >>"$(log_file "$name")" 2>&1 </dev/null &
+    fi
+    echo $! >"$(pid_file "$name")"
+}
+
+service_command() {
+    case "$1" in
+        # The control socket lives with the stack's state, not in the home directory.
+        web) echo "$BIN/gunicorn config.wsgi:application --bind 127.0.0.1:$PORT --workers 2 --control-socket $STACK_DIR/gunicorn.ctl" ;;
+        worker1 | worker2) echo "$BIN/celery -A config worker -n $1@%h -c 2 -l INFO" ;;
+        beat) echo "$BIN/celery -A config beat -l INFO --schedule $STACK_DIR/celerybeat-schedule" ;;
+    esac
+}
+
+configure() {
+    [[ -x "$BIN/python" ]] || die "no virtual environment in .venv; run \`make\` first."
+    mkdir -p "$STACK_DIR"
+    local key_file="$STACK_DIR/secret-key"
+    if [[ ! -s "$key_file" ]]; then
+        (umask 077 && "$BIN/python" -c 'import secrets; print(secrets.token_urlsafe(64))' >"$key_file")
+        say "generated a new DJANGO_SECRET_KEY in $key_file"
+    fi
+    chmod 600 "$key_file"
+
+    export DJANGO_SETTINGS_MODULE=config.settings.production
+    export DJANGO_SECRET_KEY="${DJANGO_SECRET_KEY:-$(cat "$key_file")}"
+    export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/flourish}"
+    export CELERY_BROKER_URL="${CELERY_BROKER_URL:-amqp://guest:guest@127.0.0.1:5672//}"
+    export DJANGO_ALLOWED_HOSTS="${DJANGO_ALLOWED_HOSTS:-127.0.0.1,localhost}"
+    # Served over plain HTTP on loopback: no HTTPS redirect, no secure-only cookies, no HSTS.
+    export DJANGO_SECURE_SSL_REDIRECT=0
+    export DJANGO_SESSION_COOKIE_SECURE=0
+    export DJANGO_CSRF_COOKIE_SECURE=0
+    export DJANGO_SECURE_HSTS_SECONDS=0
+}
+
+# Create the database named in DATABASE_URL when it does not exist yet, connecting to the
+# server's `postgres` database to do so.
+ensure_database() {
+    "$BIN/python" - <<'PY' || die "cannot reach PostgreSQL at DATABASE_URL (see above)."
+import os
+import sys
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+params = conninfo_to_dict(os.environ["DATABASE_URL"])
+name = params.get("dbname")
+if not name:
+    sys.exit("stack: DATABASE_URL names no database.")
+try:
+    with psycopg.connect(make_conninfo(**{**params, "dbname": "postgres"}),
+                         connect_timeout=5, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        if not exists:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            print(f"stack: created database {name}")
+except psycopg.Error as error:
+    sys.exit(f"stack: {error}".strip())
+PY
+}
+
+wait_healthy() {
+    local url="http://127.0.0.1:$PORT/healthz" deadline=$((SECONDS + START_TIMEOUT)) name
+    while ((SECONDS < deadline)); do
+        if [[ "$("$BIN/python" - "$url" <<'PY' 2>/dev/null
+import sys
+import urllib.request
+
+try:
+    print(urllib.request.urlopen(sys.argv[1], timeout=3).status)
+except Exception as error:
+    print(getattr(error, "code", 0))
+PY
+)" == 200 ]]; then
+            return 0
+        fi
+        for name in "${SERVICES[@]}"; do
+            running_pid "$name" >/dev/null || { echo "stack: $name exited; last lines of $(log_file "$name"):" >&2; tail -n 20 "$(log_file "$name")" >&2; return 1; }
+        done
+        sleep 1
+    done
+    echo "stack: $url did not answer 200 within ${START_TIMEOUT}s; see $STACK_DIR/web.log" >&2
+    return 1
+}
+
+# Wait until both workers log that they are consuming, looking only at what this start appended.
+declare -A LOG_OFFSET=()
+wait_workers() {
+    local deadline=$((SECONDS + START_TIMEOUT)) name waiting
+    while ((SECONDS < deadline)); do
+        waiting=0
+        for name in worker1 worker2; do
+            running_pid "$name" >/dev/null || { echo "stack: $name exited; last lines of $(log_file "$name"):" >&2; tail -n 20 "$(log_file "$name")" >&2; return 1; }
+            tail -c "+$((LOG_OFFSET[$name] + 1))" "$(log_file "$name")" | grep -q "@.* ready\.$" || waiting=1
+        done
+        ((waiting)) || return 0
+        sleep 1
+    done
+    echo "stack: the workers were not ready within ${START_TIMEOUT}s; see $STACK_DIR/worker*.log" >&2
+    return 1
+}
+
+print_urls() {
+    local base="http://127.0.0.1:$PORT"
+    cat <<INFO
+
+Flourish stack is running (logs and pid files in $STACK_DIR/).
+
+  Site:     $base/
+  Admin:    $base/admin/
+  Health:   $base/healthz
+
+Stop it with \`make stack-stop\` (or \`bash infra/stack.sh stop\`).
+INFO
+}
+
+start() {
+    local name running=() stopped=()
+    for name in "${SERVICES[@]}"; do
+        if running_pid "$name" >/dev/null; then running+=("$name"); else stopped+=("$name"); fi
+    done
+    if ((${#running[@]})); then
+        ((${#stopped[@]})) && die "partly running (${running[*]} up, ${stopped[*]} down); run \`bash infra/stack.sh stop\` first."
+        say "already running."
+        status
+        return 0
+    fi
+
+    configure
+    ensure_database
+    say "migrating the database"
+    "$BIN/python" manage.py migrate --noinput -v 1
+    say "collecting static files"
+    "$BIN/python" manage.py collectstatic --noinput -v 0
+
+    rm -f "$STACK_DIR"/*.pid
+    for name in "${SERVICES[@]}"; do
+        LOG_OFFSET[$name]="$(wc -c 2>/dev/null <"$(log_file "$name")" || echo 0)"
+        # shellcheck disable=SC2046  # the command is split into words on purpose
+        launch "$name" $(service_command "$name")
+        say "started $name (pid $(cat "$(pid_file "$name")"), log $(log_file "$name"))"
+    done
+
+    if ! { wait_healthy && wait_workers; }; then
+        say "stopping what was started"
+        stop
+        exit 1
+    fi
+    print_urls
+}
+
+stop() {
+    local name pid pids=() names=() deadline
+    for name in "${SERVICES[@]}"; do
+        if pid="$(running_pid "$name")"; then
+            kill -TERM "$pid" 2>/dev/null || true
+            pids+=("$pid")
+            names+=("$name")
+        fi
+    done
+    if ((${#pids[@]} == 0)); then
+        say "not running."
+    else
+        say "sent TERM to ${names[*]}; waiting up to ${STOP_TIMEOUT}s"
+        deadline=$((SECONDS + STOP_TIMEOUT))
+        local i alive
+        while ((SECONDS < deadline)); do
+            alive=0
+            for pid in "${pids[@]}"; do
+                kill -0 "$pid" 2>/dev/null && alive=1
+            done
+            ((alive)) || break
+            sleep 0.5
+        done
+        for i in "${!pids[@]}"; do
+            pid="${pids[$i]}"
+            if kill -0 "$pid" 2>/dev/null; then
+                say "${names[$i]} (pid $pid) still running after ${STOP_TIMEOUT}s; sending KILL"
+                if owns_group "$pid"; then
+                    kill -KILL -- "-$pid" 2>/dev/null || true
+                else
+                    kill -KILL "$pid" 2>/dev/null || true
+                fi
+            fi
+        done
+        say "stopped."
+    fi
+    for name in "${SERVICES[@]}"; do
+        rm -f "$(pid_file "$name")"
+    done
+}
+
+status() {
+    local name pid down=0
+    for name in "${SERVICES[@]}"; do
+        if pid="$(running_pid "$name")"; then
+            printf '%-8s running  pid %-7s %s\n' "$name" "$pid" "$(ps -p "$pid" -o args=)"
+        else
+            printf '%-8s stopped\n' "$name"
+            down=1
+        fi
+    done
+    return "$down"
+}
+
+case "${1:-}" in
+    start) start ;;
+    stop) stop ;;
+    status) status ;;
+    *) echo "usage: bash infra/stack.sh start|stop|status" >&2; exit 2 ;;
+esac
