@@ -116,6 +116,13 @@ except psycopg.Error as error:
 PY
 }
 
+still_running() {
+    running_pid "$1" >/dev/null && return 0
+    echo "stack: $1 exited; last lines of $(log_file "$1"):" >&2
+    tail -n 20 "$(log_file "$1")" >&2
+    return 1
+}
+
 wait_healthy() {
     local url="http://127.0.0.1:$PORT/healthz" deadline=$((SECONDS + START_TIMEOUT)) name
     while ((SECONDS < deadline)); do
@@ -132,7 +139,7 @@ PY
             return 0
         fi
         for name in "${SERVICES[@]}"; do
-            running_pid "$name" >/dev/null || { echo "stack: $name exited; last lines of $(log_file "$name"):" >&2; tail -n 20 "$(log_file "$name")" >&2; return 1; }
+            still_running "$name" || return 1
         done
         sleep 1
     done
@@ -141,14 +148,14 @@ PY
 }
 
 # Wait until both workers log that they are consuming, looking only at what this start appended.
-declare -A LOG_OFFSET=()
 wait_workers() {
-    local deadline=$((SECONDS + START_TIMEOUT)) name waiting
+    local deadline=$((SECONDS + START_TIMEOUT)) name waiting offset
     while ((SECONDS < deadline)); do
         waiting=0
         for name in worker1 worker2; do
-            running_pid "$name" >/dev/null || { echo "stack: $name exited; last lines of $(log_file "$name"):" >&2; tail -n 20 "$(log_file "$name")" >&2; return 1; }
-            tail -c "+$((LOG_OFFSET[$name] + 1))" "$(log_file "$name")" | grep -q "@.* ready\.$" || waiting=1
+            still_running "$name" || return 1
+            offset="offset_$name"
+            tail -c "+$((${!offset:-0} + 1))" "$(log_file "$name")" | grep "@.* ready\.$" >/dev/null || waiting=1
         done
         ((waiting)) || return 0
         sleep 1
@@ -192,7 +199,7 @@ start() {
 
     rm -f "$STACK_DIR"/*.pid
     for name in "${SERVICES[@]}"; do
-        LOG_OFFSET[$name]="$(wc -c 2>/dev/null <"$(log_file "$name")" || echo 0)"
+        printf -v "offset_$name" '%d' "$(wc -c 2>/dev/null <"$(log_file "$name")" || echo 0)"
         # shellcheck disable=SC2046  # the command is split into words on purpose
         launch "$name" $(service_command "$name")
         say "started $name (pid $(cat "$(pid_file "$name")"), log $(log_file "$name"))"

@@ -1,0 +1,72 @@
+"""``make bench``: run the benchmarks in ``infra/benchmarks/`` (apart from the tests).
+
+Each module ``bench_<name>.py`` defines ``run() -> list[Measurement]``. A measurement is reported
+as a ratio to a baseline timed in the same process, so results compare across machines. Results
+are printed and written to ``bench-results/<UTC time>.json``.
+
+    make bench                      # all benchmarks
+    make bench BENCH_ARGS=ancova    # those whose module name contains "ancova"
+"""
+
+import importlib
+import json
+import pkgutil
+import sys
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from infra import benchmarks
+
+RESULTS_DIR = Path(__file__).resolve().parent.parent / "bench-results"
+
+
+@dataclass(frozen=True)
+class Measurement:
+    name: str
+    seconds: float
+    baseline_name: str
+    baseline_seconds: float
+    note: str = ""
+
+    @property
+    def ratio(self) -> float:
+        """Baseline time over measured time: above 1 means faster than the baseline."""
+        return self.baseline_seconds / self.seconds
+
+
+def best_of(function, *, repeat: int = 5) -> float:
+    """The fastest of ``repeat`` wall-clock timings: the least disturbed by other work."""
+    timings = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        function()
+        timings.append(time.perf_counter() - start)
+    return min(timings)
+
+
+def main(argv: list[str]) -> int:
+    wanted = argv[0] if argv else ""
+    names = [m.name for m in pkgutil.iter_modules(benchmarks.__path__) if m.name.startswith("bench_")]
+    measurements: list[Measurement] = []
+    for name in sorted(n for n in names if wanted in n):
+        module = importlib.import_module(f"infra.benchmarks.{name}")
+        measurements.extend(module.run())
+    if not measurements:
+        print(f"No benchmark matches {wanted!r}; available: {', '.join(sorted(names))}")
+        return 1
+    print(f"{'benchmark':45} {'seconds':>10} {'baseline':>30} {'ratio':>8}")
+    for m in measurements:
+        print(f"{m.name:45} {m.seconds:10.4f} {m.baseline_name:>21} {m.baseline_seconds:8.4f} "
+              f"{m.ratio:8.2f}  {m.note}")
+    RESULTS_DIR.mkdir(exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = RESULTS_DIR / f"{stamp}.json"
+    path.write_text(json.dumps([asdict(m) | {"ratio": m.ratio} for m in measurements], indent=2))
+    print(f"Written to {path.relative_to(RESULTS_DIR.parent)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
