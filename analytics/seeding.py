@@ -33,7 +33,9 @@ def _plan(n_waves: int) -> dict:
         ],
         "estimand": "intention-to-treat difference between arms at the final wave",
         "arms_compared": ["a", "b"],
-        "primary_outcomes": [{"dimension": "mental_wellbeing", "instrument": "who5", "wave": final}],
+        "primary_outcomes": [
+            {"dimension": "mental_wellbeing", "instrument": "who5", "wave": final}
+        ],
         "secondary_outcomes": [
             {"dimension": "life_satisfaction", "instrument": "swls", "wave": final}
         ],

@@ -83,8 +83,8 @@ def analysis_run_execute(*, run_id: int) -> AnalysisRun:
     """Execute a run; safe to call again (a redelivered task re-runs an unfinished run with the
     same data and seed and so writes the same result; a finished or failed run is left alone)."""
     with transaction.atomic():
-        run = AnalysisRun.objects.select_for_update().select_related("preregistration").get(
-            pk=run_id
+        run = (
+            AnalysisRun.objects.select_for_update().select_related("preregistration").get(pk=run_id)
         )
         if run.status in (AnalysisRun.Status.FINISHED, AnalysisRun.Status.FAILED):
             return run

@@ -18,11 +18,14 @@ target="${1:-backups/flourish-$(date -u +%Y%m%dT%H%M%SZ).dump}"
 mkdir -p "$(dirname "$target")" || die "cannot create the folder for $target."
 [[ -e "$target" ]] && die "$target already exists; refusing to overwrite it."
 
+shown="${DATABASE_URL%%\?*}"
+shown="${shown/\/\/*@/\/\/}"  # hide user and password in messages
+
 # Write to a temporary name first so that a failed dump never leaves a file that looks complete.
 partial="$target.partial"
 trap 'rm -f "$partial"' EXIT
 (umask 077 && pg_dump --format=custom --file="$partial" "$DATABASE_URL") \
-    || die "pg_dump failed (database: ${DATABASE_URL%%\?*}); nothing was written."
+    || die "pg_dump failed (database: $shown); nothing was written."
 mv "$partial" "$target"
 trap - EXIT
 echo "$target"

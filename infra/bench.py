@@ -48,7 +48,9 @@ def best_of(function, *, repeat: int = 5) -> float:
 
 def main(argv: list[str]) -> int:
     wanted = argv[0] if argv else ""
-    names = [m.name for m in pkgutil.iter_modules(benchmarks.__path__) if m.name.startswith("bench_")]
+    names = [
+        m.name for m in pkgutil.iter_modules(benchmarks.__path__) if m.name.startswith("bench_")
+    ]
     measurements: list[Measurement] = []
     for name in sorted(n for n in names if wanted in n):
         module = importlib.import_module(f"infra.benchmarks.{name}")
@@ -58,8 +60,10 @@ def main(argv: list[str]) -> int:
         return 1
     print(f"{'benchmark':45} {'seconds':>10} {'baseline':>30} {'ratio':>8}")
     for m in measurements:
-        print(f"{m.name:45} {m.seconds:10.4f} {m.baseline_name:>21} {m.baseline_seconds:8.4f} "
-              f"{m.ratio:8.2f}  {m.note}")
+        print(
+            f"{m.name:45} {m.seconds:10.4f} {m.baseline_name:>21} {m.baseline_seconds:8.4f} "
+            f"{m.ratio:8.2f}  {m.note}"
+        )
     RESULTS_DIR.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     path = RESULTS_DIR / f"{stamp}.json"

@@ -135,8 +135,19 @@ def start_redis(stack: ExitStack) -> str:
     stack.callback(shutil.rmtree, root, ignore_errors=True)
     port = free_port()
     process = subprocess.Popen(
-        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(root)],
+        [
+            server,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(root),
+        ],
         stdout=subprocess.DEVNULL,
     )
     stack.callback(process.wait, 10)

@@ -46,6 +46,9 @@ class Response(models.Model):
             models.UniqueConstraint(fields=["participant", "wave"], name="response_once_per_wave")
         ]
 
+    def __str__(self) -> str:
+        return f"{self.participant_id} wave {self.wave.index}"
+
 
 class Score(models.Model):
     """An instrument score of one response, mapped to the flourishing dimension it measures."""
@@ -59,3 +62,6 @@ class Score(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["response", "instrument"], name="score_unique")
         ]
+
+    def __str__(self) -> str:
+        return f"{self.instrument.code}={self.value:g}"

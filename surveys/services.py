@@ -63,7 +63,9 @@ def response_submit(
     """
     if participant.withdrawn_at is not None:
         raise ValidationError("This participant has withdrawn.")
-    if not participant.consents.filter(scope=ConsentScope.SURVEYS, revoked_at__isnull=True).exists():
+    if not participant.consents.filter(
+        scope=ConsentScope.SURVEYS, revoked_at__isnull=True
+    ).exists():
         raise ValidationError("There is no active consent to surveys.")
     errors = answers_errors(wave, answers)
     if errors:

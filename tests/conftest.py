@@ -19,6 +19,10 @@ def artifacts_dir() -> Path:
     return ARTIFACTS
 
 
+# Logs of the worker processes this session started, summarised at the end of the run.
+_worker_logs: list[Path] = []
+
+
 class WorkerProcess:
     def __init__(self, process: subprocess.Popen, log_path: Path):
         self.process = process
@@ -42,14 +46,35 @@ def celery_worker_process(django_db_setup, artifacts_dir):
         f"/{test_db['NAME']}"
     )
     log_path = artifacts_dir / "celery-worker.log"
-    env = dict(os.environ, DATABASE_URL=worker_db_url, DJANGO_SETTINGS_MODULE="config.settings.test")
+    env = dict(
+        os.environ, DATABASE_URL=worker_db_url, DJANGO_SETTINGS_MODULE="config.settings.test"
+    )
     queue = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "flourish")
     with log_path.open("w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "-l", "INFO",
-             "-Q", queue, "-c", "1", "-n", f"test-{os.getpid()}@%h",
-             "--without-gossip", "--without-mingle", "--without-heartbeat"],
-            cwd=REPO_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "-l",
+                "INFO",
+                "-Q",
+                queue,
+                "-c",
+                "1",
+                "-n",
+                f"test-{os.getpid()}@%h",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ],
+            cwd=REPO_DIR,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     worker = WorkerProcess(process, log_path)
     deadline = time.monotonic() + 90
@@ -64,12 +89,7 @@ def celery_worker_process(django_db_setup, artifacts_dir):
         process.wait(timeout=30)
     except subprocess.TimeoutExpired:
         process.kill()
-    # Show that the task tests really ran on the worker process.
-    received = [line for line in worker.log().splitlines() if "succeeded in" in line]
-    sys.stderr.write(
-        f"\n[celery worker pid {process.pid}] {len(received)} task(s) succeeded on the worker; "
-        f"log: {log_path.relative_to(REPO_DIR)}\n" + "\n".join(received[-5:]) + "\n"
-    )
+    _worker_logs.append(worker.log_path)
 
 
 def wait_for(predicate, *, timeout: float = 60.0, interval: float = 0.2, what: str = "condition"):
@@ -97,3 +117,31 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if item.get_closest_marker("django_db") or "db" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.db)
+
+
+def _gpu_present() -> bool:
+    import jax
+
+    try:
+        return bool(jax.devices("gpu"))
+    except RuntimeError:  # JAX raises when no GPU backend is available
+        return False
+
+
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("gpu") and not _gpu_present():
+        pytest.skip("No GPU here: the GPU path is checked on a machine with one.")
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Show, from the worker's own log, that the task tests really ran on a worker process."""
+    for log_path in _worker_logs:
+        lines = log_path.read_text(errors="replace").splitlines()
+        done = [line for line in lines if "succeeded in" in line]
+        terminalreporter.section("celery worker")
+        terminalreporter.write_line(
+            f"{len(done)} task(s) succeeded on the worker process; full log: "
+            f"{log_path.relative_to(REPO_DIR)}"
+        )
+        for line in done[-5:]:
+            terminalreporter.write_line(line)

@@ -26,7 +26,7 @@ class Trial(models.Model):
     description = models.TextField(blank=True)
     # Changed only through trials.services.trial_transition, which guards and audits each move.
     state = models.CharField(max_length=20, choices=State.choices, default=State.DRAFT)
-    # Secret per trial: salted-hash allocation cannot be predicted from participant ids alone.
+    # Secret per trial, so salted-hash allocation cannot be predicted from participant ids.
     allocation_salt = models.CharField(max_length=64, default=new_secret, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -35,7 +35,7 @@ class Trial(models.Model):
 
 
 class Arm(models.Model):
-    """An assistant configuration under test. ``config_hash`` is the SHA-256 of its canonical JSON."""
+    """An assistant configuration under test; ``config_hash`` is its canonical JSON's SHA-256."""
 
     trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="arms")
     slug = models.SlugField()
@@ -104,6 +104,9 @@ class TrialOversight(models.Model):
             models.UniqueConstraint(fields=["trial", "body"], name="oversight_unique_body")
         ]
 
+    def __str__(self) -> str:
+        return f"{self.body} on {self.trial}"
+
 
 class Approval(models.Model):
     """A body's approval of one specific pre-registration version."""
@@ -122,6 +125,9 @@ class Approval(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["body", "preregistration"], name="approval_unique")
         ]
+
+    def __str__(self) -> str:
+        return f"{self.body} approved {self.preregistration}"
 
 
 class Community(models.Model):
@@ -149,6 +155,9 @@ class FlourishingProfile(models.Model):
             models.UniqueConstraint(fields=["community", "version"], name="profile_unique_version")
         ]
 
+    def __str__(self) -> str:
+        return f"{self.community} profile v{self.version}"
+
 
 def new_participant_id() -> str:
     # 128 random bits: pseudonymous and not enumerable.
@@ -174,6 +183,9 @@ class ParticipantContact(models.Model):
         Participant, primary_key=True, on_delete=models.CASCADE, related_name="contact"
     )
     email = models.EmailField()
+
+    def __str__(self) -> str:
+        return f"contact of {self.participant_id}"
 
 
 class ConsentScope(models.TextChoices):
@@ -203,6 +215,9 @@ class ConsentDocument(models.Model):
             )
         ]
 
+    def __str__(self) -> str:
+        return f"{self.trial} consent v{self.version} ({self.locale})"
+
 
 class ConsentGrant(models.Model):
     """One data stream consented to under one document; revoking sets ``revoked_at``."""
@@ -222,6 +237,9 @@ class ConsentGrant(models.Model):
             )
         ]
 
+    def __str__(self) -> str:
+        return f"{self.participant_id}: {self.scope}"
+
 
 class Allocation(models.Model):
     """A participant's arm: one per participant, written once."""
@@ -231,6 +249,9 @@ class Allocation(models.Model):
     )
     arm = models.ForeignKey(Arm, on_delete=models.PROTECT, related_name="allocations")
     allocated_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.participant_id} → {self.arm.slug}"
 
 
 class TrialEvent(models.Model):
@@ -246,3 +267,6 @@ class TrialEvent(models.Model):
 
     class Meta:
         ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.trial} {self.kind}"

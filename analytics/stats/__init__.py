@@ -1,1 +1,2 @@
-"""Pure statistics: no Django imports; inputs are arrays or data frames, outputs frozen dataclasses."""
+"""Pure statistics: no Django imports; inputs are arrays or data frames, outputs are frozen
+dataclasses."""

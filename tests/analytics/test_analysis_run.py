@@ -15,7 +15,9 @@ def test_run_records_plan_version_snapshot_and_results(small_trial):
     assert len(run.data_snapshot_sha256) == 64
     outcomes = run.results["outcomes"]
     assert [(o["role"], o["dimension"], o["wave"]) for o in outcomes] == [
-        ("primary", "mental_wellbeing", 2), ("secondary", "life_satisfaction", 2)]
+        ("primary", "mental_wellbeing", 2),
+        ("secondary", "life_satisfaction", 2),
+    ]
     for outcome in outcomes:
         assert outcome["ci_low"] < outcome["estimate"] < outcome["ci_high"]
         assert outcome["p_value"] <= outcome["p_adjusted"] <= 1

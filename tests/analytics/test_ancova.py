@@ -57,8 +57,11 @@ def test_textbook_example_with_known_answer():
     ],
 )
 def test_bad_input_raises_value_error(kwargs, message):
-    arguments = {"outcome": [1.0, 2.0, 3.0, 4.0], "baseline": [1.0, 2.0, 2.0, 1.0],
-                 "treated": [0, 0, 1, 1]} | kwargs
+    arguments = {
+        "outcome": [1.0, 2.0, 3.0, 4.0],
+        "baseline": [1.0, 2.0, 2.0, 1.0],
+        "treated": [0, 0, 1, 1],
+    } | kwargs
     alpha = arguments.pop("alpha", 0.05)
     with pytest.raises(ValueError, match=message):
         ancova(arguments["outcome"], arguments["baseline"], arguments["treated"], alpha=alpha)

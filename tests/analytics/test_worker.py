@@ -33,8 +33,11 @@ def test_duplicate_deliveries_store_one_result(celery_worker_process):
     run = analysis_run_create(trial=trial, enqueue=False)
     task_ids = [analysis_run_execute_task.delay(run.pk).id for _ in range(3)]
     wait_for(
-        lambda: all(f"[{task_id}] succeeded" in celery_worker_process.log() for task_id in task_ids),
-        timeout=120, what="all three deliveries to complete on the worker",
+        lambda: all(
+            f"[{task_id}] succeeded" in celery_worker_process.log() for task_id in task_ids
+        ),
+        timeout=120,
+        what="all three deliveries to complete on the worker",
     )
     done = AnalysisRun.objects.get(pk=run.pk)
     assert done.status == AnalysisRun.Status.FINISHED, done.error

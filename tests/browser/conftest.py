@@ -1,4 +1,5 @@
-"""Headless Chromium (Debian's ``chromium`` package) driven by Playwright against the live server."""
+"""Headless Chromium (Debian's ``chromium`` package), driven by Playwright, against the live
+server."""
 
 import os
 from pathlib import Path
@@ -30,8 +31,12 @@ def chromium():
 @pytest.fixture
 def phone(chromium):
     """A small phone's screen (360 × 640 CSS pixels, touch)."""
-    context = chromium.new_context(viewport={"width": 360, "height": 640}, has_touch=True,
-                                   is_mobile=True, device_scale_factor=2)
+    context = chromium.new_context(
+        viewport={"width": 360, "height": 640},
+        has_touch=True,
+        is_mobile=True,
+        device_scale_factor=2,
+    )
     yield context.new_page()
     context.close()
 

@@ -14,8 +14,10 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 def test_participant_answers_a_survey_on_a_phone(live_server, phone, small_trial, artifacts_dir):
     participant = participant_enrol(
-        trial=small_trial, email="phone@example.org",
-        consent_document=ConsentDocument.objects.get(trial=small_trial), scopes=["surveys"],
+        trial=small_trial,
+        email="phone@example.org",
+        consent_document=ConsentDocument.objects.get(trial=small_trial),
+        scopes=["surveys"],
     )
     page = phone
     page.goto(live_server.url + participant_survey_path(participant.pk))

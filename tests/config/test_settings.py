@@ -12,13 +12,19 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _check_deploy(extra_env: dict) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
-    env |= {"DJANGO_SETTINGS_MODULE": "config.settings.production",
-            "DATABASE_URL": "postgres://flourish@db.example.org:5432/flourish",
-            "CELERY_BROKER_URL": "amqp://flourish@mq.example.org:5672//",
-            "DJANGO_ALLOWED_HOSTS": "flourish.example.org"} | extra_env
+    env |= {
+        "DJANGO_SETTINGS_MODULE": "config.settings.production",
+        "DATABASE_URL": "postgres://flourish@db.example.org:5432/flourish",
+        "CELERY_BROKER_URL": "amqp://flourish@mq.example.org:5672//",
+        "DJANGO_ALLOWED_HOSTS": "flourish.example.org",
+    } | extra_env
     return subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 

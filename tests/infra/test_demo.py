@@ -17,8 +17,12 @@ from infra.services import free_port
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
-EXTERNAL_SERVICES = ("DATABASE_URL", "CELERY_BROKER_URL", "CELERY_TASK_DEFAULT_QUEUE",
-                     "DJANGO_SETTINGS_MODULE")
+EXTERNAL_SERVICES = (
+    "DATABASE_URL",
+    "CELERY_BROKER_URL",
+    "CELERY_TASK_DEFAULT_QUEUE",
+    "DJANGO_SETTINGS_MODULE",
+)
 
 
 def _read_until(process: subprocess.Popen, marker: str, timeout: float) -> str:
@@ -39,8 +43,13 @@ def test_demo_starts_serves_every_printed_url_and_stops_on_ctrl_c(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in EXTERNAL_SERVICES}
     env |= {"PORT": str(port), "FLOURISH_VAR_DIR": str(tmp_path / "var")}
     process = subprocess.Popen(
-        ["bash", "infra/demo.sh"], cwd=REPO, env=env, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        ["bash", "infra/demo.sh"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
     try:
         output = _read_until(process, "Press Ctrl-C", timeout=240)
@@ -58,11 +67,17 @@ def test_demo_starts_serves_every_printed_url_and_stops_on_ctrl_c(tmp_path):
         opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
         login_page = opener.open(f"{base}/accounts/login/", timeout=10).read().decode()
         token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login_page).group(1)
-        form = urllib.parse.urlencode({"username": "analyst", "password": analyst,
-                                       "csrfmiddlewaretoken": token,
-                                       "next": "/dashboards/demo/"}).encode()
-        request = urllib.request.Request(f"{base}/accounts/login/", data=form,
-                                         headers={"Referer": f"{base}/accounts/login/"})
+        form = urllib.parse.urlencode(
+            {
+                "username": "analyst",
+                "password": analyst,
+                "csrfmiddlewaretoken": token,
+                "next": "/dashboards/demo/",
+            }
+        ).encode()
+        request = urllib.request.Request(
+            f"{base}/accounts/login/", data=form, headers={"Referer": f"{base}/accounts/login/"}
+        )
         opener.open(request, timeout=10)
         # The worker finishes the seeded analysis shortly after start-up.
         deadline = time.monotonic() + 120
@@ -83,7 +98,8 @@ def test_demo_starts_serves_every_printed_url_and_stops_on_ctrl_c(tmp_path):
     # Z, is already stopped).
     table = subprocess.run(["ps", "-eo", "pgid=,stat=,args="], capture_output=True, text=True)
     alive = [
-        line for line in table.stdout.splitlines()
+        line
+        for line in table.stdout.splitlines()
         if line.split()[0] == str(process.pid) and not line.split()[1].startswith("Z")
     ]
     assert alive == []

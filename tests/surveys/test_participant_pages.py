@@ -14,8 +14,10 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def newcomer(small_trial):
     return participant_enrol(
-        trial=small_trial, email="new@example.org",
-        consent_document=ConsentDocument.objects.get(trial=small_trial), scopes=["surveys"],
+        trial=small_trial,
+        email="new@example.org",
+        consent_document=ConsentDocument.objects.get(trial=small_trial),
+        scopes=["surveys"],
     )
 
 
@@ -55,8 +57,11 @@ def test_valid_submission_is_scored_once_even_when_repeated(client, newcomer):
     again = client.post(path, _full_answers())
     assert again.status_code == 200
     assert Response.objects.filter(participant=newcomer).count() == 1
-    scores = dict(Score.objects.filter(response__participant=newcomer)
-                  .values_list("instrument__code", "value"))
+    scores = dict(
+        Score.objects.filter(response__participant=newcomer).values_list(
+            "instrument__code", "value"
+        )
+    )
     assert scores == {"who5": 60.0, "swls": 25.0}
 
 

@@ -15,8 +15,12 @@ from trials.services import (
 )
 
 pytestmark = pytest.mark.django_db
-ARM = {"endpoint_url": "http://127.0.0.1:9000/v1", "model_id": "m", "model_version": "1",
-       "system_prompt": "Be helpful."}
+ARM = {
+    "endpoint_url": "http://127.0.0.1:9000/v1",
+    "model_id": "m",
+    "model_version": "1",
+    "system_prompt": "Be helpful.",
+}
 
 
 @pytest.fixture
@@ -83,7 +87,9 @@ def test_arms_cannot_be_added_after_registration(draft):
 def test_enrolment_allocates_deterministically_and_records_consent(small_trial):
     document = ConsentDocument.objects.get(trial=small_trial)
     participant = participant_enrol(
-        trial=small_trial, email="p@example.org", consent_document=document,
+        trial=small_trial,
+        email="p@example.org",
+        consent_document=document,
         scopes=["surveys", "data_sharing"],
     )
     arms = list(small_trial.arms.order_by("slug"))
@@ -96,8 +102,12 @@ def test_enrolment_needs_survey_consent_and_writes_nothing_otherwise(small_trial
     document = ConsentDocument.objects.get(trial=small_trial)
     before = Allocation.objects.count()
     with pytest.raises(ValidationError, match="consent to the surveys"):
-        participant_enrol(trial=small_trial, email="p@example.org", consent_document=document,
-                          scopes=["telemetry"])
+        participant_enrol(
+            trial=small_trial,
+            email="p@example.org",
+            consent_document=document,
+            scopes=["telemetry"],
+        )
     assert Allocation.objects.count() == before
 
 

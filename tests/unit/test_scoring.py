@@ -37,8 +37,13 @@ def test_reverse_keyed_items_are_mirrored():
 
 @pytest.mark.parametrize(
     "value, message",
-    [(None, "Please answer"), (6, "from 0 to 5"), (-1, "from 0 to 5"), ("3", "from 0 to 5"),
-     (True, "from 0 to 5")],
+    [
+        (None, "Please answer"),
+        (6, "from 0 to 5"),
+        (-1, "from 0 to 5"),
+        ("3", "from 0 to 5"),
+        (True, "from 0 to 5"),
+    ],
 )
 def test_invalid_answers_are_reported_per_item(value, message):
     who5 = shipped_definitions()["who5"]

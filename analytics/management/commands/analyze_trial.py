@@ -9,7 +9,9 @@ from trials.models import Trial
 
 
 class Command(BaseCommand):
-    help = "Analyse a trial under its frozen pre-registration (here, or on a worker with --enqueue)."
+    help = (
+        "Analyse a trial under its frozen pre-registration (here, or on a worker with --enqueue)."
+    )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("slug")
@@ -18,7 +20,9 @@ class Command(BaseCommand):
         parser.add_argument("--enqueue", action="store_true", help="Leave the run to a worker.")
         parser.add_argument("--seed", type=int, default=20260101)
 
-    def handle(self, *args, slug: str, exploratory: bool, json: bool, enqueue: bool, seed: int, **kw):
+    def handle(
+        self, *args, slug: str, exploratory: bool, json: bool, enqueue: bool, seed: int, **kw
+    ):
         trial = Trial.objects.filter(slug=slug).first()
         if trial is None:
             raise CommandError(f"No trial with slug {slug!r}.")

@@ -16,7 +16,9 @@ class Command(BaseCommand):
         )
         parser.add_argument("--seed", type=int, default=1)
 
-    def handle(self, *args, slug: str, participants: int, waves: int, effect: float, seed: int, **kw):
+    def handle(
+        self, *args, slug: str, participants: int, waves: int, effect: float, seed: int, **kw
+    ):
         if Trial.objects.filter(slug=slug).exists():
             raise CommandError(f"A trial with slug {slug!r} already exists.")
         if participants < 4 or waves < 2:
