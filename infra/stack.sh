@@ -39,12 +39,13 @@ running_pid() {
     echo "$pid"
 }
 
-# Each service runs in its own session (setsid), so its process group is ours to signal as a whole
-# when it must be killed; only ever signal a group whose leader is the recorded pid.
-owns_group() {
+# Each service runs in its own session (setsid), so its process group (the service and its child
+# processes) is ours to signal as a whole; only ever treat as a group one whose leader is the
+# recorded pid. Prints the target for kill: "-PID" for such a group, else "PID".
+kill_target() {
     local pgid
-    pgid="$(ps -p "$1" -o pgid= 2>/dev/null | tr -d ' ')" || return 1
-    [[ "$pgid" == "$1" ]]
+    pgid="$(ps -p "$1" -o pgid= 2>/dev/null | tr -d ' ')"
+    if [[ "$pgid" == "$1" ]]; then echo "-$1"; else echo "$1"; fi
 }
 
 launch() {
@@ -116,6 +117,10 @@ except psycopg.Error as error:
 PY
 }
 
+port_in_use() {
+    "$BIN/python" -c 'import socket, sys; sys.exit(socket.socket().connect_ex(("127.0.0.1", int(sys.argv[1]))) != 0)' "$PORT"
+}
+
 still_running() {
     running_pid "$1" >/dev/null && return 0
     echo "stack: $1 exited; last lines of $(log_file "$1"):" >&2
@@ -126,6 +131,9 @@ still_running() {
 wait_healthy() {
     local url="http://127.0.0.1:$PORT/healthz" deadline=$((SECONDS + START_TIMEOUT)) name
     while ((SECONDS < deadline)); do
+        for name in "${SERVICES[@]}"; do
+            still_running "$name" || return 1
+        done
         if [[ "$("$BIN/python" - "$url" <<'PY' 2>/dev/null
 import sys
 import urllib.request
@@ -138,9 +146,6 @@ PY
 )" == 200 ]]; then
             return 0
         fi
-        for name in "${SERVICES[@]}"; do
-            still_running "$name" || return 1
-        done
         sleep 1
     done
     echo "stack: $url did not answer 200 within ${START_TIMEOUT}s; see $STACK_DIR/web.log" >&2
@@ -191,6 +196,7 @@ start() {
     fi
 
     configure
+    port_in_use && die "something already listens on 127.0.0.1:$PORT; set PORT to a free port."
     ensure_database
     say "migrating the database"
     "$BIN/python" manage.py migrate --noinput -v 1
@@ -214,37 +220,35 @@ start() {
 }
 
 stop() {
-    local name pid pids=() names=() deadline
+    local name pid targets=() names=() deadline
     for name in "${SERVICES[@]}"; do
         if pid="$(running_pid "$name")"; then
+            # TERM to the main process only: it shuts its children down cleanly itself.
+            targets+=("$(kill_target "$pid")")
             kill -TERM "$pid" 2>/dev/null || true
-            pids+=("$pid")
             names+=("$name")
         fi
     done
-    if ((${#pids[@]} == 0)); then
+    if ((${#targets[@]} == 0)); then
         say "not running."
     else
         say "sent TERM to ${names[*]}; waiting up to ${STOP_TIMEOUT}s"
         deadline=$((SECONDS + STOP_TIMEOUT))
-        local i alive
+        local i alive target
+        # Wait for each service and, where it has its own group, for all of its child processes.
         while ((SECONDS < deadline)); do
             alive=0
-            for pid in "${pids[@]}"; do
-                kill -0 "$pid" 2>/dev/null && alive=1
+            for target in "${targets[@]}"; do
+                kill -0 -- "$target" 2>/dev/null && alive=1
             done
             ((alive)) || break
             sleep 0.5
         done
-        for i in "${!pids[@]}"; do
-            pid="${pids[$i]}"
-            if kill -0 "$pid" 2>/dev/null; then
-                say "${names[$i]} (pid $pid) still running after ${STOP_TIMEOUT}s; sending KILL"
-                if owns_group "$pid"; then
-                    kill -KILL -- "-$pid" 2>/dev/null || true
-                else
-                    kill -KILL "$pid" 2>/dev/null || true
-                fi
+        for i in "${!targets[@]}"; do
+            target="${targets[$i]}"
+            if kill -0 -- "$target" 2>/dev/null; then
+                say "${names[$i]} (pid ${target#-}) still running after ${STOP_TIMEOUT}s; sending KILL"
+                kill -KILL -- "$target" 2>/dev/null || true
             fi
         done
         say "stopped."
