@@ -12,6 +12,10 @@ class Instrument(models.Model):
     name = models.CharField(max_length=200)
     definition = models.JSONField(help_text="Items, scale, scoring rule, languages, licence.")
 
+    class Meta:
+        # A stable order, so a wave's questionnaires appear the same way on every page load.
+        ordering = ["code"]
+
     def __str__(self) -> str:
         return self.code
 
