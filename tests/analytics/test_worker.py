@@ -3,6 +3,7 @@
 import pytest
 
 from analytics.models import AnalysisRun
+from analytics.seeding import synthetic_trial_create
 from analytics.services import analysis_run_create
 from analytics.tasks import analysis_run_execute_task
 from tests.conftest import wait_for
@@ -16,8 +17,6 @@ def _finished(run_id: int):
 
 
 def test_worker_executes_an_enqueued_run(celery_worker_process):
-    from analytics.seeding import synthetic_trial_create
-
     trial = synthetic_trial_create(slug="w", participants=30, waves=2, effect=0.5, seed=3)
     run = analysis_run_create(trial=trial)  # enqueued when this (autocommit) write commits
     done = wait_for(lambda: _finished(run.pk), timeout=120, what="the worker to finish the run")
@@ -27,8 +26,6 @@ def test_worker_executes_an_enqueued_run(celery_worker_process):
 
 
 def test_duplicate_deliveries_store_one_result(celery_worker_process):
-    from analytics.seeding import synthetic_trial_create
-
     trial = synthetic_trial_create(slug="d", participants=30, waves=2, effect=0.5, seed=4)
     run = analysis_run_create(trial=trial, enqueue=False)
     task_ids = [analysis_run_execute_task.delay(run.pk).id for _ in range(3)]
