@@ -17,6 +17,7 @@ from trials.services import (
     oversight_assign,
     participant_enrol,
     preregistration_freeze,
+    profile_create,
     trial_create,
     trial_transition,
 )
@@ -43,6 +44,15 @@ def _plan(n_waves: int) -> dict:
         "alpha": 0.05,
         "multiplicity": "holm",
         "minimal_important_differences": {"mental_wellbeing": 10, "life_satisfaction": 3},
+        "randomisation": {
+            "method": "permuted_blocks",
+            "strata": ["community"],
+            "block_sizes": [4, 6],
+        },
+        "missing_data": "Participants with a missing final wave are left out of the ANCOVA; "
+        "the mixed model uses every observed wave (missing at random).",
+        "guardrails": ["Engagement rising while flourishing does not (divergence check)."],
+        "community_weights": {"general": 1},
     }
 
 
@@ -56,6 +66,15 @@ def synthetic_trial_create(
     analytics.simulate); the data come in through ``participant_enrol`` and ``response_submit``.
     """
     instruments_sync()
+    community, _ = Community.objects.get_or_create(
+        slug="general", defaults={"name": "General public"}
+    )
+    if not community.profiles.exists():
+        profile_create(
+            community=community,
+            weights={"mental_wellbeing": 0.5, "life_satisfaction": 0.5},
+            authored_by="Simulated community council",
+        )
     trial = trial_create(
         slug=slug,
         title=title or f"Synthetic trial {slug}",
@@ -105,9 +124,7 @@ def synthetic_trial_create(
         trial=trial,
         version=1,
         text="You agree to answer short surveys about your wellbeing every two weeks.",
-    )
-    community, _ = Community.objects.get_or_create(
-        slug="general", defaults={"name": "General public"}
+        scopes=[ConsentScope.SURVEYS, ConsentScope.TELEMETRY],
     )
     cohort = _enrol_cohort(trial, participants, waves, document, community, seed)
     arm = np.array([1 if p.allocation.arm.slug == "b" else 0 for p in cohort])

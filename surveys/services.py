@@ -92,3 +92,8 @@ def response_submit(
         # A double submission (two clicks, a retried request): keep the first.
         return Response.objects.get(participant=participant, wave=wave)
     return response
+
+
+def participant_responses_erase(sender, *, participant: Participant, **kwargs) -> None:
+    """Answers ``trials.signals.participant_erased``: a participant's answers and scores go."""
+    Response.objects.filter(participant=participant).delete()

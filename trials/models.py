@@ -4,6 +4,8 @@ import secrets
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Lower
+from simple_history.models import HistoricalRecords
 
 
 def new_secret() -> str:
@@ -26,12 +28,36 @@ class Trial(models.Model):
     description = models.TextField(blank=True)
     # Changed only through trials.services.trial_transition, which guards and audits each move.
     state = models.CharField(max_length=20, choices=State.choices, default=State.DRAFT)
-    # Secret per trial, so salted-hash allocation cannot be predicted from participant ids.
+    # The concealed randomisation secret: it seeds the permuted-block sequence and the salted hash.
+    # Never shown in the admin; the pre-registration commits to it by hash; the database refuses
+    # to change it.
     allocation_salt = models.CharField(max_length=64, default=new_secret, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
+    history = HistoricalRecords(excluded_fields=["allocation_salt"])
 
     def __str__(self) -> str:
         return self.slug
+
+
+class TrialMember(models.Model):
+    """Who works on a trial, and as what: the source of per-trial object permissions."""
+
+    class Role(models.TextChoices):
+        COORDINATOR = "coordinator"
+        ANALYST = "analyst"
+
+    trial = models.ForeignKey(Trial, on_delete=models.CASCADE, related_name="members")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    role = models.CharField(max_length=20, choices=Role.choices)
+    history = HistoricalRecords()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["trial", "user", "role"], name="member_unique_role")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.role}) on {self.trial}"
 
 
 class Arm(models.Model):
@@ -47,7 +73,15 @@ class Arm(models.Model):
     system_prompt = models.TextField(help_text="Constitution / system prompt.")
     memory_policy = models.CharField(max_length=100, default="none")
     parameters = models.JSONField(default=dict, blank=True)
+    flourishing_profile = models.ForeignKey(
+        "FlourishingProfile",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        help_text="The community profile this assistant is steered towards, if any.",
+    )
     config_hash = models.CharField(max_length=64, editable=False)
+    history = HistoricalRecords()
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["trial", "slug"], name="arm_unique_slug")]
@@ -58,7 +92,11 @@ class Arm(models.Model):
 
 
 class PreRegistration(models.Model):
-    """One version of a trial's analysis plan; frozen versions are never changed."""
+    """One version of a trial's analysis plan.
+
+    A draft holds the coordinator's plan (see trials.plan); freezing replaces it with the canonical
+    content (plan, arm configurations and hashes, allocation commitment) and its SHA-256. The
+    database refuses any UPDATE or DELETE of a frozen row (migration 0003)."""
 
     trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="preregistrations")
     version = models.PositiveIntegerField()
@@ -66,6 +104,7 @@ class PreRegistration(models.Model):
     rationale = models.TextField(blank=True, help_text="Why this version (amendments).")
     frozen_at = models.DateTimeField(null=True, blank=True)
     sha256 = models.CharField(max_length=64, blank=True)
+    history = HistoricalRecords()
 
     class Meta:
         constraints = [
@@ -75,6 +114,34 @@ class PreRegistration(models.Model):
 
     def __str__(self) -> str:
         return f"{self.trial.slug} v{self.version}"
+
+
+class ProtocolDeviation(models.Model):
+    """A departure from the registered protocol, recorded and never edited or removed."""
+
+    class Kind(models.TextChoices):
+        AMENDMENT = "amendment", "plan amendment"
+        ARM_CHANGE = "arm_change", "arm configuration change"
+        OTHER = "other"
+
+    trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="deviations")
+    preregistration = models.ForeignKey(
+        PreRegistration,
+        on_delete=models.PROTECT,
+        help_text="The version in force when the deviation happened.",
+    )
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    description = models.TextField()
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["trial", "recorded_at"]
+
+    def __str__(self) -> str:
+        return f"{self.trial}: {self.get_kind_display()} ({self.recorded_at:%Y-%m-%d})"
 
 
 class OversightBody(models.Model):
@@ -87,6 +154,7 @@ class OversightBody(models.Model):
     name = models.CharField(max_length=200, unique=True)
     kind = models.CharField(max_length=30, choices=Kind.choices)
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True)
+    history = HistoricalRecords(m2m_fields=[members])
 
     def __str__(self) -> str:
         return self.name
@@ -98,6 +166,7 @@ class TrialOversight(models.Model):
     trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="oversight")
     body = models.ForeignKey(OversightBody, on_delete=models.PROTECT)
     required = models.BooleanField(default=True)
+    history = HistoricalRecords()
 
     class Meta:
         constraints = [
@@ -134,6 +203,7 @@ class Community(models.Model):
     slug = models.SlugField(unique=True)
     name = models.CharField(max_length=200)
     locale = models.CharField(max_length=10, default="en")
+    history = HistoricalRecords()
 
     class Meta:
         verbose_name_plural = "communities"
@@ -148,7 +218,13 @@ class FlourishingProfile(models.Model):
     community = models.ForeignKey(Community, on_delete=models.PROTECT, related_name="profiles")
     version = models.PositiveIntegerField()
     weights = models.JSONField(help_text='Dimension → weight, e.g. {"meaning": 0.6, ...}.')
+    priorities = models.TextField(blank=True, help_text="The community's own words.")
+    locale = models.CharField(max_length=10, default="en")
+    authored_by = models.CharField(
+        max_length=200, help_text="Who in the community wrote this version (e.g. its council)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
+    history = HistoricalRecords()
 
     class Meta:
         constraints = [
@@ -171,9 +247,28 @@ class Participant(models.Model):
     locale = models.CharField(max_length=10, default="en")
     enrolled_at = models.DateTimeField()
     withdrawn_at = models.DateTimeField(null=True, blank=True)
+    withdrawal_reason = models.CharField(max_length=200, blank=True)
+    # Set when withdrawal erased the participant's data; the pseudonym and allocation stay so
+    # the CONSORT flow still counts them.
+    erased_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return self.id
+
+
+class EligibilityScreening(models.Model):
+    """One person assessed for eligibility: the top of the CONSORT flow. Holds no PII."""
+
+    trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="screenings")
+    screened_at = models.DateTimeField()
+    eligible = models.BooleanField()
+    exclusion_reason = models.CharField(max_length=200, blank=True)
+    participant = models.OneToOneField(
+        Participant, null=True, blank=True, on_delete=models.SET_NULL, related_name="screening"
+    )
+
+    def __str__(self) -> str:
+        return f"{self.trial} screening {self.pk}"
 
 
 class ParticipantContact(models.Model):
@@ -182,7 +277,15 @@ class ParticipantContact(models.Model):
     participant = models.OneToOneField(
         Participant, primary_key=True, on_delete=models.CASCADE, related_name="contact"
     )
+    # Denormalised from the participant so the database can refuse a second enrolment of the
+    # same address in one trial, even when two requests race.
+    trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="+")
     email = models.EmailField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint("trial", Lower("email"), name="contact_one_enrolment_per_email")
+        ]
 
     def __str__(self) -> str:
         return f"contact of {self.participant_id}"
@@ -204,9 +307,13 @@ class ConsentDocument(models.Model):
     version = models.PositiveIntegerField()
     locale = models.CharField(max_length=10, default="en")
     text = models.TextField()
+    scopes = models.JSONField(
+        default=list, help_text="The data streams this document asks consent for."
+    )
     withdrawal_rule = models.CharField(
         max_length=10, choices=WithdrawalRule.choices, default=WithdrawalRule.KEEP_UNTIL_WITHDRAWAL
     )
+    history = HistoricalRecords()
 
     class Meta:
         constraints = [
@@ -241,14 +348,42 @@ class ConsentGrant(models.Model):
         return f"{self.participant_id}: {self.scope}"
 
 
+class AllocationStratum(models.Model):
+    """The next unused position of one stratum's concealed permuted-block sequence."""
+
+    trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="strata")
+    key = models.CharField(max_length=200, help_text='e.g. "community=general|locale=en".')
+    next_position = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["trial", "key"], name="stratum_unique_key")]
+
+    def __str__(self) -> str:
+        return f"{self.trial} [{self.key}]"
+
+
 class Allocation(models.Model):
-    """A participant's arm: one per participant, written once."""
+    """A participant's arm: one per participant, written once (the database refuses changes).
+
+    For permuted blocks, ``stratum`` and ``position`` say which element of the concealed sequence
+    was used, so anyone holding the seed can re-derive and audit every allocation."""
 
     participant = models.OneToOneField(
-        Participant, primary_key=True, on_delete=models.CASCADE, related_name="allocation"
+        Participant, primary_key=True, on_delete=models.PROTECT, related_name="allocation"
     )
     arm = models.ForeignKey(Arm, on_delete=models.PROTECT, related_name="allocations")
     allocated_at = models.DateTimeField()
+    stratum = models.ForeignKey(
+        AllocationStratum, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    position = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["stratum", "position"], name="allocation_position_used_once"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.participant_id} → {self.arm.slug}"

@@ -1,16 +1,19 @@
 """Writes to trials/: every change goes through one of these functions, atomically, with its
 audit row (DESIGN.md §4)."""
 
-import hashlib
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.core import signing
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from trials.canonical import sha256_of
+from trials.dimensions import FLOURISHING_DIMENSIONS
+from trials.locks import stratum_lock, trial_lock
 from trials.models import (
     Allocation,
     Approval,
@@ -19,16 +22,29 @@ from trials.models import (
     ConsentDocument,
     ConsentGrant,
     ConsentScope,
+    EligibilityScreening,
+    FlourishingProfile,
     OversightBody,
     Participant,
     ParticipantContact,
     PreRegistration,
+    ProtocolDeviation,
     Trial,
     TrialEvent,
+    TrialMember,
     TrialOversight,
 )
+from trials.plan import plan_errors, randomisation_settings
+from trials.randomisation import (
+    permuted_block_arm,
+    salted_hash_arm,
+    sequence_commitment,
+    stratum_key,
+)
+from trials.signals import participant_erased
 
 State = Trial.State
+User = AbstractBaseUser
 
 # Lifecycle: which states each state may move to.
 ALLOWED_TRANSITIONS: dict[str, set[str]] = {
@@ -41,25 +57,59 @@ ALLOWED_TRANSITIONS: dict[str, set[str]] = {
     State.ANALYSED: set(),
     State.TERMINATED: set(),
 }
+# States in which the registered protocol is in force and can only be amended.
+AMENDABLE_STATES = {State.REGISTERED, State.ENROLLING, State.FOLLOW_UP, State.SUSPENDED}
+
+ASSIGNMENT_TOKEN_SALT = "flourish.trials.assignment"
 
 
-def _event(trial: Trial, kind: str, actor: AbstractBaseUser | None, **detail) -> TrialEvent:
+def _event(trial: Trial, kind: str, actor: User | None, **detail) -> TrialEvent:
     return TrialEvent.objects.create(trial=trial, kind=kind, actor=actor, detail=detail)
+
+
+def _actor_id(actor: User | None) -> int | None:
+    return actor.pk if actor is not None else None
+
+
+@transaction.atomic
+def event_record(*, trial: Trial, kind: str, actor: User | None = None, **detail) -> TrialEvent:
+    """An audit row on its own, e.g. a refused attempt that rolled back the change it tried."""
+    return _event(trial, kind, actor, **detail)
+
+
+# --- trials and the people who run them ----------------------------------------------------
 
 
 @transaction.atomic
 def trial_create(
-    *, slug: str, title: str, description: str = "", actor: AbstractBaseUser | None = None
+    *, slug: str, title: str, description: str = "", actor: User | None = None
 ) -> Trial:
+    """A draft trial; whoever creates it becomes its first coordinator."""
     trial = Trial(slug=slug, title=title, description=description)
     trial.full_clean()
     trial.save()
     _event(trial, "trial_created", actor)
+    if actor is not None:
+        TrialMember.objects.create(trial=trial, user=actor, role=TrialMember.Role.COORDINATOR)
     return trial
 
 
-def arm_config(arm: Arm) -> dict:
+@transaction.atomic
+def member_add(
+    *, trial: Trial, user: AbstractBaseUser, role: str, actor: User | None = None
+) -> TrialMember:
+    member, created = TrialMember.objects.get_or_create(trial=trial, user=user, role=role)
+    if created:
+        _event(trial, "member_added", actor, user=user.get_username(), role=role)
+    return member
+
+
+# --- arms -----------------------------------------------------------------------------------
+
+
+def arm_config(arm: Arm) -> dict[str, Any]:
     """The fields that define an assistant configuration, in the form that is hashed."""
+    profile = arm.flourishing_profile
     return {
         "slug": arm.slug,
         "endpoint_url": arm.endpoint_url,
@@ -68,78 +118,268 @@ def arm_config(arm: Arm) -> dict:
         "system_prompt": arm.system_prompt,
         "memory_policy": arm.memory_policy,
         "parameters": arm.parameters,
+        "flourishing_profile": (
+            {"community": profile.community.slug, "version": profile.version} if profile else None
+        ),
     }
 
 
-@transaction.atomic
-def arm_create(
-    *,
-    trial: Trial,
-    slug: str,
-    name: str,
-    endpoint_url: str,
-    model_id: str,
-    model_version: str,
-    system_prompt: str,
-    memory_policy: str = "none",
-    parameters: dict | None = None,
-    is_control: bool = False,
-    actor: AbstractBaseUser | None = None,
-) -> Arm:
-    if trial.state != State.DRAFT:
-        raise ValidationError("Arms can only be added while the trial is a draft.")
-    arm = Arm(
-        trial=trial,
-        slug=slug,
-        name=name,
-        endpoint_url=endpoint_url,
-        model_id=model_id,
-        model_version=model_version,
-        system_prompt=system_prompt,
-        memory_policy=memory_policy,
-        parameters=parameters or {},
-        is_control=is_control,
-    )
+def _arm_store(arm: Arm) -> Arm:
     arm.config_hash = sha256_of(arm_config(arm))
     arm.full_clean()
     arm.save()
-    _event(trial, "arm_created", actor, arm=slug, config_hash=arm.config_hash)
     return arm
 
 
 @transaction.atomic
-def preregistration_freeze(
-    *, trial: Trial, plan: dict, actor: AbstractBaseUser | None = None
+def arm_save(*, arm: Arm, actor: User | None = None) -> Arm:
+    """Create or change an arm while its trial is a draft; later changes are amendments."""
+    trial = trial_lock(arm.trial)
+    if trial.state != State.DRAFT:
+        raise ValidationError(
+            "Arms can only be edited while the trial is a draft; after registration a change "
+            "is an amendment (it records a protocol deviation and needs new approvals)."
+        )
+    created = arm.pk is None
+    _arm_store(arm)
+    kind = "arm_created" if created else "arm_changed"
+    _event(trial, kind, actor, arm=arm.slug, config_hash=arm.config_hash)
+    return arm
+
+
+def arm_create(*, trial: Trial, actor: User | None = None, **fields) -> Arm:
+    return arm_save(arm=Arm(trial=trial, **fields), actor=actor)
+
+
+ARM_CONFIG_FIELDS = {
+    "endpoint_url",
+    "model_id",
+    "model_version",
+    "system_prompt",
+    "memory_policy",
+    "parameters",
+    "flourishing_profile",
+}
+
+
+@transaction.atomic
+def arm_amend(
+    *, arm: Arm, changes: dict[str, Any], rationale: str, actor: User | None = None
 ) -> PreRegistration:
-    """Store ``plan`` as the next frozen version, bound to the arms' configuration hashes."""
-    arms = list(trial.arms.order_by("slug"))
+    """Change a registered arm's configuration: a new plan version and a protocol deviation."""
+    unknown = set(changes) - ARM_CONFIG_FIELDS
+    if unknown:
+        raise ValidationError(f"Not part of an arm's configuration: {', '.join(sorted(unknown))}.")
+    trial = trial_lock(arm.trial)
+    _require_amendable(trial, rationale)
+    draft = preregistration_draft(trial)
+    if draft is not None:
+        raise ValidationError(
+            f"Plan version {draft.version} is an open draft: amend with it or discard it first."
+        )
+    arm = Arm.objects.get(pk=arm.pk)
+    previous_hash = arm.config_hash
+    for field, value in changes.items():
+        setattr(arm, field, value)
+    _arm_store(arm)
+    current = preregistration_current(trial)
+    prereg = _freeze_version(trial, current.plan["plan"], rationale, actor)
+    _deviation(
+        trial,
+        current,
+        ProtocolDeviation.Kind.ARM_CHANGE,
+        f"Arm {arm.slug} changed ({', '.join(sorted(changes))}): {rationale}",
+        actor,
+    )
+    _event(
+        trial,
+        "arm_amended",
+        actor,
+        arm=arm.slug,
+        previous_hash=previous_hash,
+        config_hash=arm.config_hash,
+        version=prereg.version,
+    )
+    return prereg
+
+
+# --- pre-registration -------------------------------------------------------------------------
+
+
+def preregistration_current(trial: Trial) -> PreRegistration | None:
+    """The latest frozen version: the protocol in force."""
+    return trial.preregistrations.filter(frozen_at__isnull=False).order_by("-version").first()
+
+
+def preregistration_draft(trial: Trial) -> PreRegistration | None:
+    return trial.preregistrations.filter(frozen_at__isnull=True).first()
+
+
+@transaction.atomic
+def preregistration_draft_save(
+    *, trial: Trial, plan: dict[str, Any], rationale: str = "", actor: User | None = None
+) -> PreRegistration:
+    """Keep work on the next version; nothing is checked until it is frozen."""
+    trial = trial_lock(trial)
+    draft = preregistration_draft(trial)
+    if draft is None:
+        latest = trial.preregistrations.order_by("-version").first()
+        draft = PreRegistration(trial=trial, version=(latest.version + 1) if latest else 1)
+    draft.plan = plan
+    draft.rationale = rationale
+    draft.save()
+    _event(trial, "preregistration_draft_saved", actor, version=draft.version)
+    return draft
+
+
+def _community_weights(requested: Any) -> dict[str, dict[str, Any]]:
+    """Resolve ``{community: version}`` to the profile's weights, so the plan holds them."""
+    if not isinstance(requested, dict):
+        raise ValidationError("community_weights maps community slugs to profile versions.")
+    resolved = {}
+    for slug, version in requested.items():
+        if isinstance(version, dict):  # already resolved, e.g. copied from a frozen version
+            version = version.get("profile_version")
+        profile = FlourishingProfile.objects.filter(community__slug=slug, version=version).first()
+        if profile is None:
+            raise ValidationError(f"Community {slug} has no flourishing profile version {version}.")
+        resolved[slug] = {"profile_version": profile.version, "weights": profile.weights}
+    return resolved
+
+
+def _freeze_version(
+    trial: Trial, plan: dict[str, Any], rationale: str, actor: User | None
+) -> PreRegistration:
+    """Validate ``plan`` and store it, with the arms and the allocation commitment, as the next
+    frozen version (the open draft, if any, becomes it)."""
+    arms = list(trial.arms.select_related("flourishing_profile__community").order_by("slug"))
     if len(arms) < 2:
         raise ValidationError("A trial needs at least two arms before its plan is frozen.")
-    latest = trial.preregistrations.order_by("-version").first()
+    errors = plan_errors(
+        plan, arm_slugs=[a.slug for a in arms], dimensions=set(FLOURISHING_DIMENSIONS)
+    )
+    if errors:
+        raise ValidationError(errors)
+    plan = dict(plan, community_weights=_community_weights(plan.get("community_weights", {})))
+    randomisation = randomisation_settings(plan)
     content = {
         "trial": trial.slug,
         "plan": plan,
         "arms": {arm.slug: arm.config_hash for arm in arms},
+        "arm_configs": {arm.slug: arm_config(arm) for arm in arms},
+        "allocation_sequence_sha256": sequence_commitment(trial.allocation_salt, randomisation),
     }
-    prereg = PreRegistration.objects.create(
-        trial=trial,
-        version=(latest.version + 1) if latest else 1,
-        plan=content,
-        frozen_at=timezone.now(),
-        sha256=sha256_of(content),
-    )
+    prereg = preregistration_draft(trial)
+    if prereg is None:
+        latest = trial.preregistrations.order_by("-version").first()
+        prereg = PreRegistration(trial=trial, version=(latest.version + 1) if latest else 1)
+    prereg.plan = content
+    prereg.rationale = rationale
+    prereg.frozen_at = timezone.now()
+    prereg.sha256 = sha256_of(content)
+    prereg.save()
     _event(trial, "preregistration_frozen", actor, version=prereg.version, sha256=prereg.sha256)
     return prereg
 
 
-def preregistration_current(trial: Trial) -> PreRegistration | None:
-    return trial.preregistrations.filter(frozen_at__isnull=False).order_by("-version").first()
+@transaction.atomic
+def preregistration_freeze(
+    *, trial: Trial, plan: dict[str, Any] | None = None, actor: User | None = None
+) -> PreRegistration:
+    """Freeze the first version of a draft trial's plan (``plan``, or the saved draft's)."""
+    trial = trial_lock(trial)
+    if trial.state != State.DRAFT:
+        raise ValidationError(
+            "This trial is registered: its plan changes only by amendment, with a rationale."
+        )
+    if plan is None:
+        draft = preregistration_draft(trial)
+        if draft is None:
+            raise ValidationError("Write a draft plan before freezing it.")
+        plan = draft.plan
+    return _freeze_version(trial, plan, "", actor)
+
+
+def _require_amendable(trial: Trial, rationale: str) -> None:
+    if trial.state not in AMENDABLE_STATES:
+        raise ValidationError(
+            f"A {trial.get_state_display().lower()} trial cannot be amended"
+            + (": edit the draft instead." if trial.state == State.DRAFT else ".")
+        )
+    if not rationale.strip():
+        raise ValidationError("An amendment needs a rationale.")
+
+
+def _deviation(
+    trial: Trial, prereg: PreRegistration, kind: str, description: str, actor: User | None
+) -> ProtocolDeviation:
+    deviation = ProtocolDeviation.objects.create(
+        trial=trial, preregistration=prereg, kind=kind, description=description, recorded_by=actor
+    )
+    _event(trial, "deviation_recorded", actor, deviation=kind, version=prereg.version)
+    return deviation
 
 
 @transaction.atomic
-def oversight_assign(*, trial: Trial, body: OversightBody, required: bool = True) -> None:
-    TrialOversight.objects.get_or_create(trial=trial, body=body, defaults={"required": required})
-    _event(trial, "oversight_assigned", None, body=body.name, required=required)
+def preregistration_amend(
+    *,
+    trial: Trial,
+    rationale: str,
+    plan: dict[str, Any] | None = None,
+    actor: User | None = None,
+) -> PreRegistration:
+    """A new frozen version of a registered trial's plan, recorded as a protocol deviation.
+
+    Enrolment pauses until every required body has approved the new version."""
+    trial = trial_lock(trial)
+    _require_amendable(trial, rationale)
+    current = preregistration_current(trial)
+    if plan is None:
+        draft = preregistration_draft(trial)
+        if draft is None:
+            raise ValidationError("Write the amended plan as a draft first.")
+        plan = draft.plan
+    prereg = _freeze_version(trial, plan, rationale, actor)
+    _deviation(trial, current, ProtocolDeviation.Kind.AMENDMENT, rationale, actor)
+    return prereg
+
+
+@transaction.atomic
+def deviation_record(
+    *, trial: Trial, description: str, actor: User | None = None
+) -> ProtocolDeviation:
+    """A deviation that is not an amendment (e.g. a wave sent late), for the CONSORT report."""
+    current = preregistration_current(trial)
+    if current is None:
+        raise ValidationError("Deviations are recorded against a registered protocol.")
+    if not description.strip():
+        raise ValidationError("Describe the deviation.")
+    return _deviation(trial, current, ProtocolDeviation.Kind.OTHER, description, actor)
+
+
+# --- polycentric oversight ------------------------------------------------------------------
+
+
+def is_body_member(user: AbstractBaseUser | None, body: OversightBody) -> bool:
+    return user is not None and body.members.filter(pk=user.pk).exists()
+
+
+def _require_body_member(actor: User | None, body: OversightBody, what: str) -> None:
+    # actor None is the platform itself (seeding, simulations); people must belong to the body.
+    if actor is not None and not actor.is_superuser and not is_body_member(actor, body):
+        raise ValidationError(f"Only members of {body.name} can {what} on its behalf.")
+
+
+@transaction.atomic
+def oversight_assign(
+    *, trial: Trial, body: OversightBody, required: bool = True, actor: User | None = None
+) -> TrialOversight:
+    link, created = TrialOversight.objects.get_or_create(
+        trial=trial, body=body, defaults={"required": required}
+    )
+    if created:
+        _event(trial, "oversight_assigned", actor, body=body.name, required=required)
+    return link
 
 
 @transaction.atomic
@@ -147,23 +387,34 @@ def approval_record(
     *,
     body: OversightBody,
     preregistration: PreRegistration,
-    actor: AbstractBaseUser | None = None,
+    actor: User | None = None,
     note: str = "",
 ) -> Approval:
+    """``body`` approves one specific frozen version (approving it twice changes nothing)."""
+    trial = preregistration.trial
     if preregistration.frozen_at is None:
         raise ValidationError("Only a frozen pre-registration can be approved.")
-    approval, _ = Approval.objects.get_or_create(
+    if not trial.oversight.filter(body=body).exists():
+        raise ValidationError(f"{body.name} does not oversee trial {trial.slug}.")
+    if preregistration != preregistration_current(trial):
+        raise ValidationError(
+            f"Version {preregistration.version} has been superseded; approve the current version."
+        )
+    _require_body_member(actor, body, "approve")
+    approval, created = Approval.objects.get_or_create(
         body=body,
         preregistration=preregistration,
         defaults={"decided_by": actor, "note": note},
     )
-    _event(
-        preregistration.trial,
-        "approval_recorded",
-        actor,
-        body=body.name,
-        version=preregistration.version,
-    )
+    if created:
+        _event(
+            trial,
+            "approval_recorded",
+            actor,
+            body=body.name,
+            version=preregistration.version,
+            sha256=preregistration.sha256,
+        )
     return approval
 
 
@@ -179,9 +430,9 @@ def missing_approvals(trial: Trial) -> list[str]:
 
 @transaction.atomic
 def trial_transition(
-    *, trial: Trial, to: str, actor: AbstractBaseUser | None = None, reason: str = ""
+    *, trial: Trial, to: str, actor: User | None = None, reason: str = ""
 ) -> Trial:
-    trial = Trial.objects.select_for_update().get(pk=trial.pk)
+    trial = trial_lock(trial)
     if to not in ALLOWED_TRANSITIONS[trial.state]:
         raise ValidationError(
             f"A trial cannot move from {trial.get_state_display().lower()} to "
@@ -190,6 +441,8 @@ def trial_transition(
     if to == State.REGISTERED and preregistration_current(trial) is None:
         raise ValidationError("Freeze a pre-registration before registering the trial.")
     if to == State.ENROLLING:
+        if not trial.oversight.filter(required=True).exists():
+            raise ValidationError("Assign at least one required oversight body first.")
         missing = missing_approvals(trial)
         if missing:
             raise ValidationError(
@@ -203,10 +456,99 @@ def trial_transition(
     return trial
 
 
-def allocate_salted_hash(trial: Trial, participant_id: str, arms: list[Arm]) -> Arm:
-    """Deterministic allocation: the same trial salt and participant always give the same arm."""
-    digest = hashlib.sha256(f"{trial.allocation_salt}:{participant_id}".encode()).digest()
-    return arms[int.from_bytes(digest[:8], "big") % len(arms)]
+@transaction.atomic
+def trial_suspend(
+    *, trial: Trial, body: OversightBody, reason: str, actor: User | None = None
+) -> Trial:
+    """Any body overseeing a trial can suspend it, alone: there is no single chokepoint."""
+    if not trial.oversight.filter(body=body).exists():
+        raise ValidationError(f"{body.name} does not oversee trial {trial.slug}.")
+    _require_body_member(actor, body, "suspend a trial")
+    if not reason.strip():
+        raise ValidationError("Give the reason for suspending the trial.")
+    return trial_transition(
+        trial=trial, to=State.SUSPENDED, actor=actor, reason=f"{body.name}: {reason}"
+    )
+
+
+# --- communities --------------------------------------------------------------------------
+
+
+@transaction.atomic
+def profile_create(
+    *,
+    community: Community,
+    weights: dict[str, float],
+    authored_by: str,
+    priorities: str = "",
+    locale: str = "",
+) -> FlourishingProfile:
+    """The community's next profile version; earlier versions stay as they were."""
+    if not isinstance(weights, dict) or not weights:
+        raise ValidationError("A profile weights at least one flourishing dimension.")
+    unknown = set(weights) - set(FLOURISHING_DIMENSIONS)
+    if unknown:
+        raise ValidationError(f"Unknown flourishing dimensions: {', '.join(sorted(unknown))}.")
+    if not all(isinstance(w, int | float) and w >= 0 for w in weights.values()):
+        raise ValidationError("Weights must be numbers of 0 or more.")
+    if abs(sum(weights.values()) - 1) > 1e-9:
+        raise ValidationError(f"Weights must sum to 1 (they sum to {sum(weights.values()):g}).")
+    latest = community.profiles.order_by("-version").first()
+    return FlourishingProfile.objects.create(
+        community=community,
+        version=(latest.version + 1) if latest else 1,
+        weights=weights,
+        authored_by=authored_by,
+        priorities=priorities,
+        locale=locale or community.locale,
+    )
+
+
+# --- participants, consent, allocation -------------------------------------------------------
+
+
+@transaction.atomic
+def screening_record(
+    *, trial: Trial, eligible: bool, exclusion_reason: str = "", at: datetime | None = None
+) -> EligibilityScreening:
+    if not eligible and not exclusion_reason.strip():
+        raise ValidationError("Say why the person is not eligible.")
+    return EligibilityScreening.objects.create(
+        trial=trial,
+        eligible=eligible,
+        exclusion_reason=exclusion_reason,
+        screened_at=at or timezone.now(),
+    )
+
+
+def _allocate(trial: Trial, participant: Participant, prereg: PreRegistration) -> Allocation:
+    plan = prereg.plan["plan"]
+    settings = randomisation_settings(plan)
+    arms = {arm.slug: arm for arm in trial.arms.all()}
+    if settings["method"] == "salted_hash":
+        slug = salted_hash_arm(trial.allocation_salt, participant.id, list(arms))
+        return Allocation.objects.create(
+            participant=participant, arm=arms[slug], allocated_at=participant.enrolled_at
+        )
+    attributes = {
+        "community": participant.community.slug if participant.community else "",
+        "locale": participant.locale,
+    }
+    stratum = stratum_lock(trial, stratum_key(attributes, settings["strata"]))
+    ratio = settings["ratio"] or dict.fromkeys(arms, 1)
+    slug = permuted_block_arm(
+        trial.allocation_salt, stratum.key, stratum.next_position, ratio, settings["block_sizes"]
+    )
+    allocation = Allocation.objects.create(
+        participant=participant,
+        arm=arms[slug],
+        allocated_at=participant.enrolled_at,
+        stratum=stratum,
+        position=stratum.next_position,
+    )
+    stratum.next_position += 1
+    stratum.save(update_fields=["next_position"])
+    return allocation
 
 
 @transaction.atomic
@@ -219,28 +561,153 @@ def participant_enrol(
     community: Community | None = None,
     locale: str = "en",
     enrolled_at: datetime | None = None,
+    screening: EligibilityScreening | None = None,
 ) -> Participant:
+    """Consent, then exactly one allocation, in one transaction.
+
+    The database refuses a second enrolment of the same address in a trial, so two racing
+    requests give one participant and one clear error."""
     if trial.state != State.ENROLLING:
         raise ValidationError("This trial is not enrolling.")
-    scopes = list(scopes)
+    if missing_approvals(trial):
+        raise ValidationError(
+            "Enrolment is paused until every required body approves the amended plan."
+        )
+    if consent_document.trial_id != trial.pk:
+        raise ValidationError("That consent document belongs to another trial.")
+    scopes = list(dict.fromkeys(scopes))
     if ConsentScope.SURVEYS not in scopes:
         raise ValidationError("Taking part requires consent to the surveys.")
-    unknown = set(scopes) - set(ConsentScope.values)
-    if unknown:
-        raise ValidationError(f"Unknown consent scopes: {', '.join(sorted(unknown))}.")
+    offered = set(consent_document.scopes or ConsentScope.values)
+    if not set(scopes) <= offered:
+        raise ValidationError(
+            f"The consent document does not ask for: {', '.join(sorted(set(scopes) - offered))}."
+        )
+    if screening is not None and not screening.eligible:
+        raise ValidationError("Only eligible people can be enrolled.")
     enrolled_at = enrolled_at or timezone.now()
     participant = Participant.objects.create(
         trial=trial, community=community, locale=locale, enrolled_at=enrolled_at
     )
-    ParticipantContact.objects.create(participant=participant, email=email)
+    try:
+        with transaction.atomic():
+            ParticipantContact.objects.create(participant=participant, trial=trial, email=email)
+    except IntegrityError:
+        raise ValidationError("This email address is already enrolled in this trial.") from None
     ConsentGrant.objects.bulk_create(
         ConsentGrant(
             participant=participant, document=consent_document, scope=scope, granted_at=enrolled_at
         )
         for scope in scopes
     )
-    arm = allocate_salted_hash(trial, participant.id, list(trial.arms.order_by("slug")))
-    Allocation.objects.create(participant=participant, arm=arm, allocated_at=enrolled_at)
+    allocation = _allocate(trial, participant, preregistration_current(trial))
+    if screening is not None:
+        screening.participant = participant
+        screening.save(update_fields=["participant"])
     # The audit row names the pseudonym only, never contact details.
-    _event(trial, "participant_enrolled", None, participant=participant.id, scopes=scopes)
+    _event(
+        trial,
+        "participant_enrolled",
+        None,
+        participant=participant.id,
+        scopes=scopes,
+        consent_version=consent_document.version,
+        stratum=allocation.stratum.key if allocation.stratum else None,
+        position=allocation.position,
+    )
     return participant
+
+
+def consent_active(participant: Participant, scope: str) -> bool:
+    return participant.consents.filter(scope=scope, revoked_at__isnull=True).exists()
+
+
+@transaction.atomic
+def consent_grant(
+    *, participant: Participant, scope: str, document: ConsentDocument, actor: User | None = None
+) -> ConsentGrant:
+    """Grant ``scope`` (again) under ``document``; granting an active scope changes nothing."""
+    if participant.withdrawn_at is not None:
+        raise ValidationError("A withdrawn participant cannot grant consent.")
+    if scope not in (document.scopes or ConsentScope.values):
+        raise ValidationError(f"The consent document does not ask for {scope}.")
+    active = participant.consents.filter(scope=scope, revoked_at__isnull=True).first()
+    if active is not None:
+        return active
+    grant = ConsentGrant.objects.create(
+        participant=participant, document=document, scope=scope, granted_at=timezone.now()
+    )
+    _event(
+        participant.trial,
+        "consent_granted",
+        actor,
+        participant=participant.id,
+        scope=scope,
+        consent_version=document.version,
+    )
+    return grant
+
+
+@transaction.atomic
+def consent_revoke(
+    *, participant: Participant, scope: str, actor: User | None = None
+) -> ConsentGrant | None:
+    """Stop one data stream from this instant; the other streams carry on."""
+    if scope == ConsentScope.SURVEYS:
+        raise ValidationError(
+            "Surveys are what taking part means: to stop them, withdraw from the trial."
+        )
+    grant = participant.consents.filter(scope=scope, revoked_at__isnull=True).first()
+    if grant is None:
+        return None
+    grant.revoked_at = timezone.now()
+    grant.save(update_fields=["revoked_at"])
+    _event(participant.trial, "consent_revoked", actor, participant=participant.id, scope=scope)
+    return grant
+
+
+@transaction.atomic
+def participant_withdraw(
+    *, participant: Participant, reason: str = "", actor: User | None = None
+) -> Participant:
+    """Withdraw: every stream stops; data are kept or erased as the consent document says."""
+    participant = Participant.objects.select_for_update().get(pk=participant.pk)
+    if participant.withdrawn_at is not None:
+        return participant
+    now = timezone.now()
+    grants = list(participant.consents.filter(revoked_at__isnull=True).select_related("document"))
+    participant.consents.filter(revoked_at__isnull=True).update(revoked_at=now)
+    participant.withdrawn_at = now
+    participant.withdrawal_reason = reason[:200]
+    erase = any(g.document.withdrawal_rule == ConsentDocument.WithdrawalRule.ERASE for g in grants)
+    if erase:
+        ParticipantContact.objects.filter(participant=participant).delete()
+        participant_erased.send(sender=Participant, participant=participant)
+        participant.erased_at = now
+    participant.save(update_fields=["withdrawn_at", "withdrawal_reason", "erased_at"])
+    _event(
+        participant.trial,
+        "participant_withdrew",
+        actor,
+        participant=participant.id,
+        reason=participant.withdrawal_reason,
+        erased=erase,
+    )
+    return participant
+
+
+# --- the assignment API's tokens ---------------------------------------------------------------
+
+
+def assignment_token(participant: Participant) -> str:
+    """The bearer token an assistant app uses to fetch this participant's arm configuration.
+
+    Signed, so it cannot be forged from a participant id an analyst has seen."""
+    return signing.dumps(participant.id, salt=ASSIGNMENT_TOKEN_SALT, compress=False)
+
+
+def assignment_token_participant_id(token: str) -> str | None:
+    try:
+        return signing.loads(token, salt=ASSIGNMENT_TOKEN_SALT)
+    except signing.BadSignature:
+        return None

@@ -1,0 +1,17 @@
+"""The flourishing dimensions results are reported in (DESIGN.md §0, §2).
+
+Instruments map their scores onto these; communities weight them in their profiles; plans name
+them as outcomes. The set follows the domains of the Global Flourishing Study's Flourish measure,
+plus the assistant-specific one this platform exists to watch: autonomy and reliance on AI.
+"""
+
+FLOURISHING_DIMENSIONS: dict[str, str] = {
+    "life_satisfaction": "happiness and life satisfaction",
+    "mental_wellbeing": "mental wellbeing",
+    "physical_health": "physical health",
+    "meaning": "meaning and purpose",
+    "character": "character and virtue",
+    "relationships": "close social relationships",
+    "financial_stability": "financial and material stability",
+    "autonomy": "autonomy and reliance on AI",
+}
