@@ -10,5 +10,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("s/", include("surveys.urls")),
+    path("api/", include("trials.urls")),
     path("dashboards/", include("dashboards.urls")),
 ]

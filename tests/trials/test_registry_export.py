@@ -1,0 +1,285 @@
+import json
+from datetime import UTC, datetime
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+
+from trials.canonical import sha256_of
+from trials.models import PreRegistration, Trial
+from trials.registry_export import NOT_SPECIFIED, osf_preregistration, preregistration_markdown
+
+CONFIG = {
+    "endpoint_url": "http://127.0.0.1:9000/v1",
+    "model_id": "assistant-model",
+    "model_version": "2026-10-01",
+    "memory_policy": "none",
+    "parameters": {"temperature": 0.7},
+}
+CONTENT = {
+    "trial": "demo",
+    "plan": {
+        "hypotheses": ["Assistant b raises mental wellbeing compared with a by wave 3."],
+        "study_type": "Experiment - randomised controlled field trial",
+        "blinding": "Participants do not know their arm.",
+        "design": "Two-arm parallel-group trial with four survey waves.",
+        "randomisation": {
+            "method": "permuted_blocks",
+            "strata": ["community", "locale"],
+            "block_sizes": [4, 6],
+            "ratio": {"a": 1, "b": 1},
+        },
+        "arms_compared": ["a", "b"],
+        "primary_outcomes": [{"dimension": "mental_wellbeing", "instrument": "who5", "wave": 3}],
+        "secondary_outcomes": [{"dimension": "life_satisfaction", "instrument": "swls", "wave": 3}],
+        "estimand": "intention-to-treat difference at wave 3",
+        "analysis_model": "ANCOVA adjusted for baseline",
+        "alpha": 0.05,
+        "multiplicity": "holm",
+        "sample_size": {
+            "per_arm": 150,
+            "rationale": "80% power for d = 0.35.",
+            "power": {"effect_size": 0.35, "power": 0.8},
+        },
+        "interim_looks": [{"information_fraction": 0.5, "boundary": "obrien_fleming"}],
+        "stopping_rule": "Stop at 300 enrolled participants.",
+        "minimal_important_differences": {"mental_wellbeing": 10},
+        "guardrails": ["Engagement rising while flourishing does not."],
+        "community_weights": {
+            "general": {
+                "profile_version": 1,
+                "weights": {"mental_wellbeing": 0.5, "life_satisfaction": 0.5},
+            }
+        },
+    },
+    "arms": {"a": "a" * 64, "b": "b" * 64},
+    "arm_configs": {
+        "a": {"slug": "a", **CONFIG, "system_prompt": "You are a helpful assistant."},
+        "b": {"slug": "b", **CONFIG, "system_prompt": "Sé amable; ``` aide à l'autonomie — 🌱"},
+    },
+    "allocation_sequence_sha256": "c" * 64,
+}
+SECTIONS = {
+    "study_information": {"title", "hypotheses"},
+    "design_plan": {"study_type", "blinding", "study_design", "randomization"},
+    "sampling_plan": {
+        "existing_data",
+        "explanation_of_existing_data",
+        "data_collection_procedures",
+        "sample_size",
+        "sample_size_rationale",
+        "stopping_rule",
+    },
+    "variables": {"manipulated_variables", "measured_variables", "indices"},
+    "analysis_plan": {
+        "statistical_models",
+        "transformations",
+        "inference_criteria",
+        "data_exclusion",
+        "missing_data",
+        "exploratory_analysis",
+    },
+    "other": {"guardrails", "other"},
+}
+FROZEN_AT = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def export(content: dict = CONTENT, **overrides):
+    fields = {
+        "trial_slug": "demo",
+        "title": "Flourishing trial",
+        "version": 2,
+        "frozen_at": FROZEN_AT,
+        "sha256": sha256_of(content),
+        "content": content,
+        "rationale": "Added a secondary outcome.",
+    }
+    return fields | overrides
+
+
+@pytest.mark.unit
+def test_every_osf_section_and_question_is_present():
+    osf = osf_preregistration(**export())
+    assert list(osf) == ["template", "provenance", *SECTIONS]
+    for section, questions in SECTIONS.items():
+        assert set(osf[section]) == questions
+        for question in osf[section].values():
+            assert set(question) == {"title", "answer", "data"} and question["answer"]
+    provenance = osf["provenance"]
+    assert "canonical JSON" in provenance.pop("hash_input")
+    assert provenance == {
+        "trial_slug": "demo",
+        "title": "Flourishing trial",
+        "version": 2,
+        "frozen_at": "2026-05-01T12:00:00+00:00",
+        "sha256": sha256_of(CONTENT),
+        "verify_with": "trials.canonical.sha256_of(content)",
+        "amendment_rationale": "Added a secondary outcome.",
+    }
+    assert osf["sampling_plan"]["existing_data"]["answer"] == (
+        "Registration prior to creation of data"
+    )
+
+
+@pytest.mark.unit
+def test_plan_content_lands_in_its_osf_question():
+    osf = osf_preregistration(**export())
+    randomization = osf["design_plan"]["randomization"]["answer"]
+    assert "community, locale" in randomization and "c" * 64 in randomization
+    assert "effect_size = 0.35" in osf["sampling_plan"]["sample_size_rationale"]["answer"]
+    assert (
+        "information fraction 0.5, boundary: obrien_fleming"
+        in osf["sampling_plan"]["stopping_rule"]["answer"]
+    )
+    inference = osf["analysis_plan"]["inference_criteria"]["answer"]
+    assert "0.05" in inference and "Holm" in inference and "mental_wellbeing 10" in inference
+    assert (
+        "0.5 × life_satisfaction + 0.5 × mental_wellbeing" in osf["variables"]["indices"]["answer"]
+    )
+
+
+@pytest.mark.unit
+def test_arms_and_outcomes_appear_control_first():
+    variables = osf_preregistration(**export())["variables"]
+    arms = variables["manipulated_variables"]["data"]
+    assert [(a["arm"], a["role"], a["config_sha256"]) for a in arms] == [
+        ("a", "control", "a" * 64),
+        ("b", "treatment", "b" * 64),
+    ]
+    assert arms[1]["model_version"] == "2026-10-01"
+    assert [
+        (o["role"], o["dimension"], o["instrument"], o["wave"])
+        for o in variables["measured_variables"]["data"]
+    ] == [
+        ("primary", "mental_wellbeing", "who5", 3),
+        ("secondary", "life_satisfaction", "swls", 3),
+    ]
+
+
+@pytest.mark.unit
+def test_missing_narratives_say_not_specified():
+    plan = {
+        k: CONTENT["plan"][k]
+        for k in ("hypotheses", "arms_compared", "primary_outcomes", "alpha", "multiplicity")
+    }
+    osf = osf_preregistration(**export({"trial": "demo", "plan": plan}, rationale=""))
+    for section, question in [
+        ("design_plan", "study_type"),
+        ("design_plan", "blinding"),
+        ("design_plan", "study_design"),
+        ("sampling_plan", "sample_size"),
+        ("sampling_plan", "sample_size_rationale"),
+        ("sampling_plan", "stopping_rule"),
+        ("variables", "indices"),
+        ("analysis_plan", "transformations"),
+        ("analysis_plan", "data_exclusion"),
+        ("analysis_plan", "missing_data"),
+        ("analysis_plan", "exploratory_analysis"),
+        ("other", "guardrails"),
+        ("other", "other"),
+    ]:
+        assert osf[section][question]["answer"] == NOT_SPECIFIED, question
+    assert osf["provenance"]["amendment_rationale"] == NOT_SPECIFIED
+    assert f"Estimand: {NOT_SPECIFIED}" in osf["analysis_plan"]["statistical_models"]["answer"]
+    # Randomisation is never unspecified: the platform's defaults are what allocation will do.
+    randomization = osf["design_plan"]["randomization"]["answer"]
+    assert "permuted-block" in randomization and "Equal allocation" in randomization
+
+
+@pytest.mark.unit
+def test_a_plan_without_required_keys_is_refused():
+    with pytest.raises(ValueError, match="lacks required keys: hypotheses"):
+        osf_preregistration(**export({"plan": {"alpha": 0.05}}))
+
+
+@pytest.mark.unit
+def test_markdown_is_deterministic_and_carries_hash_tables_and_prompts():
+    text = preregistration_markdown(**export())
+    # The database may hand JSON objects back in another key order (PostgreSQL jsonb does).
+    reordered = json.loads(json.dumps(CONTENT, sort_keys=True))
+    assert text == preregistration_markdown(**export(reordered))
+    assert sha256_of(CONTENT) in text
+    for heading in (
+        "## Study Information",
+        "## Design Plan",
+        "## Sampling Plan",
+        "## Variables",
+        "## Analysis Plan",
+        "## Other",
+        "### Inference criteria",
+    ):
+        assert f"\n{heading}\n" in text
+    assert f"| a | control | assistant-model | 2026-10-01 | none | {'a' * 64} |" in text
+    assert "| primary | mental_wellbeing | who5 | 3 |" in text
+    # The prompt holds ``` so its fence must be longer.
+    assert "````text\nSé amable; ``` aide à l'autonomie — 🌱\n````" in text
+
+
+@pytest.mark.unit
+def test_unicode_survives_the_json_export():
+    osf = osf_preregistration(**export())
+    text = json.dumps(osf, ensure_ascii=False)
+    assert "aide à l'autonomie — 🌱" in text
+    assert json.loads(text) == osf
+
+
+@pytest.fixture
+def frozen(db):
+    trial = Trial.objects.create(slug="demo", title="Flourishing trial ✓")
+    PreRegistration.objects.create(
+        trial=trial, version=1, plan=CONTENT, frozen_at=timezone.now(), sha256=sha256_of(CONTENT)
+    )
+    return trial
+
+
+def run(*args, **options) -> str:
+    out = StringIO()
+    call_command("export_preregistration", *args, stdout=out, **options)
+    return out.getvalue()
+
+
+@pytest.mark.django_db
+def test_command_exports_the_latest_frozen_version(frozen, tmp_path):
+    PreRegistration.objects.create(trial=frozen, version=2, plan=CONTENT)  # a draft, not frozen
+    osf = json.loads(run("demo"))
+    assert osf["provenance"]["version"] == 1
+    assert osf["provenance"]["sha256"] == sha256_of(CONTENT)
+    assert osf["provenance"]["title"] == "Flourishing trial ✓"
+    assert "## Variables" in run("demo", "--version", "1", "--format", "markdown")
+    target = tmp_path / "prereg.md"
+    run("demo", format="markdown", out=str(target))
+    assert sha256_of(CONTENT) in target.read_text(encoding="utf-8")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["nope"], "No trial with slug 'nope'"),
+        (["demo", "--version", "7"], "no pre-registration version 7"),
+        (["demo", "--version", "2"], "Version 2 of 'demo' is not frozen"),
+    ],
+)
+def test_command_refuses_unknown_or_unfrozen_versions(frozen, args, message):
+    PreRegistration.objects.create(trial=frozen, version=2, plan=CONTENT)
+    with pytest.raises(CommandError, match=message):
+        run(*args)
+
+
+@pytest.mark.django_db
+def test_command_refuses_a_trial_with_nothing_frozen(db):
+    trial = Trial.objects.create(slug="draft", title="Draft")
+    PreRegistration.objects.create(trial=trial, version=1, plan=CONTENT)
+    with pytest.raises(CommandError, match="'draft' has no frozen pre-registration"):
+        run("draft")
+
+
+@pytest.mark.django_db
+def test_command_refuses_content_that_does_not_match_its_hash(db):
+    trial = Trial.objects.create(slug="tampered", title="Tampered")
+    PreRegistration.objects.create(
+        trial=trial, version=1, plan=CONTENT, frozen_at=timezone.now(), sha256="0" * 64
+    )
+    with pytest.raises(CommandError, match="does not match its stored SHA-256"):
+        run("tampered")

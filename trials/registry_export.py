@@ -1,0 +1,425 @@
+"""Export a frozen pre-registration to the OSF Preregistration template and to Markdown.
+
+Pure functions: they read the frozen ``content`` (a PreRegistration's ``plan`` field) and never
+the database, so an export can be re-made from the canonical JSON alone.
+
+The JSON mirrors the OSF Preregistration template (osf.io ``osf-preregistration-3.json``): one
+key per template page, one key per question, each named in snake_case after the question title.
+
+``provenance``
+    ``trial_slug``, ``title``, ``version``, ``frozen_at`` (ISO-8601), ``sha256``, ``hash_input``
+    (what ``sha256`` is computed over), ``verify_with`` and ``amendment_rationale``.
+``study_information``
+    ``title``, ``hypotheses``.
+``design_plan``
+    ``study_type``, ``blinding``, ``study_design``, ``randomization``.
+``sampling_plan``
+    ``existing_data``, ``explanation_of_existing_data``, ``data_collection_procedures``,
+    ``sample_size``, ``sample_size_rationale``, ``stopping_rule``.
+``variables``
+    ``manipulated_variables``, ``measured_variables``, ``indices``.
+``analysis_plan``
+    ``statistical_models``, ``transformations``, ``inference_criteria``, ``data_exclusion``,
+    ``missing_data``, ``exploratory_analysis``.
+``other``
+    ``guardrails``, ``other``.
+
+Every question is ``{"title": <OSF title>, "answer": <text for the OSF form>, "data": <the
+structured plan content it came from, or null>}``. A narrative the plan leaves out is answered
+``"Not specified"`` rather than dropped, so a reader sees what was not pre-registered.
+"""
+
+import json
+import re
+from datetime import datetime
+from typing import Any
+
+from trials.plan import randomisation_settings
+
+NOT_SPECIFIED = "Not specified"
+TEMPLATE = {"name": "OSF Preregistration", "version": 3}
+REQUIRED_PLAN_KEYS = ("hypotheses", "arms_compared", "primary_outcomes", "alpha", "multiplicity")
+HASH_INPUT = (
+    "the UTF-8 canonical JSON of the frozen content (sorted keys, separators ',' and ':', "
+    "non-ASCII characters kept)"
+)
+MULTIPLICITY = {
+    "holm": "Holm step-down correction (family-wise error rate)",
+    "bh": "Benjamini-Hochberg correction (false discovery rate)",
+    "none": "no multiplicity correction",
+}
+RANDOMISATION_DESCRIPTIONS = {
+    "permuted_blocks": "permuted-block randomisation with a concealed allocation sequence",
+    "salted_hash": "deterministic allocation by SHA-256 of a secret per-trial salt and the "
+    "participant id",
+}
+ARM_COLUMNS = ("arm", "role", "model_id", "model_version", "memory_policy", "config_sha256")
+OUTCOME_COLUMNS = ("role", "dimension", "instrument", "wave")
+
+
+def osf_preregistration(
+    *,
+    trial_slug: str,
+    title: str,
+    version: int,
+    frozen_at: datetime,
+    sha256: str,
+    content: dict,
+    rationale: str = "",
+) -> dict:
+    """The pre-registration as OSF Preregistration sections (see the module docstring)."""
+    plan = _plan(content)
+    return {
+        "template": TEMPLATE,
+        "provenance": {
+            "trial_slug": trial_slug,
+            "title": title,
+            "version": version,
+            "frozen_at": frozen_at.isoformat(),
+            "sha256": sha256,
+            "hash_input": HASH_INPUT,
+            "verify_with": "trials.canonical.sha256_of(content)",
+            "amendment_rationale": rationale or NOT_SPECIFIED,
+        },
+        "study_information": {
+            "title": _q("Title", title),
+            "hypotheses": _q(
+                "Hypotheses",
+                "\n".join(f"{n}. {h}" for n, h in enumerate(plan["hypotheses"], 1)),
+                plan["hypotheses"],
+            ),
+        },
+        "design_plan": {
+            "study_type": _q("Study type", _text(plan.get("study_type"))),
+            "blinding": _q("Blinding", _text(plan.get("blinding"))),
+            "study_design": _q("Study design", _text(plan.get("design"))),
+            "randomization": _randomization(plan, content.get("allocation_sequence_sha256")),
+        },
+        "sampling_plan": {
+            # Version 1 is frozen before enrolment can open, so no data exist yet; a later
+            # version is an amendment that may come after data collection started.
+            "existing_data": _q(
+                "Existing Data",
+                "Registration prior to creation of data"
+                if version == 1
+                else "Amendment: data collection may have begun before this version",
+            ),
+            "explanation_of_existing_data": _q(
+                "Explanation of existing data",
+                "Not applicable: no data existed."
+                if version == 1
+                else "This version amends a registered protocol; the amendment rationale says "
+                "why, and the earlier versions stay frozen and exportable.",
+            ),
+            "data_collection_procedures": _data_collection(plan),
+            "sample_size": _sample_size(plan),
+            "sample_size_rationale": _sample_size_rationale(plan),
+            "stopping_rule": _stopping_rule(plan),
+        },
+        "variables": {
+            "manipulated_variables": _manipulated(plan, content),
+            "measured_variables": _measured(plan),
+            "indices": _indices(plan),
+        },
+        "analysis_plan": {
+            "statistical_models": _statistical_models(plan),
+            "transformations": _q("Transformations", _text(plan.get("transformations"))),
+            "inference_criteria": _inference_criteria(plan),
+            "data_exclusion": _q("Data exclusion", _text(plan.get("exclusions"))),
+            "missing_data": _q("Missing data", _text(plan.get("missing_data"))),
+            "exploratory_analysis": _q(
+                "Exploratory analysis", _text(plan.get("exploratory_analyses"))
+            ),
+        },
+        "other": {
+            "guardrails": _q(
+                "Guardrails",
+                "\n".join(f"- {g}" for g in plan.get("guardrails", [])) or NOT_SPECIFIED,
+                plan.get("guardrails"),
+            ),
+            "other": _q("Other", _text(plan.get("other"))),
+        },
+    }
+
+
+def preregistration_markdown(
+    *,
+    trial_slug: str,
+    title: str,
+    version: int,
+    frozen_at: datetime,
+    sha256: str,
+    content: dict,
+    rationale: str = "",
+) -> str:
+    """The same export as readable Markdown; equal inputs give byte-identical text."""
+    osf = osf_preregistration(
+        trial_slug=trial_slug,
+        title=title,
+        version=version,
+        frozen_at=frozen_at,
+        sha256=sha256,
+        content=content,
+        rationale=rationale,
+    )
+    p = osf["provenance"]
+    lines = [
+        f"# Pre-registration: {title}",
+        "",
+        *_table(
+            ("field", "value"),
+            [
+                ("trial", p["trial_slug"]),
+                ("version", p["version"]),
+                ("frozen at", p["frozen_at"]),
+                ("SHA-256", f"`{sha256}`"),
+                ("amendment rationale", p["amendment_rationale"]),
+            ],
+        ),
+        "",
+        f"The SHA-256 is computed over {HASH_INPUT}; verify it with "
+        "`trials.canonical.sha256_of(content)`.",
+    ]
+    renderers = {"manipulated_variables": _arms_markdown, "measured_variables": _outcomes_markdown}
+    for key, section in osf.items():
+        if key in ("template", "provenance"):
+            continue
+        lines += ["", f"## {key.replace('_', ' ').title()}"]
+        for name, question in section.items():
+            render = renderers.get(name)
+            body = render(question["data"]) if render else [question["answer"]]
+            lines += ["", f"### {question['title']}", "", *body]
+    return "\n".join(lines) + "\n"
+
+
+def _plan(content: dict) -> dict:
+    plan = content.get("plan")
+    if not isinstance(plan, dict):
+        raise ValueError("The frozen content has no 'plan' object.")
+    missing = [key for key in REQUIRED_PLAN_KEYS if key not in plan]
+    if missing:
+        raise ValueError(f"The plan lacks required keys: {', '.join(missing)}.")
+    return plan
+
+
+def _q(title: str, answer: str, data: Any = None) -> dict:
+    return {"title": title, "answer": answer, "data": data}
+
+
+def _text(value: Any) -> str:
+    text = value.strip() if isinstance(value, str) else _plain(value) if value else ""
+    return text or NOT_SPECIFIED
+
+
+def _join(parts: list[str]) -> str:
+    return " ".join(parts) if parts else NOT_SPECIFIED
+
+
+def _randomization(plan: dict, sequence_sha256: str | None) -> dict:
+    # With the platform's defaults filled in: what allocation will really do.
+    r = randomisation_settings(plan)
+    parts = [f"Method: {RANDOMISATION_DESCRIPTIONS.get(r['method'], r['method'])}."]
+    if r["method"] == "permuted_blocks":  # strata and blocks mean nothing to salted hashing
+        parts.append(f"Strata: {', '.join(r['strata']) or 'none'}.")
+        parts.append(f"Block sizes: {', '.join(map(str, r['block_sizes']))}.")
+    ratio = sorted((r["ratio"] or {}).items())
+    parts.append(
+        f"Allocation ratio {':'.join(a for a, _ in ratio)} = {':'.join(str(n) for _, n in ratio)}."
+        if ratio
+        else "Equal allocation across arms."
+    )
+    if sequence_sha256:
+        parts.append(
+            "The concealed allocation sequence was generated at registration; its SHA-256 is "
+            f"{sequence_sha256}."
+        )
+    data = r | {"allocation_sequence_sha256": sequence_sha256}
+    return _q("Randomization", " ".join(parts), data)
+
+
+def _outcomes(plan: dict) -> list[dict]:
+    return [
+        {"role": role, **outcome}
+        for role in ("primary", "secondary")
+        for outcome in plan.get(f"{role}_outcomes", [])
+    ]
+
+
+def _data_collection(plan: dict) -> dict:
+    waves = sorted({(o["wave"], o["instrument"]) for o in _outcomes(plan)})
+    schedule = "; ".join(f"{instrument} at wave {wave}" for wave, instrument in waves)
+    parts = [plan["data_collection_procedures"]] if plan.get("data_collection_procedures") else []
+    parts.append(f"Outcomes are collected by survey instruments at these waves: {schedule}.")
+    return _q("Data collection procedures", " ".join(parts))
+
+
+def _sample_size(plan: dict) -> dict:
+    size = plan.get("sample_size") or {}
+    per_arm = size.get("per_arm")
+    arms = plan["arms_compared"]
+    answer = (
+        f"Target {per_arm} participants per arm across {len(arms)} arms ({', '.join(arms)})."
+        if per_arm is not None
+        else NOT_SPECIFIED
+    )
+    return _q("Sample size", answer, {"per_arm": per_arm, "arms": arms})
+
+
+def _sample_size_rationale(plan: dict) -> dict:
+    size = plan.get("sample_size") or {}
+    power = size.get("power") or {}
+    parts = [size["rationale"]] if size.get("rationale") else []
+    if power:
+        inputs = "; ".join(f"{key} = {_plain(value)}" for key, value in sorted(power.items()))
+        parts.append(f"Power calculation: {inputs}.")
+    return _q("Sample size rationale", _join(parts), power or None)
+
+
+def _stopping_rule(plan: dict) -> dict:
+    looks = plan.get("interim_looks") or []
+    parts = [plan["stopping_rule"]] if plan.get("stopping_rule") else []
+    if looks:
+        described = "; ".join(
+            f"at information fraction {look.get('information_fraction')}"
+            + "".join(f", {k}: {v}" for k, v in sorted(look.items()) if k != "information_fraction")
+            for look in looks
+        )
+        parts.append(f"Interim looks: {described}.")
+    return _q("Stopping rule", _join(parts), looks or None)
+
+
+def _manipulated(plan: dict, content: dict) -> dict:
+    hashes = content.get("arms", {})
+    configs = content.get("arm_configs", {})
+    slugs = list(dict.fromkeys([*plan["arms_compared"], *sorted(hashes)]))
+    arms = [
+        {
+            "arm": slug,
+            "role": "control" if position == 0 else "treatment",
+            "config_sha256": hashes.get(slug),
+            **{k: v for k, v in configs.get(slug, {}).items() if k != "slug"},
+        }
+        for position, slug in enumerate(slugs)
+    ]
+    described = "; ".join(
+        f"{a['arm']} ({a['role']}): model {a.get('model_id', NOT_SPECIFIED)} version "
+        f"{a.get('model_version', NOT_SPECIFIED)}, configuration SHA-256 "
+        f"{a['config_sha256'] or NOT_SPECIFIED}"
+        for a in arms
+    )
+    answer = (
+        f"The assistant configuration (arm), {len(arms)} levels: {described}. Each "
+        "configuration (endpoint, model and pinned version, system prompt, memory policy, "
+        "parameters) is fixed by its SHA-256; any change is an amendment."
+    )
+    return _q("Manipulated variables", answer, arms)
+
+
+def _measured(plan: dict) -> dict:
+    outcomes = _outcomes(plan)
+    answer = "\n".join(
+        f"- {o['role'].capitalize()}: {o['dimension']}, measured with {o['instrument']} "
+        f"at wave {o['wave']}."
+        for o in outcomes
+    )
+    return _q("Measured variables", answer, outcomes)
+
+
+def _indices(plan: dict) -> dict:
+    weights = plan.get("community_weights") or {}
+    if not weights:
+        return _q("Indices", NOT_SPECIFIED)
+    lines = [
+        "Community-weighted composites, each computed only with the community's own declared "
+        "weights; every dimension is also reported on its own."
+    ]
+    for community, profile in sorted(weights.items()):
+        terms = " + ".join(
+            f"{w} × {dimension}" for dimension, w in sorted(profile["weights"].items())
+        )
+        lines.append(f"- {community} (profile v{profile.get('profile_version', '?')}): {terms}")
+    return _q("Indices", "\n".join(lines), weights)
+
+
+def _statistical_models(plan: dict) -> dict:
+    control, *treatments = plan["arms_compared"]
+    contrasts = ", ".join(f"{arm} vs {control}" for arm in treatments) or NOT_SPECIFIED
+    answer = (
+        f"Estimand: {_text(plan.get('estimand'))}\n"
+        f"Analysis model: {_text(plan.get('analysis_model'))}\n"
+        f"Confirmatory contrasts (control {control}): {contrasts}"
+    )
+    return _q("Statistical models", _markdown_lines(answer))
+
+
+def _inference_criteria(plan: dict) -> dict:
+    mids = plan.get("minimal_important_differences") or {}
+    mid_text = ", ".join(f"{d} {v}" for d, v in sorted(mids.items())) or NOT_SPECIFIED
+    multiplicity = plan["multiplicity"]
+    answer = (
+        f"Alpha: {plan['alpha']}\n"
+        f"Multiplicity: {MULTIPLICITY.get(multiplicity, multiplicity)}\n"
+        f"Minimal important differences: {mid_text}"
+    )
+    data = {
+        "alpha": plan["alpha"],
+        "multiplicity": multiplicity,
+        "minimal_important_differences": mids,
+    }
+    return _q("Inference criteria", _markdown_lines(answer), data)
+
+
+def _markdown_lines(text: str) -> str:
+    # One fact per line, as a list, so the text reads the same in the OSF form and in Markdown.
+    return "\n".join(f"- {line}" for line in text.splitlines())
+
+
+def _plain(value: Any) -> str:
+    return (
+        value if isinstance(value, str) else json.dumps(value, sort_keys=True, ensure_ascii=False)
+    )
+
+
+def _arms_markdown(arms: list[dict]) -> list[str]:
+    lines = _table(ARM_COLUMNS, [[a.get(c) for c in ARM_COLUMNS] for a in arms])
+    for arm in arms:
+        parameters = json.dumps(
+            arm.get("parameters") or {}, indent=2, sort_keys=True, ensure_ascii=False
+        )
+        lines += [
+            "",
+            f"#### Arm {arm['arm']}",
+            "",
+            f"Endpoint: {arm.get('endpoint_url', NOT_SPECIFIED)}",
+            "",
+            "System prompt:",
+            "",
+            *_fenced(arm.get("system_prompt") or NOT_SPECIFIED, "text"),
+            "",
+            "Parameters:",
+            "",
+            *_fenced(parameters, "json"),
+        ]
+    return lines
+
+
+def _outcomes_markdown(outcomes: list[dict]) -> list[str]:
+    return _table(OUTCOME_COLUMNS, [[o[c] for c in OUTCOME_COLUMNS] for o in outcomes])
+
+
+def _table(header: tuple[str, ...], rows: list) -> list[str]:
+    def cell(value: Any) -> str:
+        text = NOT_SPECIFIED if value is None else str(value)
+        return text.replace("|", "\\|").replace("\n", " ")
+
+    return [
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+        *("| " + " | ".join(cell(v) for v in row) + " |" for row in rows),
+    ]
+
+
+def _fenced(text: str, language: str) -> list[str]:
+    # Longer than any backtick run inside, so a prompt cannot close its own fence.
+    fence = "`" * max(3, 1 + max(map(len, re.findall("`+", text)), default=0))
+    return [f"{fence}{language}", text, fence]

@@ -1,0 +1,67 @@
+"""The assignment API: what an assistant app asks to learn which configuration to run.
+
+``GET /api/v1/assignment/<token>/`` with the participant's signed token returns that participant's
+arm configuration and its hash, and nothing about other arms or other participants. Every other
+case (unknown, tampered or revoked token, withdrawn participant, trial not running) is the same
+404, so the API cannot be used to probe who takes part.
+"""
+
+import logging
+
+from django.http import Http404, HttpRequest, JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from trials.canonical import sha256_of
+from trials.models import Participant, Trial
+from trials.services import (
+    arm_config,
+    assignment_token_participant_id,
+    event_record,
+    preregistration_current,
+)
+
+security_log = logging.getLogger("flourish.security")
+
+RUNNING_STATES = {Trial.State.ENROLLING, Trial.State.FOLLOW_UP}
+
+
+@require_GET
+@never_cache
+def assignment(request: HttpRequest, token: str) -> JsonResponse:
+    participant_id = assignment_token_participant_id(token)
+    if participant_id is None:
+        security_log.warning("Assignment API: refused a token with a bad signature.")
+        raise Http404("No assignment.")
+    participant = (
+        Participant.objects.select_related("trial", "allocation__arm__flourishing_profile")
+        .filter(pk=participant_id, withdrawn_at__isnull=True, trial__state__in=RUNNING_STATES)
+        .first()
+    )
+    if participant is None or not hasattr(participant, "allocation"):
+        raise Http404("No assignment.")
+    trial, arm = participant.trial, participant.allocation.arm
+    config = arm_config(arm)
+    config_hash = sha256_of(config)
+    prereg = preregistration_current(trial)
+    registered_hash = prereg.plan["arms"].get(arm.slug)
+    if config_hash != registered_hash or config_hash != arm.config_hash:
+        # The arm no longer matches what was registered (changed outside the services): serve
+        # nothing rather than an unregistered assistant, and leave a trace for the coordinators.
+        event_record(
+            trial=trial,
+            kind="arm_integrity_failure",
+            arm=arm.slug,
+            registered_hash=registered_hash,
+            found_hash=config_hash,
+        )
+        security_log.error("Arm %s of trial %s does not match its registration.", arm.slug, trial)
+        return JsonResponse({"detail": "This assignment is temporarily unavailable."}, status=503)
+    return JsonResponse(
+        {
+            "trial": trial.slug,
+            "configuration": config,
+            "config_hash": config_hash,
+            "preregistration": {"version": prereg.version, "sha256": prereg.sha256},
+        }
+    )
