@@ -117,7 +117,10 @@ def test_every_osf_section_and_question_is_present():
         "verify_with": "trials.canonical.sha256_of(content)",
         "amendment_rationale": "Added a secondary outcome.",
     }
-    assert osf["sampling_plan"]["existing_data"]["answer"] == (
+    # Version 2 is an amendment, possibly frozen after data collection began; version 1 is not.
+    assert osf["sampling_plan"]["existing_data"]["answer"].startswith("Amendment")
+    first = osf_preregistration(**export(version=1))
+    assert first["sampling_plan"]["existing_data"]["answer"] == (
         "Registration prior to creation of data"
     )
 
