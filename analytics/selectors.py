@@ -58,6 +58,7 @@ def consort_counts(trial: Trial) -> dict:
     return {
         "assessed": screenings.count(),
         "eligible": screenings.filter(eligible=True).count(),
+        "excluded": screenings.filter(eligible=False).count(),
         "excluded_reasons": {
             row["exclusion_reason"]: row["n"]
             for row in screenings.filter(eligible=False)

@@ -119,6 +119,9 @@ def analysis_run_execute(*, run_id: int) -> AnalysisRun:
     return run
 
 
+MULTIPLICITY_METHODS = {"holm": "holm", "bh": "fdr_bh"}
+
+
 def _analyse(run: AnalysisRun) -> tuple[dict, dict, str]:
     plan = run.preregistration.plan
     arms = plan["plan"]["arms_compared"]  # [control, treatment]
@@ -141,12 +144,19 @@ def _analyse(run: AnalysisRun) -> tuple[dict, dict, str]:
         )
         estimates.append(effect)
         _set_progress(run, (position + 1) / (len(outcomes) + 1))
-    adjusted = multipletests([e.p_value for e in estimates], alpha=alpha, method="holm")[1]
+    # The pre-registered correction, in statsmodels' names ("none" leaves p-values as they are).
+    correction = plan["plan"].get("multiplicity", "holm")
+    p_values = [e.p_value for e in estimates]
+    adjusted = (
+        p_values
+        if correction == "none"
+        else multipletests(p_values, alpha=alpha, method=MULTIPLICITY_METHODS[correction])[1]
+    )
     results = {
         "model": "ANCOVA on the outcome wave, adjusted for baseline (complete cases)",
         "contrast": f"{arms[1]} − {arms[0]}",
         "alpha": alpha,
-        "multiplicity": "holm",
+        "multiplicity": correction,
         "outcomes": [
             {
                 **outcome,

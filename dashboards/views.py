@@ -2,11 +2,13 @@
 fitted inside a request."""
 
 from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
 from analytics.models import AnalysisRun
 from trials.models import Trial
+from trials.selectors import trials_analysed_by
 from trials.services import missing_approvals, preregistration_current
 
 VIEW_PERMISSION = "analytics.view_analysisrun"
@@ -20,7 +22,7 @@ def _latest_finished(trial: Trial) -> AnalysisRun | None:
 @permission_required(VIEW_PERMISSION, raise_exception=True)
 def trial_list(request: HttpRequest) -> HttpResponse:
     rows = []
-    for trial in Trial.objects.order_by("slug"):
+    for trial in trials_analysed_by(request.user).order_by("slug"):
         run = _latest_finished(trial)
         primary = run.results["outcomes"][0] if run else None
         rows.append({"trial": trial, "run": run, "primary": primary})
@@ -31,6 +33,8 @@ def trial_list(request: HttpRequest) -> HttpResponse:
 @permission_required(VIEW_PERMISSION, raise_exception=True)
 def trial_detail(request: HttpRequest, slug: str) -> HttpResponse:
     trial = get_object_or_404(Trial, slug=slug)
+    if not trials_analysed_by(request.user).filter(pk=trial.pk).exists():
+        raise PermissionDenied("You are not an analyst or coordinator of this trial.")
     run = _latest_finished(trial)
     context = {
         "trial": trial,

@@ -1,40 +1,645 @@
-"""Coordinator admin. Actions call services; the full coordinator workflow grows in trials/."""
+"""The coordinator's workplace. Every write goes through trials.services; every list and page is
+limited to the trials the signed-in user may see (trials.selectors)."""
+
+import json
 
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+from simple_history.admin import SimpleHistoryAdmin
 
+from analytics.selectors import consort_counts
+from analytics.stats.srm import sample_ratio_mismatch
+from trials.forms import (
+    ArmForm,
+    ConsentDocumentForm,
+    DeviationForm,
+    OversightDecisionForm,
+    PlanForm,
+    ProfileForm,
+)
 from trials.models import (
+    Approval,
     Arm,
     Community,
     ConsentDocument,
+    FlourishingProfile,
     OversightBody,
+    Participant,
     PreRegistration,
+    ProtocolDeviation,
     Trial,
     TrialEvent,
+    TrialMember,
     TrialOversight,
 )
-from trials.services import trial_transition
+from trials.plan import randomisation_settings
+from trials.registry_export import osf_preregistration, preregistration_markdown
+from trials.selectors import bodies_of, can_coordinate, trials_coordinated_by, trials_visible_to
+from trials.services import (
+    ARM_CONFIG_FIELDS,
+    approval_record,
+    arm_amend,
+    arm_save,
+    deviation_record,
+    event_record,
+    member_add,
+    missing_approvals,
+    oversight_assign,
+    participant_withdraw,
+    preregistration_amend,
+    preregistration_current,
+    preregistration_draft_save,
+    preregistration_freeze,
+    profile_create,
+    trial_create,
+    trial_describe,
+    trial_suspend,
+    trial_transition,
+)
+
+State = Trial.State
+
+
+def _report(modeladmin, request, error: ValidationError, prefix: str = "") -> None:
+    modeladmin.message_user(request, prefix + " ".join(error.messages), messages.ERROR)
+
+
+class TrialScopedAdmin(SimpleHistoryAdmin):
+    """Per-trial object permissions: users see the trials they belong to, coordinators change
+    only their own, and nothing in a trial's record is deleted from the admin."""
+
+    trial_path = "trial"
+
+    def trial_of(self, obj) -> Trial:
+        for part in self.trial_path.split("__"):
+            obj = getattr(obj, part)
+        return obj
+
+    def get_queryset(self, request):
+        visible = trials_visible_to(request.user)
+        return super().get_queryset(request).filter(**{f"{self.trial_path}__in": visible})
+
+    def get_object(self, request, object_id, from_field=None):
+        obj = super().get_object(request, object_id, from_field)
+        if obj is None:
+            hidden = self.model._default_manager.filter(pk=object_id).first()
+            if hidden is not None:
+                event_record(
+                    trial=self.trial_of(hidden),
+                    kind="access_refused",
+                    actor=request.user,
+                    model=self.model._meta.model_name,
+                    object=str(object_id),
+                )
+                raise PermissionDenied("You do not work on this trial.")
+        return obj
+
+    def history_view(self, request, object_id, extra_context=None):
+        # simple-history looks the object up without get_queryset: check visibility first.
+        self.get_object(request, object_id)
+        return super().history_view(request, object_id, extra_context)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        allowed = super().has_change_permission(request, obj)
+        return allowed and (obj is None or can_coordinate(request.user, self.trial_of(obj)))
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "trial":
+            kwargs["queryset"] = trials_coordinated_by(request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+# --- trial --------------------------------------------------------------------------------
 
 
 class ArmInline(admin.TabularInline):
     model = Arm
+    form = ArmForm
     extra = 0
-    fields = ["slug", "name", "is_control", "model_id", "model_version", "config_hash"]
-    readonly_fields = ["config_hash"]
+    fields = ["slug", "name", "is_control", "model_id", "model_version", "config_hash", "edit"]
+    readonly_fields = ["config_hash", "edit"]
+    show_change_link = True
+
+    @admin.display(description="")
+    def edit(self, arm: Arm) -> str:
+        if not arm.pk:
+            return ""
+        url = reverse("admin:trials_arm_change", args=[arm.pk])
+        return format_html('<a href="{}">configuration…</a>', url)
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return obj is not None and obj.state == State.DRAFT and can_coordinate(request.user, obj)
 
     def has_change_permission(self, request, obj=None) -> bool:
-        return obj is not None and obj.state == Trial.State.DRAFT
+        return self.has_add_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
 
 
 class OversightInline(admin.TabularInline):
     model = TrialOversight
     extra = 0
+    fields = ["body", "required"]
+
+    def _editable(self, request, obj) -> bool:
+        return (
+            obj is not None
+            and obj.state in (State.DRAFT, State.REGISTERED)
+            and can_coordinate(request.user, obj)
+        )
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return self._editable(request, obj)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
 
 
-class TrialEventInline(admin.TabularInline):
-    model = TrialEvent
+class MemberInline(admin.TabularInline):
+    model = TrialMember
     extra = 0
+    fields = ["user", "role"]
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return obj is not None and can_coordinate(request.user, obj)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class DeviationInline(ReadOnlyInline):
+    model = ProtocolDeviation
+    fields = ["recorded_at", "kind", "preregistration", "description", "recorded_by"]
+
+
+class TrialEventInline(ReadOnlyInline):
+    model = TrialEvent
     fields = ["at", "kind", "actor", "detail"]
+    verbose_name_plural = "audit trail"
+
+
+def _transition_action(target: str, label: str):
+    @admin.action(description=label, permissions=["change"])
+    def action(modeladmin, request, queryset):
+        for trial in queryset:
+            if not can_coordinate(request.user, trial):
+                modeladmin.message_user(
+                    request, f"{trial.slug}: only its coordinators can do that.", messages.ERROR
+                )
+                continue
+            try:
+                trial_transition(trial=trial, to=target, actor=request.user)
+            except ValidationError as error:
+                _report(modeladmin, request, error, f"{trial.slug}: ")
+            else:
+                modeladmin.message_user(request, f"{trial.slug}: now {State(target).label}.")
+
+    action.__name__ = f"move_to_{target}"
+    return action
+
+
+TRANSITION_ACTIONS = [
+    (State.REGISTERED, "Register (the frozen plan is in force)"),
+    (State.ENROLLING, "Open / resume enrolment"),
+    (State.FOLLOW_UP, "Close enrolment, start follow-up"),
+    (State.CLOSED, "Close the trial"),
+    (State.ANALYSED, "Mark as analysed"),
+    (State.TERMINATED, "Terminate"),
+]
+
+
+@admin.register(Trial)
+class TrialAdmin(TrialScopedAdmin):
+    trial_path = "pk"
+    list_display = ["slug", "title", "state", "plan_version", "approvals", "created_at"]
+    list_filter = ["state"]
+    search_fields = ["slug", "title"]
+    fields = ["slug", "title", "description", "state", "plan_version", "approvals"]
+    readonly_fields = ["state", "plan_version", "approvals"]
+    inlines = [ArmInline, OversightInline, MemberInline, DeviationInline, TrialEventInline]
+    actions = [_transition_action(target, label) for target, label in TRANSITION_ACTIONS]
+    change_form_template = "admin/trials/trial/change_form.html"
+
+    def trial_of(self, obj) -> Trial:
+        return obj
+
+    def get_queryset(self, request):
+        return self.model._default_manager.filter(pk__in=trials_visible_to(request.user))
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None:
+            return ["slug", *self.readonly_fields]
+        return self.readonly_fields
+
+    @admin.display(description="plan")
+    def plan_version(self, trial: Trial) -> str:
+        current = preregistration_current(trial)
+        return f"v{current.version} · {current.sha256[:12]}…" if current else "not frozen"
+
+    @admin.display(description="approvals")
+    def approvals(self, trial: Trial) -> str:
+        if preregistration_current(trial) is None:
+            return "—"
+        missing = missing_approvals(trial)
+        return "complete" if not missing else f"waiting for {', '.join(missing)}"
+
+    def save_model(self, request, obj, form, change) -> None:
+        if change:
+            trial_describe(
+                trial=obj, title=obj.title, description=obj.description, actor=request.user
+            )
+        else:
+            created = trial_create(
+                slug=obj.slug, title=obj.title, description=obj.description, actor=request.user
+            )
+            obj.pk = created.pk
+
+    def save_formset(self, request, form, formset, change) -> None:
+        trial = form.instance
+        for instance in formset.save(commit=False):
+            if isinstance(instance, Arm):
+                instance.trial = trial
+                arm_save(arm=instance, actor=request.user)
+            elif isinstance(instance, TrialOversight):
+                oversight_assign(
+                    trial=trial, body=instance.body, required=instance.required, actor=request.user
+                )
+            elif isinstance(instance, TrialMember):
+                member_add(trial=trial, user=instance.user, role=instance.role, actor=request.user)
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("<int:pk>/consort/", view(self.consort_view), name="trials_trial_consort"),
+            path(
+                "<int:pk>/oversight/<str:decision>/",
+                view(self.oversight_view),
+                name="trials_trial_oversight",
+            ),
+            *super().get_urls(),
+        ]
+
+    def _visible(self, request, pk: int) -> Trial:
+        trial = self.get_object(request, str(pk))
+        if trial is None:
+            raise PermissionDenied("You do not work on this trial.")
+        return trial
+
+    def consort_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """The CONSORT flow counts, with the sample-ratio-mismatch check on allocation."""
+        trial = self._visible(request, pk)
+        counts = consort_counts(trial)
+        srm = None
+        current = preregistration_current(trial)
+        allocated = {arm["slug"]: arm["allocated"] for arm in counts["arms"]}
+        if current is not None and sum(allocated.values()) > 0:
+            ratio = randomisation_settings(current.plan["plan"])["ratio"] or dict.fromkeys(
+                allocated, 1
+            )
+            srm = sample_ratio_mismatch(allocated, ratio)
+        context = self.admin_site.each_context(request) | {
+            "title": f"CONSORT flow: {trial.title}",
+            "trial": trial,
+            "counts": counts,
+            "srm": srm,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/trials/trial/consort.html", context)
+
+    def oversight_view(self, request: HttpRequest, pk: int, decision: str) -> HttpResponse:
+        """A body member approves the current plan version, or suspends the trial."""
+        if decision not in ("approve", "suspend"):
+            raise PermissionDenied("Unknown decision.")
+        trial = self._visible(request, pk)
+        bodies = bodies_of(request.user, trial)
+        if not bodies.exists():
+            raise PermissionDenied("Only members of a body overseeing this trial can decide.")
+        form = OversightDecisionForm(request.POST or None, bodies=bodies)
+        current = preregistration_current(trial)
+        if request.method == "POST" and form.is_valid():
+            body, note = form.cleaned_data["body"], form.cleaned_data["note"]
+            try:
+                if decision == "approve":
+                    if current is None:
+                        raise ValidationError("There is no frozen plan to approve.")
+                    approval_record(
+                        body=body, preregistration=current, actor=request.user, note=note
+                    )
+                    done = f"{body.name} approved plan version {current.version}."
+                else:
+                    trial_suspend(trial=trial, body=body, reason=note, actor=request.user)
+                    done = f"{body.name} suspended the trial."
+            except ValidationError as error:
+                _report(self, request, error)
+            else:
+                self.message_user(request, done)
+                return HttpResponseRedirect(reverse("admin:trials_trial_change", args=[pk]))
+        context = self.admin_site.each_context(request) | {
+            "title": f"{decision.capitalize()}: {trial.title}",
+            "trial": trial,
+            "decision": decision,
+            "form": form,
+            "current": current,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/trials/trial/oversight_decision.html", context)
+
+
+# --- arms and plans --------------------------------------------------------------------------
+
+
+@admin.register(Arm)
+class ArmAdmin(TrialScopedAdmin):
+    form = ArmForm
+    list_display = ["__str__", "name", "is_control", "model_id", "model_version", "config_hash"]
+    list_filter = [("trial", admin.RelatedOnlyFieldListFilter)]
+    readonly_fields = ["config_hash"]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None:
+            return ["trial", "slug", "is_control", "config_hash"]
+        return self.readonly_fields
+
+    def save_model(self, request, obj, form, change) -> None:
+        # ArmForm.clean has already refused what the services would refuse.
+        if obj.trial.state == State.DRAFT:
+            arm_save(arm=obj, actor=request.user)
+            return
+        changes = {f: form.cleaned_data[f] for f in form.changed_data if f in ARM_CONFIG_FIELDS}
+        if changes:
+            prereg = arm_amend(
+                arm=obj,
+                changes=changes,
+                rationale=form.cleaned_data["amendment_rationale"],
+                actor=request.user,
+            )
+            self.message_user(
+                request,
+                f"Recorded as amendment version {prereg.version} with a protocol deviation; "
+                "enrolment waits for the bodies' approval.",
+                messages.WARNING,
+            )
+
+
+@admin.register(PreRegistration)
+class PreRegistrationAdmin(TrialScopedAdmin):
+    form = PlanForm
+    list_display = ["trial", "version", "status", "frozen_at", "short_hash", "approved_by"]
+    list_filter = [("trial", admin.RelatedOnlyFieldListFilter)]
+    actions = ["freeze"]
+    frozen_fields = ["trial", "version", "frozen_at", "sha256", "rationale", "content", "export"]
+
+    @admin.display(description="status")
+    def status(self, prereg: PreRegistration) -> str:
+        return "frozen" if prereg.frozen_at else "draft"
+
+    @admin.display(description="SHA-256")
+    def short_hash(self, prereg: PreRegistration) -> str:
+        return f"{prereg.sha256[:12]}…" if prereg.sha256 else ""
+
+    @admin.display(description="approved by")
+    def approved_by(self, prereg: PreRegistration) -> str:
+        return ", ".join(a.body.name for a in prereg.approvals.select_related("body")) or "—"
+
+    @admin.display(description="frozen content")
+    def content(self, prereg: PreRegistration) -> str:
+        text = json.dumps(prereg.plan, indent=2, ensure_ascii=False, sort_keys=True)
+        return format_html("<pre style='white-space:pre-wrap'>{}</pre>", text)
+
+    @admin.display(description="export")
+    def export(self, prereg: PreRegistration) -> str:
+        base = reverse("admin:trials_preregistration_export", args=[prereg.pk, "osf"])
+        markdown = reverse("admin:trials_preregistration_export", args=[prereg.pk, "markdown"])
+        return format_html(
+            '<a href="{}">OSF Preregistration JSON</a> · <a href="{}">Markdown</a>', base, markdown
+        )
+
+    def get_fields(self, request, obj=None):
+        if obj is not None and obj.frozen_at is not None:
+            return self.frozen_fields
+        return super().get_fields(request, obj)
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None and obj.frozen_at is not None:
+            return self.frozen_fields
+        return ["trial"] if obj is not None else []
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        if obj is not None and obj.frozen_at is not None:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        if request.method == "POST" and object_id:
+            prereg = self.get_object(request, object_id)
+            if prereg is not None and prereg.frozen_at is not None:
+                event_record(
+                    trial=prereg.trial,
+                    kind="edit_refused",
+                    actor=request.user,
+                    model="preregistration",
+                    version=prereg.version,
+                )
+                raise PermissionDenied(
+                    f"Version {prereg.version} is frozen and cannot be changed; write an "
+                    "amendment as a new draft version instead."
+                )
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def save_model(self, request, obj, form, change) -> None:
+        saved = preregistration_draft_save(
+            trial=obj.trial, plan=form.plan, rationale=obj.rationale, actor=request.user
+        )
+        obj.pk, obj.version = saved.pk, saved.version
+
+    @admin.action(description="Freeze the selected draft (an amendment once registered)")
+    def freeze(self, request, queryset) -> None:
+        for draft in queryset.filter(frozen_at__isnull=True):
+            trial = draft.trial
+            if not can_coordinate(request.user, trial):
+                self.message_user(request, f"{trial}: coordinators only.", messages.ERROR)
+                continue
+            try:
+                if trial.state == State.DRAFT:
+                    frozen = preregistration_freeze(trial=trial, actor=request.user)
+                else:
+                    frozen = preregistration_amend(
+                        trial=trial, rationale=draft.rationale, actor=request.user
+                    )
+            except ValidationError as error:
+                _report(self, request, error, f"{trial} v{draft.version}: ")
+            else:
+                self.message_user(
+                    request, f"{trial} v{frozen.version} frozen, SHA-256 {frozen.sha256}."
+                )
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:pk>/export/<str:fmt>/",
+                self.admin_site.admin_view(self.export_view),
+                name="trials_preregistration_export",
+            ),
+            *super().get_urls(),
+        ]
+
+    def export_view(self, request: HttpRequest, pk: int, fmt: str) -> HttpResponse:
+        prereg = self.get_object(request, str(pk))
+        if prereg is None or prereg.frozen_at is None or fmt not in ("osf", "markdown"):
+            raise PermissionDenied("Only frozen versions of your trials can be exported.")
+        fields = {
+            "trial_slug": prereg.trial.slug,
+            "title": prereg.trial.title,
+            "version": prereg.version,
+            "frozen_at": prereg.frozen_at,
+            "sha256": prereg.sha256,
+            "content": prereg.plan,
+            "rationale": prereg.rationale,
+        }
+        name = f"{prereg.trial.slug}-preregistration-v{prereg.version}"
+        if fmt == "osf":
+            body = json.dumps(osf_preregistration(**fields), indent=2, ensure_ascii=False)
+            response = HttpResponse(body, content_type="application/json; charset=utf-8")
+            name += ".json"
+        else:
+            body = preregistration_markdown(**fields)
+            response = HttpResponse(body, content_type="text/markdown; charset=utf-8")
+            name += ".md"
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        return response
+
+
+@admin.register(ProtocolDeviation)
+class ProtocolDeviationAdmin(TrialScopedAdmin):
+    form = DeviationForm
+    list_display = ["trial", "recorded_at", "kind", "preregistration", "recorded_by"]
+    list_filter = ["kind"]
+    fields = ["trial", "description"]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return obj is None and super().has_change_permission(request, obj)
+
+    def save_model(self, request, obj, form, change) -> None:
+        saved = deviation_record(trial=obj.trial, description=obj.description, actor=request.user)
+        obj.pk = saved.pk
+
+
+@admin.register(Approval)
+class ApprovalAdmin(TrialScopedAdmin):
+    trial_path = "preregistration__trial"
+    list_display = ["preregistration", "body", "decided_by", "decided_at"]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # bodies approve from the trial page, through the service
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+# --- consent and participants ----------------------------------------------------------------
+
+
+@admin.register(ConsentDocument)
+class ConsentDocumentAdmin(TrialScopedAdmin):
+    form = ConsentDocumentForm
+    list_display = ["trial", "version", "locale", "withdrawal_rule"]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        # A document someone consented under is a record: publish a new version instead.
+        if obj is not None and obj.consentgrant_set.exists():
+            return False
+        return super().has_change_permission(request, obj)
+
+
+@admin.register(Participant)
+class ParticipantAdmin(TrialScopedAdmin):
+    """Pseudonyms only: contact details never appear in the admin."""
+
+    list_display = ["id", "trial", "arm", "community", "locale", "enrolled_at", "withdrawn_at"]
+    list_filter = [("trial", admin.RelatedOnlyFieldListFilter), "withdrawn_at"]
+    fields = [
+        "id",
+        "trial",
+        "arm",
+        "community",
+        "locale",
+        "enrolled_at",
+        "consents",
+        "withdrawn_at",
+        "withdrawal_reason",
+        "erased_at",
+    ]
+    readonly_fields = fields
+    actions = ["withdraw"]
+
+    @admin.display(description="arm")
+    def arm(self, participant: Participant) -> str:
+        return participant.allocation.arm.slug if hasattr(participant, "allocation") else "—"
+
+    @admin.display(description="consent")
+    def consents(self, participant: Participant) -> str:
+        return ", ".join(
+            f"{g.scope} (v{g.document.version}"
+            + (f", revoked {g.revoked_at:%Y-%m-%d})" if g.revoked_at else ")")
+            for g in participant.consents.select_related("document")
+        )
+
+    def has_add_permission(self, request) -> bool:
+        return False  # people enrol themselves, through the consent page
+
+    @admin.action(description="Withdraw (on the participant's request)", permissions=["change"])
+    def withdraw(self, request, queryset) -> None:
+        for participant in queryset:
+            if can_coordinate(request.user, participant.trial):
+                participant_withdraw(
+                    participant=participant,
+                    reason="withdrew (recorded by coordinator)",
+                    actor=request.user,
+                )
+        self.message_user(request, "Withdrawn; data kept or erased as each consent document says.")
+
+
+# --- oversight and communities ---------------------------------------------------------------
+
+
+@admin.register(OversightBody)
+class OversightBodyAdmin(SimpleHistoryAdmin):
+    list_display = ["name", "kind"]
+    filter_horizontal = ["members"]
+
+
+class ProfileInline(admin.TabularInline):
+    model = FlourishingProfile
+    extra = 0
+    fields = ["version", "weights", "authored_by", "locale", "created_at"]
     readonly_fields = fields
     can_delete = False
 
@@ -42,42 +647,32 @@ class TrialEventInline(admin.TabularInline):
         return False
 
 
-def _transition_action(target: str):
-    @admin.action(description=f"Move to {Trial.State(target).label}")
-    def action(modeladmin, request, queryset):
-        for trial in queryset:
-            try:
-                trial_transition(trial=trial, to=target, actor=request.user)
-            except ValidationError as error:
-                modeladmin.message_user(
-                    request, f"{trial.slug}: {' '.join(error.messages)}", messages.ERROR
-                )
-            else:
-                modeladmin.message_user(request, f"{trial.slug}: now {Trial.State(target).label}.")
-
-    action.__name__ = f"move_to_{target}"
-    return action
+@admin.register(Community)
+class CommunityAdmin(SimpleHistoryAdmin):
+    list_display = ["slug", "name", "locale"]
+    inlines = [ProfileInline]
 
 
-@admin.register(Trial)
-class TrialAdmin(admin.ModelAdmin):
-    list_display = ["slug", "title", "state", "created_at"]
-    list_filter = ["state"]
-    search_fields = ["slug", "title"]
-    readonly_fields = ["state", "created_at"]
-    inlines = [ArmInline, OversightInline, TrialEventInline]
-    actions = [_transition_action(state) for state in Trial.State.values]
+@admin.register(FlourishingProfile)
+class FlourishingProfileAdmin(SimpleHistoryAdmin):
+    """Communities add versions; a published version never changes."""
 
-
-@admin.register(PreRegistration)
-class PreRegistrationAdmin(admin.ModelAdmin):
-    list_display = ["trial", "version", "frozen_at", "sha256"]
-    readonly_fields = ["trial", "version", "plan", "frozen_at", "sha256"]
+    form = ProfileForm
+    list_display = ["community", "version", "weights", "authored_by", "created_at"]
+    fields = ["community", "weights", "priorities", "locale", "authored_by"]
 
     def has_change_permission(self, request, obj=None) -> bool:
-        return obj is None or obj.frozen_at is None
+        return obj is None and super().has_change_permission(request, obj)
 
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
 
-admin.site.register(OversightBody)
-admin.site.register(Community)
-admin.site.register(ConsentDocument)
+    def save_model(self, request, obj, form, change) -> None:
+        saved = profile_create(
+            community=obj.community,
+            weights=obj.weights,
+            authored_by=obj.authored_by,
+            priorities=obj.priorities,
+            locale=obj.locale,
+        )
+        obj.pk, obj.version = saved.pk, saved.version

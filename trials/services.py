@@ -95,6 +95,19 @@ def trial_create(
 
 
 @transaction.atomic
+def trial_describe(
+    *, trial: Trial, title: str, description: str, actor: User | None = None
+) -> Trial:
+    """Change what a trial is called and how it is described (not what it tests)."""
+    trial = trial_lock(trial)
+    trial.title, trial.description = title, description
+    trial.full_clean()
+    trial.save(update_fields=["title", "description"])
+    _event(trial, "trial_described", actor)
+    return trial
+
+
+@transaction.atomic
 def member_add(
     *, trial: Trial, user: AbstractBaseUser, role: str, actor: User | None = None
 ) -> TrialMember:
@@ -474,6 +487,19 @@ def trial_suspend(
 # --- communities --------------------------------------------------------------------------
 
 
+def profile_weights_errors(weights: Any) -> list[str]:
+    if not isinstance(weights, dict) or not weights:
+        return ["A profile weights at least one flourishing dimension."]
+    unknown = set(weights) - set(FLOURISHING_DIMENSIONS)
+    if unknown:
+        return [f"Unknown flourishing dimensions: {', '.join(sorted(unknown))}."]
+    if not all(isinstance(w, int | float) and w >= 0 for w in weights.values()):
+        return ["Weights must be numbers of 0 or more."]
+    if abs(sum(weights.values()) - 1) > 1e-9:
+        return [f"Weights must sum to 1 (they sum to {sum(weights.values()):g})."]
+    return []
+
+
 @transaction.atomic
 def profile_create(
     *,
@@ -484,15 +510,9 @@ def profile_create(
     locale: str = "",
 ) -> FlourishingProfile:
     """The community's next profile version; earlier versions stay as they were."""
-    if not isinstance(weights, dict) or not weights:
-        raise ValidationError("A profile weights at least one flourishing dimension.")
-    unknown = set(weights) - set(FLOURISHING_DIMENSIONS)
-    if unknown:
-        raise ValidationError(f"Unknown flourishing dimensions: {', '.join(sorted(unknown))}.")
-    if not all(isinstance(w, int | float) and w >= 0 for w in weights.values()):
-        raise ValidationError("Weights must be numbers of 0 or more.")
-    if abs(sum(weights.values()) - 1) > 1e-9:
-        raise ValidationError(f"Weights must sum to 1 (they sum to {sum(weights.values()):g}).")
+    errors = profile_weights_errors(weights)
+    if errors:
+        raise ValidationError(errors)
     latest = community.profiles.order_by("-version").first()
     return FlourishingProfile.objects.create(
         community=community,

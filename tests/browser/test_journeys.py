@@ -1,13 +1,13 @@
 """The participant and analyst journeys in a real browser; screenshots go to test-artifacts/."""
 
 import pytest
-from django.contrib.auth.models import Group, Permission, User
+from django.contrib.auth.models import Group, User
 
 from analytics.services import analysis_run_create, analysis_run_execute
 from surveys.links import participant_survey_path
 from surveys.models import Response
-from trials.models import ConsentDocument
-from trials.services import participant_enrol
+from trials.models import ConsentDocument, TrialMember
+from trials.services import member_add, participant_enrol
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -48,9 +48,8 @@ def test_participant_answers_a_survey_on_a_phone(live_server, phone, small_trial
 def test_analyst_signs_in_and_reads_the_result(live_server, laptop, small_trial, artifacts_dir):
     run = analysis_run_execute(run_id=analysis_run_create(trial=small_trial, enqueue=False).pk)
     analyst = User.objects.create_user("ana", password="a-long-password")
-    group = Group.objects.create(name="Analysts")
-    group.permissions.add(Permission.objects.get(codename="view_analysisrun"))
-    analyst.groups.add(group)
+    analyst.groups.add(Group.objects.get(name="Analysts"))
+    member_add(trial=small_trial, user=analyst, role=TrialMember.Role.ANALYST)
 
     page = laptop
     page.goto(f"{live_server.url}/dashboards/{small_trial.slug}/")

@@ -1,7 +1,9 @@
 import pytest
-from django.contrib.auth.models import Group, Permission, User
+from django.contrib.auth.models import Group, User
 
 from analytics.services import analysis_run_create, analysis_run_execute
+from trials.models import TrialMember
+from trials.services import member_add, trial_create
 
 pytestmark = pytest.mark.django_db
 
@@ -9,9 +11,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def analyst(db):
     user = User.objects.create_user("ana", password="pw")
-    group = Group.objects.create(name="Analysts")
-    group.permissions.add(Permission.objects.get(codename="view_analysisrun"))
-    user.groups.add(group)
+    user.groups.add(Group.objects.get(name="Analysts"))
     return user
 
 
@@ -27,6 +27,7 @@ def test_users_without_permission_get_403(client, small_trial):
 
 
 def test_analyst_sees_the_stored_result_with_its_label(client, analyst, small_trial):
+    member_add(trial=small_trial, user=analyst, role=TrialMember.Role.ANALYST)
     run = analysis_run_execute(run_id=analysis_run_create(trial=small_trial, enqueue=False).pk)
     client.force_login(analyst)
     page = client.get("/dashboards/small/").content.decode()
@@ -36,3 +37,11 @@ def test_analyst_sees_the_stored_result_with_its_label(client, analyst, small_tr
     assert small_trial.preregistrations.get().sha256 in page
     listing = client.get("/dashboards/").content.decode()
     assert "Synthetic trial small" in listing and f"{primary['estimate']:.2f}" in listing
+
+
+def test_analysts_of_another_trial_get_403_and_do_not_see_it_listed(client, analyst, small_trial):
+    other = trial_create(slug="other", title="Other trial")
+    member_add(trial=other, user=analyst, role=TrialMember.Role.ANALYST)
+    client.force_login(analyst)
+    assert client.get("/dashboards/small/").status_code == 403
+    assert "Synthetic trial small" not in client.get("/dashboards/").content.decode()

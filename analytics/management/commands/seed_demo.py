@@ -4,19 +4,18 @@ import secrets
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from analytics.seeding import synthetic_trial_create
 from analytics.services import analysis_run_create
 from surveys.links import participant_survey_path
-from trials.models import ConsentScope, ParticipantContact, Trial
-from trials.services import participant_enrol
+from trials.models import ConsentScope, ParticipantContact, Trial, TrialMember
+from trials.services import member_add, participant_enrol
 
 DEMO_SLUG = "demo"
 DEMO_PARTICIPANT_EMAIL = "you@example.org"
-ANALYST_PERMISSIONS = ["view_analysisrun", "view_trial"]
 
 
 class Command(BaseCommand):
@@ -46,6 +45,11 @@ class Command(BaseCommand):
                 )
                 analysis_run_create(trial=trial)
             password = self._users(credentials_file)
+            member_add(
+                trial=Trial.objects.get(slug=DEMO_SLUG),
+                user=get_user_model().objects.get(username="analyst"),
+                role=TrialMember.Role.ANALYST,
+            )
         participant = ParticipantContact.objects.get(
             email=DEMO_PARTICIPANT_EMAIL, participant__trial__slug=DEMO_SLUG
         ).participant
@@ -63,10 +67,9 @@ class Command(BaseCommand):
         password = secrets.token_urlsafe(12)
         User = get_user_model()
         User.objects.create_superuser("admin", "admin@example.org", password)
-        analysts, _ = Group.objects.get_or_create(name="Analysts")
-        analysts.permissions.set(Permission.objects.filter(codename__in=ANALYST_PERMISSIONS))
         analyst = User.objects.create_user("analyst", "analyst@example.org", password)
-        analyst.groups.add(analysts)
+        # The group and its permissions come from trials.roles, synchronised on migrate.
+        analyst.groups.add(Group.objects.get(name="Analysts"))
         credentials_file.parent.mkdir(parents=True, exist_ok=True)
         credentials_file.write_text(password + "\n")
         return password
