@@ -1,8 +1,9 @@
 import pytest
+from statsmodels.stats.multitest import multipletests
 
 from analytics.models import AnalysisRun
 from analytics.services import analysis_run_create, analysis_run_execute
-from trials.services import preregistration_current
+from trials.services import preregistration_amend, preregistration_current
 
 pytestmark = pytest.mark.django_db
 
@@ -41,3 +42,15 @@ def test_run_is_enqueued_only_after_commit(small_trial, django_capture_on_commit
     with django_capture_on_commit_callbacks() as callbacks:
         analysis_run_create(trial=small_trial, enqueue=True)
     assert len(callbacks) == 1
+
+
+def test_the_registered_multiplicity_correction_is_the_one_applied(small_trial):
+    holm = analysis_run_execute(run_id=analysis_run_create(trial=small_trial, enqueue=False).pk)
+    plan = preregistration_current(small_trial).plan["plan"] | {"multiplicity": "bh"}
+    preregistration_amend(trial=small_trial, plan=plan, rationale="FDR control, as agreed.")
+    bh = analysis_run_execute(run_id=analysis_run_create(trial=small_trial, enqueue=False).pk)
+    raw = [o["p_value"] for o in bh.results["outcomes"]]
+    assert bh.results["multiplicity"] == "bh" and holm.results["multiplicity"] == "holm"
+    # The amended plan's Benjamini–Hochberg, not the original Holm, adjusted the p-values.
+    expected = multipletests(raw, method="fdr_bh")[1]
+    assert [o["p_adjusted"] for o in bh.results["outcomes"]] == pytest.approx(list(expected))
