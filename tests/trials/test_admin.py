@@ -215,3 +215,30 @@ def test_registered_arm_change_needs_a_rationale_and_becomes_an_amendment(client
     assert response.status_code == 302
     assert trial.preregistrations.filter(frozen_at__isnull=False).count() == 2
     assert trial.deviations.get().kind == "arm_change"
+
+
+def test_every_trials_admin_page_renders(client):
+    root = get_user_model().objects.create_superuser("root", "root@example.org", "pw")
+    trial = enrolling_trial("x")
+    prereg = PreRegistration.objects.get(trial=trial)
+    client.force_login(root)
+    for url in [
+        "/admin/trials/trial/",
+        f"/admin/trials/trial/{trial.pk}/change/",
+        f"/admin/trials/trial/{trial.pk}/history/",
+        f"/admin/trials/trial/{trial.pk}/consort/",
+        f"/admin/trials/trial/{trial.pk}/oversight/approve/",
+        "/admin/trials/preregistration/",
+        "/admin/trials/preregistration/add/",
+        f"/admin/trials/preregistration/{prereg.pk}/change/",
+        f"/admin/trials/preregistration/{prereg.pk}/export/markdown/",
+        "/admin/trials/arm/",
+        f"/admin/trials/arm/{trial.arms.first().pk}/change/",
+        "/admin/trials/participant/",
+        "/admin/trials/consentdocument/",
+        "/admin/trials/protocoldeviation/add/",
+        "/admin/trials/flourishingprofile/add/",
+        "/admin/trials/community/",
+        "/admin/trials/approval/",
+    ]:
+        assert client.get(url).status_code == 200, url
