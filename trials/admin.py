@@ -37,7 +37,11 @@ from trials.models import (
     TrialOversight,
 )
 from trials.plan import randomisation_settings
-from trials.registry_export import osf_preregistration, preregistration_markdown
+from trials.registry_export import (
+    export_arguments,
+    osf_preregistration,
+    preregistration_markdown,
+)
 from trials.selectors import bodies_of, can_coordinate, trials_coordinated_by, trials_visible_to
 from trials.services import (
     ARM_CONFIG_FIELDS,
@@ -515,15 +519,7 @@ class PreRegistrationAdmin(TrialScopedAdmin):
         prereg = self.get_object(request, str(pk))
         if prereg is None or prereg.frozen_at is None or fmt not in ("osf", "markdown"):
             raise PermissionDenied("Only frozen versions of your trials can be exported.")
-        fields = {
-            "trial_slug": prereg.trial.slug,
-            "title": prereg.trial.title,
-            "version": prereg.version,
-            "frozen_at": prereg.frozen_at,
-            "sha256": prereg.sha256,
-            "content": prereg.plan,
-            "rationale": prereg.rationale,
-        }
+        fields = export_arguments(prereg)
         name = f"{prereg.trial.slug}-preregistration-v{prereg.version}"
         if fmt == "osf":
             body = json.dumps(osf_preregistration(**fields), indent=2, ensure_ascii=False)

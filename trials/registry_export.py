@@ -423,3 +423,16 @@ def _fenced(text: str, language: str) -> list[str]:
     # Longer than any backtick run inside, so a prompt cannot close its own fence.
     fence = "`" * max(3, 1 + max(map(len, re.findall("`+", text)), default=0))
     return [f"{fence}{language}", text, fence]
+
+
+def export_arguments(prereg) -> dict:
+    """The keyword arguments of the two exporters, read from a stored PreRegistration."""
+    return {
+        "trial_slug": prereg.trial.slug,
+        "title": prereg.trial.title,
+        "version": prereg.version,
+        "frozen_at": prereg.frozen_at,
+        "sha256": prereg.sha256,
+        "content": prereg.plan,
+        "rationale": prereg.rationale,
+    }

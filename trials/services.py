@@ -228,16 +228,22 @@ def preregistration_draft(trial: Trial) -> PreRegistration | None:
     return trial.preregistrations.filter(frozen_at__isnull=True).first()
 
 
+def _draft_or_next_version(trial: Trial) -> PreRegistration:
+    """The open draft, or a new (unsaved) row numbered after the latest version."""
+    draft = preregistration_draft(trial)
+    if draft is not None:
+        return draft
+    latest = trial.preregistrations.order_by("-version").first()
+    return PreRegistration(trial=trial, version=(latest.version + 1) if latest else 1)
+
+
 @transaction.atomic
 def preregistration_draft_save(
     *, trial: Trial, plan: dict[str, Any], rationale: str = "", actor: User | None = None
 ) -> PreRegistration:
     """Keep work on the next version; nothing is checked until it is frozen."""
     trial = trial_lock(trial)
-    draft = preregistration_draft(trial)
-    if draft is None:
-        latest = trial.preregistrations.order_by("-version").first()
-        draft = PreRegistration(trial=trial, version=(latest.version + 1) if latest else 1)
+    draft = _draft_or_next_version(trial)
     draft.plan = plan
     draft.rationale = rationale
     draft.save()
@@ -282,10 +288,7 @@ def _freeze_version(
         "arm_configs": {arm.slug: arm_config(arm) for arm in arms},
         "allocation_sequence_sha256": sequence_commitment(trial.allocation_salt, randomisation),
     }
-    prereg = preregistration_draft(trial)
-    if prereg is None:
-        latest = trial.preregistrations.order_by("-version").first()
-        prereg = PreRegistration(trial=trial, version=(latest.version + 1) if latest else 1)
+    prereg = _draft_or_next_version(trial)
     prereg.plan = content
     prereg.rationale = rationale
     prereg.frozen_at = timezone.now()

@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from trials.canonical import sha256_of
 from trials.models import PreRegistration, Trial
-from trials.registry_export import osf_preregistration, preregistration_markdown
+from trials.registry_export import export_arguments, osf_preregistration, preregistration_markdown
 
 
 class Command(BaseCommand):
@@ -46,15 +46,7 @@ class Command(BaseCommand):
             raise CommandError(
                 f"Version {prereg.version} of {slug!r} does not match its stored SHA-256."
             )
-        fields = {
-            "trial_slug": trial.slug,
-            "title": trial.title,
-            "version": prereg.version,
-            "frozen_at": prereg.frozen_at,
-            "sha256": prereg.sha256,
-            "content": prereg.plan,
-            "rationale": prereg.rationale,
-        }
+        fields = export_arguments(prereg)
         try:
             if output_format == "markdown":
                 text = preregistration_markdown(**fields)
