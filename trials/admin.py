@@ -148,41 +148,39 @@ class ArmInline(admin.TabularInline):
         return False
 
 
-class OversightInline(admin.TabularInline):
-    model = TrialOversight
+class AppendOnlyInline(admin.TabularInline):
+    """Rows a coordinator adds (through a service in TrialAdmin.save_formset), never edits."""
+
     extra = 0
+
+    def can_append(self, request, trial: Trial | None) -> bool:
+        return trial is not None and can_coordinate(request.user, trial)
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return self.can_append(request, obj)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class OversightInline(AppendOnlyInline):
+    model = TrialOversight
     fields = ["body", "required"]
 
-    def _editable(self, request, obj) -> bool:
-        return (
-            obj is not None
-            and obj.state in (State.DRAFT, State.REGISTERED)
-            and can_coordinate(request.user, obj)
+    def can_append(self, request, trial: Trial | None) -> bool:
+        # Once enrolment has opened, who must approve is settled.
+        return super().can_append(request, trial) and trial.state in (
+            State.DRAFT,
+            State.REGISTERED,
         )
 
-    def has_add_permission(self, request, obj=None) -> bool:
-        return self._editable(request, obj)
 
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-
-class MemberInline(admin.TabularInline):
+class MemberInline(AppendOnlyInline):
     model = TrialMember
-    extra = 0
     fields = ["user", "role"]
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return obj is not None and can_coordinate(request.user, obj)
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -254,9 +252,6 @@ class TrialAdmin(TrialScopedAdmin):
 
     def trial_of(self, obj) -> Trial:
         return obj
-
-    def get_queryset(self, request):
-        return self.model._default_manager.filter(pk__in=trials_visible_to(request.user))
 
     def get_readonly_fields(self, request, obj=None):
         if obj is not None:
