@@ -14,13 +14,15 @@ SECRET_KEY = env_str("DJANGO_SECRET_KEY", "local-demo-key-not-for-production-012
 if CELERY_BROKER_URL.startswith("filesystem://"):  # noqa: F405
     # Kombu's file-system transport moves message files between folders; they must exist.
     _broker_dir = VAR_DIR / "broker"
-    for _sub in ("queue", "processed"):
+    for _sub in ("queue", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
         "store_processed": False,
+        # Without this, broadcast (pidbox) files land in ./control of the working directory.
+        "control_folder": str(_broker_dir / "control"),
     }
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
