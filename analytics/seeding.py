@@ -155,7 +155,7 @@ def _record_responses(trial, cohort, simulated, seed: int) -> None:
     """Submit, through the survey service, item answers that score as simulated."""
     rng = np.random.default_rng(seed + 2)
     instruments = Instrument.objects.filter(code__in=["who5", "swls"])
-    definitions = {i.definition["dimension"]: i.definition for i in instruments}
+    definitions = {i.definition["scores"][0]["dimension"]: i.definition for i in instruments}
     waves = {w.index: w for w in trial.waves.all()}
     table = simulated.scores.pivot_table(
         index=["participant", "wave"], columns="dimension", values="score"

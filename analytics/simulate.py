@@ -114,7 +114,10 @@ def answers_for_score(definition: dict, target: float, rng: np.random.Generator)
     scale allows; the total is spread over the items at random."""
     items = definition["items"]
     low, high = definition["scale"]["min"], definition["scale"]["max"]
-    multiplier = definition["scoring"]["multiplier"]
+    (rule,) = definition["scores"]
+    if rule["rule"] != "sum" or "items" in rule:
+        raise ValueError(f"{definition['code']} is not scored as one sum of all its items.")
+    multiplier = rule.get("multiplier", 1)
     total = int(np.clip(round(target / multiplier), low * len(items), high * len(items)))
     values = np.full(len(items), low)
     for _ in range(total - low * len(items)):

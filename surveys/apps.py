@@ -6,7 +6,17 @@ class SurveysConfig(AppConfig):
     verbose_name = "Surveys"
 
     def ready(self) -> None:
+        from django.db.models.signals import post_migrate
+
         from surveys.services import participant_responses_erase
         from trials.signals import participant_erased
 
         participant_erased.connect(participant_responses_erase, dispatch_uid="surveys-erase")
+        # The shipped instruments are data files; every migrate brings the database in line.
+        post_migrate.connect(_sync_shipped_instruments, sender=self, dispatch_uid="surveys-sync")
+
+
+def _sync_shipped_instruments(sender, **kwargs) -> None:
+    from surveys.services import instruments_sync
+
+    instruments_sync()

@@ -6,11 +6,26 @@ from trials.models import Participant, Trial
 
 
 class Instrument(models.Model):
-    """A validated questionnaire, loaded from ``surveys/instruments/*.json`` (see registry.py)."""
+    """A questionnaire: shipped in ``surveys/instruments/`` or loaded from a licensed pack.
+
+    ``definition`` holds what the registry validated (see registry.py): items, keying, response
+    scale, scores and their dimensions, recall window, licence and language versions.
+    """
+
+    class Origin(models.TextChoices):
+        REPOSITORY = "repository", "shipped with Flourish"
+        PACK = "pack", "loaded from a licensed pack"
 
     code = models.SlugField(unique=True)
     name = models.CharField(max_length=200)
+    version = models.CharField(max_length=50, blank=True)
+    licence = models.CharField(max_length=50, blank=True)
+    validated = models.BooleanField(
+        default=True, help_text="False for the project's own items that are still being validated."
+    )
+    origin = models.CharField(max_length=20, choices=Origin.choices, default=Origin.REPOSITORY)
     definition = models.JSONField(help_text="Items, scale, scoring rule, languages, licence.")
+    loaded_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         # A stable order, so a wave's questionnaires appear the same way on every page load.
@@ -21,12 +36,18 @@ class Instrument(models.Model):
 
 
 class Wave(models.Model):
-    """A measurement occasion: ``day_offset`` days after enrolment, open for ``window_days``."""
+    """A measurement occasion: opens ``day_offset`` days after enrolment, for ``window_days``.
+
+    Reminders go ``reminder_days`` days after the wave opens, while it is still unanswered.
+    """
 
     trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="waves")
     index = models.PositiveIntegerField(help_text="0 is baseline.")
     day_offset = models.PositiveIntegerField()
     window_days = models.PositiveIntegerField(default=7)
+    reminder_days = models.JSONField(
+        default=list, blank=True, help_text="Days after opening to remind, e.g. [3, 6]."
+    )
     instruments = models.ManyToManyField(Instrument)
 
     class Meta:
@@ -37,13 +58,87 @@ class Wave(models.Model):
         return f"{self.trial.slug} wave {self.index}"
 
 
+class Invitation(models.Model):
+    """A due row: one invitation (``sequence`` 0) or reminder (1, 2, …) per participant and wave.
+
+    The beat sweep claims due rows (``pending`` → ``sending``) in a committed transaction before
+    it talks to the mail server, so a row is handed to the mail server at most once. A row left
+    in ``sending`` by a worker that died mid-send becomes ``unknown`` and is never resent by
+    itself: a coordinator decides.
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending"
+        SENDING = "sending"
+        SENT = "sent"
+        SKIPPED = "skipped"
+        FAILED = "failed"
+        UNKNOWN = "unknown", "unknown (the sender stopped mid-send)"
+
+    participant = models.ForeignKey(
+        Participant, on_delete=models.CASCADE, related_name="invitations"
+    )
+    wave = models.ForeignKey(Wave, on_delete=models.CASCADE, related_name="invitations")
+    sequence = models.PositiveSmallIntegerField(help_text="0 is the invitation; 1… reminders.")
+    due_at = models.DateTimeField()
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    note = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["participant", "wave", "sequence"], name="invitation_once"
+            )
+        ]
+        indexes = [models.Index(fields=["state", "due_at"], name="invitation_due")]
+        ordering = ["due_at"]
+
+    def __str__(self) -> str:
+        kind = "invitation" if self.sequence == 0 else f"reminder {self.sequence}"
+        return f"{kind} to {self.participant_id} for wave {self.wave.index}"
+
+
+class ResponseDraft(models.Model):
+    """Answers saved part-way through a wave, so the participant can resume; gone on submit."""
+
+    participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="drafts")
+    wave = models.ForeignKey(Wave, on_delete=models.CASCADE, related_name="drafts")
+    answers = models.JSONField(default=dict, help_text='{"instrument": {"item": value}}')
+    page = models.PositiveSmallIntegerField(default=0)
+    timings = models.JSONField(default=dict, help_text="Seconds per page and per item.")
+    started_at = models.DateTimeField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["participant", "wave"], name="draft_once_per_wave")
+        ]
+
+    def __str__(self) -> str:
+        return f"draft of {self.participant_id} wave {self.wave.index}"
+
+
 class Response(models.Model):
     """A participant's completed answers to one wave; at most one per participant and wave."""
 
     participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="responses")
     wave = models.ForeignKey(Wave, on_delete=models.PROTECT, related_name="responses")
     answers = models.JSONField(help_text='{"instrument": {"item": value}}')
+    languages = models.JSONField(
+        default=dict, help_text="The language version each instrument was answered in."
+    )
+    started_at = models.DateTimeField(null=True, blank=True)
     submitted_at = models.DateTimeField()
+    timings = models.JSONField(default=dict, help_text="Seconds per page and per item.")
+    quality = models.JSONField(
+        default=dict, help_text="Careless-responding indices per instrument (surveys.quality)."
+    )
+    flagged = models.BooleanField(
+        default=False, help_text="Some quality index crossed its threshold; kept, never deleted."
+    )
 
     class Meta:
         constraints = [
@@ -55,17 +150,16 @@ class Response(models.Model):
 
 
 class Score(models.Model):
-    """An instrument score of one response, mapped to the flourishing dimension it measures."""
+    """One score of one response, mapped to the flourishing dimension it measures."""
 
     response = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="scores")
     instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT)
+    code = models.SlugField(help_text="The score's code; an instrument may have several.")
     dimension = models.CharField(max_length=50)
     value = models.FloatField()
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["response", "instrument"], name="score_unique")
-        ]
+        constraints = [models.UniqueConstraint(fields=["response", "code"], name="score_unique")]
 
     def __str__(self) -> str:
-        return f"{self.instrument.code}={self.value:g}"
+        return f"{self.code}={self.value:g}"

@@ -1,40 +1,71 @@
-"""Instrument scoring rules, as pure functions of an instrument definition and its answers."""
+"""Instrument scoring rules, as functions of an instrument definition and its answers.
+
+Validation messages are translated into the active language (the participant's, on their pages).
+"""
 
 from collections.abc import Mapping
 
+from django.utils.translation import gettext as _
 
-def validate_answers(definition: Mapping, answers: Mapping[str, object]) -> dict[str, str]:
-    """Per-item error messages for ``answers`` (empty when all are valid)."""
+
+def validate_answers(
+    definition: Mapping, answers: Mapping[str, object], *, complete: bool = True
+) -> dict[str, str]:
+    """Per-item error messages for ``answers`` (empty when all are valid).
+
+    With ``complete`` every item must be answered (the participant page); without it only the
+    given answers are checked (a partial save, an import whose score rules allow gaps).
+    """
     low, high = definition["scale"]["min"], definition["scale"]["max"]
     errors: dict[str, str] = {}
     for item in definition["items"]:
         value = answers.get(item["code"])
         if value is None or value == "":
-            if definition["scoring"]["require_all_items"]:
-                errors[item["code"]] = "Please answer this question."
+            if complete:
+                errors[item["code"]] = _("Please answer this question.")
             continue
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            errors[item["code"]] = f"Choose one of the answers from {low} to {high}."
+            errors[item["code"]] = _("Choose one of the answers from %(low)s to %(high)s.") % {
+                "low": low,
+                "high": high,
+            }
     unknown = set(answers) - {item["code"] for item in definition["items"]}
     for code in sorted(unknown):
-        errors[code] = "This is not a question of this questionnaire."
+        errors[code] = _("This is not a question of this questionnaire.")
     return errors
 
 
-def score(definition: Mapping, answers: Mapping[str, int]) -> float:
-    """The instrument's score: reverse-keyed items mirrored, then summed and multiplied.
+def keyed_values(definition: Mapping, answers: Mapping[str, int]) -> dict[str, int]:
+    """The answered items with reverse-keyed ones mirrored, so higher always means more."""
+    low, high = definition["scale"]["min"], definition["scale"]["max"]
+    keyed = {}
+    for item in definition["items"]:
+        value = answers.get(item["code"])
+        if value is not None:
+            keyed[item["code"]] = (low + high - value) if item["reverse"] else value
+    return keyed
 
-    Raises ``ValueError`` when the answers are invalid for the instrument.
+
+def scores(definition: Mapping, answers: Mapping[str, int]) -> dict[str, float]:
+    """Score code → value for every score of the instrument that ``answers`` allow.
+
+    A score needs at least ``min_answered`` of its items (all of them by default, as the SWLS and
+    WHO-5 manuals require). ``sum`` with missing items is prorated (mean × number of items) so a
+    score keeps its published range; ``mean`` is the mean of the answered items. Either is then
+    multiplied by ``multiplier`` (WHO-5: × 4 → 0–100). Raises ``ValueError`` on invalid answers.
     """
-    errors = validate_answers(definition, answers)
+    errors = validate_answers(definition, answers, complete=False)
     if errors:
         raise ValueError(f"Invalid answers for {definition['code']}: {errors}")
-    rule = definition["scoring"]
-    if rule["rule"] != "sum":
-        raise ValueError(f"Unknown scoring rule {rule['rule']!r} for {definition['code']}.")
-    low, high = definition["scale"]["min"], definition["scale"]["max"]
-    total = 0
-    for item in definition["items"]:
-        value = answers[item["code"]]
-        total += (low + high - value) if item["reverse"] else value
-    return float(total * rule["multiplier"])
+    keyed = keyed_values(definition, answers)
+    all_items = [item["code"] for item in definition["items"]]
+    result: dict[str, float] = {}
+    for rule in definition["scores"]:
+        items = rule.get("items", all_items)
+        values = [keyed[code] for code in items if code in keyed]
+        if len(values) < rule.get("min_answered", len(items)):
+            continue
+        mean = sum(values) / len(values)
+        value = mean * len(items) if rule["rule"] == "sum" else mean
+        result[rule["code"]] = float(value * rule.get("multiplier", 1))
+    return result

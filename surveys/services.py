@@ -1,16 +1,40 @@
 """Writes to surveys/."""
 
+import logging
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.mail import EmailMessage, get_connection
 from django.db import IntegrityError, transaction
-from django.utils import timezone
+from django.db.models import Exists, OuterRef
+from django.template.loader import render_to_string
+from django.utils import timezone, translation
 
-from surveys.models import Instrument, Response, Score, Wave
-from surveys.registry import shipped_definitions
-from surveys.scoring import score, validate_answers
-from trials.models import ConsentScope, Participant, Trial
+from surveys import quality
+from surveys.links import absolute, data_path, survey_path
+from surveys.models import Instrument, Invitation, Response, ResponseDraft, Score, Wave
+from surveys.registry import definition_errors, shipped_definitions
+from surveys.schedule import schedule_errors, wave_window
+from surveys.scoring import scores, validate_answers
+from trials.models import ConsentScope, Participant, ParticipantContact, Trial
+
+logger = logging.getLogger(__name__)
+
+# Trials whose participants are invited to their waves.
+INVITING_STATES = (Trial.State.ENROLLING, Trial.State.FOLLOW_UP)
+
+
+def _instrument_fields(definition: Mapping, origin: str) -> dict:
+    return {
+        "name": definition["name"],
+        "version": definition["version"],
+        "licence": definition["licence"],
+        "validated": definition["validated"],
+        "origin": origin,
+        "definition": definition,
+    }
 
 
 @transaction.atomic
@@ -18,9 +42,39 @@ def instruments_sync() -> list[Instrument]:
     """Create or update the shipped instruments from their data files."""
     return [
         Instrument.objects.update_or_create(
-            code=code, defaults={"name": definition["name"], "definition": definition}
+            code=code, defaults=_instrument_fields(definition, Instrument.Origin.REPOSITORY)
         )[0]
         for code, definition in shipped_definitions().items()
+    ]
+
+
+@transaction.atomic
+def instrument_pack_load(*, pack: object) -> list[Instrument]:
+    """Load a deploying organisation's licensed instruments (``{"pack": name, "instruments":
+    [definition, …]}``) into the database; every definition is checked before any is stored.
+
+    A pack cannot replace a shipped instrument, and loading the same pack again updates it.
+    """
+    if not isinstance(pack, Mapping) or not isinstance(pack.get("instruments"), list):
+        raise ValidationError('A pack is a JSON object with an "instruments" list.')
+    problems: list[str] = []
+    shipped = shipped_definitions()
+    for position, definition in enumerate(pack["instruments"], start=1):
+        code = definition.get("code") if isinstance(definition, Mapping) else None
+        problems += [f"Instrument {position} ({code}): {e}" for e in definition_errors(definition)]
+        if code in shipped:
+            problems.append(f"Instrument {position} ({code}): a shipped instrument has that code.")
+    codes = [d.get("code") for d in pack["instruments"] if isinstance(d, Mapping)]
+    if len(set(codes)) != len(codes):
+        problems.append("Two instruments in the pack share a code.")
+    if problems:
+        raise ValidationError(problems)
+    return [
+        Instrument.objects.update_or_create(
+            code=definition["code"],
+            defaults=_instrument_fields(definition, Instrument.Origin.PACK),
+        )[0]
+        for definition in pack["instruments"]
     ]
 
 
@@ -32,21 +86,89 @@ def wave_create(
     day_offset: int,
     instrument_codes: Iterable[str],
     window_days: int = 7,
+    reminder_days: Iterable[int] = (),
 ) -> Wave:
-    wave = Wave.objects.create(
-        trial=trial, index=index, day_offset=day_offset, window_days=window_days
+    """Add a wave to the trial's schedule; the whole schedule must still respect every
+    instrument's recall window and keep the waves' windows apart."""
+    codes = list(instrument_codes)
+    instruments = list(Instrument.objects.filter(code__in=codes))
+    unknown = set(codes) - {i.code for i in instruments}
+    if unknown:
+        raise ValidationError(f"Unknown instruments: {', '.join(sorted(unknown))}.")
+    wave = Wave(
+        trial=trial,
+        index=index,
+        day_offset=day_offset,
+        window_days=window_days,
+        reminder_days=sorted(set(reminder_days)),
     )
-    instruments = list(Instrument.objects.filter(code__in=list(instrument_codes)))
+    planned = [(w, list(w.instruments.all())) for w in trial.waves.prefetch_related("instruments")]
+    errors = schedule_errors([*planned, (wave, instruments)])
+    if errors:
+        raise ValidationError(errors)
+    wave.save()
     wave.instruments.set(instruments)
     return wave
 
 
-def answers_errors(wave: Wave, answers: Mapping[str, Mapping[str, object]]) -> dict[str, str]:
-    """Item code → message for every invalid or missing answer of ``wave``."""
+def answers_errors(
+    wave: Wave, answers: Mapping[str, Mapping[str, object]], *, complete: bool = True
+) -> dict[str, str]:
+    """Item code → message for every invalid (or, when ``complete``, missing) answer."""
     errors: dict[str, str] = {}
     for instrument in wave.instruments.all():
-        errors.update(validate_answers(instrument.definition, answers.get(instrument.code, {})))
+        given = answers.get(instrument.code, {})
+        errors.update(validate_answers(instrument.definition, given, complete=complete))
     return errors
+
+
+def _survey_consent_active(participant: Participant) -> bool:
+    return participant.consents.filter(scope=ConsentScope.SURVEYS, revoked_at__isnull=True).exists()
+
+
+def _check_may_answer(participant: Participant) -> None:
+    if participant.withdrawn_at is not None:
+        raise ValidationError("This participant has withdrawn.")
+    if not _survey_consent_active(participant):
+        raise ValidationError("There is no active consent to surveys.")
+
+
+@transaction.atomic
+def draft_save(
+    *,
+    participant: Participant,
+    wave: Wave,
+    answers: Mapping[str, Mapping[str, int]],
+    page: int,
+    timings: Mapping[str, Mapping[str, float]] | None = None,
+    started_at: datetime | None = None,
+) -> ResponseDraft:
+    """Keep part-way answers so the participant can resume; answers given again replace the
+    earlier ones, timings add up. Invalid answers are refused before anything is written."""
+    _check_may_answer(participant)
+    errors = answers_errors(wave, answers, complete=False)
+    if errors:
+        raise ValidationError(errors)
+    draft, _ = ResponseDraft.objects.select_for_update().get_or_create(
+        participant=participant,
+        wave=wave,
+        defaults={"started_at": started_at or timezone.now()},
+    )
+    for code, given in answers.items():
+        draft.answers[code] = {**draft.answers.get(code, {}), **given}
+    for kind, seconds in (timings or {}).items():
+        spent = draft.timings.setdefault(kind, {})
+        for key, value in seconds.items():
+            spent[key] = round(spent.get(key, 0.0) + float(value), 3)
+    draft.page = page
+    draft.save()
+    return draft
+
+
+def _quality_of(definition: Mapping, answers: Mapping[str, int], seconds: float | None) -> dict:
+    ordered = [answers.get(item["code"]) for item in definition["items"]]
+    values = [float("nan") if value is None else float(value) for value in ordered]
+    return quality.careless_flags(values, seconds=seconds).to_dict()
 
 
 def response_submit(
@@ -55,45 +177,222 @@ def response_submit(
     wave: Wave,
     answers: Mapping[str, Mapping[str, int]],
     submitted_at: datetime | None = None,
+    started_at: datetime | None = None,
+    languages: Mapping[str, str] | None = None,
+    timings: Mapping[str, Mapping[str, float]] | None = None,
 ) -> Response:
-    """Store one wave's answers with their scores; a repeated submission returns the first one.
+    """Store one wave's answers with their scores and quality indices; a repeated submission
+    returns the first one.
 
-    Validation happens before anything is written; the response and its scores are one
-    transaction, so a failure leaves nothing behind.
+    Validation happens before anything is written; the response, its scores and the removal of
+    the draft are one transaction, so a failure leaves nothing behind.
     """
-    if participant.withdrawn_at is not None:
-        raise ValidationError("This participant has withdrawn.")
-    if not participant.consents.filter(
-        scope=ConsentScope.SURVEYS, revoked_at__isnull=True
-    ).exists():
-        raise ValidationError("There is no active consent to surveys.")
+    _check_may_answer(participant)
     errors = answers_errors(wave, answers)
     if errors:
         raise ValidationError(errors)
     instruments = list(wave.instruments.all())
+    page_seconds = (timings or {}).get("pages", {})
+    indices = {
+        i.code: _quality_of(i.definition, answers[i.code], page_seconds.get(i.code))
+        for i in instruments
+    }
     try:
         with transaction.atomic():
             response = Response.objects.create(
                 participant=participant,
                 wave=wave,
                 answers={i.code: dict(answers[i.code]) for i in instruments},
+                languages=dict(languages or {}),
+                started_at=started_at,
                 submitted_at=submitted_at or timezone.now(),
+                timings=dict(timings or {}),
+                quality=indices,
+                flagged=any(index["flags"] for index in indices.values()),
             )
             Score.objects.bulk_create(
                 Score(
                     response=response,
                     instrument=instrument,
-                    dimension=instrument.definition["dimension"],
-                    value=score(instrument.definition, answers[instrument.code]),
+                    code=rule["code"],
+                    dimension=rule["dimension"],
+                    value=computed[rule["code"]],
                 )
                 for instrument in instruments
+                for computed in [scores(instrument.definition, answers[instrument.code])]
+                for rule in instrument.definition["scores"]
+                if rule["code"] in computed
             )
+            ResponseDraft.objects.filter(participant=participant, wave=wave).delete()
     except IntegrityError:
         # A double submission (two clicks, a retried request): keep the first.
         return Response.objects.get(participant=participant, wave=wave)
     return response
 
 
+@transaction.atomic
+def participant_locale_set(*, participant: Participant, locale: str) -> Participant:
+    """The language the participant's pages and e-mails use from now on."""
+    if locale not in dict(settings.LANGUAGES):
+        raise ValidationError(f"{locale} is not one of the offered languages.")
+    Participant.objects.filter(pk=participant.pk).update(locale=locale)
+    participant.locale = locale
+    return participant
+
+
 def participant_responses_erase(sender, *, participant: Participant, **kwargs) -> None:
-    """Answers ``trials.signals.participant_erased``: a participant's answers and scores go."""
+    """Answers ``trials.signals.participant_erased``: answers, drafts, scores and pending
+    invitations go."""
     Response.objects.filter(participant=participant).delete()
+    ResponseDraft.objects.filter(participant=participant).delete()
+    Invitation.objects.filter(participant=participant, state=Invitation.State.PENDING).delete()
+
+
+# Invitations and reminders ------------------------------------------------------------------
+
+
+def invitations_plan() -> int:
+    """Create the due rows (invitation and reminders) of every wave for every participant of an
+    inviting trial who has none yet; returns how many rows were created.
+
+    Safe to run any number of times at once: the unique key makes a second insert a no-op.
+    """
+    created = 0
+    waves = Wave.objects.filter(trial__state__in=INVITING_STATES).select_related("trial")
+    for wave in waves:
+        planned = Invitation.objects.filter(participant=OuterRef("pk"), wave=wave, sequence=0)
+        newcomers = Participant.objects.filter(trial=wave.trial, withdrawn_at__isnull=True).exclude(
+            Exists(planned)
+        )
+        rows = []
+        for participant in newcomers.only("pk", "enrolled_at"):
+            opens, _ = wave_window(wave, participant.enrolled_at)
+            offsets = [0, *wave.reminder_days]
+            rows += [
+                Invitation(
+                    participant=participant,
+                    wave=wave,
+                    sequence=sequence,
+                    due_at=opens + timedelta(days=days),
+                )
+                for sequence, days in enumerate(offsets)
+            ]
+        created += len(Invitation.objects.bulk_create(rows, ignore_conflicts=True))
+    return created
+
+
+def _skip_reason(invitation: Invitation, now: datetime) -> str:
+    participant = invitation.participant
+    if participant.withdrawn_at is not None:
+        return "withdrawn"
+    if not _survey_consent_active(participant):
+        return "no active consent to surveys"
+    if not ParticipantContact.objects.filter(participant=participant).exists():
+        return "no contact details"
+    if Response.objects.filter(participant=participant, wave=invitation.wave).exists():
+        return "already answered"
+    _, closes = wave_window(invitation.wave, participant.enrolled_at)
+    if now >= closes:
+        return "the wave has closed"
+    return ""
+
+
+def _claim_next(now: datetime) -> Invitation | None:
+    """Take the next due row and commit its new state before any mail is sent: ``sending``,
+    or ``skipped`` with the reason. None when nothing is due.
+
+    ``skip_locked`` lets overlapping sweeps share the work without ever taking a row twice;
+    one row per transaction means a sender that dies leaves at most one row in doubt.
+    """
+    with transaction.atomic():
+        invitation = (
+            Invitation.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("participant", "wave")
+            .filter(state=Invitation.State.PENDING, due_at__lte=now)
+            .order_by("due_at")
+            .first()
+        )
+        if invitation is None:
+            return None
+        reason = _skip_reason(invitation, now)
+        if reason:
+            invitation.state, invitation.note = Invitation.State.SKIPPED, reason
+        else:
+            invitation.state, invitation.claimed_at = Invitation.State.SENDING, now
+            invitation.attempts += 1
+        invitation.save(update_fields=["state", "note", "claimed_at", "attempts"])
+    return invitation
+
+
+def invitation_message(invitation: Invitation) -> EmailMessage:
+    """The e-mail, in the participant's language, with their personal links."""
+    participant = invitation.participant
+    context = {
+        "trial": invitation.wave.trial,
+        "wave": invitation.wave,
+        "reminder": invitation.sequence > 0,
+        "survey_url": absolute(survey_path(participant.pk, invitation.wave_id)),
+        "data_url": absolute(data_path(participant.pk)),
+        "closes": wave_window(invitation.wave, participant.enrolled_at)[1],
+    }
+    with translation.override(participant.locale):
+        subject = render_to_string("surveys/email/invitation_subject.txt", context).strip()
+        body = render_to_string("surveys/email/invitation_body.txt", context)
+    return EmailMessage(subject=subject, body=body, to=[participant.contact.email])
+
+
+def _send(invitation: Invitation, connection) -> str:
+    """Hand one claimed invitation to the mail server; returns ``sent``, ``retry`` or
+    ``failed``. An error from the mail server means it did not take the message (a refused
+    connection, a rejected recipient), so the row may safely be tried again later."""
+    try:
+        connection.send_messages([invitation_message(invitation)])
+    except Exception as error:  # noqa: BLE001 — any mail failure is recorded on the row
+        logger.warning("Invitation %s not sent: %s", invitation.pk, error)
+        connection.close()  # a broken session is reopened for the next message
+        retry = invitation.attempts < settings.INVITATION_MAX_ATTEMPTS
+        Invitation.objects.filter(pk=invitation.pk).update(
+            state=Invitation.State.PENDING if retry else Invitation.State.FAILED,
+            due_at=timezone.now() + timedelta(minutes=5 * invitation.attempts),
+            note=str(error)[:200],
+        )
+        return "retry" if retry else "failed"
+    Invitation.objects.filter(pk=invitation.pk).update(
+        state=Invitation.State.SENT, sent_at=timezone.now()
+    )
+    return "sent"
+
+
+def invitations_send_due(*, now: datetime | None = None) -> dict[str, int]:
+    """Send every due invitation and reminder at most once; returns what happened."""
+    now = now or timezone.now()
+    stale = now - timedelta(seconds=settings.INVITATION_SEND_LEASE_SECONDS)
+    abandoned = Invitation.objects.filter(
+        state=Invitation.State.SENDING, claimed_at__lt=stale
+    ).update(
+        state=Invitation.State.UNKNOWN,
+        note="The sender stopped mid-send; it may have gone out, so it is not resent.",
+    )
+    counts = {"abandoned": abandoned, "skipped": 0, "sent": 0, "retry": 0, "failed": 0}
+    connection = get_connection()
+    try:
+        while (invitation := _claim_next(now)) is not None:
+            if invitation.state == Invitation.State.SKIPPED:
+                counts["skipped"] += 1
+            else:
+                counts[_send(invitation, connection)] += 1
+    finally:
+        connection.close()
+    return counts
+
+
+@transaction.atomic
+def invitation_release(*, invitation: Invitation) -> Invitation:
+    """A coordinator who checked that an ``unknown`` or ``failed`` invitation did not arrive
+    lets the sweep send it again."""
+    invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
+    if invitation.state not in (Invitation.State.UNKNOWN, Invitation.State.FAILED):
+        raise ValidationError("Only an unknown or failed invitation can be sent again.")
+    invitation.state, invitation.note = Invitation.State.PENDING, "released by a coordinator"
+    invitation.save(update_fields=["state", "note"])
+    return invitation

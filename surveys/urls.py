@@ -3,4 +3,8 @@ from django.urls import path
 from surveys import views
 
 app_name = "surveys"
-urlpatterns = [path("<str:token>/", views.survey, name="survey")]
+urlpatterns = [
+    path("my-data/<str:token>/", views.my_data, name="my_data"),
+    path("<str:token>/", views.survey, name="survey"),
+    path("<str:token>/done/", views.survey_done, name="done"),
+]

@@ -1,101 +1,365 @@
-"""Participant pages, reached through a personal signed link; they work without JavaScript."""
+"""Participant pages, reached through personal signed links.
+
+They work without JavaScript (plain forms, POST-redirect-GET); a small script only adds per-item
+timing. Each wave is shown one questionnaire per page, with a progress indicator, and every page
+saves the answers so far, so a participant can stop and resume with the same link.
+"""
+
+import json
+import time
+from collections.abc import Callable
 
 from django.core import signing
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
-from django.utils import timezone
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone, translation
+from django.utils.formats import date_format
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_http_methods
 
-from surveys.links import participant_id_from_token
-from surveys.selectors import wave_open_for
-from surveys.services import answers_errors, response_submit
-from trials.models import Participant
+from surveys.links import (
+    data_path,
+    participant_id_from_data_token,
+    survey_link_from_token,
+    survey_path,
+)
+from surveys.models import Instrument, Wave
+from surveys.registry import language_version
+from surveys.scoring import validate_answers
+from surveys.selectors import WaveState, survey_status, wave_open_for
+from surveys.services import draft_save, participant_locale_set, response_submit
+from trials.models import ConsentDocument, ConsentScope, Participant
+from trials.services import consent_revoke, participant_withdraw
+
+# What each data stream is called on the participant's page.
+SCOPE_NAMES = {
+    ConsentScope.SURVEYS: gettext_lazy("Surveys like this one"),
+    ConsentScope.TELEMETRY: gettext_lazy("Private usage summaries from the assistant app"),
+    ConsentScope.CONVERSATION_CONTENT: gettext_lazy("The content of your conversations"),
+    ConsentScope.DATA_SHARING: gettext_lazy("Sharing your answers with other researchers"),
+}
+# Only surveys cannot be stopped on their own: stopping them means leaving the study.
+REVOCABLE_SCOPES = set(SCOPE_NAMES) - {ConsentScope.SURVEYS}
+
+# Longest believable time on one page; a stale tab left open overnight is not "slow answering".
+MAX_PAGE_SECONDS = 3600
 
 
-def _message(request: HttpRequest, heading: str, message: str, status: int = 200) -> HttpResponse:
-    return render(
-        request, "surveys/message.html", {"heading": heading, "message": message}, status=status
+def _message(
+    request: HttpRequest, heading: str, message: str, status: int = 200, **extra
+) -> HttpResponse:
+    context = {"heading": heading, "message": message, **extra}
+    return render(request, "surveys/message.html", context, status=status)
+
+
+def _bad_link(request: HttpRequest, error: signing.BadSignature) -> HttpResponse:
+    if isinstance(error, signing.SignatureExpired):
+        return _message(
+            request,
+            _("This link has expired"),
+            _("Please use the most recent invitation you received, or contact the study team."),
+            status=410,
+        )
+    return _message(
+        request,
+        _("This link is not valid"),
+        _("Please check that you copied the whole link from your invitation."),
+        status=404,
     )
 
 
-def _parse_answers(wave, data) -> dict[str, dict[str, object]]:
-    """Form fields ``<instrument>:<item>`` → nested answers; non-numbers stay as given."""
-    answers: dict[str, dict[str, object]] = {}
-    for instrument in wave.instruments.all():
-        chosen = answers.setdefault(instrument.code, {})
-        for item in instrument.definition["items"]:
-            raw = data.get(f"{instrument.code}:{item['code']}", "")
-            try:
-                chosen[item["code"]] = int(raw)
-            except ValueError:
-                if raw:
-                    chosen[item["code"]] = raw
-    return answers
+def _participant_pages(view: Callable) -> Callable:
+    """Resolve a survey token to its participant and wave, in the participant's language;
+    tampered, expired and unknown links get a friendly page and reveal nothing."""
+
+    @require_http_methods(["GET", "POST"])
+    def wrapper(request: HttpRequest, token: str) -> HttpResponse:
+        try:
+            link = survey_link_from_token(token)
+        except signing.BadSignature as error:
+            return _bad_link(request, error)
+        participant = Participant.objects.select_related("trial").filter(pk=link.participant_id)
+        participant = participant.first()
+        wave = Wave.objects.filter(pk=link.wave_id, trial_id=getattr(participant, "trial_id", None))
+        wave = wave.first()
+        if participant is None or wave is None:
+            return _bad_link(request, signing.BadSignature())
+        with translation.override(participant.locale):
+            if participant.withdrawn_at is not None:
+                return _message(
+                    request,
+                    _("Thank you"),
+                    _("You have left the study, so there is nothing more to answer."),
+                )
+            return view(request, token, participant, wave)
+
+    return wrapper
 
 
-def _instruments_context(wave, answers, errors, locale: str) -> list[dict]:
-    shown = []
-    for instrument in wave.instruments.all():
-        definition = instrument.definition
-        low = definition["scale"]["min"]
-        labels = definition["scale"]["labels"].get(locale) or definition["scale"]["labels"]["en"]
-        items = []
-        for item in definition["items"]:
-            items.append(
-                {
-                    "field": f"{instrument.code}:{item['code']}",
-                    "text": item["text"].get(locale) or item["text"]["en"],
-                    "choices": [(low + i, label) for i, label in enumerate(labels)],
-                    "selected": answers.get(instrument.code, {}).get(item["code"]),
-                    "error": errors.get(item["code"]),
-                }
-            )
-        stem = definition.get("stem", {})
-        shown.append({"stem": stem.get(locale) or stem.get("en", ""), "items": items})
-    return shown
+def _instrument_page(instrument: Instrument, language: str, answers: dict, errors: dict) -> dict:
+    definition = instrument.definition
+    version = language_version(definition, language)
+    scale = definition["scale"]
+    low, high = scale["min"], scale["max"]
+    items = []
+    for item in definition["items"]:
+        if "labels" in scale:
+            labels = scale["labels"][version]
+        else:
+            # Numbered points with the words at both ends, as 0–10 scales are printed.
+            lowest, highest = item.get("anchors", scale["anchors"])[version]
+            labels = [str(value) for value in range(low, high + 1)]
+            labels[0], labels[-1] = f"{low} – {lowest}", f"{high} – {highest}"
+        items.append(
+            {
+                "code": item["code"],
+                "field": f"{instrument.code}:{item['code']}",
+                "text": item["text"][version],
+                "choices": [(low + i, label) for i, label in enumerate(labels)],
+                "selected": answers.get(item["code"]),
+                "error": errors.get(item["code"]),
+            }
+        )
+    return {
+        "code": instrument.code,
+        "stem": definition["stem"][version],
+        "language": version,
+        "items": items,
+    }
 
 
-def survey(request: HttpRequest, token: str) -> HttpResponse:
+def _posted_answers(instrument: Instrument, data) -> dict[str, object]:
+    """Form fields ``<instrument>:<item>`` → answers; non-numbers are kept to be reported."""
+    chosen: dict[str, object] = {}
+    for item in instrument.definition["items"]:
+        raw = data.get(f"{instrument.code}:{item['code']}", "")
+        try:
+            chosen[item["code"]] = int(raw)
+        except ValueError:
+            if raw:
+                chosen[item["code"]] = raw
+    return chosen
+
+
+def _posted_timings(instrument: Instrument, data) -> dict[str, dict[str, float]]:
+    """Seconds on this page (from the time the page was served) and, when the script ran,
+    seconds from page load to each item's last answer."""
+    timings: dict[str, dict[str, float]] = {}
     try:
-        participant_id = participant_id_from_token(token)
-    except signing.SignatureExpired:
+        shown = float(signing.loads(data.get("shown", ""), salt="flourish.surveys.page-shown"))
+    except (signing.BadSignature, TypeError, ValueError):
+        shown = None
+    if shown is not None:
+        timings["pages"] = {instrument.code: min(max(time.time() - shown, 0.0), MAX_PAGE_SECONDS)}
+    try:
+        per_item = json.loads(data.get("item_seconds") or "{}")
+    except ValueError:
+        per_item = {}
+    known = {item["code"] for item in instrument.definition["items"]}
+    items = {
+        code: min(max(float(value), 0.0), MAX_PAGE_SECONDS)
+        for code, value in per_item.items()
+        if code in known and isinstance(value, int | float)
+    }
+    if items:
+        timings["items"] = items
+    return timings
+
+
+def _page_number(raw: object, last: int) -> int:
+    try:
+        return min(max(int(raw), 0), last)
+    except (TypeError, ValueError):
+        return 0
+
+
+@_participant_pages
+def survey(request: HttpRequest, token: str, participant: Participant, wave: Wave) -> HttpResponse:
+    status = survey_status(participant, wave, timezone.now())
+    if status.state == WaveState.ANSWERED:
+        return redirect("surveys:done", token=token)
+    if status.state == WaveState.NOT_YET_OPEN:
         return _message(
             request,
-            "This link has expired",
-            "Please use the most recent invitation you received, or contact the study team.",
+            _("Not open yet"),
+            _("This survey opens on %(date)s. We will send you a reminder.")
+            % {"date": _date(status.opens)},
+        )
+    if status.state == WaveState.CLOSED:
+        return _message(
+            request,
+            _("This survey has closed"),
+            _("Thank you for taking part. We will invite you to the next survey."),
             status=410,
         )
-    except signing.BadSignature:
-        return _message(
-            request,
-            "This link is not valid",
-            "Please check that you copied the whole link from your invitation.",
-            status=404,
-        )
-    participant = Participant.objects.select_related("trial").filter(pk=participant_id).first()
-    if participant is None or participant.withdrawn_at is not None:
-        return _message(request, "Thank you", "There is no survey for you at the moment.", 404)
-    wave = wave_open_for(participant, timezone.now())
-    if wave is None:
-        return _message(
-            request, "Thank you", "You have no survey to answer now. We will invite you again."
-        )
-    answers: dict = {}
-    errors: dict = {}
+    instruments = list(wave.instruments.all())
+    last = len(instruments) - 1
+    draft = status.draft
+    saved = draft.answers if draft else {}
+    reached = draft.page if draft else 0
+    errors: dict[str, str] = {}
     if request.method == "POST":
-        answers = _parse_answers(wave, request.POST)
-        errors = answers_errors(wave, answers)
-        if not errors:
+        if "language" in request.POST:
             try:
-                response_submit(participant=participant, wave=wave, answers=answers)
-            except ValidationError as error:
-                return _message(request, "We could not save your answers", " ".join(error), 409)
-            return _message(request, "Thank you", "Your answers have been saved.")
+                participant_locale_set(participant=participant, locale=request.POST["language"])
+            except ValidationError:
+                pass  # an unknown language keeps the current one
+            return redirect(f"{request.path}?page={reached}")
+        # A page beyond the furthest one reached cannot be posted (nor skipped to).
+        page = _page_number(request.POST.get("page"), min(reached, last))
+        action = request.POST.get("action", "next")
+        instrument = instruments[page]
+        given = _posted_answers(instrument, request.POST)
+        errors = validate_answers(
+            instrument.definition, given, complete=action in ("next", "finish")
+        )
+        if not errors:
+            target = {"next": page + 1, "back": page - 1}.get(action, page)
+            target = min(max(target, 0), last)
+            draft = draft_save(
+                participant=participant,
+                wave=wave,
+                answers={instrument.code: given},
+                page=max(reached, target),
+                timings=_posted_timings(instrument, request.POST),
+                started_at=timezone.now(),
+            )
+            if action == "save":
+                return _message(
+                    request,
+                    _("Your answers are saved"),
+                    _("Use the same link to carry on before %(date)s.")
+                    % {"date": _date(status.closes)},
+                )
+            if action == "finish" and page == last:
+                return _finish(request, token, participant, wave, draft, instruments)
+            return redirect(f"{request.path}?page={target}")
+        saved = {**saved, instrument.code: {**saved.get(instrument.code, {}), **given}}
+    else:
+        page = _page_number(request.GET.get("page", reached), min(reached, last))
+        instrument = instruments[page]
+    language = participant.locale
     context = {
         "trial": participant.trial,
         "wave": wave,
         "wave_count": participant.trial.waves.count(),
-        "instruments": _instruments_context(wave, answers, errors, participant.locale),
+        "page": page,
+        "page_count": len(instruments),
+        "is_last": page == last,
+        "instrument": _instrument_page(
+            instrument, language, saved.get(instrument.code, {}), errors
+        ),
         "errors": errors,
+        "shown": signing.dumps(time.time(), salt="flourish.surveys.page-shown"),
+        "data_url": data_path(participant.pk),
+        "closes": status.closes,
+        "languages": [("en", "English"), ("de", "Deutsch")],
+        "language": language,
     }
     return render(request, "surveys/survey.html", context, status=400 if errors else 200)
+
+
+def _finish(request, token, participant, wave, draft, instruments) -> HttpResponse:
+    languages = {i.code: language_version(i.definition, participant.locale) for i in instruments}
+    try:
+        response_submit(
+            participant=participant,
+            wave=wave,
+            answers=draft.answers,
+            started_at=draft.started_at,
+            languages=languages,
+            timings=draft.timings,
+        )
+    except ValidationError as error:
+        # A page left unanswered (e.g. reached by editing the address): go back to it.
+        missing = error.message_dict if hasattr(error, "error_dict") else {}
+        for number, instrument in enumerate(instruments):
+            items = {item["code"] for item in instrument.definition["items"]}
+            if items & set(missing):
+                return redirect(f"{reverse('surveys:survey', args=[token])}?page={number}")
+        return _message(request, _("We could not save your answers"), " ".join(error), 409)
+    return redirect("surveys:done", token=token)
+
+
+@_participant_pages
+def survey_done(request, token: str, participant: Participant, wave: Wave) -> HttpResponse:
+    if survey_status(participant, wave, timezone.now()).state != WaveState.ANSWERED:
+        return redirect("surveys:survey", token=token)
+    return _message(
+        request,
+        _("Thank you!"),
+        _("Your answers have been saved. We will invite you to the next survey."),
+        data_url=data_path(participant.pk),
+    )
+
+
+def _date(moment) -> str:
+    return date_format(timezone.localtime(moment), "DATE_FORMAT")
+
+
+# "My data and consent" ------------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+def my_data(request: HttpRequest, token: str) -> HttpResponse:
+    try:
+        participant_id = participant_id_from_data_token(token)
+    except signing.BadSignature as error:
+        return _bad_link(request, error)
+    participant = Participant.objects.select_related("trial").filter(pk=participant_id).first()
+    if participant is None:
+        return _bad_link(request, signing.BadSignature())
+    with translation.override(participant.locale):
+        if request.method == "POST":
+            return _my_data_change(request, participant)
+        return _my_data_page(request, participant)
+
+
+def _my_data_page(request, participant: Participant, status: int = 200, **extra) -> HttpResponse:
+    grants = list(participant.consents.select_related("document").order_by("scope", "granted_at"))
+    for grant in grants:
+        grant.name = SCOPE_NAMES.get(grant.scope, grant.scope)
+    documents = {grant.document for grant in grants}
+    open_wave = None if participant.withdrawn_at else wave_open_for(participant, timezone.now())
+    erase = any(d.withdrawal_rule == ConsentDocument.WithdrawalRule.ERASE for d in documents)
+    context = {
+        "participant": participant,
+        "trial": participant.trial,
+        "grants": grants,
+        "documents": sorted(documents, key=lambda d: d.version),
+        "answered": participant.responses.count(),
+        "survey_url": survey_path(participant.pk, open_wave.pk) if open_wave else None,
+        "erase_on_withdrawal": erase,
+        "revocable": REVOCABLE_SCOPES,
+        **extra,
+    }
+    return render(request, "surveys/my_data.html", context, status=status)
+
+
+def _my_data_change(request, participant: Participant) -> HttpResponse:
+    action = request.POST.get("action")
+    if participant.withdrawn_at is not None:
+        return redirect(request.path)
+    if action == "revoke":
+        scope = request.POST.get("scope", "")
+        if scope not in ConsentScope.values:
+            return _my_data_page(request, participant, 400, error=_("Choose a data stream."))
+        try:
+            consent_revoke(participant=participant, scope=scope)
+        except ValidationError as error:
+            return _my_data_page(request, participant, 400, error=" ".join(error))
+        return redirect(f"{request.path}?changed=revoked")
+    if action == "withdraw":
+        if request.POST.get("confirm") != "yes":
+            return _my_data_page(
+                request,
+                participant,
+                400,
+                error=_("Tick the box to confirm that you want to leave the study."),
+            )
+        participant_withdraw(participant=participant, reason="withdrew on the my-data page")
+        return redirect(f"{request.path}?changed=withdrawn")
+    return _my_data_page(request, participant, 400, error=_("Choose what to change."))

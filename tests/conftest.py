@@ -32,11 +32,11 @@ class WorkerProcess:
         return self.log_path.read_text(errors="replace")
 
 
-@pytest.fixture(scope="session")
-def celery_worker_process(django_db_setup, artifacts_dir):
-    """``celery worker`` in its own process, consuming this run's queue on the real broker and
-    writing to the test database. Tests using it need ``django_db(transaction=True)`` so their
-    rows are committed where the worker can see them."""
+def start_celery_worker(
+    artifacts_dir: Path, *, name: str, queue: str, extra_env: dict[str, str] | None = None
+) -> WorkerProcess:
+    """``celery worker`` in its own process (group), consuming ``queue`` on the real broker and
+    writing to the test database; returns once it is ready."""
     from django.db import connection
 
     test_db = dict(connection.settings_dict)
@@ -45,11 +45,13 @@ def celery_worker_process(django_db_setup, artifacts_dir):
         f"postgres://{url['USER']}:{url['PASSWORD'] or ''}@{url['HOST']}:{url['PORT']}"
         f"/{test_db['NAME']}"
     )
-    log_path = artifacts_dir / "celery-worker.log"
+    log_path = artifacts_dir / f"{name}.log"
     env = dict(
-        os.environ, DATABASE_URL=worker_db_url, DJANGO_SETTINGS_MODULE="config.settings.test"
+        os.environ,
+        DATABASE_URL=worker_db_url,
+        DJANGO_SETTINGS_MODULE="config.settings.test",
+        **(extra_env or {}),
     )
-    queue = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "flourish")
     with log_path.open("w") as log:
         process = subprocess.Popen(
             [
@@ -66,7 +68,7 @@ def celery_worker_process(django_db_setup, artifacts_dir):
                 "-c",
                 "1",
                 "-n",
-                f"test-{os.getpid()}@%h",
+                f"{name}-{os.getpid()}@%h",
                 "--without-gossip",
                 "--without-mingle",
                 "--without-heartbeat",
@@ -75,6 +77,7 @@ def celery_worker_process(django_db_setup, artifacts_dir):
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, so a test can kill it whole
         )
     worker = WorkerProcess(process, log_path)
     deadline = time.monotonic() + 90
@@ -83,13 +86,26 @@ def celery_worker_process(django_db_setup, artifacts_dir):
             process.kill()
             pytest.fail(f"The Celery worker did not start:\n{worker.log()[-3000:]}")
         time.sleep(0.2)
-    yield worker
-    process.terminate()
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
     _worker_logs.append(worker.log_path)
+    return worker
+
+
+def stop_celery_worker(worker: WorkerProcess) -> None:
+    worker.process.terminate()
+    try:
+        worker.process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        worker.process.kill()
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, artifacts_dir):
+    """The suite's worker on this run's queue. Tests using it need
+    ``django_db(transaction=True)`` so their rows are committed where the worker can see them."""
+    queue = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "flourish")
+    worker = start_celery_worker(artifacts_dir, name="celery-worker", queue=queue)
+    yield worker
+    stop_celery_worker(worker)
 
 
 def wait_for(predicate, *, timeout: float = 60.0, interval: float = 0.2, what: str = "condition"):

@@ -34,6 +34,14 @@ GROUP_PERMISSIONS: dict[str, list[str]] = {
         "trials.add_trialmember",
         "trials.view_trialmember",
         "analytics.view_analysisrun",
+        "surveys.view_instrument",
+        "surveys.add_instrument",  # loading a licensed pack
+        "surveys.add_wave",
+        "surveys.change_wave",
+        "surveys.view_wave",
+        "surveys.view_invitation",
+        "surveys.change_invitation",  # letting an invitation in doubt go again
+        "surveys.view_response",
     ],
     "Oversight members": [
         "trials.view_trial",

@@ -10,6 +10,7 @@ Environment variables read here:
 ``DJANGO_DEBUG``        ``1`` to enable debug pages (never in production)
 ``EMAIL_URL``-style settings: ``EMAIL_HOST``, ``EMAIL_PORT``, ``EMAIL_HOST_USER``,
 ``EMAIL_HOST_PASSWORD``, ``EMAIL_USE_TLS``, ``DEFAULT_FROM_EMAIL``
+``FLOURISH_SITE_URL``   the address participants' links start with (``https://…``)
 """
 
 import os
@@ -126,7 +127,8 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en"
-LANGUAGES = [("en", "English")]
+# Participant pages and e-mails speak the participant's language; the admin follows the browser.
+LANGUAGES = [("en", "English"), ("de", "Deutsch")]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
@@ -151,6 +153,12 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Flourish <flourish@localhost
 
 # Participant links are signed with SECRET_KEY and expire after this many seconds.
 PARTICIPANT_LINK_MAX_AGE = int(env_str("PARTICIPANT_LINK_MAX_AGE", str(60 * 60 * 24 * 30)))
+SITE_URL = env_str("FLOURISH_SITE_URL", "http://localhost:8000")
+
+# Invitations: a row claimed for sending longer ago than the lease, and still not marked sent,
+# belongs to a sender that died mid-send; it becomes "unknown" and is never resent by itself.
+INVITATION_SEND_LEASE_SECONDS = int(env_str("INVITATION_SEND_LEASE_SECONDS", "600"))
+INVITATION_MAX_ATTEMPTS = 3  # a refused connection is retried; the message never left
 
 # Celery: reliability over throughput (see DESIGN.md §4). A task may run twice after a worker
 # dies, so every task is idempotent on a natural key.
@@ -167,7 +175,10 @@ CELERY_TASK_IGNORE_RESULT = True  # results live in PostgreSQL rows, not in a re
 CELERY_TASK_TIME_LIMIT = 30 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 25 * 60
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = {"confirm_publish": True}
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE: dict = {
+    # Due invitations and reminders are rows; the sweep is cheap when nothing is due.
+    "invitations-sweep": {"task": "surveys.tasks.invitations_sweep", "schedule": 60.0},
+}
 
 LOGGING = {
     "version": 1,

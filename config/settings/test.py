@@ -18,7 +18,8 @@ DATABASES = {"default": database_from_url(DATABASE_URL)}
 SECRET_KEY = "test-key-0123456789-abcdefghijklmnopqrstuvwxyz-ABCDEFGHIJ"
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests
-EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+# A worker started by a test may send through a loopback SMTP server instead.
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.locmem.EmailBackend")
 # Static files come from the apps' folders (runserver / the test client), not a collected copy.
 STATIC_ROOT = None
 STORAGES = {

@@ -4,7 +4,7 @@ import pytest
 from analytics.simulate import answers_for_score, simulate_scores
 from analytics.stats.ancova import ancova
 from surveys.registry import shipped_definitions
-from surveys.scoring import score
+from surveys.scoring import scores
 
 pytestmark = pytest.mark.unit
 
@@ -50,4 +50,4 @@ def test_answers_reproduce_the_target_score():
     for target in [0, 3, 37.9, 52, 99, 140, -5]:
         answers = answers_for_score(who5, target, rng)
         expected = min(max(round(target / 4), 0), 25) * 4
-        assert score(who5, answers) == expected
+        assert scores(who5, answers) == {"who5": expected}

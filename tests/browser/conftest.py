@@ -28,16 +28,19 @@ def chromium():
         browser.close()
 
 
-@pytest.fixture
-def phone(chromium):
-    """A small phone's screen (360 × 640 CSS pixels, touch)."""
+@pytest.fixture(params=[True, False], ids=["javascript", "no-javascript"])
+def phone(chromium, request):
+    """A small phone's screen (360 × 640 CSS pixels, touch), with JavaScript on and off."""
     context = chromium.new_context(
         viewport={"width": 360, "height": 640},
         has_touch=True,
         is_mobile=True,
         device_scale_factor=2,
+        java_script_enabled=request.param,
     )
-    yield context.new_page()
+    page = context.new_page()
+    page.javascript = request.param
+    yield page
     context.close()
 
 

@@ -60,7 +60,7 @@ def test_demo_starts_serves_every_printed_url_and_stops_on_ctrl_c(tmp_path):
 
         survey = re.search(r"Participant survey:\s+(\S+)", output).group(1)
         page = urllib.request.urlopen(survey, timeout=10).read().decode()
-        assert "I have felt cheerful and in good spirits" in page
+        assert "In most ways my life is close to my ideal." in page  # the first page: SWLS
 
         analyst = re.search(r"login analyst / (\S+)", output).group(1)
         jar = http.cookiejar.CookieJar()

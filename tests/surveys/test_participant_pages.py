@@ -1,14 +1,23 @@
+"""The participant pages through Django's test client: paging, partial save and resume,
+validation, double submission, languages, and links that are tampered, expired or reused."""
+
+import re
+from datetime import timedelta
+
 import pytest
 from django.core import signing
 from django.test import Client
 from django.urls import reverse
 
-from surveys.links import participant_survey_path, participant_token
-from surveys.models import Response, Score
-from trials.models import ConsentDocument
+from surveys.links import data_path, survey_path, survey_token
+from surveys.models import Response, ResponseDraft, Score
+from trials.models import ConsentDocument, ConsentGrant, Participant
 from trials.services import participant_enrol
 
 pytestmark = pytest.mark.django_db
+
+SWLS = {f"swls:swls_{i}": "5" for i in range(1, 6)}
+WHO5 = {f"who5:who5_{i}": "3" for i in range(1, 6)}
 
 
 @pytest.fixture
@@ -17,71 +26,193 @@ def newcomer(small_trial):
         trial=small_trial,
         email="new@example.org",
         consent_document=ConsentDocument.objects.get(trial=small_trial),
-        scopes=["surveys"],
+        scopes=["surveys", "telemetry"],
     )
 
 
-def _full_answers():
-    data = {f"who5:who5_{i}": "3" for i in range(1, 6)}
-    data |= {f"swls:swls_{i}": "5" for i in range(1, 6)}
-    return data
+@pytest.fixture
+def link(newcomer):
+    return survey_path(newcomer.pk, newcomer.trial.waves.get(index=0).pk)
 
 
-def test_survey_page_shows_the_open_wave_with_labelled_choices(client: Client, newcomer):
-    page = client.get(participant_survey_path(newcomer.pk))
+def _post(client, link, page, answers, action="next"):
+    """Answer a page as a browser would: load it, then post its form with the answers."""
+    html = client.get(f"{link}?page={page}").content.decode()
+    shown = re.search(r'name="shown" value="([^"]*)"', html)
+    form = {"page": page, "action": action, "shown": shown.group(1) if shown else "", **answers}
+    return client.post(link, form)
+
+
+def test_first_page_shows_one_questionnaire_with_progress_and_labelled_choices(client, link):
+    page = client.get(link)
     assert page.status_code == 200
     html = page.content.decode()
     assert "Survey 1 of 3" in html
-    assert "I have felt cheerful and in good spirits" in html
-    assert html.count('type="radio"') == 5 * 6 + 5 * 7
-    assert '<label class="choice"><input type="radio" name="who5:who5_1" value="0">' in html
+    assert "Part 1 of 2" in html
+    assert '<progress max="2" value="1"' in html
+    # Questionnaires come in code order: the SWLS page first, WHO-5 on the next.
+    assert "In most ways my life is close to my ideal." in html
+    assert "cheerful" not in html
+    assert html.count('type="radio"') == 5 * 7
+    assert '<input type="radio" name="swls:swls_1" value="1">' in html
 
 
-def test_missing_and_out_of_range_answers_get_messages_and_store_nothing(client, newcomer):
-    data = _full_answers()
-    del data["who5:who5_2"]
-    data["swls:swls_3"] = "9"
-    page = client.post(participant_survey_path(newcomer.pk), data)
+def test_pages_move_on_and_submit_once_with_scores(client: Client, link, newcomer):
+    moved = _post(client, link, 0, SWLS)
+    assert moved.status_code == 302 and moved.url.endswith("?page=1")
+    page = client.get(moved.url).content.decode()
+    assert "Part 2 of 2" in page and "I have felt cheerful and in good spirits" in page
+    done = _post(client, link, 1, WHO5, action="finish")
+    assert done.status_code == 302
+    thanks = client.get(done.url)
+    assert "Your answers have been saved." in thanks.content.decode()
+    assert data_path(newcomer.pk) in thanks.content.decode()
+    again = _post(client, link, 1, WHO5, action="finish")  # a second click, a retried request
+    assert again.status_code == 302
+    assert Response.objects.filter(participant=newcomer).count() == 1
+    response = Response.objects.get(participant=newcomer)
+    assert response.languages == {"swls": "en", "who5": "en"}
+    assert set(response.timings["pages"]) == {"swls", "who5"}
+    assert set(response.quality) == {"swls", "who5"}
+    assert not ResponseDraft.objects.filter(participant=newcomer).exists()
+    scores = dict(Score.objects.filter(response=response).values_list("code", "value"))
+    assert scores == {"who5": 60.0, "swls": 25.0}
+
+
+def test_a_reused_link_shows_the_thank_you_page_and_no_answers(client, link, newcomer):
+    _post(client, link, 0, SWLS)
+    _post(client, link, 1, WHO5, action="finish")
+    reused = Client().get(link, follow=True)
+    html = reused.content.decode()
+    assert "Thank you!" in html
+    assert 'type="radio"' not in html and "checked" not in html
+
+
+def test_missing_and_out_of_range_answers_get_messages_and_store_nothing(client, link, newcomer):
+    answers = dict(SWLS)
+    del answers["swls:swls_2"]
+    answers["swls:swls_3"] = "9"
+    page = _post(client, link, 0, answers)
     assert page.status_code == 400
     html = page.content.decode()
     assert "Please answer this question." in html
     assert "Choose one of the answers from 1 to 7." in html
-    assert 'name="who5:who5_1" value="3" checked' in html  # given answers are kept
+    assert 'aria-invalid="true"' in html
+    assert 'name="swls:swls_1" value="5" checked' in html  # given answers are kept
+    assert not ResponseDraft.objects.filter(participant=newcomer).exists()
     assert not Response.objects.filter(participant=newcomer).exists()
 
 
-def test_valid_submission_is_scored_once_even_when_repeated(client, newcomer):
-    path = participant_survey_path(newcomer.pk)
-    first = client.post(path, _full_answers())
-    assert "Your answers have been saved." in first.content.decode()
-    again = client.post(path, _full_answers())
-    assert again.status_code == 200
-    assert Response.objects.filter(participant=newcomer).count() == 1
-    scores = dict(
-        Score.objects.filter(response__participant=newcomer).values_list(
-            "instrument__code", "value"
-        )
-    )
-    assert scores == {"who5": 60.0, "swls": 25.0}
+def test_save_and_resume_keeps_partial_answers(client, link, newcomer):
+    partial = {"swls:swls_1": "2", "swls:swls_2": "6"}
+    saved = _post(client, link, 0, partial, action="save")
+    assert "Your answers are saved" in saved.content.decode()
+    draft = ResponseDraft.objects.get(participant=newcomer)
+    assert draft.answers == {"swls": {"swls_1": 2, "swls_2": 6}}
+    # Later, on another device: the same link opens where they stopped, answers filled in.
+    resumed = Client().get(link).content.decode()
+    assert 'name="swls:swls_1" value="2" checked' in resumed
+    assert 'name="swls:swls_2" value="6" checked' in resumed
+    _post(client, link, 0, SWLS)
+    resumed = Client().get(link).content.decode()
+    assert "Part 2 of 2" in resumed
 
 
-def test_tampered_link_gets_a_friendly_page_and_no_data(client, newcomer):
-    token = participant_token(newcomer.pk)
+def test_pages_beyond_the_furthest_reached_cannot_be_skipped_to(client, link, newcomer):
+    page = client.get(link + "?page=1").content.decode()
+    assert "Part 1 of 2" in page
+    skipped = _post(client, link, 1, WHO5, action="finish")
+    assert skipped.status_code == 400  # posted as page 0: its questions are unanswered
+    assert not Response.objects.filter(participant=newcomer).exists()
+
+
+def test_tampered_answers_values_are_refused(client, link, newcomer):
+    page = _post(client, link, 0, {**SWLS, "swls:swls_4": "<script>"})
+    assert page.status_code == 400
+    assert "<script>" not in page.content.decode()
+    assert not ResponseDraft.objects.filter(participant=newcomer).exists()
+
+
+def test_pages_speak_german_after_switching_language(client, link, newcomer):
+    switched = client.post(link, {"language": "de"})
+    assert switched.status_code == 302
+    newcomer.refresh_from_db()
+    assert newcomer.locale == "de"
+    html = client.get(link).content.decode()
+    assert '<html lang="de">' in html
+    assert "Umfrage 1 von 3" in html and "Teil 1 von 2" in html
+    assert "In den meisten Dingen ist mein Leben nahezu ideal." in html
+    assert "Weiter" in html
+    answers = dict(SWLS)
+    del answers["swls:swls_1"]
+    assert "Bitte beantworten Sie diese Frage." in _post(client, link, 0, answers).content.decode()
+    _post(client, link, 0, SWLS)
+    _post(client, link, 1, WHO5, action="finish")
+    assert Response.objects.get(participant=newcomer).languages == {"swls": "de", "who5": "de"}
+
+
+def test_tampered_link_gets_a_friendly_page_and_no_data(client, newcomer, link):
+    token = link.rstrip("/").rsplit("/", 1)[1]
     tampered = token[:-3] + ("AAA" if not token.endswith("AAA") else "BBB")
     page = client.get(reverse("surveys:survey", kwargs={"token": tampered}))
     assert page.status_code == 404
     assert "This link is not valid" in page.content.decode()
-    assert "cheerful" not in page.content.decode()
+    assert "ideal" not in page.content.decode()
 
 
-def test_expired_link_is_refused(client, newcomer, settings):
+def test_expired_link_is_refused(client, link, settings):
     settings.PARTICIPANT_LINK_MAX_AGE = -1
-    page = client.get(participant_survey_path(newcomer.pk))
+    page = client.get(link)
     assert page.status_code == 410
     assert "expired" in page.content.decode()
 
 
-def test_link_of_a_valid_signature_for_an_unknown_participant_is_404(client, db):
-    token = signing.TimestampSigner(salt="flourish.surveys.participant-link").sign("nobody")
-    page = client.get(reverse("surveys:survey", kwargs={"token": token}))
+def test_a_validly_signed_link_to_someone_else_s_wave_is_not_valid(client, newcomer, small_trial):
+    token = survey_token("nobody", small_trial.waves.get(index=0).pk)
+    assert client.get(reverse("surveys:survey", kwargs={"token": token})).status_code == 404
+    foreign = signing.TimestampSigner(salt="flourish.surveys.my-data-link").sign(newcomer.pk)
+    assert client.get(reverse("surveys:survey", kwargs={"token": foreign})).status_code == 404
+
+
+def test_a_wave_not_open_yet_or_closed_says_so(client, newcomer, small_trial):
+    later = survey_path(newcomer.pk, small_trial.waves.get(index=1).pk)
+    assert "Not open yet" in client.get(later).content.decode()
+    Participant.objects.filter(pk=newcomer.pk).update(
+        enrolled_at=newcomer.enrolled_at - timedelta(days=8)
+    )
+    closed = client.get(survey_path(newcomer.pk, small_trial.waves.get(index=0).pk))
+    assert closed.status_code == 410 and "This survey has closed" in closed.content.decode()
+
+
+def test_my_data_page_shows_consents_and_revokes_one_stream(client, newcomer):
+    path = data_path(newcomer.pk)
+    html = client.get(path).content.decode()
+    assert "What you agreed to" in html and "Private usage summaries" in html
+    revoked = client.post(path, {"action": "revoke", "scope": "telemetry"})
+    assert revoked.status_code == 302
+    telemetry = ConsentGrant.objects.get(participant=newcomer, scope="telemetry")
+    assert telemetry.revoked_at is not None
+    surveys = ConsentGrant.objects.get(participant=newcomer, scope="surveys")
+    assert surveys.revoked_at is None
+    assert "Done: that data stream has stopped." in client.get(revoked.url).content.decode()
+
+
+def test_withdrawal_needs_confirmation_then_stops_everything(client, newcomer, link):
+    path = data_path(newcomer.pk)
+    refused = client.post(path, {"action": "withdraw"})
+    assert refused.status_code == 400
+    assert "Tick the box" in refused.content.decode()
+    newcomer.refresh_from_db()
+    assert newcomer.withdrawn_at is None
+    client.post(path, {"action": "withdraw", "confirm": "yes"})
+    newcomer.refresh_from_db()
+    assert newcomer.withdrawn_at is not None
+    assert not ConsentGrant.objects.filter(participant=newcomer, revoked_at__isnull=True).exists()
+    assert "You left the study" in client.get(path).content.decode()
+    assert "nothing more to answer" in client.get(link).content.decode()
+
+
+def test_tampered_my_data_link_reveals_nothing(client, newcomer):
+    page = client.get(data_path(newcomer.pk)[:-4] + "xyz/")
     assert page.status_code == 404
+    assert "telemetry" not in page.content.decode()

@@ -1,38 +1,68 @@
 import pytest
 
-from surveys.registry import shipped_definitions
-from surveys.scoring import score, validate_answers
+from surveys.registry import REDISTRIBUTABLE_LICENCES, definition_errors, shipped_definitions
+from surveys.scoring import scores, validate_answers
 
 pytestmark = pytest.mark.unit
 
 
 def test_shipped_instruments_are_only_redistributable_ones():
     definitions = shipped_definitions()
-    assert set(definitions) == {"who5", "swls"}
+    assert set(definitions) == {"who5", "swls", "flourishing_scale", "ai_assistant"}
     for definition in definitions.values():
-        assert definition["licence"] == "public-domain"
+        assert definition["licence"] in REDISTRIBUTABLE_LICENCES
+        assert definition_errors(definition) == []
+        assert set(definition["languages"]) == {"en", "de"}
+    # The project's own items say they are not validated yet.
+    assert [d["code"] for d in definitions.values() if not d["validated"]] == ["ai_assistant"]
 
 
 def test_who5_score_range_is_0_to_100():
     # WHO-5 manual (Topp et al. 2015): raw sum 0–25, multiplied by 4 → 0–100.
     who5 = shipped_definitions()["who5"]
-    assert score(who5, {f"who5_{i}": 0 for i in range(1, 6)}) == 0
-    assert score(who5, {f"who5_{i}": 5 for i in range(1, 6)}) == 100
-    assert score(who5, {"who5_1": 3, "who5_2": 3, "who5_3": 2, "who5_4": 2, "who5_5": 3}) == 52
+    assert scores(who5, {f"who5_{i}": 0 for i in range(1, 6)}) == {"who5": 0}
+    assert scores(who5, {f"who5_{i}": 5 for i in range(1, 6)}) == {"who5": 100}
+    answers = {"who5_1": 3, "who5_2": 3, "who5_3": 2, "who5_4": 2, "who5_5": 3}
+    assert scores(who5, answers) == {"who5": 52}
 
 
-def test_swls_score_is_plain_sum_5_to_35():
-    # Diener et al. (1985): sum of five 1–7 items; 20 is the neutral point.
+def test_swls_score_is_plain_sum_5_to_35_and_needs_every_item():
+    # Diener et al. (1985): sum of five 1–7 items; 20 is the neutral point; all five answered.
     swls = shipped_definitions()["swls"]
-    assert score(swls, {f"swls_{i}": 4 for i in range(1, 6)}) == 20
-    assert score(swls, {f"swls_{i}": 7 for i in range(1, 6)}) == 35
+    assert scores(swls, {f"swls_{i}": 4 for i in range(1, 6)}) == {"swls": 20}
+    assert scores(swls, {f"swls_{i}": 7 for i in range(1, 6)}) == {"swls": 35}
+    assert scores(swls, {f"swls_{i}": 7 for i in range(1, 5)}) == {}
 
 
-def test_reverse_keyed_items_are_mirrored():
+def test_flourishing_scale_is_a_sum_8_to_56():
+    # Diener et al. (2010): eight 1–7 items, all positively keyed, summed.
+    fs = shipped_definitions()["flourishing_scale"]
+    assert scores(fs, {f"fs_{i}": 1 for i in range(1, 9)}) == {"flourishing_scale": 8}
+    assert scores(fs, {f"fs_{i}": 7 for i in range(1, 9)}) == {"flourishing_scale": 56}
+
+
+def test_own_items_score_two_means_with_reverse_keys_and_one_gap_allowed():
+    items = shipped_definitions()["ai_assistant"]
+    # Full reliance: agrees with every reliance statement, disagrees with every independent one.
+    reliant = {"rel_1": 5, "rel_2": 5, "rel_3": 1, "rel_4": 5, "rel_5": 1}
+    candid = {"syc_1": 1, "syc_2": 1, "syc_3": 5, "syc_4": 1, "syc_5": 5}
+    result = scores(items, reliant | candid)
+    assert result == {"ai_independence": 1.0, "ai_candour": 5.0}
+    # One item missing: the mean of the other four (min_answered 4); two missing: no score.
+    one_gap = {k: v for k, v in candid.items() if k != "syc_5"}
+    assert scores(items, one_gap) == {"ai_candour": 5.0}
+    two_gaps = {k: v for k, v in candid.items() if k not in ("syc_4", "syc_5")}
+    assert scores(items, two_gaps) == {}
+
+
+def test_reverse_keyed_items_are_mirrored_and_a_prorated_sum_keeps_the_range():
     definition = dict(shipped_definitions()["swls"])
     definition["items"] = [dict(definition["items"][0], reverse=True), *definition["items"][1:]]
     answers = {f"swls_{i}": 7 for i in range(1, 6)}
-    assert score(definition, answers) == 35 - 7 + 1
+    assert scores(definition, answers) == {"swls": 35 - 7 + 1}
+    definition["scores"] = [dict(definition["scores"][0], min_answered=4)]
+    four = {f"swls_{i}": 6 for i in range(2, 6)}
+    assert scores(definition, four) == {"swls": 30.0}  # mean 6 × 5 items
 
 
 @pytest.mark.parametrize(
@@ -52,11 +82,26 @@ def test_invalid_answers_are_reported_per_item(value, message):
     errors = validate_answers(who5, answers)
     assert list(errors) == ["who5_2"]
     assert message in errors["who5_2"]
-    with pytest.raises(ValueError):
-        score(who5, answers)
+    if value is not None:
+        with pytest.raises(ValueError):
+            scores(who5, answers)
 
 
 def test_unknown_items_are_rejected():
     who5 = shipped_definitions()["who5"]
     answers = {f"who5_{i}": 3 for i in range(1, 6)} | {"who5_9": 1}
     assert "who5_9" in validate_answers(who5, answers)
+
+
+def test_definition_errors_name_each_problem():
+    broken = dict(shipped_definitions()["who5"])
+    broken["licence"] = "whatever"
+    broken["scale"] = dict(broken["scale"], labels={"en": ["a", "b"], "de": ["a"]})
+    broken["scores"] = [dict(broken["scores"][0], dimension="happiness", items=["who5_9"])]
+    errors = " ".join(definition_errors(broken))
+    assert "licence must be one of" in errors
+    assert "scale labels (en) need one label per point (6)" in errors
+    assert "dimension must be one of" in errors
+    assert "unknown items who5_9" in errors
+    assert definition_errors([]) == ["An instrument definition must be a JSON object."]
+    assert "Missing keys" in definition_errors({"code": "x"})[0]

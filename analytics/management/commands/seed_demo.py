@@ -10,7 +10,7 @@ from django.db import transaction
 
 from analytics.seeding import synthetic_trial_create
 from analytics.services import analysis_run_create
-from surveys.links import participant_survey_path
+from surveys.links import survey_path
 from trials.models import ConsentScope, ParticipantContact, Trial, TrialMember
 from trials.services import member_add, participant_enrol
 
@@ -56,7 +56,7 @@ class Command(BaseCommand):
         for line in (
             f"login=admin / {password}",
             f"analyst=analyst / {password}",
-            f"survey={participant_survey_path(participant.pk)}",
+            f"survey={survey_path(participant.pk, participant.trial.waves.get(index=0).pk)}",
         ):
             self.stdout.write(line)
 

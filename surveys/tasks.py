@@ -1,0 +1,13 @@
+"""Celery tasks: thin callers of surveys.services."""
+
+from celery import shared_task
+from django.db import OperationalError
+
+from surveys.services import invitations_plan, invitations_send_due
+
+
+@shared_task(autoretry_for=(OperationalError,), max_retries=3, retry_backoff=True)
+def invitations_sweep() -> dict:
+    """Beat runs this every minute: plan the due rows of new participants, then send what is
+    due. Overlapping or repeated sweeps never send a row twice (see invitations_send_due)."""
+    return {"planned": invitations_plan(), **invitations_send_due()}
