@@ -15,7 +15,12 @@ from django.utils.html import format_html
 from surveys.models import Instrument, Invitation, Response, Wave
 from surveys.reports import trial_survey_report
 from surveys.schedule import schedule_errors
-from surveys.services import instrument_pack_load, invitation_release, wave_create
+from surveys.services import (
+    instrument_pack_load,
+    invitation_release,
+    wave_create,
+    wave_quality_refresh,
+)
 from trials.admin import TrialScopedAdmin
 from trials.models import Trial
 from trials.selectors import trials_visible_to
@@ -108,6 +113,13 @@ class WaveAdmin(TrialScopedAdmin):
     ]
     list_filter = ["trial"]
     change_list_template = "admin/surveys/wave/change_list.html"
+    actions = ["refresh_quality"]
+
+    @admin.action(description="Refresh quality indices (adds the Mahalanobis distance)")
+    def refresh_quality(self, request, queryset):
+        for wave in queryset:
+            flagged = wave_quality_refresh(wave=wave)
+            self.message_user(request, f"{wave}: {flagged} responses flagged for review.")
 
     @admin.display(description="Instruments")
     def questionnaires(self, wave: Wave) -> str:

@@ -18,6 +18,7 @@ the first loading of each factor fixed to 1, factor variances and covariances fr
 statistic of :math:`N \cdot F_{ML}` (``likelihood = "normal"``).
 """
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
@@ -133,10 +134,24 @@ class _Estimates:
     loadings: np.ndarray  # Λ, items × factors
     residual_variances: np.ndarray  # diag(Θ)
     factor_cov: np.ndarray  # Φ
-    intercepts: np.ndarray | None  # ν
     factor_means: np.ndarray | None  # κ
     implied_cov: np.ndarray  # Σ = ΛΦΛ' + Θ
     implied_mean: np.ndarray | None  # μ = ν + Λκ
+
+    def in_marker_metric(self, scale: np.ndarray, markers: np.ndarray) -> "_Estimates":
+        """The same solution for items multiplied by ``scale`` and each factor rescaled so its
+        marker loads 1: with S = diag(scale) and D = diag of the markers' loadings on SΛ,
+        Λ → SΛD⁻¹, Φ → DΦD, κ → Dκ, Θ → S²Θ, Σ → SΣS, μ → Sμ."""
+        loadings = self.loadings * scale[:, None]
+        d = loadings[markers, np.arange(len(markers))]
+        return _Estimates(
+            loadings=loadings / d[None, :],
+            residual_variances=self.residual_variances * scale**2,
+            factor_cov=self.factor_cov * np.outer(d, d),
+            factor_means=None if self.factor_means is None else self.factor_means * d,
+            implied_cov=self.implied_cov * np.outer(scale, scale),
+            implied_mean=None if self.implied_mean is None else self.implied_mean * scale,
+        )
 
 
 @dataclass(frozen=True)
@@ -156,14 +171,21 @@ class _FactorModel:
     r"""A (multi-group) common-factor model :math:`\Sigma_g = \Lambda_g\Phi_g\Lambda_g' + \Theta_g`,
     :math:`\mu_g = \nu_g + \Lambda_g\kappa_g`, fitted by normal-theory maximum likelihood.
 
-    The parameters of every group live in one flat vector; equality constraints across groups
-    are expressed by letting groups share indices into it, which keeps the gradient a simple
-    scatter-add.
+    The optimiser works in a better-conditioned but equivalent parametrisation: items divided
+    by their pooled SD (one scale for all groups, so equality constraints survive) and factor
+    variances fixed to 1 in the reference group, with every loading free. Groups with loadings
+    constrained equal to the reference group's get free factor variances, and with intercepts
+    also equal, free latent means. The solution is then mapped to lavaan's marker metric
+    (:meth:`_Estimates.in_marker_metric`); F, χ² and SRMR do not depend on the
+    parametrisation. A weak marker item made the marker parametrisation itself fail to
+    converge on simulated data. The parameters of every group live in one flat vector and
+    equality constraints are groups sharing indices into it, so the gradient is a scatter-add.
     """
 
     def __init__(
         self,
         pattern: np.ndarray,
+        markers: np.ndarray,
         moments: Sequence[_Moments],
         *,
         meanstructure: bool,
@@ -171,16 +193,22 @@ class _FactorModel:
         equal_intercepts: bool = False,
     ) -> None:
         self.pattern = pattern
-        self.moments = tuple(moments)
+        self.markers = markers
         self.meanstructure = meanstructure
         p, m = pattern.shape
         self.p, self.m = p, m
-        # lavaan's default scaling: the first indicator of each factor is its marker, loading 1.
-        self.markers = np.argmax(pattern, axis=0)
-        free = pattern.copy()
-        free[self.markers, np.arange(m)] = False
-        self.free_rows, self.free_cols = np.nonzero(free)
-        self.phi_rows, self.phi_cols = np.tril_indices(m)
+        n_total = sum(mo.n for mo in moments)
+        self.n_total = n_total
+        self.weights = np.array([mo.n / n_total for mo in moments])
+        pooled_var = sum(w * np.diag(mo.cov) for w, mo in zip(self.weights, moments, strict=True))
+        self.scale = np.sqrt(pooled_var)
+        self.moments = tuple(
+            _Moments(
+                cov=mo.cov / np.outer(self.scale, self.scale), mean=mo.mean / self.scale, n=mo.n
+            )
+            for mo in moments
+        )
+        self.lam_rows, self.lam_cols = np.nonzero(pattern)
 
         count = 0
 
@@ -190,24 +218,22 @@ class _FactorModel:
             count += size
             return block
 
-        self.lam_idx, self.theta_idx, self.phi_idx = [], [], []
+        self.lam_idx, self.theta_idx, self.phi_pos, self.phi_idx = [], [], [], []
         self.nu_idx, self.kappa_idx = [], []
         for g in range(len(self.moments)):
-            shared = g > 0
-            self.lam_idx.append(
-                self.lam_idx[0] if shared and equal_loadings else new(len(self.free_rows))
-            )
+            linked = g > 0 and equal_loadings
+            self.lam_idx.append(self.lam_idx[0] if linked else new(len(self.lam_rows)))
             self.theta_idx.append(new(p))
-            self.phi_idx.append(new(len(self.phi_rows)))
+            # Factor variances are fixed to 1 unless the loadings are borrowed from group 1.
+            phi_pos = np.tril_indices(m, 0 if linked else -1)
+            self.phi_pos.append(phi_pos)
+            self.phi_idx.append(new(len(phi_pos[0])))
             if meanstructure:
-                self.nu_idx.append(self.nu_idx[0] if shared and equal_intercepts else new(p))
+                self.nu_idx.append(self.nu_idx[0] if g > 0 and equal_intercepts else new(p))
                 # With equal intercepts the latent means become identified relative to group 1.
-                self.kappa_idx.append(new(m) if shared and equal_intercepts else np.full(m, -1))
+                self.kappa_idx.append(new(m) if g > 0 and equal_intercepts else np.full(m, -1))
         self.n_params = count
 
-        n_total = sum(mo.n for mo in self.moments)
-        self.n_total = n_total
-        self.weights = np.array([mo.n / n_total for mo in self.moments])
         moments_per_group = p * (p + 1) // 2 + (p if meanstructure else 0)
         self.df = len(self.moments) * moments_per_group - self.n_params
         if self.df < 0:
@@ -219,19 +245,17 @@ class _FactorModel:
 
     def _unpack(self, params: np.ndarray, g: int) -> _Estimates:
         lam = np.zeros((self.p, self.m))
-        lam[self.markers, np.arange(self.m)] = 1.0
-        lam[self.free_rows, self.free_cols] = params[self.lam_idx[g]]
+        lam[self.lam_rows, self.lam_cols] = params[self.lam_idx[g]]
         theta = params[self.theta_idx[g]]
-        phi = np.zeros((self.m, self.m))
-        phi[self.phi_rows, self.phi_cols] = params[self.phi_idx[g]]
-        phi = phi + np.tril(phi, -1).T
+        phi = np.eye(self.m)
+        phi[self.phi_pos[g]] = params[self.phi_idx[g]]
+        phi = np.tril(phi) + np.tril(phi, -1).T
         sigma = lam @ phi @ lam.T + np.diag(theta)
-        nu = kappa = mu = None
+        kappa = mu = None
         if self.meanstructure:
-            nu = params[self.nu_idx[g]]
             kappa = np.where(self.kappa_idx[g] >= 0, params[self.kappa_idx[g]], 0.0)
-            mu = nu + lam @ kappa
-        return _Estimates(lam, theta, phi, nu, kappa, sigma, mu)
+            mu = params[self.nu_idx[g]] + lam @ kappa
+        return _Estimates(lam, theta, phi, kappa, sigma, mu)
 
     def objective(self, params: np.ndarray) -> tuple[float, np.ndarray]:
         r""":math:`F = \sum_g \frac{N_g}{N} F_g` and its analytic gradient, where
@@ -246,8 +270,9 @@ class _FactorModel:
             try:
                 chol = linalg.cho_factor(est.implied_cov, lower=True)
             except linalg.LinAlgError:
-                # Outside the admissible region; a large value makes the line search step back.
-                return 1e10, np.zeros(self.n_params)
+                # Outside the admissible region: an infinite value makes the line search
+                # step back.
+                return np.inf, np.zeros(self.n_params)
             sigma_inv = linalg.cho_solve(chol, np.eye(self.p))
             logdet = 2.0 * np.log(np.diag(chol[0])).sum()
             f_g = logdet + np.trace(mo.cov @ sigma_inv) - self.logdet_s[g] - self.p
@@ -269,41 +294,33 @@ class _FactorModel:
                 np.add.at(grad, self.nu_idx[g], w * h)
                 has_kappa = self.kappa_idx[g] >= 0
                 np.add.at(grad, self.kappa_idx[g][has_kappa], w * (est.loadings.T @ h)[has_kappa])
-            np.add.at(grad, self.lam_idx[g], w * d_lam[self.free_rows, self.free_cols])
+            np.add.at(grad, self.lam_idx[g], w * d_lam[self.lam_rows, self.lam_cols])
             np.add.at(grad, self.theta_idx[g], w * np.diag(g_sigma))
-            np.add.at(grad, self.phi_idx[g], w * d_phi[self.phi_rows, self.phi_cols])
+            np.add.at(grad, self.phi_idx[g], w * d_phi[self.phi_pos[g]])
         return value, grad
 
     def start(self) -> np.ndarray:
         """Starting values per group, averaged over groups for shared parameters.
 
-        For each factor with marker k and two more indicators j, l the model implies
-        s_kj·s_kl / s_jl = φ (a tetrad), giving the factor variance and then λ_j = s_jk / φ.
-        Residual variances start at half the observed variance and factor covariances at 0,
-        as lavaan does.
+        Loadings start at 0.9 × the first principal component of each factor's items (the
+        items are on unit scale here), which also gets their signs right; residual variances
+        at half the observed variance, as lavaan does; factor variances at 1 and covariances
+        and latent means at 0.
         """
         total = np.zeros(self.n_params)
         hits = np.zeros(self.n_params)
         for g, mo in enumerate(self.moments):
-            s = mo.cov
             lam = np.zeros((self.p, self.m))
-            phi_diag = np.empty(self.m)
             for f in range(self.m):
-                k = self.markers[f]
-                others = [j for j in np.flatnonzero(self.pattern[:, f]) if j != k]
-                ratios = [
-                    s[k, j] * s[k, i] / s[j, i]
-                    for a, j in enumerate(others)
-                    for i in others[a + 1 :]
-                    if abs(s[j, i]) > 1e-8 * np.sqrt(s[j, j] * s[i, i])
-                ]
-                phi = np.mean(ratios) if ratios else 0.5 * s[k, k]
-                phi_diag[f] = np.clip(phi, 0.05 * s[k, k], 0.95 * s[k, k])
-                lam[others, f] = s[others, k] / phi_diag[f]
+                rows = np.flatnonzero(self.pattern[:, f])
+                eigval, eigvec = np.linalg.eigh(mo.cov[np.ix_(rows, rows)])
+                component = eigvec[:, -1] * np.sqrt(eigval[-1])
+                # Orient the component so the marker loads positively.
+                lam[rows, f] = 0.9 * component * np.sign(component[rows == self.markers[f]])
             values = [
-                (self.lam_idx[g], lam[self.free_rows, self.free_cols]),
-                (self.theta_idx[g], 0.5 * np.diag(s)),
-                (self.phi_idx[g], np.diag(phi_diag)[self.phi_rows, self.phi_cols]),
+                (self.lam_idx[g], lam[self.lam_rows, self.lam_cols]),
+                (self.theta_idx[g], 0.5 * np.diag(mo.cov)),
+                (self.phi_idx[g], np.eye(self.m)[self.phi_pos[g]]),
             ]
             if self.meanstructure:
                 values.append((self.nu_idx[g], mo.mean))
@@ -318,15 +335,28 @@ class _FactorModel:
             self.objective,
             self.start(),
             jac=True,
-            method="L-BFGS-B",
-            options={"maxiter": 20_000, "maxfun": 50_000, "ftol": 1e-15, "gtol": 1e-9},
+            # BFGS's line search backs off from an infinite value (a step leaving the positive
+            # definite region); L-BFGS-B's gives up there.
+            method="BFGS",
+            # Well-posed fits need tens to a few hundred iterations; runaway (Heywood) ones never
+            # stop, so fail fast.
+            options={"maxiter": 2_000, "gtol": 1e-9},
         )
         grad_norm = np.max(np.abs(result.jac))
-        if not np.isfinite(result.fun) or result.fun >= 1e10 or grad_norm > 1e-5:
+        if not np.isfinite(result.fun) or grad_norm > 1e-5:
             raise RuntimeError(
-                f"The CFA did not converge (max |gradient| = {grad_norm:.2e}): {result.message}"
+                f"The CFA did not converge (max |gradient| = {grad_norm:.2e}; {result.message}). "
+                "The data may not identify the model, e.g. a factor whose items barely correlate "
+                "in some group, driving a residual variance negative without bound."
             )
-        estimates = tuple(self._unpack(result.x, g) for g in range(len(self.moments)))
+        estimates = [self._unpack(result.x, g) for g in range(len(self.moments))]
+        if any(np.any(est.residual_variances < 0) for est in estimates):
+            # As lavaan does: the fit is reported, but it is an improper solution.
+            warnings.warn(
+                "Some residual variances are negative (a Heywood case); the solution is improper.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
         baseline = sum(
             mo.n * (np.log(np.diag(mo.cov)).sum() - self.logdet_s[g])
             for g, mo in enumerate(self.moments)
@@ -337,7 +367,7 @@ class _FactorModel:
             baseline_chi2=float(baseline),
             baseline_df=len(self.moments) * self.p * (self.p - 1) // 2,
             n=self.n_total,
-            estimates=estimates,
+            estimates=tuple(est.in_marker_metric(self.scale, self.markers) for est in estimates),
             srmr=self._srmr(estimates),
         )
 
@@ -358,8 +388,11 @@ class _FactorModel:
         return float(np.dot(self.weights, per_group))
 
 
-def _pattern(factors: Mapping[str, Sequence[str]]) -> tuple[list[str], list[str], np.ndarray]:
-    """Validate a ``{factor: [items]}`` specification and turn it into a loading pattern."""
+def _pattern(
+    factors: Mapping[str, Sequence[str]],
+) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
+    """Validate a ``{factor: [items]}`` specification; return factor names, items, the
+    items × factors loading pattern and each factor's marker (its first item) as an index."""
     if not isinstance(factors, Mapping) or not factors:
         raise ValueError("factors must be a non-empty mapping {factor name: [item columns]}.")
     names = list(factors)
@@ -373,10 +406,10 @@ def _pattern(factors: Mapping[str, Sequence[str]]) -> tuple[list[str], list[str]
     pattern = np.zeros((len(items), len(names)), dtype=bool)
     for f, columns in enumerate(factors.values()):
         pattern[[items.index(c) for c in columns], f] = True
-    markers = [columns[0] for columns in factors.values()]
+    markers = [items.index(columns[0]) for columns in factors.values()]
     if len(set(markers)) != len(markers):
         raise ValueError("Each factor's first item (its marker, loading fixed to 1) must differ.")
-    return names, items, pattern
+    return names, items, pattern, np.array(markers)
 
 
 def _numeric_items(data: pd.DataFrame, items: Sequence[str]) -> pd.DataFrame:
@@ -415,7 +448,8 @@ def _fit_indices(fit: _Fit, n_groups: int) -> dict[str, float]:
     t1 = max(chi2 - df, 0.0)
     t2 = max(chi2 - df, chi2_b - df_b, 0.0)
     cfi = 1.0 if t2 == 0 else 1.0 - t1 / t2
-    tli = 1.0 - (chi2 - df) * df_b / ((chi2_b - df_b) * df) if df > 0 else 1.0
+    tli_denominator = (chi2_b - df_b) * df
+    tli = 1.0 - (chi2 - df) * df_b / tli_denominator if tli_denominator != 0 else 1.0
     rmsea = np.sqrt(n_groups) * np.sqrt(max(chi2 / (n * df) - 1.0 / n, 0.0)) if df > 0 else 0.0
     p_value = float(stats.chi2.sf(chi2, df)) if df > 0 else float("nan")
     return {"p_value": p_value, "cfi": float(cfi), "tli": float(tli), "rmsea": float(rmsea)}
@@ -462,7 +496,9 @@ def cfa_fit(data: pd.DataFrame, factors: dict[str, list[str]]) -> CfaResult:
     :math:`\chi^2 = N\,F_{ML}` on :math:`p(p+1)/2 - q` degrees of freedom (lavaan's
     ``likelihood = "normal"``). The baseline for CFI/TLI is the independence model
     :math:`\chi^2_b = N(\sum_i \log s_{ii} - \log|S|)` on :math:`p(p-1)/2` df. SRMR is lavaan's
-    default (Bentler's) and RMSEA uses :math:`N`; see :func:`_fit_indices`.
+    default (Bentler's; see ``_FactorModel._srmr``) and RMSEA divides by :math:`N` (see
+    ``_fit_indices``). Conventional cut-offs for good fit are CFI and TLI ≥ .95, RMSEA ≤ .06
+    and SRMR ≤ .08 (Hu & Bentler 1999).
 
     Parameters
     ----------
@@ -484,7 +520,12 @@ def cfa_fit(data: pd.DataFrame, factors: dict[str, list[str]]) -> CfaResult:
         On a malformed specification, missing or non-numeric columns, an unidentified model,
         no more complete rows than items, or a singular covariance matrix.
     RuntimeError
-        If the optimiser does not reach a stationary point.
+        If the optimiser does not reach a stationary point (typically no finite ML solution).
+
+    Warns
+    -----
+    RuntimeWarning
+        If a residual variance is negative (a Heywood case; the fit is improper).
 
     References
     ----------
@@ -492,14 +533,18 @@ def cfa_fit(data: pd.DataFrame, factors: dict[str, list[str]]) -> CfaResult:
     analysis. Psychometrika, 34(2), 183–202.
     Bentler, P. M. (1990). Comparative fit indexes in structural models. Psychological
     Bulletin, 107(2), 238–246.
+    Tucker, L. R., & Lewis, C. (1973). A reliability coefficient for maximum likelihood factor
+    analysis. Psychometrika, 38(1), 1–10.
+    Steiger, J. H. (1990). Structural model evaluation and modification: An interval estimation
+    approach. Multivariate Behavioral Research, 25(2), 173–180.
     Hu, L., & Bentler, P. M. (1999). Cutoff criteria for fit indexes in covariance structure
     analysis. Structural Equation Modeling, 6(1), 1–55.
     Rosseel, Y. (2012). lavaan: An R package for structural equation modeling. Journal of
     Statistical Software, 48(2), 1–36.
     """
-    names, items, pattern = _pattern(factors)
+    names, items, pattern, markers = _pattern(factors)
     x = _numeric_items(data, items).dropna().to_numpy()
-    model = _FactorModel(pattern, [_moments(x, "data")], meanstructure=False)
+    model = _FactorModel(pattern, markers, [_moments(x, "data")], meanstructure=False)
     fit = model.fit()
     est = fit.estimates[0]
     implied_sd = np.sqrt(np.diag(est.implied_cov))
@@ -561,6 +606,11 @@ def mcdonald_omega(items: ArrayLike) -> OmegaResult:
     RuntimeError
         If the CFA does not converge.
 
+    Warns
+    -----
+    RuntimeWarning
+        If a residual variance is negative (a Heywood case); ω is then not meaningful.
+
     References
     ----------
     McDonald, R. P. (1999). Test theory: A unified treatment. Erlbaum.
@@ -573,7 +623,10 @@ def mcdonald_omega(items: ArrayLike) -> OmegaResult:
             "Omega needs at least 3 items (a 2-item one-factor model is unidentified)."
         )
     model = _FactorModel(
-        np.ones((x.shape[1], 1), dtype=bool), [_moments(x, "items")], meanstructure=False
+        np.ones((x.shape[1], 1), dtype=bool),
+        np.array([0]),
+        [_moments(x, "items")],
+        meanstructure=False,
     )
     est = model.fit().estimates[0]
     # Rescale from the marker metric (λ₁ = 1, var(f) = φ) to var(f) = 1.
@@ -684,6 +737,11 @@ def measurement_invariance(
     RuntimeError
         If a model does not converge.
 
+    Warns
+    -----
+    RuntimeWarning
+        If a residual variance is negative in some group (a Heywood case).
+
     References
     ----------
     Meredith, W. (1993). Measurement invariance, factor analysis and factorial invariance.
@@ -693,7 +751,7 @@ def measurement_invariance(
     Chen, F. F. (2007). Sensitivity of goodness of fit indexes to lack of measurement
     invariance. Structural Equation Modeling, 14(3), 464–504.
     """
-    names, items, pattern = _pattern(factors)
+    names, items, pattern, markers = _pattern(factors)
     frame = _numeric_items(data, items)
     if group not in data.columns:
         raise ValueError(f"Group column {group!r} not in data.")
@@ -718,6 +776,7 @@ def measurement_invariance(
     ):
         fit = _FactorModel(
             pattern,
+            markers,
             moments,
             meanstructure=True,
             equal_loadings=equal_loadings,
@@ -778,7 +837,7 @@ class IccResult:
 
 @dataclass(frozen=True)
 class _PanelDesign:
-    """Per-subject sufficient statistics of a subjects × occasions design with gaps."""
+    """Which subject was scored on which occasion, in a subjects × occasions design with gaps."""
 
     observed: np.ndarray  # n_subjects × k indicator of which occasions each subject has
     subject: np.ndarray  # subject code of each observation
@@ -886,8 +945,8 @@ def icc_test_retest(
     come from REML fitted by statsmodels ``MixedLM`` (random intercept per subject, one fixed
     mean per occasion), which uses every observation, so subjects who missed an occasion still
     contribute. The coefficient is McGraw & Wong's (1996) **ICC(A,1)** — "two-way mixed effects,
-    absolute agreement, single measurement" (Case 3A; Shrout & Fleiss have no absolute-agreement
-    form; it is Koo & Li's (2016) recommended form for test–retest):
+    absolute agreement, single measurement" (their Case 3A, whose estimator coincides with
+    Shrout & Fleiss's ICC(2,1)); this is the form Koo & Li (2016) recommend for test–retest:
 
     .. math:: \rho = \frac{\sigma^2_u}{\sigma^2_u + \theta^2_c + \sigma^2_e},
               \qquad \theta^2_c = \frac{\sum_j(\beta_j - \bar\beta)^2}{k-1},
@@ -993,9 +1052,8 @@ def icc_test_retest(
             + rng.normal(0.0, np.sqrt(subject_var), n_subjects)[subject_codes]
             + rng.normal(0.0, np.sqrt(residual_var), len(y))
         )
-        replicates[b] = _icc_from_components(design, y_star, *_reml_variance_ratio(design, y_star))[
-            0
-        ]
+        components = _reml_variance_ratio(design, y_star)
+        replicates[b], _ = _icc_from_components(design, y_star, *components)
     tail = (1 - confidence) / 2
     low, high = np.quantile(replicates, [tail, 1 - tail])
     return IccResult(

@@ -44,7 +44,8 @@ class ScoreReport:
 def _attempt(compute: Callable[[], object]) -> Figure:
     try:
         return Figure(value=compute())
-    except (ValueError, np.linalg.LinAlgError) as error:
+    except (ValueError, RuntimeError, np.linalg.LinAlgError) as error:
+        # Too little data, a singular matrix or an estimate that did not converge: say so.
         return Figure(reason=str(error))
 
 
@@ -95,7 +96,15 @@ def _invariance(frame: pd.DataFrame, items: list[str], group: str) -> Figure:
         return Figure(reason="needs at least 4 items for a testable configural model")
     subset = frame[frame[group].isin(groups)].copy()
     subset[group] = subset[group].astype(str)
-    return _attempt(lambda: psychometrics.measurement_invariance(subset, {"f": items}, group))
+    return _attempt(lambda: _invariance_steps(subset, items, group))
+
+
+def _invariance_steps(frame: pd.DataFrame, items: list[str], group: str) -> dict:
+    result = psychometrics.measurement_invariance(frame, {"f": items}, group)
+    return {
+        "groups": dict(zip(result.groups, result.n_per_group, strict=True)),
+        "steps": [result.configural, result.metric, result.scalar],
+    }
 
 
 def _score_values(frame: pd.DataFrame, items: list[str]) -> pd.Series:

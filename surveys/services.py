@@ -165,10 +165,20 @@ def draft_save(
     return draft
 
 
-def _quality_of(definition: Mapping, answers: Mapping[str, int], seconds: float | None) -> dict:
-    ordered = [answers.get(item["code"]) for item in definition["items"]]
-    values = [float("nan") if value is None else float(value) for value in ordered]
-    return quality.careless_flags(values, seconds=seconds).to_dict()
+def _answer_vector(definition: Mapping, answers: Mapping[str, int]) -> list[float]:
+    """Answers in presentation order, NaN where unanswered (the quality indices' input)."""
+    return [float(answers.get(item["code"], float("nan"))) for item in definition["items"]]
+
+
+def _quality_of(
+    definition: Mapping,
+    answers: Mapping[str, int],
+    seconds: float | None,
+    mahalanobis_p: float | None = None,
+) -> dict:
+    return quality.careless_flags(
+        _answer_vector(definition, answers), seconds=seconds, mahalanobis_p=mahalanobis_p
+    ).to_dict()
 
 
 def response_submit(
@@ -228,6 +238,36 @@ def response_submit(
         # A double submission (two clicks, a retried request): keep the first.
         return Response.objects.get(participant=participant, wave=wave)
     return response
+
+
+@transaction.atomic
+def wave_quality_refresh(*, wave: Wave) -> int:
+    """Recompute the quality indices of every response to ``wave``, now including the
+    Mahalanobis distance, which needs the whole sample; returns how many are flagged.
+
+    Flags mark responses for review and sensitivity analyses; nothing is deleted.
+    """
+    responses = list(Response.objects.select_for_update().filter(wave=wave).order_by("pk"))
+    if not responses:
+        return 0
+    for instrument in wave.instruments.all():
+        definition = instrument.definition
+        vectors = [
+            _answer_vector(definition, r.answers.get(instrument.code, {})) for r in responses
+        ]
+        try:
+            p_values = quality.mahalanobis_distance(vectors).p_value
+        except ValueError:
+            p_values = [None] * len(responses)  # too few complete answers for a covariance
+        for response, vector, p_value in zip(responses, vectors, p_values, strict=True):
+            seconds = response.timings.get("pages", {}).get(instrument.code)
+            response.quality[instrument.code] = quality.careless_flags(
+                vector, seconds=seconds, mahalanobis_p=p_value
+            ).to_dict()
+    for response in responses:
+        response.flagged = any(index["flags"] for index in response.quality.values())
+    Response.objects.bulk_update(responses, ["quality", "flagged"])
+    return sum(response.flagged for response in responses)
 
 
 @transaction.atomic

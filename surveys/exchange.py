@@ -1,0 +1,820 @@
+"""Exchange files for a trial's survey data: a tidy long export for analysts and the import of
+the same format (DESIGN.md §2 "surveys/", "Exchange").
+
+Files
+-----
+``SLUG-responses.{csv,parquet}``
+    One row per participant × wave × item: ``trial, participant, arm, wave, instrument, item,
+    value, language, submitted_at``. ``participant`` is the pseudonymous id (contact details are
+    never exported), ``arm`` the slug of the participant's allocated arm, ``language`` the language
+    version the instrument was answered in (empty when it was not recorded), ``submitted_at`` ISO
+    8601 with its time zone in the CSV and a UTC timestamp (microseconds) in the Parquet file.
+``SLUG-scores.{csv,parquet}``
+    One row per stored score: ``trial, participant, arm, wave, instrument, score, dimension,
+    value, submitted_at``.
+``SLUG-codebook.csv``
+    A REDCap data dictionary: one ``radio`` field per item (form = instrument, English choices
+    ``"value, label | value, label"``) and one ``calc`` field per score, whose equation documents
+    the scoring rule in REDCap's own syntax so that the score columns are described too.
+
+An import is all or nothing: every row is checked before anything is written, each bad row is
+reported with its line number, and valid responses go in through
+:func:`surveys.services.response_submit`, so their scores and quality indices are computed exactly
+as on the participant pages. A response already stored with the same answers is counted as
+unchanged, which makes importing the same file twice harmless.
+"""
+
+import csv
+import re
+from collections import defaultdict
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from surveys.models import Instrument, Response, Score, Wave
+from surveys.registry import language_version
+from surveys.services import response_submit
+from trials.models import Allocation, ConsentScope, Participant, Trial
+from trials.services import consent_active
+
+RESPONSE_COLUMNS = (
+    "trial",
+    "participant",
+    "arm",
+    "wave",
+    "instrument",
+    "item",
+    "value",
+    "language",
+    "submitted_at",
+)
+SCORE_COLUMNS = (
+    "trial",
+    "participant",
+    "arm",
+    "wave",
+    "instrument",
+    "score",
+    "dimension",
+    "value",
+    "submitted_at",
+)
+# The data dictionary headers exactly as REDCap writes and expects them.
+REDCAP_COLUMNS = (
+    "Variable / Field Name",
+    "Form Name",
+    "Section Header",
+    "Field Type",
+    "Field Label",
+    "Choices, Calculations, OR Slider Labels",
+    "Field Note",
+    "Text Validation Type OR Show Slider Number",
+    "Text Validation Min",
+    "Text Validation Max",
+    "Identifier?",
+    "Branching Logic (Show field only if...)",
+    "Required Field?",
+    "Custom Alignment",
+    "Question Number (surveys only)",
+    "Matrix Group Name",
+    "Matrix Ranking?",
+    "Field Annotation",
+)
+FORMATS = ("csv", "parquet")
+
+_UTC_TIMESTAMP = pa.timestamp("us", tz="UTC")
+_TEXT = pa.string()
+# Typed Parquet columns, so analysts' tools read integers and time stamps without guessing.
+RESPONSES_SCHEMA = pa.schema(
+    [
+        ("trial", _TEXT),
+        ("participant", _TEXT),
+        ("arm", _TEXT),
+        ("wave", pa.int64()),
+        ("instrument", _TEXT),
+        ("item", _TEXT),
+        ("value", pa.int64()),
+        ("language", _TEXT),
+        ("submitted_at", _UTC_TIMESTAMP),
+    ]
+)
+SCORES_SCHEMA = pa.schema(
+    [
+        ("trial", _TEXT),
+        ("participant", _TEXT),
+        ("arm", _TEXT),
+        ("wave", pa.int64()),
+        ("instrument", _TEXT),
+        ("score", _TEXT),
+        ("dimension", _TEXT),
+        ("value", pa.float64()),
+        ("submitted_at", _UTC_TIMESTAMP),
+    ]
+)
+_NUMBERING = {
+    ".csv": "Lines are counted with the header as line 1.",
+    ".parquet": (
+        "Parquet rows are numbered like the lines of the same CSV file: line = row index + 2 "
+        "(the first row, index 0, is line 2)."
+    ),
+}
+_INTEGER = re.compile(r"\s*[+-]?[0-9]+\s*")
+
+
+# Export ---------------------------------------------------------------------------------------
+
+
+def _arms(trial: Trial) -> dict[str, str]:
+    return dict(
+        Allocation.objects.filter(participant__trial=trial).values_list(
+            "participant_id", "arm__slug"
+        )
+    )
+
+
+def _frame(rows: list[dict], schema: pa.Schema) -> pd.DataFrame:
+    # Through Arrow, so an empty trial still gets typed columns in the right order.
+    return pa.Table.from_pylist(rows, schema=schema).to_pandas()
+
+
+def responses_frame(trial: Trial) -> pd.DataFrame:
+    """The trial's stored answers, one row per participant × wave × item (see the module
+    docstring), items in questionnaire order. Erased participants have no rows."""
+    arms = _arms(trial)
+    responses = list(
+        Response.objects.filter(wave__trial=trial)
+        .order_by("participant_id", "wave__index")
+        .values_list("participant_id", "wave__index", "answers", "languages", "submitted_at")
+    )
+    codes = {code for response in responses for code in response[2]}
+    items = {
+        i.code: [item["code"] for item in i.definition["items"]]
+        for i in Instrument.objects.filter(code__in=codes)
+    }
+    rows = [
+        {
+            "trial": trial.slug,
+            "participant": participant,
+            "arm": arms.get(participant, ""),
+            "wave": wave,
+            "instrument": code,
+            "item": item,
+            "value": answers[code][item],
+            "language": languages.get(code, ""),
+            "submitted_at": submitted_at,
+        }
+        for participant, wave, answers, languages, submitted_at in responses
+        for code in sorted(answers)
+        for item in items[code]
+        if item in answers[code]
+    ]
+    return _frame(rows, RESPONSES_SCHEMA)
+
+
+def scores_frame(trial: Trial) -> pd.DataFrame:
+    """The trial's stored scores, one row per response × score, with the dimension it measures."""
+    arms = _arms(trial)
+    scores = (
+        Score.objects.filter(response__wave__trial=trial)
+        .order_by("response__participant_id", "response__wave__index", "instrument__code", "code")
+        .values_list(
+            "response__participant_id",
+            "response__wave__index",
+            "instrument__code",
+            "code",
+            "dimension",
+            "value",
+            "response__submitted_at",
+        )
+    )
+    rows = [
+        {
+            "trial": trial.slug,
+            "participant": participant,
+            "arm": arms.get(participant, ""),
+            "wave": wave,
+            "instrument": instrument,
+            "score": code,
+            "dimension": dimension,
+            "value": value,
+            "submitted_at": submitted_at,
+        }
+        for participant, wave, instrument, code, dimension, value, submitted_at in scores
+    ]
+    return _frame(rows, SCORES_SCHEMA)
+
+
+def _redcap_row(
+    *,
+    name: str,
+    form: str,
+    field_type: str,
+    label: str,
+    choices: str,
+    section: str = "",
+    required: str = "",
+    annotation: str = "",
+) -> dict[str, str]:
+    row = dict.fromkeys(REDCAP_COLUMNS, "")
+    row.update(
+        {
+            "Variable / Field Name": name,
+            "Form Name": form,
+            "Section Header": section,
+            "Field Type": field_type,
+            "Field Label": label,
+            "Choices, Calculations, OR Slider Labels": choices,
+            "Required Field?": required,
+            "Field Annotation": annotation,
+        }
+    )
+    return row
+
+
+def _choices(definition: Mapping, item: Mapping, language: str) -> str:
+    """REDCap's ``"value, label | …"``; a scale with anchors only labels its two ends, as the
+    participant pages do."""
+    scale = definition["scale"]
+    points = list(range(scale["min"], scale["max"] + 1))
+    if "labels" in scale:
+        labels = scale["labels"][language]
+    else:
+        lowest, highest = item.get("anchors", scale["anchors"])[language]
+        labels = [lowest, *map(str, points[1:-1]), highest]
+    return " | ".join(f"{value}, {label}" for value, label in zip(points, labels, strict=True))
+
+
+def _item_fields(definition: Mapping) -> list[dict[str, str]]:
+    english = language_version(definition, "en")
+    return [
+        _redcap_row(
+            name=item["code"],
+            form=definition["code"],
+            # The instruction is shown once, above the instrument's first question.
+            section=definition["stem"][english] if position == 0 else "",
+            field_type="radio",
+            label=item["text"][english],
+            choices=_choices(definition, item, english),
+            required="y",
+            annotation="reverse-keyed" if item["reverse"] else "",
+        )
+        for position, item in enumerate(definition["items"])
+    ]
+
+
+def _equation(definition: Mapping, rule: Mapping) -> str:
+    """The score rule in REDCap's calc syntax (reverse-keyed items mirrored; a prorated sum is
+    the mean times the number of items)."""
+    low, high = definition["scale"]["min"], definition["scale"]["max"]
+    reverse = {item["code"] for item in definition["items"] if item["reverse"]}
+    items = rule.get("items", [item["code"] for item in definition["items"]])
+    terms = ", ".join(f"({low + high} - [{c}])" if c in reverse else f"[{c}]" for c in items)
+    if rule["rule"] == "mean":
+        equation = f"mean({terms})"
+    elif rule.get("min_answered", len(items)) == len(items):
+        equation = f"sum({terms})"
+    else:
+        equation = f"mean({terms}) * {len(items)}"
+    multiplier = rule.get("multiplier", 1)
+    return equation if multiplier == 1 else f"({equation}) * {multiplier}"
+
+
+def _score_fields(definition: Mapping) -> list[dict[str, str]]:
+    rows = []
+    for rule in definition["scores"]:
+        scored = len(rule.get("items", definition["items"]))
+        low, high = rule["range"]
+        rows.append(
+            _redcap_row(
+                name=rule["code"],
+                form=definition["code"],
+                field_type="calc",
+                label=f"{definition['name']}: score {rule['code']}",
+                choices=_equation(definition, rule),
+                annotation=(
+                    f"dimension {rule['dimension']}; range {low}-{high}; computed when at least "
+                    f"{rule.get('min_answered', scored)} of {scored} items are answered"
+                ),
+            )
+        )
+    return rows
+
+
+def codebook_frame(trial: Trial) -> pd.DataFrame:
+    """A REDCap data dictionary of every instrument the trial's waves ask: one ``radio`` row per
+    item and one ``calc`` row per score, forms named after the instruments."""
+    instruments = list(Instrument.objects.filter(wave__trial=trial).distinct().order_by("code"))
+    rows = [
+        row
+        for instrument in instruments
+        for row in (*_item_fields(instrument.definition), *_score_fields(instrument.definition))
+    ]
+    if instruments:
+        # REDCap takes the first field as the record id: the participant's pseudonym.
+        record_id = dict.fromkeys(REDCAP_COLUMNS, "")
+        record_id |= {
+            "Variable / Field Name": "participant",
+            "Form Name": instruments[0].code,
+            "Field Type": "text",
+            "Field Label": "Participant (pseudonymous id)",
+            "Identifier?": "",
+        }
+        rows.insert(0, record_id)
+    return pd.DataFrame(rows, columns=list(REDCAP_COLUMNS), dtype=str)
+
+
+def _write(frame: pd.DataFrame, schema: pa.Schema, path: Path) -> None:
+    if path.suffix == ".csv":
+        iso = frame["submitted_at"].map(pd.Timestamp.isoformat)
+        frame.assign(submitted_at=iso).to_csv(path, index=False)
+    else:
+        pq.write_table(pa.Table.from_pandas(frame, schema=schema, preserve_index=False), path)
+
+
+def trial_export(
+    *, trial: Trial, directory: Path, formats: Collection[str] = FORMATS
+) -> dict[Path, int]:
+    """Write the responses and scores in each of ``formats`` and the codebook (CSV, the format
+    REDCap imports) into ``directory``; returns every file written with its number of rows."""
+    unknown = set(formats) - set(FORMATS)
+    if unknown or not formats:
+        raise ValueError(f"formats must be some of {', '.join(FORMATS)}.")
+    directory.mkdir(parents=True, exist_ok=True)
+    written: dict[Path, int] = {}
+    for kind, frame, schema in [
+        ("responses", responses_frame(trial), RESPONSES_SCHEMA),
+        ("scores", scores_frame(trial), SCORES_SCHEMA),
+    ]:
+        for file_format in FORMATS:
+            if file_format in formats:
+                path = directory / f"{trial.slug}-{kind}.{file_format}"
+                _write(frame, schema, path)
+                written[path] = len(frame)
+    codebook = codebook_frame(trial)
+    path = directory / f"{trial.slug}-codebook.csv"
+    codebook.to_csv(path, index=False)
+    written[path] = len(codebook)
+    return written
+
+
+# Import: reading ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RowError:
+    """One reason a file was refused; ``line`` is None for a problem with the whole file."""
+
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        return self.message if self.line is None else f"line {self.line}: {self.message}"
+
+
+class ImportRejected(ValidationError):
+    """The file was refused as a whole and nothing was imported; ``errors`` lists every reason
+    and ``numbering`` says how line numbers count."""
+
+    def __init__(self, errors: list[RowError], *, numbering: str = "") -> None:
+        super().__init__([str(error) for error in errors])
+        self.errors = errors
+        self.numbering = numbering
+
+
+@dataclass(frozen=True)
+class _RawRow:
+    line: int
+    cells: Mapping[str, object]
+
+
+def _header_errors(columns: list[str]) -> list[RowError]:
+    problems = []
+    missing = [column for column in RESPONSE_COLUMNS if column not in columns]
+    if missing:
+        problems.append(f"missing columns: {', '.join(missing)}")
+    unexpected = sorted(set(columns) - set(RESPONSE_COLUMNS))
+    if unexpected:
+        problems.append(f"unexpected columns: {', '.join(unexpected)}")
+    repeated = sorted({column for column in columns if columns.count(column) > 1})
+    if repeated:
+        problems.append(f"repeated columns: {', '.join(repeated)}")
+    if not problems:
+        return []
+    expected = ", ".join(RESPONSE_COLUMNS)
+    return [RowError(1, f"{'; '.join(problems)} (the columns are: {expected})")]
+
+
+def _csv_rows(path: Path) -> tuple[list[_RawRow], list[RowError]]:
+    """Rows with their physical line numbers; a row with the wrong number of fields (a cut-off
+    last line, a stray delimiter) is an error of that line, not of the whole file."""
+    rows, errors = [], []
+    # utf-8-sig: spreadsheets often start a UTF-8 CSV with a byte-order mark.
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header is None:
+            raise ImportRejected([RowError(None, f"{path.name} is empty.")])
+        errors += _header_errors(header)
+        for cells in reader:
+            if not cells:
+                continue  # a blank line carries no data
+            if len(cells) != len(header):
+                message = f"{len(cells)} fields where the header has {len(header)}"
+                errors.append(RowError(reader.line_num, f"{message} (a cut-off or malformed row)"))
+            else:
+                rows.append(_RawRow(reader.line_num, dict(zip(header, cells, strict=True))))
+    return rows, errors
+
+
+def _parquet_rows(path: Path) -> tuple[list[_RawRow], list[RowError]]:
+    table = pq.read_table(path)
+    errors = _header_errors(table.column_names)
+    return [_RawRow(index + 2, cells) for index, cells in enumerate(table.to_pylist())], errors
+
+
+_READERS: dict[str, Callable[[Path], tuple[list[_RawRow], list[RowError]]]] = {
+    ".csv": _csv_rows,
+    ".parquet": _parquet_rows,
+}
+
+
+def _read(path: Path) -> tuple[list[_RawRow], list[RowError]]:
+    """The file's rows, or :class:`ImportRejected` when it cannot be read at all."""
+    reader = _READERS.get(path.suffix.lower())
+    if reader is None:
+        message = f"{path.name}: the file type is told by its extension, .csv or .parquet."
+        raise ImportRejected([RowError(None, message)])
+    try:
+        rows, errors = reader(path)
+    except UnicodeDecodeError as error:
+        message = f"{path.name} is not UTF-8 text (byte {error.start}): corrupt or not a CSV file."
+        raise ImportRejected([RowError(None, message)]) from error
+    except csv.Error as error:
+        raise ImportRejected([RowError(None, f"{path.name} is not valid CSV: {error}.")]) from error
+    except pa.ArrowException as error:
+        message = f"{path.name} cannot be read as Parquet (corrupt or truncated): {error}"
+        raise ImportRejected([RowError(None, message)]) from error
+    except OSError as error:
+        raise ImportRejected([RowError(None, f"Cannot read {path}: {error}.")]) from error
+    if any(error.line == 1 for error in errors):
+        # Without the right columns no row can be read: the header problem says it all.
+        return [], [error for error in errors if error.line == 1]
+    return rows, errors
+
+
+# Import: checking -----------------------------------------------------------------------------
+
+
+def _text(cell: object) -> str:
+    return "" if cell is None else str(cell).strip()
+
+
+def _integer(cell: object) -> int | None:
+    """A whole number written as one (``"3"``, 3), never a float such as ``"3.0"``: a value
+    that went through a float has been handled by something that may have changed it."""
+    if isinstance(cell, int) and not isinstance(cell, bool):
+        return cell
+    if isinstance(cell, str) and _INTEGER.fullmatch(cell):
+        return int(cell)
+    return None
+
+
+def _timestamp(cell: object) -> datetime | None:
+    """An ISO 8601 date and time with its offset (CSV) or a zoned time stamp (Parquet)."""
+    if isinstance(cell, str):
+        try:
+            cell = datetime.fromisoformat(cell.strip())
+        except ValueError:
+            return None
+    if isinstance(cell, datetime) and cell.utcoffset() is not None:
+        return cell
+    return None
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What every row is checked against, loaded once."""
+
+    trial: Trial
+    participants: dict[str, Participant]
+    arms: dict[str, str]
+    waves: dict[int, Wave]
+    # Wave index → instrument code → definition: what each wave asks.
+    questions: dict[int, dict[str, Mapping]]
+    # (participant id, wave index) → the answers already stored.
+    stored: dict[tuple[str, int], dict]
+
+
+def _context(trial: Trial) -> _Context:
+    waves = {wave.index: wave for wave in trial.waves.prefetch_related("instruments")}
+    stored = Response.objects.filter(wave__trial=trial).values_list(
+        "participant_id", "wave__index", "answers"
+    )
+    return _Context(
+        trial=trial,
+        participants={p.pk: p for p in Participant.objects.filter(trial=trial)},
+        arms=_arms(trial),
+        waves=waves,
+        questions={
+            index: {i.code: i.definition for i in wave.instruments.all()}
+            for index, wave in waves.items()
+        },
+        stored={(participant, wave): answers for participant, wave, answers in stored},
+    )
+
+
+@dataclass(frozen=True)
+class _Row:
+    """A row whose every cell is valid on its own."""
+
+    line: int
+    participant: Participant
+    wave: Wave
+    instrument: str
+    item: str
+    value: int
+    language: str
+    submitted_at: datetime
+
+    @property
+    def response_key(self) -> tuple[str, int]:
+        return self.participant.pk, self.wave.index
+
+
+def _who_problems(cells: Mapping[str, object], context: _Context) -> list[str]:
+    problems = []
+    slug = context.trial.slug
+    if _text(cells["trial"]) != slug:
+        problems.append(f"trial is {_text(cells['trial'])!r}, not {slug!r}")
+    participant = _text(cells["participant"])
+    if participant not in context.participants:
+        problems.append(f"unknown participant {participant!r} for trial {slug!r}")
+    elif _text(cells["arm"]) != context.arms.get(participant, ""):
+        allocated = context.arms.get(participant, "")
+        problems.append(
+            f"arm is {_text(cells['arm'])!r} but {participant} is allocated to {allocated!r}"
+        )
+    return problems
+
+
+def _question_problems(cells: Mapping[str, object], context: _Context) -> list[str]:
+    """Wave, instrument, item, language and value: each checked as far as the ones before it
+    allow (an item can only be known once its instrument is)."""
+    index = _integer(cells["wave"])
+    value = _integer(cells["value"])
+    problems = [] if value is not None else [f"value {_text(cells['value'])!r} is not an integer"]
+    if index not in context.waves:
+        known = ", ".join(map(str, context.waves))
+        return [f"unknown wave {_text(cells['wave'])!r} (the waves are {known})", *problems]
+    code = _text(cells["instrument"])
+    definition = context.questions[index].get(code)
+    if definition is None:
+        return [f"instrument {code!r} is not asked in wave {index}", *problems]
+    item = _text(cells["item"])
+    if item not in {entry["code"] for entry in definition["items"]}:
+        problems.append(f"unknown item {item!r} of instrument {code}")
+    language = _text(cells["language"])
+    if language and language not in definition["languages"]:
+        offered = ", ".join(definition["languages"])
+        problems.append(f"language {language!r} is not a version of {code} ({offered})")
+    low, high = definition["scale"]["min"], definition["scale"]["max"]
+    if value is not None and not low <= value <= high:
+        problems.append(f"value {value} is outside the scale of {code} ({low} to {high})")
+    return problems
+
+
+def _row_problems(cells: Mapping[str, object], context: _Context) -> list[str]:
+    problems = [*_who_problems(cells, context), *_question_problems(cells, context)]
+    if _timestamp(cells["submitted_at"]) is None:
+        problems.append(
+            f"submitted_at {_text(cells['submitted_at'])!r} is not an ISO 8601 date and time "
+            "with a time zone (e.g. 2026-03-01T09:30:00+00:00)"
+        )
+    return problems
+
+
+def _parsed(raw: _RawRow, context: _Context) -> _Row:
+    cells = raw.cells
+    return _Row(
+        line=raw.line,
+        participant=context.participants[_text(cells["participant"])],
+        wave=context.waves[_integer(cells["wave"])],
+        instrument=_text(cells["instrument"]),
+        item=_text(cells["item"]),
+        value=_integer(cells["value"]),
+        language=_text(cells["language"]),
+        submitted_at=_timestamp(cells["submitted_at"]),
+    )
+
+
+def _lines(rows: list[_Row]) -> str:
+    first, last = rows[0].line, rows[-1].line
+    return f"line {first}" if first == last else f"lines {first}-{last}"
+
+
+def _consistency_errors(rows: list[_Row]) -> list[RowError]:
+    """One response has one submission time and one language per instrument."""
+    errors = []
+    first = rows[0]
+    languages: dict[str, _Row] = {}
+    for row in rows:
+        if row.submitted_at != first.submitted_at:
+            message = f"submitted_at differs from line {first.line} of the same response"
+            errors.append(RowError(row.line, message))
+        earlier = languages.setdefault(row.instrument, row)
+        if row.language != earlier.language:
+            message = f"language differs from line {earlier.line} ({row.instrument} is one version)"
+            errors.append(RowError(row.line, message))
+    return errors
+
+
+def _completeness_errors(rows: list[_Row], context: _Context) -> list[RowError]:
+    """Every item of every instrument of the wave, as on the participant pages."""
+    first = rows[0]
+    answered = {(row.instrument, row.item) for row in rows}
+    where = f"{first.participant.pk}'s response to wave {first.wave.index} ({_lines(rows)})"
+    errors = []
+    for code, definition in context.questions[first.wave.index].items():
+        missing = [i["code"] for i in definition["items"] if (code, i["code"]) not in answered]
+        if len(missing) == len(definition["items"]):
+            errors.append(RowError(first.line, f"incomplete: {where} lacks instrument {code}"))
+        elif missing:
+            message = f"incomplete: {where} lacks {code} items {', '.join(missing)}"
+            errors.append(RowError(first.line, message))
+    return errors
+
+
+def _answers(rows: list[_Row]) -> dict[str, dict[str, int]]:
+    answers: dict[str, dict[str, int]] = defaultdict(dict)
+    for row in rows:
+        answers[row.instrument][row.item] = row.value
+    return dict(answers)
+
+
+def _stored_errors(rows: list[_Row], stored: Mapping, *, whole: bool) -> list[RowError]:
+    """A stored response is never changed: each row that disagrees with it is an error, and so
+    is a ``whole`` (complete, all rows valid) response that differs in what it holds."""
+    errors = []
+    for row in rows:
+        before = stored.get(row.instrument, {}).get(row.item)
+        if before != row.value:
+            message = (
+                f"{row.participant.pk} already answered {row.item} in wave {row.wave.index} "
+                f"with {before}, not {row.value}; a stored response is never changed"
+            )
+            errors.append(RowError(row.line, message))
+    if errors or not whole:
+        return errors
+    message = f"a different response of {rows[0].participant.pk} to wave {rows[0].wave.index}"
+    return [RowError(rows[0].line, f"{message} is already stored ({_lines(rows)})")]
+
+
+def _consent_errors(rows: list[_Row]) -> list[RowError]:
+    participant = rows[0].participant
+    if participant.withdrawn_at is not None:
+        when = f"{participant.withdrawn_at:%Y-%m-%d}"
+        message = f"{participant.pk} withdrew on {when}: no new answers are accepted"
+    elif not consent_active(participant, ConsentScope.SURVEYS):
+        message = f"{participant.pk} has no active consent to surveys"
+    else:
+        return []
+    return [RowError(rows[0].line, f"{message} ({_lines(rows)})")]
+
+
+@dataclass(frozen=True)
+class PlannedResponse:
+    """One response the import would create."""
+
+    participant: Participant
+    wave: Wave
+    answers: dict[str, dict[str, int]]
+    languages: dict[str, str]
+    submitted_at: datetime
+    line: int
+
+
+@dataclass
+class ImportPlan:
+    """What importing a file would do; nothing may be written while ``errors`` is not empty."""
+
+    rows: int = 0
+    new: list[PlannedResponse] = field(default_factory=list)
+    unchanged: int = 0
+    errors: list[RowError] = field(default_factory=list)
+    numbering: str = ""
+
+
+def _plan_response(rows: list[_Row], context: _Context, plan: ImportPlan, *, whole: bool) -> None:
+    """Check one response's rows together and add it to the plan as new or unchanged.
+
+    A response that is not ``whole`` (one of its rows was bad on its own, so it is already
+    reported) is not checked for completeness: its missing item is that bad row.
+    """
+    answers = _answers(rows)
+    stored = context.stored.get(rows[0].response_key)
+    incomplete = _completeness_errors(rows, context) if whole else []
+    errors = [*_consistency_errors(rows), *incomplete]
+    if stored is None:
+        errors += _consent_errors(rows)
+    elif stored != answers:
+        errors += _stored_errors(rows, stored, whole=whole and not incomplete)
+    plan.errors += errors
+    if errors or not whole:
+        return
+    if stored is not None:
+        plan.unchanged += 1
+        return
+    plan.new.append(
+        PlannedResponse(
+            participant=rows[0].participant,
+            wave=rows[0].wave,
+            answers=answers,
+            languages={row.instrument: row.language for row in rows if row.language},
+            submitted_at=rows[0].submitted_at,
+            line=rows[0].line,
+        )
+    )
+
+
+def _response_key(cells: Mapping[str, object]) -> tuple[str, int | None]:
+    return _text(cells["participant"]), _integer(cells["wave"])
+
+
+def _check_rows(raw_rows: Iterable[_RawRow], context: _Context, plan: ImportPlan) -> None:
+    """Check each row alone, then each response's rows together."""
+    spoilt: set[tuple[str, int | None]] = set()
+    first_line: dict[tuple, int] = {}
+    responses: dict[tuple[str, int], list[_Row]] = defaultdict(list)
+    for raw in raw_rows:
+        problems = _row_problems(raw.cells, context)
+        if problems:
+            plan.errors += [RowError(raw.line, problem) for problem in problems]
+            spoilt.add(_response_key(raw.cells))
+            continue
+        row = _parsed(raw, context)
+        key = (*row.response_key, row.instrument, row.item)
+        if key in first_line:
+            message = f"duplicate of line {first_line[key]} (same participant, wave and item)"
+            plan.errors.append(RowError(row.line, message))
+            spoilt.add(row.response_key)
+            continue
+        first_line[key] = row.line
+        responses[row.response_key].append(row)
+    for key, rows in responses.items():
+        _plan_response(rows, context, plan, whole=key not in spoilt)
+
+
+def import_plan(*, trial: Trial, path: Path) -> ImportPlan:
+    """Read and check a long responses file (CSV or Parquet, told by the extension) without
+    writing anything; every problem is in ``errors`` with its line, sorted by line."""
+    raw_rows, errors = _read(path)
+    plan = ImportPlan(rows=len(raw_rows), errors=errors, numbering=_NUMBERING[path.suffix.lower()])
+    _check_rows(raw_rows, _context(trial), plan)
+    plan.errors.sort(key=lambda error: error.line or 0)
+    return plan
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    rows: int
+    created: int
+    unchanged: int
+
+
+@transaction.atomic
+def responses_import(*, trial: Trial, path: Path) -> ImportReport:
+    """Import a long responses file all or nothing: when any row is bad, :class:`ImportRejected`
+    lists every problem and nothing is written.
+
+    Each new response goes through ``response_submit`` with the file's ``submitted_at`` and
+    languages, so scores and quality indices are computed as for answers given on the pages.
+    Responses already stored with the same answers are left alone and counted as unchanged.
+    """
+    plan = import_plan(trial=trial, path=path)
+    if plan.errors:
+        raise ImportRejected(plan.errors, numbering=plan.numbering)
+    for planned in plan.new:
+        try:
+            stored = response_submit(
+                participant=planned.participant,
+                wave=planned.wave,
+                answers=planned.answers,
+                submitted_at=planned.submitted_at,
+                languages=planned.languages,
+            )
+        except ValidationError as error:
+            # Consent withdrawn between the check and the write: refuse the file as a whole.
+            error_row = RowError(planned.line, "; ".join(error.messages))
+            raise ImportRejected([error_row], numbering=plan.numbering) from error
+        if stored.answers != planned.answers:
+            # The participant answered on their pages meanwhile; their answers stay.
+            message = "a different response to this wave was stored during the import"
+            raise ImportRejected([RowError(planned.line, message)], numbering=plan.numbering)
+    return ImportReport(rows=plan.rows, created=len(plan.new), unchanged=plan.unchanged)
