@@ -1,21 +1,26 @@
 """``make bench``: run the benchmarks in ``infra/benchmarks/`` (apart from the tests).
 
-Each module ``bench_<name>.py`` defines ``run() -> list[Measurement]``. A measurement is reported
-as a ratio to a baseline timed in the same process, so results compare across machines. Results
-are printed and written to ``bench-results/<UTC time>.json``.
+Each module ``bench_<name>.py`` defines ``run() -> list[Measurement]``; the options below that
+``run`` names as keyword parameters are passed to it. A measurement is reported as a ratio to a
+baseline timed in the same process, so results compare across machines. Results are printed and
+written to ``bench-results/<UTC time>.json``.
 
-    make bench                      # all benchmarks
-    make bench BENCH_ARGS=ancova    # those whose module name contains "ancova"
+    make bench                                       # all benchmarks
+    make bench BENCH_ARGS=ancova                     # those whose module name contains "ancova"
+    make bench BENCH_ARGS="survey --duration 10"     # a shorter run of the load benchmark
 """
 
+import argparse
 import importlib
+import inspect
 import json
 import pkgutil
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from types import ModuleType
 
 from infra import benchmarks
 
@@ -29,6 +34,8 @@ class Measurement:
     baseline_name: str
     baseline_seconds: float
     note: str = ""
+    # Whatever else the benchmark reports (throughputs, percentiles, row counts), for the JSON.
+    details: dict = field(default_factory=dict)
 
     @property
     def ratio(self) -> float:
@@ -46,15 +53,31 @@ def best_of(function, *, repeat: int = 5) -> float:
     return min(timings)
 
 
+def _run(module: ModuleType, options: argparse.Namespace) -> list[Measurement]:
+    accepted = inspect.signature(module.run).parameters
+    return module.run(**{k: v for k, v in vars(options).items() if k in accepted})
+
+
 def main(argv: list[str]) -> int:
-    wanted = argv[0] if argv else ""
+    parser = argparse.ArgumentParser(
+        prog="python -m infra.bench", description="Run the benchmarks in infra/benchmarks/."
+    )
+    parser.add_argument("wanted", nargs="?", default="", help="part of a benchmark module's name")
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=60.0,
+        help="seconds of sustained load per side, for the load benchmarks (default 60)",
+    )
+    options = parser.parse_args(argv)
+    wanted = options.wanted
     names = [
         m.name for m in pkgutil.iter_modules(benchmarks.__path__) if m.name.startswith("bench_")
     ]
     measurements: list[Measurement] = []
     for name in sorted(n for n in names if wanted in n):
         module = importlib.import_module(f"infra.benchmarks.{name}")
-        measurements.extend(module.run())
+        measurements.extend(_run(module, options))
     if not measurements:
         print(f"No benchmark matches {wanted!r}; available: {', '.join(sorted(names))}")
         return 1

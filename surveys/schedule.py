@@ -28,7 +28,9 @@ def schedule_errors(waves: Iterable[tuple[Wave, Sequence[Instrument]]]) -> list[
         errors.append("Two waves have the same number.")
     if indices != sorted(indices):
         errors.append("Waves must be numbered in the order they open.")
-    for wave, _ in ordered:
+    for wave, instruments in ordered:
+        if not instruments:
+            errors.append(f"Wave {wave.index} asks no questionnaire.")
         if wave.window_days < 1:
             errors.append(f"Wave {wave.index}: the window must be at least one day.")
         late = [day for day in wave.reminder_days if not 0 < day < wave.window_days]

@@ -136,6 +136,8 @@ def test_the_schedule_respects_recall_windows_and_keeps_waves_apart():
         wave_create(
             trial=trial, index=2, day_offset=30, instrument_codes=["swls"], reminder_days=[9]
         )
+    with pytest.raises(ValidationError, match="Wave 2 asks no questionnaire."):
+        wave_create(trial=trial, index=2, day_offset=30, instrument_codes=[])
     with pytest.raises(ValidationError, match="Unknown instruments: nope"):
         wave_create(trial=trial, index=2, day_offset=30, instrument_codes=["nope"])
     assert trial.waves.count() == 2
