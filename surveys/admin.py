@@ -77,7 +77,15 @@ class InstrumentAdmin(admin.ModelAdmin):
 class WaveForm(forms.ModelForm):
     class Meta:
         model = Wave
-        fields = ["trial", "index", "day_offset", "window_days", "reminder_days", "instruments"]
+        fields = [
+            "trial",
+            "index",
+            "day_offset",
+            "window_days",
+            "reminder_days",
+            "instruments",
+            "one_page",
+        ]
 
     def clean(self):
         cleaned = super().clean()
@@ -140,6 +148,7 @@ class WaveAdmin(TrialScopedAdmin):
             day_offset=obj.day_offset,
             window_days=obj.window_days,
             reminder_days=obj.reminder_days,
+            one_page=obj.one_page,
             instrument_codes=[i.code for i in form.cleaned_data["instruments"]],
         )
         form.instance = obj = created

@@ -49,6 +49,11 @@ class Wave(models.Model):
         default=list, blank=True, help_text="Days after opening to remind, e.g. [3, 6]."
     )
     instruments = models.ManyToManyField(Instrument)
+    one_page = models.BooleanField(
+        default=False,
+        help_text="Show every questionnaire on one page (fewer steps; a long page on a phone). "
+        "Otherwise one questionnaire per page.",
+    )
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["trial", "index"], name="wave_unique_index")]

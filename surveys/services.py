@@ -87,6 +87,7 @@ def wave_create(
     instrument_codes: Iterable[str],
     window_days: int = 7,
     reminder_days: Iterable[int] = (),
+    one_page: bool = False,
 ) -> Wave:
     """Add a wave to the trial's schedule; the whole schedule must still respect every
     instrument's recall window and keep the waves' windows apart."""
@@ -101,6 +102,7 @@ def wave_create(
         day_offset=day_offset,
         window_days=window_days,
         reminder_days=sorted(set(reminder_days)),
+        one_page=one_page,
     )
     planned = [(w, list(w.instruments.all())) for w in trial.waves.prefetch_related("instruments")]
     errors = schedule_errors([*planned, (wave, instruments)])

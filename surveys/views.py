@@ -83,7 +83,11 @@ def _participant_pages(view: Callable) -> Callable:
             return _bad_link(request, error)
         participant = Participant.objects.select_related("trial").filter(pk=link.participant_id)
         participant = participant.first()
-        wave = Wave.objects.filter(pk=link.wave_id, trial_id=getattr(participant, "trial_id", None))
+        # The questionnaires are read once per request: validation, scoring and the page all
+        # use this prefetched list.
+        wave = Wave.objects.prefetch_related("instruments").filter(
+            pk=link.wave_id, trial_id=getattr(participant, "trial_id", None)
+        )
         wave = wave.first()
         if participant is None or wave is None:
             return _bad_link(request, signing.BadSignature())
@@ -144,21 +148,25 @@ def _posted_answers(instrument: Instrument, data) -> dict[str, object]:
     return chosen
 
 
-def _posted_timings(instrument: Instrument, data) -> dict[str, dict[str, float]]:
-    """Seconds on this page (from the time the page was served) and, when the script ran,
-    seconds from page load to each item's last answer."""
+def _posted_timings(page: list[Instrument], data) -> dict[str, dict[str, float]]:
+    """Seconds on this page (from the time it was served), shared among its questionnaires by
+    their number of items, and, when the script ran, seconds from page load to each item's
+    last answer."""
     timings: dict[str, dict[str, float]] = {}
     try:
         shown = float(signing.loads(data.get("shown", ""), salt="flourish.surveys.page-shown"))
     except (signing.BadSignature, TypeError, ValueError):
         shown = None
+    sizes = {i.code: len(i.definition["items"]) for i in page}
     if shown is not None:
-        timings["pages"] = {instrument.code: min(max(time.time() - shown, 0.0), MAX_PAGE_SECONDS)}
+        seconds = min(max(time.time() - shown, 0.0), MAX_PAGE_SECONDS)
+        total = sum(sizes.values())
+        timings["pages"] = {code: seconds * size / total for code, size in sizes.items()}
     try:
         per_item = json.loads(data.get("item_seconds") or "{}")
     except ValueError:
         per_item = {}
-    known = {item["code"] for item in instrument.definition["items"]}
+    known = {item["code"] for i in page for item in i.definition["items"]}
     items = {
         code: min(max(float(value), 0.0), MAX_PAGE_SECONDS)
         for code, value in per_item.items()
@@ -167,6 +175,12 @@ def _posted_timings(instrument: Instrument, data) -> dict[str, dict[str, float]]
     if items:
         timings["items"] = items
     return timings
+
+
+def _pages(wave: Wave) -> list[list[Instrument]]:
+    """The wave's questionnaires as pages: one per page, or all on one if the wave says so."""
+    instruments = list(wave.instruments.all())
+    return [instruments] if wave.one_page else [[instrument] for instrument in instruments]
 
 
 def _page_number(raw: object, last: int) -> int:
@@ -195,8 +209,8 @@ def survey(request: HttpRequest, token: str, participant: Participant, wave: Wav
             _("Thank you for taking part. We will invite you to the next survey."),
             status=410,
         )
-    instruments = list(wave.instruments.all())
-    last = len(instruments) - 1
+    pages = _pages(wave)
+    last = len(pages) - 1
     draft = status.draft
     saved = draft.answers if draft else {}
     reached = draft.page if draft else 0
@@ -211,20 +225,27 @@ def survey(request: HttpRequest, token: str, participant: Participant, wave: Wav
         # A page beyond the furthest one reached cannot be posted (nor skipped to).
         page = _page_number(request.POST.get("page"), min(reached, last))
         action = request.POST.get("action", "next")
-        instrument = instruments[page]
-        given = _posted_answers(instrument, request.POST)
-        errors = validate_answers(
-            instrument.definition, given, complete=action in ("next", "finish")
-        )
+        given = {i.code: _posted_answers(i, request.POST) for i in pages[page]}
+        for instrument in pages[page]:
+            errors |= validate_answers(
+                instrument.definition,
+                given[instrument.code],
+                complete=action in ("next", "finish"),
+            )
         if not errors:
+            timings = _posted_timings(pages[page], request.POST)
+            if action == "finish" and page == last and draft is None:
+                # Everything on one page, answered in one go: nothing to save on the way.
+                answers = given
+                return _finish(request, token, participant, wave, answers, None, timings)
             target = {"next": page + 1, "back": page - 1}.get(action, page)
             target = min(max(target, 0), last)
             draft = draft_save(
                 participant=participant,
                 wave=wave,
-                answers={instrument.code: given},
+                answers=given,
                 page=max(reached, target),
-                timings=_posted_timings(instrument, request.POST),
+                timings=timings,
                 started_at=timezone.now(),
             )
             if action == "save":
@@ -235,23 +256,31 @@ def survey(request: HttpRequest, token: str, participant: Participant, wave: Wav
                     % {"date": _date(status.closes)},
                 )
             if action == "finish" and page == last:
-                return _finish(request, token, participant, wave, draft, instruments)
+                return _finish(
+                    request,
+                    token,
+                    participant,
+                    wave,
+                    draft.answers,
+                    draft.started_at,
+                    draft.timings,
+                )
             return redirect(f"{request.path}?page={target}")
-        saved = {**saved, instrument.code: {**saved.get(instrument.code, {}), **given}}
+        saved = {code: {**saved.get(code, {}), **answers} for code, answers in given.items()}
     else:
         page = _page_number(request.GET.get("page", reached), min(reached, last))
-        instrument = instruments[page]
     language = participant.locale
     context = {
         "trial": participant.trial,
         "wave": wave,
         "wave_count": participant.trial.waves.count(),
         "page": page,
-        "page_count": len(instruments),
+        "page_count": len(pages),
         "is_last": page == last,
-        "instrument": _instrument_page(
-            instrument, language, saved.get(instrument.code, {}), errors
-        ),
+        "instruments": [
+            _instrument_page(instrument, language, saved.get(instrument.code, {}), errors)
+            for instrument in pages[page]
+        ],
         "errors": errors,
         "shown": signing.dumps(time.time(), salt="flourish.surveys.page-shown"),
         "data_url": data_path(participant.pk),
@@ -262,22 +291,24 @@ def survey(request: HttpRequest, token: str, participant: Participant, wave: Wav
     return render(request, "surveys/survey.html", context, status=400 if errors else 200)
 
 
-def _finish(request, token, participant, wave, draft, instruments) -> HttpResponse:
+def _finish(request, token, participant, wave, answers, started_at, timings) -> HttpResponse:
+    pages = _pages(wave)
+    instruments = [instrument for page in pages for instrument in page]
     languages = {i.code: language_version(i.definition, participant.locale) for i in instruments}
     try:
         response_submit(
             participant=participant,
             wave=wave,
-            answers=draft.answers,
-            started_at=draft.started_at,
+            answers=answers,
+            started_at=started_at,
             languages=languages,
-            timings=draft.timings,
+            timings=timings,
         )
     except ValidationError as error:
         # A page left unanswered (e.g. reached by editing the address): go back to it.
         missing = error.message_dict if hasattr(error, "error_dict") else {}
-        for number, instrument in enumerate(instruments):
-            items = {item["code"] for item in instrument.definition["items"]}
+        for number, page in enumerate(pages):
+            items = {item["code"] for i in page for item in i.definition["items"]}
             if items & set(missing):
                 return redirect(f"{reverse('surveys:survey', args=[token])}?page={number}")
         return _message(request, _("We could not save your answers"), " ".join(error), 409)

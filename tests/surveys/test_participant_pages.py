@@ -79,6 +79,22 @@ def test_pages_move_on_and_submit_once_with_scores(client: Client, link, newcome
     assert scores == {"who5": 60.0, "swls": 25.0}
 
 
+def test_a_one_page_wave_is_answered_in_one_post(client, link, newcomer, small_trial):
+    small_trial.waves.filter(index=0).update(one_page=True)
+    html = client.get(link).content.decode()
+    assert "Part 1 of 1" in html and "cheerful" in html and "ideal" in html
+    incomplete = _post(client, link, 0, SWLS, action="finish")
+    assert incomplete.status_code == 400
+    assert incomplete.content.decode().count("Please answer this question.") == 5
+    done = _post(client, link, 0, SWLS | WHO5, action="finish")
+    assert done.status_code == 302 and done.url.endswith("/done/")
+    response = Response.objects.get(participant=newcomer)
+    assert response.answers["who5"]["who5_1"] == 3 and response.answers["swls"]["swls_1"] == 5
+    # The page's seconds are shared by item count: both questionnaires have five items.
+    assert response.timings["pages"]["who5"] == pytest.approx(response.timings["pages"]["swls"])
+    assert not ResponseDraft.objects.filter(participant=newcomer).exists()
+
+
 def test_a_reused_link_shows_the_thank_you_page_and_no_answers(client, link, newcomer):
     _post(client, link, 0, SWLS)
     _post(client, link, 1, WHO5, action="finish")
