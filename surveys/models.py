@@ -49,6 +49,11 @@ class Wave(models.Model):
         default=list, blank=True, help_text="Days after opening to remind, e.g. [3, 6]."
     )
     instruments = models.ManyToManyField(Instrument)
+    quality_refreshed_count = models.PositiveIntegerField(
+        default=0,
+        editable=False,
+        help_text="Responses there were when the sample-wide quality indices were last computed.",
+    )
     one_page = models.BooleanField(
         default=False,
         help_text="Show every questionnaire on one page (fewer steps; a long page on a phone). "

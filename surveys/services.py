@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage, get_connection
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Count, Exists, F, OuterRef
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 
@@ -251,6 +251,7 @@ def wave_quality_refresh(*, wave: Wave) -> int:
     """
     responses = list(Response.objects.select_for_update().filter(wave=wave).order_by("pk"))
     if not responses:
+        Wave.objects.filter(pk=wave.pk).update(quality_refreshed_count=0)
         return 0
     for instrument in wave.instruments.all():
         definition = instrument.definition
@@ -269,7 +270,21 @@ def wave_quality_refresh(*, wave: Wave) -> int:
     for response in responses:
         response.flagged = any(index["flags"] for index in response.quality.values())
     Response.objects.bulk_update(responses, ["quality", "flagged"])
+    Wave.objects.filter(pk=wave.pk).update(quality_refreshed_count=len(responses))
     return sum(response.flagged for response in responses)
+
+
+def waves_quality_refresh() -> list[int]:
+    """Refresh the quality indices of every wave whose responses changed in number since the
+    last refresh (new submissions, imports, erasures); returns the waves' ids."""
+    stale = Wave.objects.annotate(answered=Count("responses")).exclude(
+        answered=F("quality_refreshed_count")
+    )
+    refreshed = []
+    for wave in stale:
+        wave_quality_refresh(wave=wave)
+        refreshed.append(wave.pk)
+    return refreshed
 
 
 @transaction.atomic

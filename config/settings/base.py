@@ -178,6 +178,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict = {"confirm_publish": True}
 CELERY_BEAT_SCHEDULE: dict = {
     # Due invitations and reminders are rows; the sweep is cheap when nothing is due.
     "invitations-sweep": {"task": "surveys.tasks.invitations_sweep", "schedule": 60.0},
+    "quality-sweep": {"task": "surveys.tasks.quality_sweep", "schedule": 600.0},
 }
 
 LOGGING = {

@@ -17,6 +17,7 @@ from surveys.services import (
     response_submit,
     wave_create,
     wave_quality_refresh,
+    waves_quality_refresh,
 )
 from tests.trials.factories import draft_trial
 from trials.models import ConsentDocument
@@ -220,6 +221,30 @@ def test_quality_report_and_refresh_flag_careless_answers(client, small_trial):
     other = staff("fay", "Coordinators")
     client.force_login(other)
     assert client.get(f"/admin/surveys/wave/report/{small_trial.pk}/").status_code == 404
+
+
+def test_the_quality_sweep_refreshes_only_waves_whose_responses_changed(small_trial):
+    waves = set(small_trial.waves.values_list("pk", flat=True))
+    assert set(waves_quality_refresh()) == waves  # seeded answers: never refreshed yet
+    assert waves_quality_refresh() == []
+    with_p = Response.objects.filter(wave__trial=small_trial, wave__index=0)
+    assert all(r.quality["who5"]["mahalanobis_p"] is not None for r in with_p)
+    newcomer = participant_enrol(
+        trial=small_trial,
+        email="late@example.org",
+        consent_document=ConsentDocument.objects.get(trial=small_trial),
+        scopes=["surveys"],
+    )
+    wave = small_trial.waves.get(index=0)
+    answers = {
+        "who5": {f"who5_{i}": 2 for i in range(1, 6)},
+        "swls": {f"swls_{i}": 3 for i in range(1, 6)},
+    }
+    late = response_submit(participant=newcomer, wave=wave, answers=answers)
+    assert late.quality["who5"]["mahalanobis_p"] is None
+    assert waves_quality_refresh() == [wave.pk]
+    late.refresh_from_db()
+    assert late.quality["who5"]["mahalanobis_p"] is not None
 
 
 def test_invitations_in_doubt_are_listed_and_released_from_the_admin(client, small_trial):
