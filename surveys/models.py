@@ -9,7 +9,9 @@ class Instrument(models.Model):
     """A questionnaire: shipped in ``surveys/instruments/`` or loaded from a licensed pack.
 
     ``definition`` holds what the registry validated (see registry.py): items, keying, response
-    scale, scores and their dimensions, recall window, licence and language versions.
+    scale, scores and their dimensions, recall window, licence and language versions. ``name``,
+    ``version``, ``licence`` and ``validated`` are copied from it (by the services that load
+    instruments) so the admin can list and filter on them.
     """
 
     class Origin(models.TextChoices):

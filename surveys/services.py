@@ -18,7 +18,8 @@ from surveys.models import Instrument, Invitation, Response, ResponseDraft, Scor
 from surveys.registry import definition_errors, shipped_definitions
 from surveys.schedule import schedule_errors, wave_window
 from surveys.scoring import scores, validate_answers
-from trials.models import ConsentScope, Participant, ParticipantContact, Trial
+from trials.models import ConsentScope, Participant, Trial
+from trials.services import consent_active
 
 logger = logging.getLogger(__name__)
 
@@ -124,14 +125,10 @@ def answers_errors(
     return errors
 
 
-def _survey_consent_active(participant: Participant) -> bool:
-    return participant.consents.filter(scope=ConsentScope.SURVEYS, revoked_at__isnull=True).exists()
-
-
 def _check_may_answer(participant: Participant) -> None:
     if participant.withdrawn_at is not None:
         raise ValidationError("This participant has withdrawn.")
-    if not _survey_consent_active(participant):
+    if not consent_active(participant, ConsentScope.SURVEYS):
         raise ValidationError("There is no active consent to surveys.")
 
 
@@ -178,9 +175,14 @@ def _quality_of(
     seconds: float | None,
     mahalanobis_p: float | None = None,
 ) -> dict:
+    """One instrument's careless-responding indices and flags, as stored in Response.quality."""
     return quality.careless_flags(
         _answer_vector(definition, answers), seconds=seconds, mahalanobis_p=mahalanobis_p
     ).to_dict()
+
+
+def _flagged(indices: Mapping[str, Mapping]) -> bool:
+    return any(index["flags"] for index in indices.values())
 
 
 def response_submit(
@@ -220,7 +222,7 @@ def response_submit(
                 submitted_at=submitted_at or timezone.now(),
                 timings=dict(timings or {}),
                 quality=indices,
-                flagged=any(index["flags"] for index in indices.values()),
+                flagged=_flagged(indices),
             )
             Score.objects.bulk_create(
                 Score(
@@ -254,21 +256,18 @@ def wave_quality_refresh(*, wave: Wave) -> int:
         Wave.objects.filter(pk=wave.pk).update(quality_refreshed_count=0)
         return 0
     for instrument in wave.instruments.all():
-        definition = instrument.definition
-        vectors = [
-            _answer_vector(definition, r.answers.get(instrument.code, {})) for r in responses
-        ]
+        code, definition = instrument.code, instrument.definition
+        given = [response.answers.get(code, {}) for response in responses]
+        vectors = [_answer_vector(definition, answers) for answers in given]
         try:
             p_values = quality.mahalanobis_distance(vectors).p_value
         except ValueError:
             p_values = [None] * len(responses)  # too few complete answers for a covariance
-        for response, vector, p_value in zip(responses, vectors, p_values, strict=True):
-            seconds = response.timings.get("pages", {}).get(instrument.code)
-            response.quality[instrument.code] = quality.careless_flags(
-                vector, seconds=seconds, mahalanobis_p=p_value
-            ).to_dict()
+        for response, answers, p_value in zip(responses, given, p_values, strict=True):
+            seconds = response.timings.get("pages", {}).get(code)
+            response.quality[code] = _quality_of(definition, answers, seconds, p_value)
     for response in responses:
-        response.flagged = any(index["flags"] for index in response.quality.values())
+        response.flagged = _flagged(response.quality)
     Response.objects.bulk_update(responses, ["quality", "flagged"])
     Wave.objects.filter(pk=wave.pk).update(quality_refreshed_count=len(responses))
     return sum(response.flagged for response in responses)
@@ -342,9 +341,9 @@ def _skip_reason(invitation: Invitation, now: datetime) -> str:
     participant = invitation.participant
     if participant.withdrawn_at is not None:
         return "withdrawn"
-    if not _survey_consent_active(participant):
+    if not consent_active(participant, ConsentScope.SURVEYS):
         return "no active consent to surveys"
-    if not ParticipantContact.objects.filter(participant=participant).exists():
+    if not hasattr(participant, "contact"):  # erased, or never given
         return "no contact details"
     if Response.objects.filter(participant=participant, wave=invitation.wave).exists():
         return "already answered"
@@ -364,7 +363,8 @@ def _claim_next(now: datetime) -> Invitation | None:
     with transaction.atomic():
         invitation = (
             Invitation.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("participant", "wave")
+            # The message needs the address and the trial's title; read them with the row.
+            .select_related("participant__contact", "wave__trial")
             .filter(state=Invitation.State.PENDING, due_at__lte=now)
             .order_by("due_at")
             .first()

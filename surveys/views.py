@@ -9,6 +9,7 @@ import json
 import time
 from collections.abc import Callable
 
+from django.conf import settings
 from django.core import signing
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
@@ -44,6 +45,8 @@ SCOPE_NAMES = {
 # Only surveys cannot be stopped on their own: stopping them means leaving the study.
 REVOCABLE_SCOPES = set(SCOPE_NAMES) - {ConsentScope.SURVEYS}
 
+# Signs the time a page was served, so the seconds spent on it come from the server's clock.
+_SHOWN_SALT = "flourish.surveys.page-shown"
 # Longest believable time on one page; a stale tab left open overnight is not "slow answering".
 MAX_PAGE_SECONDS = 3600
 
@@ -154,7 +157,7 @@ def _posted_timings(page: list[Instrument], data) -> dict[str, dict[str, float]]
     last answer."""
     timings: dict[str, dict[str, float]] = {}
     try:
-        shown = float(signing.loads(data.get("shown", ""), salt="flourish.surveys.page-shown"))
+        shown = float(signing.loads(data.get("shown", ""), salt=_SHOWN_SALT))
     except (signing.BadSignature, TypeError, ValueError):
         shown = None
     sizes = {i.code: len(i.definition["items"]) for i in page}
@@ -236,8 +239,7 @@ def survey(request: HttpRequest, token: str, participant: Participant, wave: Wav
             timings = _posted_timings(pages[page], request.POST)
             if action == "finish" and page == last and draft is None:
                 # Everything on one page, answered in one go: nothing to save on the way.
-                answers = given
-                return _finish(request, token, participant, wave, answers, None, timings)
+                return _finish(request, token, participant, wave, pages, given, None, timings)
             target = {"next": page + 1, "back": page - 1}.get(action, page)
             target = min(max(target, 0), last)
             draft = draft_save(
@@ -261,6 +263,7 @@ def survey(request: HttpRequest, token: str, participant: Participant, wave: Wav
                     token,
                     participant,
                     wave,
+                    pages,
                     draft.answers,
                     draft.started_at,
                     draft.timings,
@@ -282,17 +285,16 @@ def survey(request: HttpRequest, token: str, participant: Participant, wave: Wav
             for instrument in pages[page]
         ],
         "errors": errors,
-        "shown": signing.dumps(time.time(), salt="flourish.surveys.page-shown"),
+        "shown": signing.dumps(time.time(), salt=_SHOWN_SALT),
         "data_url": data_path(participant.pk),
         "closes": status.closes,
-        "languages": [("en", "English"), ("de", "Deutsch")],
+        "languages": settings.LANGUAGES,
         "language": language,
     }
     return render(request, "surveys/survey.html", context, status=400 if errors else 200)
 
 
-def _finish(request, token, participant, wave, answers, started_at, timings) -> HttpResponse:
-    pages = _pages(wave)
+def _finish(request, token, participant, wave, pages, answers, started_at, timings) -> HttpResponse:
     instruments = [instrument for page in pages for instrument in page]
     languages = {i.code: language_version(i.definition, participant.locale) for i in instruments}
     try:

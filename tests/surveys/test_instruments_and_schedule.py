@@ -2,6 +2,7 @@
 
 import io
 import json
+from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -92,10 +93,8 @@ def test_a_bad_pack_loads_nothing_and_names_every_problem(tmp_path):
     assert "Instrument 2 (broken): score broken_wellbeing: dimension must be one of" in messages
     assert "Instrument 3 (who5): a shipped instrument has that code." in messages
     assert not Instrument.objects.filter(code="fine").exists()
-    garbage = pytest.importorskip("pathlib").Path
-    path = garbage(__file__).parent / "does-not-exist.json"
     with pytest.raises(CommandError, match="Cannot read"):
-        call_command("load_instrument_pack", str(path))
+        call_command("load_instrument_pack", str(Path(__file__).parent / "does-not-exist.json"))
 
 
 def test_a_pack_of_garbage_is_refused_with_a_clear_message(tmp_path):
