@@ -169,6 +169,8 @@ def _posted_timings(page: list[Instrument], data) -> dict[str, dict[str, float]]
         per_item = json.loads(data.get("item_seconds") or "{}")
     except ValueError:
         per_item = {}
+    if not isinstance(per_item, dict):  # a tampered field: no per-item timing
+        per_item = {}
     known = {item["code"] for i in page for item in i.definition["items"]}
     items = {
         code: min(max(float(value), 0.0), MAX_PAGE_SECONDS)

@@ -142,6 +142,15 @@ def test_pages_beyond_the_furthest_reached_cannot_be_skipped_to(client, link, ne
     assert not Response.objects.filter(participant=newcomer).exists()
 
 
+def test_a_tampered_timing_field_is_ignored(client, link, newcomer):
+    html = client.get(link).content.decode()
+    shown = re.search(r'name="shown" value="([^"]*)"', html).group(1)
+    form = {"page": 0, "action": "next", "shown": shown, "item_seconds": "[1, 2]", **SWLS}
+    assert client.post(link, form).status_code == 302
+    draft = ResponseDraft.objects.get(participant=newcomer)
+    assert "items" not in draft.timings and set(draft.timings["pages"]) == {"swls"}
+
+
 def test_tampered_answers_values_are_refused(client, link, newcomer):
     page = _post(client, link, 0, {**SWLS, "swls:swls_4": "<script>"})
     assert page.status_code == 400
