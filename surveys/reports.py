@@ -49,9 +49,10 @@ def _attempt(compute: Callable[[], object]) -> Figure:
         return Figure(reason=str(error))
 
 
-def score_item_frame(trial: Trial, instrument: Instrument, items: list[str]) -> pd.DataFrame:
+def instrument_item_frame(trial: Trial, instrument: Instrument) -> pd.DataFrame:
     """One row per response to ``instrument``: keyed item values (higher = more), with the
     participant, wave, language version and community."""
+    items = [item["code"] for item in instrument.definition["items"]]
     rows = []
     responses = Response.objects.filter(wave__trial=trial, wave__instruments=instrument).values(
         "participant_id", "participant__community__slug", "wave__index", "answers", "languages"
@@ -117,35 +118,36 @@ def trial_survey_report(trial: Trial) -> list[ScoreReport]:
     instruments = Instrument.objects.filter(wave__trial=trial).distinct().order_by("code")
     reports = []
     for instrument in instruments:
+        frame = instrument_item_frame(trial, instrument)
         all_items = [item["code"] for item in instrument.definition["items"]]
         for rule in instrument.definition["scores"]:
-            items = rule.get("items", all_items)
-            frame = score_item_frame(trial, instrument, items)
             report = ScoreReport(
                 instrument=instrument.code,
                 score=rule["code"],
-                items=items,
+                items=rule.get("items", all_items),
                 validated=instrument.validated,
             )
-            for wave, rows in frame.groupby("wave"):
-                report.by_wave.append({"wave": wave, **_wave_figures(rows, items)})
-            first_wave = frame[frame["wave"] == frame["wave"].min()] if len(frame) else frame
-            report.invariance = {
-                "language": _invariance(first_wave, items, "language"),
-                "community": _invariance(first_wave, items, "community"),
-                "wave": _invariance(frame.drop_duplicates(["participant", "wave"]), items, "wave"),
-            }
-            scored = frame.assign(score=_score_values(frame, items)).dropna(subset=["score"])
-            report.test_retest = _attempt(
-                lambda scored=scored: psychometrics.icc_test_retest(
-                    scored, "participant", "wave", "score", n_boot=200
-                )
-            )
-            report.reliable_change = _attempt(
-                lambda scored=scored, report=report: _reliable_change_counts(scored, report)
-            )
+            _fill(report, frame)
             reports.append(report)
     return reports
+
+
+def _fill(report: ScoreReport, frame: pd.DataFrame) -> None:
+    """Every figure of one score, from its instrument's item frame."""
+    items = report.items
+    for wave, rows in frame.groupby("wave"):
+        report.by_wave.append({"wave": wave, **_wave_figures(rows, items)})
+    first_wave = frame[frame["wave"] == frame["wave"].min()] if len(frame) else frame
+    report.invariance = {
+        "language": _invariance(first_wave, items, "language"),
+        "community": _invariance(first_wave, items, "community"),
+        "wave": _invariance(frame, items, "wave"),
+    }
+    scored = frame.assign(score=_score_values(frame, items)).dropna(subset=["score"])
+    report.test_retest = _attempt(
+        lambda: psychometrics.icc_test_retest(scored, "participant", "wave", "score", n_boot=200)
+    )
+    report.reliable_change = _attempt(lambda: _reliable_change_counts(scored, report))
 
 
 def _reliable_change_counts(scored: pd.DataFrame, report: ScoreReport) -> dict:
