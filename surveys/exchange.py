@@ -39,10 +39,9 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from surveys.models import Instrument, Response, Score, Wave
-from surveys.registry import language_version
+from surveys.registry import language_version, point_labels
 from surveys.services import response_submit
-from trials.models import Allocation, ConsentScope, Participant, Trial
-from trials.services import consent_active
+from trials.models import Allocation, ConsentGrant, ConsentScope, Participant, Trial
 
 RESPONSE_COLUMNS = (
     "trial",
@@ -241,14 +240,8 @@ def _redcap_row(
 def _choices(definition: Mapping, item: Mapping, language: str) -> str:
     """REDCap's ``"value, label | …"``; a scale with anchors only labels its two ends, as the
     participant pages do."""
-    scale = definition["scale"]
-    points = list(range(scale["min"], scale["max"] + 1))
-    if "labels" in scale:
-        labels = scale["labels"][language]
-    else:
-        lowest, highest = item.get("anchors", scale["anchors"])[language]
-        labels = [lowest, *map(str, points[1:-1]), highest]
-    return " | ".join(f"{value}, {label}" for value, label in zip(points, labels, strict=True))
+    labels = point_labels(definition, item, language)
+    return " | ".join(f"{value}, {words or value}" for value, words in labels)
 
 
 def _item_fields(definition: Mapping) -> list[dict[str, str]]:
@@ -318,14 +311,13 @@ def codebook_frame(trial: Trial) -> pd.DataFrame:
     ]
     if instruments:
         # REDCap takes the first field as the record id: the participant's pseudonym.
-        record_id = dict.fromkeys(REDCAP_COLUMNS, "")
-        record_id |= {
-            "Variable / Field Name": "participant",
-            "Form Name": instruments[0].code,
-            "Field Type": "text",
-            "Field Label": "Participant (pseudonymous id)",
-            "Identifier?": "",
-        }
+        record_id = _redcap_row(
+            name="participant",
+            form=instruments[0].code,
+            field_type="text",
+            label="Participant (pseudonymous id)",
+            choices="",
+        )
         rows.insert(0, record_id)
     return pd.DataFrame(rows, columns=list(REDCAP_COLUMNS), dtype=str)
 
@@ -510,6 +502,8 @@ class _Context:
     questions: dict[int, dict[str, Mapping]]
     # (participant id, wave index) → the answers already stored.
     stored: dict[tuple[str, int], dict]
+    # Participants whose consent to surveys is active (checked again when each is written).
+    consenting: set[str]
 
 
 def _context(trial: Trial) -> _Context:
@@ -527,6 +521,11 @@ def _context(trial: Trial) -> _Context:
             for index, wave in waves.items()
         },
         stored={(participant, wave): answers for participant, wave, answers in stored},
+        consenting=set(
+            ConsentGrant.objects.filter(
+                participant__trial=trial, scope=ConsentScope.SURVEYS, revoked_at__isnull=True
+            ).values_list("participant_id", flat=True)
+        ),
     )
 
 
@@ -556,8 +555,7 @@ def _who_problems(cells: Mapping[str, object], context: _Context) -> list[str]:
     participant = _text(cells["participant"])
     if participant not in context.participants:
         problems.append(f"unknown participant {participant!r} for trial {slug!r}")
-    elif _text(cells["arm"]) != context.arms.get(participant, ""):
-        allocated = context.arms.get(participant, "")
+    elif _text(cells["arm"]) != (allocated := context.arms.get(participant, "")):
         problems.append(
             f"arm is {_text(cells['arm'])!r} but {participant} is allocated to {allocated!r}"
         )
@@ -676,12 +674,12 @@ def _stored_errors(rows: list[_Row], stored: Mapping, *, whole: bool) -> list[Ro
     return [RowError(rows[0].line, f"{message} is already stored ({_lines(rows)})")]
 
 
-def _consent_errors(rows: list[_Row]) -> list[RowError]:
+def _consent_errors(rows: list[_Row], context: _Context) -> list[RowError]:
     participant = rows[0].participant
     if participant.withdrawn_at is not None:
         when = f"{participant.withdrawn_at:%Y-%m-%d}"
         message = f"{participant.pk} withdrew on {when}: no new answers are accepted"
-    elif not consent_active(participant, ConsentScope.SURVEYS):
+    elif participant.pk not in context.consenting:
         message = f"{participant.pk} has no active consent to surveys"
     else:
         return []
@@ -722,7 +720,7 @@ def _plan_response(rows: list[_Row], context: _Context, plan: ImportPlan, *, who
     incomplete = _completeness_errors(rows, context) if whole else []
     errors = [*_consistency_errors(rows), *incomplete]
     if stored is None:
-        errors += _consent_errors(rows)
+        errors += _consent_errors(rows, context)
     elif stored != answers:
         errors += _stored_errors(rows, stored, whole=whole and not incomplete)
     plan.errors += errors

@@ -91,7 +91,7 @@ def cronbach_alpha(items: ArrayLike, confidence: float = 0.95) -> AlphaResult:
     23(3), 412–433.
     """
     _check_confidence(confidence)
-    x = _complete_rows(items, name="items")
+    x = _complete_rows(items)
     n, k = x.shape
     if k < 2:
         raise ValueError("Cronbach's alpha needs at least 2 items.")
@@ -617,7 +617,7 @@ def mcdonald_omega(items: ArrayLike) -> OmegaResult:
     Flora, D. B. (2020). Your coefficient alpha is probably wrong, but which coefficient omega
     is right? Advances in Methods and Practices in Psychological Science, 3(4), 484–501.
     """
-    x = _complete_rows(items, name="items")
+    x = _complete_rows(items)
     if x.shape[1] < 3:
         raise ValueError(
             "Omega needs at least 3 items (a 2-item one-factor model is unidentified)."
@@ -1177,14 +1177,14 @@ def _check_confidence(confidence: float) -> None:
         raise ValueError("confidence must lie in (0, 1).")
 
 
-def _complete_rows(items: ArrayLike, *, name: str) -> np.ndarray:
+def _complete_rows(items: ArrayLike) -> np.ndarray:
     """A float respondents × items matrix with rows containing NaN removed."""
     try:
         x = np.asarray(items, dtype=float)
     except (TypeError, ValueError) as error:
-        raise ValueError(f"{name} must be numeric.") from error
+        raise ValueError("items must be numeric.") from error
     if x.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (respondents × items).")
+        raise ValueError("items must be 2-D (respondents × items).")
     if np.isinf(x).any():
-        raise ValueError(f"{name} contains infinite values.")
+        raise ValueError("items contains infinite values.")
     return x[~np.isnan(x).any(axis=1)]

@@ -155,3 +155,14 @@ def language_version(definition: Mapping, language: str) -> str:
     if language in offered:
         return language
     return "en" if "en" in offered else offered[0]
+
+
+def point_labels(definition: Mapping, item: Mapping, version: str) -> list[tuple[int, str | None]]:
+    """Each answer ``item`` offers, with its words in language ``version``: every point of a
+    labelled scale; only the two ends of an anchored one (its middle points are numbers)."""
+    scale = definition["scale"]
+    points = range(scale["min"], scale["max"] + 1)
+    if "labels" in scale:
+        return list(zip(points, scale["labels"][version], strict=True))
+    lowest, highest = item.get("anchors", scale["anchors"])[version]
+    return list(zip(points, [lowest, *[None] * (len(points) - 2), highest], strict=True))

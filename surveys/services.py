@@ -169,7 +169,7 @@ def _answer_vector(definition: Mapping, answers: Mapping[str, int]) -> list[floa
     return [float(answers.get(item["code"], float("nan"))) for item in definition["items"]]
 
 
-def _quality_of(
+def quality_indices(
     definition: Mapping,
     answers: Mapping[str, int],
     seconds: float | None,
@@ -179,6 +179,21 @@ def _quality_of(
     return quality.careless_flags(
         _answer_vector(definition, answers), seconds=seconds, mahalanobis_p=mahalanobis_p
     ).to_dict()
+
+
+def score_fields(instrument: Instrument, answers: Mapping[str, int]) -> list[dict]:
+    """The Score rows (less their response) that one instrument's answers give."""
+    computed = scores(instrument.definition, answers)
+    return [
+        {
+            "instrument": instrument,
+            "code": rule["code"],
+            "dimension": rule["dimension"],
+            "value": computed[rule["code"]],
+        }
+        for rule in instrument.definition["scores"]
+        if rule["code"] in computed
+    ]
 
 
 def _flagged(indices: Mapping[str, Mapping]) -> bool:
@@ -208,7 +223,7 @@ def response_submit(
     instruments = list(wave.instruments.all())
     page_seconds = (timings or {}).get("pages", {})
     indices = {
-        i.code: _quality_of(i.definition, answers[i.code], page_seconds.get(i.code))
+        i.code: quality_indices(i.definition, answers[i.code], page_seconds.get(i.code))
         for i in instruments
     }
     try:
@@ -225,17 +240,9 @@ def response_submit(
                 flagged=_flagged(indices),
             )
             Score.objects.bulk_create(
-                Score(
-                    response=response,
-                    instrument=instrument,
-                    code=rule["code"],
-                    dimension=rule["dimension"],
-                    value=computed[rule["code"]],
-                )
+                Score(response=response, **fields)
                 for instrument in instruments
-                for computed in [scores(instrument.definition, answers[instrument.code])]
-                for rule in instrument.definition["scores"]
-                if rule["code"] in computed
+                for fields in score_fields(instrument, answers[instrument.code])
             )
             ResponseDraft.objects.filter(participant=participant, wave=wave).delete()
     except IntegrityError:
@@ -265,7 +272,7 @@ def wave_quality_refresh(*, wave: Wave) -> int:
             p_values = [None] * len(responses)  # too few complete answers for a covariance
         for response, answers, p_value in zip(responses, given, p_values, strict=True):
             seconds = response.timings.get("pages", {}).get(code)
-            response.quality[code] = _quality_of(definition, answers, seconds, p_value)
+            response.quality[code] = quality_indices(definition, answers, seconds, p_value)
     for response in responses:
         response.flagged = _flagged(response.quality)
     Response.objects.bulk_update(responses, ["quality", "flagged"])

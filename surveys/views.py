@@ -28,7 +28,7 @@ from surveys.links import (
     survey_path,
 )
 from surveys.models import Instrument, Wave
-from surveys.registry import language_version
+from surveys.registry import language_version, point_labels
 from surveys.scoring import validate_answers
 from surveys.selectors import WaveState, survey_status, wave_open_for
 from surveys.services import draft_save, participant_locale_set, response_submit
@@ -109,23 +109,19 @@ def _participant_pages(view: Callable) -> Callable:
 def _instrument_page(instrument: Instrument, language: str, answers: dict, errors: dict) -> dict:
     definition = instrument.definition
     version = language_version(definition, language)
-    scale = definition["scale"]
-    low, high = scale["min"], scale["max"]
+    # An anchored scale is printed as numbered points with the words at both ends (0–10).
+    anchored = "labels" not in definition["scale"]
     items = []
     for item in definition["items"]:
-        if "labels" in scale:
-            labels = scale["labels"][version]
-        else:
-            # Numbered points with the words at both ends, as 0–10 scales are printed.
-            lowest, highest = item.get("anchors", scale["anchors"])[version]
-            labels = [str(value) for value in range(low, high + 1)]
-            labels[0], labels[-1] = f"{low} – {lowest}", f"{high} – {highest}"
         items.append(
             {
                 "code": item["code"],
                 "field": f"{instrument.code}:{item['code']}",
                 "text": item["text"][version],
-                "choices": [(low + i, label) for i, label in enumerate(labels)],
+                "choices": [
+                    (value, f"{value} – {words}" if anchored and words else words or str(value))
+                    for value, words in point_labels(definition, item, version)
+                ],
                 "selected": answers.get(item["code"]),
                 "error": errors.get(item["code"]),
             }

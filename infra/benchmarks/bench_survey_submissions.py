@@ -121,6 +121,11 @@ def _expect(status: int, wanted: int, kind: str) -> None:
         raise FlowError(f"{kind}: HTTP {status}, expected {wanted}")
 
 
+def _expect_done(location: str, kind: str) -> None:
+    if not location.endswith("/done/"):
+        raise FlowError(f"{kind}: redirected to {location}, not the thank-you page")
+
+
 def wave_through_pages(send: Send, path: str, answers: dict[str, dict[str, int]]) -> None:
     """One participant's wave, page by page, as the participant-pages tests answer it."""
     url = path
@@ -138,8 +143,7 @@ def wave_through_pages(send: Send, path: str, answers: dict[str, dict[str, int]]
         )
         _expect(status, 302, kind)
         if action == "finish":
-            if not location.endswith("/done/"):
-                raise FlowError(f"{kind}: redirected to {location}, not the thank-you page")
+            _expect_done(location, kind)
             status, _, _ = send("GET thank-you", "GET", location)
             _expect(status, 200, "GET thank-you")
             return
@@ -165,8 +169,7 @@ def wave_in_one_post(send: Send, path: str, answers: dict[str, dict[str, int]]) 
         "POST finish", "POST", path, form, submits=True, cookies={"csrftoken": secret}
     )
     _expect(status, 302, "POST finish")
-    if not location.endswith("/done/"):
-        raise FlowError(f"POST finish: redirected to {location}, not the thank-you page")
+    _expect_done(location, "POST finish")
 
 
 def baseline_post(send: Send, participant: str, wave_id: int) -> None:

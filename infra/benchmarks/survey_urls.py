@@ -17,8 +17,7 @@ from django.views.decorators.http import require_POST
 
 from config.urls import urlpatterns as product_urlpatterns
 from surveys.models import Instrument, Response, Score
-from surveys.quality import careless_flags
-from surveys.scoring import scores
+from surveys.services import quality_indices, score_fields
 
 # What every simulated participant answers, keyed as stored answers are.
 ANSWERS = {
@@ -35,11 +34,7 @@ def stored_fields() -> tuple[dict, list[dict]]:
     baseline request does nothing but its inserts."""
     instruments = list(Instrument.objects.filter(code__in=ANSWERS))
     quality = {
-        i.code: careless_flags(
-            [float(ANSWERS[i.code][item["code"]]) for item in i.definition["items"]],
-            seconds=PAGE_SECONDS,
-        ).to_dict()
-        for i in instruments
+        i.code: quality_indices(i.definition, ANSWERS[i.code], PAGE_SECONDS) for i in instruments
     }
     response = {
         "answers": ANSWERS,
@@ -48,16 +43,7 @@ def stored_fields() -> tuple[dict, list[dict]]:
         "quality": quality,
         "flagged": any(q["flags"] for q in quality.values()),
     }
-    score_rows = [
-        {
-            "instrument_id": i.pk,
-            "code": rule["code"],
-            "dimension": rule["dimension"],
-            "value": scores(i.definition, ANSWERS[i.code])[rule["code"]],
-        }
-        for i in instruments
-        for rule in i.definition["scores"]
-    ]
+    score_rows = [row for i in instruments for row in score_fields(i, ANSWERS[i.code])]
     return response, score_rows
 
 
