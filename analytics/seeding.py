@@ -32,7 +32,8 @@ def _plan(n_waves: int) -> dict:
             "Assistant B (flourishing-oriented constitution) raises mental wellbeing compared "
             "with assistant A by the final wave."
         ],
-        "estimand": "intention-to-treat difference between arms at the final wave",
+        "estimand": "intention-to-treat difference between arms in growth per wave (and, by "
+        "ANCOVA, at the final wave)",
         "arms_compared": ["a", "b"],
         "primary_outcomes": [
             {"dimension": "mental_wellbeing", "instrument": "who5", "wave": final}
@@ -40,7 +41,9 @@ def _plan(n_waves: int) -> dict:
         "secondary_outcomes": [
             {"dimension": "life_satisfaction", "instrument": "swls", "wave": final}
         ],
-        "analysis_model": "ANCOVA adjusted for baseline",
+        "analysis_model": "Growth per wave by arm: linear mixed model (REML, random intercepts "
+        "and slopes) and the Bayesian growth model with participant effects integrated out; "
+        "ANCOVA of the outcome wave adjusted for baseline.",
         "alpha": 0.05,
         "multiplicity": "holm",
         "minimal_important_differences": {"mental_wellbeing": 10, "life_satisfaction": 3},
@@ -50,7 +53,7 @@ def _plan(n_waves: int) -> dict:
             "block_sizes": [4, 6],
         },
         "missing_data": "Participants with a missing final wave are left out of the ANCOVA; "
-        "the mixed model uses every observed wave (missing at random).",
+        "the growth models use every observed wave (valid when missing at random).",
         "guardrails": ["Engagement rising while flourishing does not (divergence check)."],
         "community_weights": {"general": 1},
     }
@@ -62,8 +65,9 @@ def synthetic_trial_create(
 ) -> Trial:
     """A registered, approved, enrolling two-arm trial whose cohort has answered its waves.
 
-    The true effect of arm ``b`` is ``effect`` between-person SDs at the final wave (see
-    analytics.simulate); the data come in through ``participant_enrol`` and ``response_submit``.
+    Arm ``b`` grows ``effect`` score points per wave faster than arm ``a`` on every dimension
+    (the growth models' estimand; see analytics.simulate); the data come in through
+    ``participant_enrol`` and ``response_submit``.
     """
     instruments_sync()
     community, _ = Community.objects.get_or_create(
@@ -79,7 +83,7 @@ def synthetic_trial_create(
         slug=slug,
         title=title or f"Synthetic trial {slug}",
         description=f"Simulated cohort: {participants} participants, {waves} waves, "
-        f"true standardised effect {effect}, seed {seed}.",
+        f"true growth difference {effect:g} points per wave on every score, seed {seed}.",
     )
     common = {
         "endpoint_url": "http://127.0.0.1:9000/v1",

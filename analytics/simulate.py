@@ -1,20 +1,27 @@
 """Synthetic trials with known truth, for the demo, the tests and the benchmarks.
 
-Each participant has, per flourishing dimension, a baseline level and a personal slope; the
-treatment arm adds ``effect`` between-person standard deviations by the final wave, growing
-linearly over the waves. Participants drop out monotonically at random (MCAR), with probability
-``dropout`` per follow-up wave.
+Each participant has, per flourishing dimension, a baseline level and a personal growth per wave;
+every treatment arm adds ``effect`` score points per wave to the growth of every dimension (the
+estimand of the growth models: the difference in growth per wave, in the score's own units).
+Participants drop out monotonically after baseline: completely at random (``missing="mcar"``) or
+at random given their last observed score (``missing="mar"``: lower wellbeing, more drop-out),
+the mechanism a likelihood-based analysis handles without bias and a complete-case one does not.
 """
 
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy import optimize
+from scipy.special import expit
 
 
 @dataclass(frozen=True)
 class DimensionModel:
-    """Score-scale parameters of one dimension, as measured by one instrument."""
+    """Score-scale parameters of one dimension, as measured by one instrument.
+
+    ``sd_slope`` is the between-person SD of growth per wave.
+    """
 
     dimension: str
     instrument: str
@@ -26,11 +33,16 @@ class DimensionModel:
     high: float
 
 
-# Roughly the published norms of each instrument's score (WHO-5 0–100, SWLS 5–35).
+# Roughly the published norms of each instrument's score (WHO-5 0–100, SWLS 5–35, Flourishing
+# Scale 8–56).
 DIMENSIONS = (
-    DimensionModel("mental_wellbeing", "who5", 56.0, 15.0, 2.0, 8.0, 0.0, 100.0),
-    DimensionModel("life_satisfaction", "swls", 23.0, 5.5, 0.7, 2.8, 5.0, 35.0),
+    DimensionModel("mental_wellbeing", "who5", 56.0, 15.0, 1.5, 8.0, 0.0, 100.0),
+    DimensionModel("life_satisfaction", "swls", 23.0, 5.5, 0.5, 2.8, 5.0, 35.0),
+    DimensionModel("meaning", "flourishing_scale", 44.0, 7.0, 0.6, 3.5, 8.0, 56.0),
 )
+
+# How strongly a lower last score raises the odds of leaving (per baseline SD) under MAR.
+MAR_LOG_ODDS_PER_SD = 0.5
 
 
 @dataclass(frozen=True)
@@ -38,7 +50,8 @@ class SimulatedTrial:
     scores: pd.DataFrame
     """One row per participant × wave × dimension: participant, arm, wave, dimension, score."""
     true_effects: dict[str, float]
-    """Dimension → true difference (treatment − control) at the final wave, in score points."""
+    """Dimension → true difference in growth per wave (first treatment arm − control), in score
+    points."""
     n_participants: int
     n_waves: int
     seed: int
@@ -51,55 +64,56 @@ def simulate_scores(
     effect: float,
     seed: int,
     dropout: float = 0.1,
-    dimensions: tuple[DimensionModel, ...] = DIMENSIONS,
+    missing: str = "mcar",
+    dimensions: tuple[DimensionModel, ...] = DIMENSIONS[:2],
     clip: bool = True,
     arm: np.ndarray | None = None,
+    n_arms: int = 2,
 ) -> SimulatedTrial:
-    """Simulate a two-arm longitudinal trial (arm 1 = treatment, allocated 1:1 at random unless
-    ``arm`` gives each participant's arm, as a real allocation does).
+    """Simulate a longitudinal trial; arm 0 is control, every other arm adds ``effect`` per wave.
 
-    With ``clip=False`` scores are left unbounded, so the true effect holds exactly in
-    expectation; with ``clip=True`` they are kept within the instrument's range, as real scores
-    are.
+    Arms are allocated equally at random unless ``arm`` gives each participant's arm (0 or more),
+    as a real allocation does. ``dropout`` is the share of participants expected to leave before
+    the final wave. With ``clip=False`` scores are left unbounded, so the true effect holds
+    exactly in expectation; with ``clip=True`` they are kept within the instrument's range, as
+    real scores are.
     """
     if n_participants < 4 or n_waves < 2:
         raise ValueError("Need at least 4 participants and 2 waves.")
     if not 0 <= dropout < 1:
         raise ValueError("dropout must lie in [0, 1).")
+    if missing not in ("mcar", "mar"):
+        raise ValueError("missing must be 'mcar' or 'mar'.")
     rng = np.random.default_rng(seed)
     if arm is None:
-        arm = rng.permutation(np.arange(n_participants) % 2)
-    elif arm.shape != (n_participants,) or not np.isin(arm, (0, 1)).all():
-        raise ValueError("arm must hold one 0 or 1 per participant.")
-    # Last wave each participant answers (monotone drop-out after baseline).
-    last_wave = np.full(n_participants, n_waves - 1)
-    for wave in range(1, n_waves):
-        drops = (rng.random(n_participants) < dropout) & (last_wave == n_waves - 1)
-        last_wave[drops] = wave - 1
-    time = np.arange(n_waves) / (n_waves - 1)  # 0 at baseline, 1 at the final wave
-    frames = []
+        arm = rng.permutation(np.arange(n_participants) % n_arms)
+    elif arm.shape != (n_participants,) or arm.min() < 0:
+        raise ValueError("arm must hold one arm number (0 = control) per participant.")
+    treated = (arm > 0).astype(float)
+    waves = np.arange(n_waves, dtype=float)
+    scores = {}
     truth = {}
     for model in dimensions:
         level = rng.normal(model.mean, model.sd_between, n_participants)
-        slope = rng.normal(0.0, model.sd_slope, n_participants)
-        true_effect = effect * model.sd_between
-        truth[model.dimension] = true_effect
-        mean = level[:, None] + (slope + true_effect * arm)[:, None] * time[None, :]
+        slope = rng.normal(0.0, model.sd_slope, n_participants) + effect * treated
+        truth[model.dimension] = effect
+        mean = level[:, None] + slope[:, None] * waves[None, :]
         score = mean + rng.normal(0.0, model.sd_noise, mean.shape)
-        if clip:
-            score = np.clip(score, model.low, model.high)
-        participant, wave = np.nonzero(np.arange(n_waves)[None, :] <= last_wave[:, None])
-        frames.append(
-            pd.DataFrame(
-                {
-                    "participant": participant,
-                    "arm": arm[participant],
-                    "wave": wave,
-                    "dimension": model.dimension,
-                    "score": score[participant, wave],
-                }
-            )
+        scores[model] = np.clip(score, model.low, model.high) if clip else score
+    last_wave = _last_waves(scores[dimensions[0]], dimensions[0], dropout, missing, rng)
+    participant, wave = np.nonzero(waves[None, :] <= last_wave[:, None])
+    frames = [
+        pd.DataFrame(
+            {
+                "participant": participant,
+                "arm": arm[participant],
+                "wave": wave,
+                "dimension": model.dimension,
+                "score": score[participant, wave],
+            }
         )
+        for model, score in scores.items()
+    ]
     return SimulatedTrial(
         scores=pd.concat(frames, ignore_index=True),
         true_effects=truth,
@@ -107,6 +121,34 @@ def simulate_scores(
         n_waves=n_waves,
         seed=seed,
     )
+
+
+def _mean_hazard_gap(offset: float, standardised_scores: np.ndarray, hazard: float) -> float:
+    return expit(offset - MAR_LOG_ODDS_PER_SD * standardised_scores).mean() - hazard
+
+
+def _last_waves(
+    score: np.ndarray, model: DimensionModel, dropout: float, missing: str, rng
+) -> np.ndarray:
+    """Each participant's last answered wave. The average per-wave hazard is constant, so that a
+    share ``dropout`` leaves in all; under MAR its log-odds fall with the last observed score."""
+    n_participants, n_waves = score.shape
+    last_wave = np.full(n_participants, n_waves - 1)
+    if dropout == 0:
+        return last_wave
+    hazard = 1 - (1 - dropout) ** (1 / (n_waves - 1))
+    for wave in range(1, n_waves):
+        if missing == "mar":
+            previous = (score[:, wave - 1] - model.mean) / model.sd_between
+            at_risk = previous[last_wave == n_waves - 1]
+            # The intercept that keeps the average hazard of those still in at ``hazard``.
+            offset = optimize.brentq(_mean_hazard_gap, -30, 30, args=(at_risk, hazard))
+            chance = expit(offset - MAR_LOG_ODDS_PER_SD * previous)
+        else:
+            chance = hazard
+        leaves = (rng.random(n_participants) < chance) & (last_wave == n_waves - 1)
+        last_wave[leaves] = wave - 1
+    return last_wave
 
 
 def answers_for_score(definition: dict, target: float, rng: np.random.Generator) -> dict[str, int]:

@@ -21,6 +21,9 @@ import dj_database_url
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 # Local state of the embedded demo (SQLite file, file-system broker); ignored by git.
 VAR_DIR = Path(os.environ.get("FLOURISH_VAR_DIR", BASE_DIR / "var"))
+# JAX keeps compiled samplers here, so a worker's second process does not spend its first
+# fit compiling again (read when JAX starts, which is after settings load).
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(VAR_DIR / "jax-cache"))
 
 
 def env_str(name: str, default: str = "") -> str:

@@ -18,8 +18,9 @@ def _final_wave_effect(simulated, dimension):
 
 
 def test_ancova_recovers_the_known_effect():
-    simulated = simulate_scores(n_participants=4000, n_waves=4, effect=0.4, seed=11, clip=False)
-    for dimension, truth in simulated.true_effects.items():
+    simulated = simulate_scores(n_participants=4000, n_waves=4, effect=1.5, seed=11, clip=False)
+    for dimension, per_wave in simulated.true_effects.items():
+        truth = per_wave * (simulated.n_waves - 1)  # the gap the growth difference opens
         result = _final_wave_effect(simulated, dimension)
         # Four standard errors: a failure here is a bug, not bad luck (p ≈ 6e-5).
         assert abs(result.estimate - truth) < 4 * result.std_error
@@ -42,6 +43,27 @@ def test_dropout_is_monotone_and_baseline_complete():
     assert (waves["min"] == 0).all()
     assert (waves["count"] == waves["max"] + 1).all()  # no gaps: drop-out is monotone
     assert frame.groupby("wave").participant.nunique().is_monotonic_decreasing
+
+
+@pytest.mark.parametrize("missing", ["mcar", "mar"])
+def test_the_share_that_drops_out_is_about_the_one_asked_for(missing):
+    simulated = simulate_scores(
+        n_participants=20_000, n_waves=6, effect=0.0, seed=3, dropout=0.2, missing=missing
+    )
+    final = simulated.scores.query("wave == 5 and dimension == 'mental_wellbeing'")
+    # 20,000 participants: the binomial SD of the share is 0.003.
+    assert 1 - len(final) / 20_000 == pytest.approx(0.2, abs=0.02)
+
+
+def test_mar_dropout_leaves_the_unhappier_behind():
+    simulated = simulate_scores(
+        n_participants=20_000, n_waves=4, effect=0.0, seed=3, dropout=0.3, missing="mar"
+    )
+    who5 = simulated.scores.query("dimension == 'mental_wellbeing'")
+    stayed = set(who5.query("wave == 3").participant)
+    baseline = who5.query("wave == 0").set_index("participant").score
+    leavers = baseline[~baseline.index.isin(stayed)]
+    assert leavers.mean() < baseline[baseline.index.isin(stayed)].mean() - 2
 
 
 def test_answers_reproduce_the_target_score():

@@ -34,7 +34,7 @@ class Command(BaseCommand):
                     title="Demo: does a flourishing-oriented assistant help?",
                     participants=participants,
                     waves=4,
-                    effect=0.5,
+                    effect=1.5,
                     seed=2026,
                 )
                 participant_enrol(

@@ -12,7 +12,11 @@ class Command(BaseCommand):
         parser.add_argument("--participants", type=int, default=300)
         parser.add_argument("--waves", type=int, default=4)
         parser.add_argument(
-            "--effect", type=float, default=0.3, help="Standardised effect at the final wave."
+            "--effect",
+            type=float,
+            default=1.0,
+            help="True difference in growth per wave between the first treatment arm and "
+            "control, for every dimension's score, in that score's own units.",
         )
         parser.add_argument("--seed", type=int, default=1)
 

@@ -1,0 +1,578 @@
+r"""Bayesian growth model of flourishing scores with the participant effects integrated out.
+
+Model
+-----
+Participant :math:`i` in arm :math:`a(i)` and community :math:`c(i)` has, on dimension
+:math:`d` at wave :math:`t` (0 = baseline, 1, 2, …),
+
+.. math::
+
+    y_{itd} = \beta_{0d} + \alpha_{a(i)d} + b_{0id}
+              + (\beta_{1d} + \gamma_{a(i)d} + \delta_{a(i)c(i)d} + b_{1id})\, t
+              + \varepsilon_{itd}, \qquad \varepsilon_{itd} \sim N(0, \sigma_d^2),
+
+with :math:`\alpha_{0d} = \gamma_{0d} = \delta_{0cd} = 0` for the control arm. The
+:math:`2D` participant effects :math:`b_i = (b_{01}, b_{11}, \dots, b_{0D}, b_{1D})` are jointly
+normal, :math:`b_i \sim N(0, \Sigma_b)`, :math:`\Sigma_b = \operatorname{diag}(s) R
+\operatorname{diag}(s)` with an LKJ(2) prior on the correlation :math:`R`, so effects on
+different dimensions of the same person are correlated. Community deviations of the arm's growth
+effect are exchangeable, :math:`\delta_{acd} = \tau_d z_{acd}`, :math:`z \sim N(0, 1)`
+(non-centred), and are left out when the trial has one community. The estimand is
+:math:`\gamma_{ad}`: the difference in growth per wave between arm :math:`a` and control. (The
+sampler sees each arm's level :math:`\beta_{0d} + \alpha_{ad}` and growth
+:math:`\beta_{1d} + \gamma_{ad}` and time centred at the mean observed wave: the same model,
+parameterised for fewer leapfrog steps.)
+
+Integrating :math:`b_i` out, :math:`y_i \sim N(X_i\theta, V_i)` with
+:math:`V_i = Z_i \Sigma_b Z_i^\top + \Sigma_\varepsilon`. By the Woodbury identity and the matrix
+determinant lemma, with :math:`A_i = Z_i^\top\Sigma_\varepsilon^{-1}Z_i`,
+:math:`u_i = Z_i^\top\Sigma_\varepsilon^{-1} r_i`, :math:`r_i = y_i - X_i\theta` and
+:math:`\Sigma_b = LL^\top`,
+
+.. math::
+
+    \log|V_i| = \sum_d n_{id}\log\sigma_d^2 + \log|I + L^\top A_i L|, \qquad
+    r_i^\top V_i^{-1} r_i = \sum_d \frac{r_{id}^\top r_{id}}{\sigma_d^2}
+        - u_i^\top L (I + L^\top A_i L)^{-1} L^\top u_i .
+
+Everything is a function of six statistics per participant and dimension,
+:math:`(n, \sum t, \sum t^2, \sum y, \sum ty, \sum y^2)`; a missing wave only lowers the counts,
+so the likelihood is valid under missing at random and nothing is imputed. Participants who share
+arm, community and the same observed waves share :math:`A_i`, so the sums over them of
+:math:`u_i`, :math:`u_i u_i^\top` and :math:`r^\top r` follow from the group's sums of
+:math:`(\sum y, \sum ty)`, their outer products and :math:`\sum y^2`. The likelihood is therefore
+computed exactly from a few hundred group totals however many participants there are: the
+gradient costs the same for 1,000 as for 100,000 participants.
+
+Scores are standardised per dimension by the baseline mean and SD before fitting (priors are
+weakly informative on that scale) and results are returned in each score's own units.
+
+References
+----------
+Laird, N. M., & Ware, J. H. (1982). Random-effects models for longitudinal data. Biometrics, 38,
+963–974. Harville, D. A. (1977). Maximum likelihood approaches to variance component estimation.
+JASA, 72, 320–338 (the determinant and inverse identities). Lewandowski, D., Kurowicka, D., &
+Joe, H. (2009). Generating random correlation matrices based on vines and extended onion method.
+J. Multivariate Anal., 100, 1989–2001 (LKJ). Hoffman, M. D., & Gelman, A. (2014). The No-U-Turn
+sampler. JMLR, 15, 1593–1623.
+"""
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+import pandas as pd
+from jax.scipy.linalg import solve_triangular
+from numpyro.infer import MCMC, NUTS
+
+from analytics.stats.diagnostics import GateReport, convergence_gates
+
+jax.config.update("jax_enable_x64", True)  # sums of squares over many participants need f64
+
+STATISTICS = ("n", "sum_t", "sum_tt", "sum_y", "sum_ty", "sum_yy")
+INTERVAL = (0.025, 0.975)
+
+
+@dataclass(frozen=True)
+class GrowthData:
+    """Per-participant sufficient statistics of a trial's scores, standardised per dimension.
+
+    ``stats[i, d]`` holds :data:`STATISTICS` of participant ``i`` on dimension ``d`` computed on
+    ``(score - centre[d]) / scale[d]`` and ``t = wave - time_centre``; ``arm`` and ``community``
+    are integer codes into ``arm_names`` (index 0 = control) and ``community_names``.
+    """
+
+    dimensions: tuple[str, ...]
+    arm_names: tuple[str, ...]
+    community_names: tuple[str, ...]
+    arm: np.ndarray
+    community: np.ndarray
+    stats: np.ndarray
+    centre: np.ndarray
+    scale: np.ndarray
+    last_wave: int
+    time_centre: float
+
+    @property
+    def participants(self) -> int:
+        return len(self.arm)
+
+    @property
+    def observations(self) -> int:
+        return int(self.stats[..., 0].sum())
+
+
+def growth_data_from_frame(
+    frame: pd.DataFrame, *, control: str, dimensions: tuple[str, ...] | None = None
+) -> GrowthData:
+    """Sufficient statistics from long data: one row per participant × wave × dimension.
+
+    ``frame`` needs ``participant, arm, wave, dimension, score`` and may have ``community``;
+    rows of missing waves are simply absent. Scores are centred and scaled by each dimension's
+    baseline (wave 0) mean and SD.
+    """
+    required = {"participant", "arm", "wave", "dimension", "score"}
+    missing = required - set(frame.columns)
+    if missing:
+        raise ValueError(f"The frame lacks column(s) {', '.join(sorted(missing))}.")
+    if frame.empty:
+        raise ValueError("There are no scores to analyse.")
+    if not np.all(np.isfinite(frame["score"].to_numpy(dtype=float))):
+        raise ValueError("Scores must be finite numbers.")
+    if (frame["wave"] < 0).any():
+        raise ValueError("Waves are numbered from 0 (baseline).")
+    dimensions = dimensions or tuple(sorted(frame["dimension"].unique()))
+    frame = frame[frame["dimension"].isin(dimensions)]
+    people = frame.drop_duplicates("participant")
+    if people.groupby("participant").arm.nunique().max() > 1:
+        raise ValueError("A participant appears in more than one arm.")
+    arms = sorted(set(people["arm"]))
+    if control not in arms:
+        raise ValueError(f"The control arm {control!r} has no scores.")
+    if len(arms) < 2:
+        raise ValueError("Growth differences need at least two arms with scores.")
+    arm_names = (control, *[a for a in arms if a != control])
+    communities = (
+        people["community"].fillna("").astype(str)
+        if "community" in people
+        else pd.Series("", index=people.index)
+    )
+    community_names = tuple(sorted(set(communities)))
+    participant_ids = people["participant"].to_numpy()
+    position = pd.Index(participant_ids)
+    stats = np.zeros((len(participant_ids), len(dimensions), len(STATISTICS)))
+    # Time is centred at the mean observed wave: intercepts and slopes are then nearly
+    # uncorrelated a posteriori, which NUTS samples in fewer steps; slopes are unchanged.
+    time_centre = float(frame["wave"].mean())
+    centre = np.zeros(len(dimensions))
+    scale = np.ones(len(dimensions))
+    for d, dimension in enumerate(dimensions):
+        rows = frame[frame["dimension"] == dimension]
+        baseline = rows.loc[rows["wave"] == 0, "score"]
+        reference = baseline if len(baseline) > 1 else rows["score"]
+        centre[d] = reference.mean()
+        spread = reference.std(ddof=1)
+        scale[d] = spread if np.isfinite(spread) and spread > 0 else 1.0
+        t = rows["wave"].to_numpy(dtype=float) - time_centre
+        y = (rows["score"].to_numpy(dtype=float) - centre[d]) / scale[d]
+        index = position.get_indexer(rows["participant"])
+        for k, values in enumerate((np.ones_like(t), t, t * t, y, t * y, y * y)):
+            stats[:, d, k] = np.bincount(index, weights=values, minlength=len(participant_ids))
+    return GrowthData(
+        dimensions=tuple(dimensions),
+        arm_names=arm_names,
+        community_names=community_names,
+        arm=np.array([arm_names.index(a) for a in people["arm"]]),
+        community=np.array([community_names.index(c) for c in communities]),
+        stats=stats,
+        centre=centre,
+        scale=scale,
+        last_wave=int(frame["wave"].max()),
+        time_centre=time_centre,
+    )
+
+
+class GroupTotals(NamedTuple):
+    """Participants pooled by arm, community and observed-wave pattern (exact, see module doc).
+
+    ``design[g, d]`` = (n, Σt, Σt²) shared by the group; ``sum_u[g]`` = Σ_i (Σy, Σty) stacked
+    over dimensions (length 2D); ``sum_uu[g]`` = Σ_i of its outer product; ``sum_yy[g, d]`` =
+    Σ_i Σy².
+    """
+
+    count: np.ndarray
+    arm: np.ndarray
+    community: np.ndarray
+    design: np.ndarray
+    sum_u: np.ndarray
+    sum_uu: np.ndarray
+    sum_yy: np.ndarray
+
+
+def group_totals(data: GrowthData) -> GroupTotals:
+    """Pool participants whose likelihood terms share everything but their data sums."""
+    P, D, _ = data.stats.shape
+    design = data.stats[..., :3]
+    keys = np.concatenate(
+        [data.arm[:, None], data.community[:, None], design.reshape(P, -1)], axis=1
+    )
+    unique, group = np.unique(keys, axis=0, return_inverse=True)
+    group = group.ravel()
+    G = len(unique)
+    u = data.stats[..., 3:5].reshape(P, 2 * D)
+    sum_u = np.zeros((G, 2 * D))
+    np.add.at(sum_u, group, u)
+    sum_uu = np.zeros((G, 2 * D, 2 * D))
+    np.add.at(sum_uu, group, u[:, :, None] * u[:, None, :])
+    sum_yy = np.zeros((G, D))
+    np.add.at(sum_yy, group, data.stats[..., 5])
+    return GroupTotals(
+        count=np.bincount(group, minlength=G).astype(float),
+        arm=unique[:, 0].astype(int),
+        community=unique[:, 1].astype(int),
+        design=unique[:, 2:].reshape(G, D, 3),
+        sum_u=sum_u,
+        sum_uu=sum_uu,
+        sum_yy=sum_yy,
+    )
+
+
+def marginal_loglik(
+    totals: GroupTotals,
+    *,
+    intercept: jnp.ndarray,
+    slope: jnp.ndarray,
+    sigma: jnp.ndarray,
+    chol_cov: jnp.ndarray,
+) -> jnp.ndarray:
+    r"""Gaussian log-likelihood of every participant's scores with their effects integrated out.
+
+    Parameters
+    ----------
+    totals : GroupTotals
+    intercept, slope : array (G, D)
+        Each group's fixed intercept :math:`\beta_0 + \alpha_a` and slope
+        :math:`\beta_1 + \gamma_a + \delta_{ac}` per dimension.
+    sigma : array (D,)
+        Residual SDs.
+    chol_cov : array (2D, 2D)
+        Lower Cholesky factor :math:`L` of :math:`\Sigma_b`, effects ordered
+        (intercept₁, slope₁, …, intercept_D, slope_D).
+    """
+    count = totals.count
+    n, sum_t, sum_tt = (totals.design[..., k] for k in range(3))
+    G, D = n.shape
+    precision = 1.0 / sigma**2
+    # X_i θ summed into the (Σy, Σty) space: S θ with S = [[n, Σt], [Σt, Σt²]] per dimension.
+    fitted = jnp.stack([n * intercept + sum_t * slope, sum_t * intercept + sum_tt * slope], -1)
+    fitted = fitted.reshape(G, 2 * D)
+    m = totals.sum_u.reshape(G, D, 2)
+    residual_ss = (
+        totals.sum_yy
+        - 2 * (intercept * m[..., 0] + slope * m[..., 1])
+        + count[:, None] * (intercept**2 * n + 2 * intercept * slope * sum_t + slope**2 * sum_tt)
+    )
+    weight = jnp.repeat(precision, 2)
+    centred = (
+        totals.sum_uu
+        - totals.sum_u[:, :, None] * fitted[:, None, :]
+        - fitted[:, :, None] * totals.sum_u[:, None, :]
+        + count[:, None, None] * fitted[:, :, None] * fitted[:, None, :]
+    )
+    outer = centred * weight[None, :, None] * weight[None, None, :]  # Σ u uᵀ
+    blocks = jnp.stack([jnp.stack([n, sum_t], -1), jnp.stack([sum_t, sum_tt], -1)], -2)
+    blocks = blocks * precision[None, :, None, None]
+    design_precision = jnp.einsum("gdij,de->gdiej", blocks, jnp.eye(D)).reshape(G, 2 * D, 2 * D)
+    inner = jnp.eye(2 * D) + chol_cov.T @ design_precision @ chol_cov
+    chol_inner = jnp.linalg.cholesky(inner)
+    logdet = 2 * jnp.sum(jnp.log(jnp.diagonal(chol_inner, axis1=-2, axis2=-1)), -1)
+    # tr(M⁻¹ Σuuᵀ) = tr(B⁻¹ Lᵀ Σuuᵀ L) with B = I + LᵀAL = CCᵀ: two triangular solves.
+    half = solve_triangular(chol_inner, chol_cov.T @ outer @ chol_cov, lower=True)
+    whole = solve_triangular(chol_inner, jnp.swapaxes(half, -1, -2), lower=True)
+    trace = jnp.trace(whole, axis1=-2, axis2=-1)
+    per_group = (
+        count * (n.sum(-1) * jnp.log(2 * jnp.pi) + (n * jnp.log(sigma**2)).sum(-1) + logdet)
+        + (residual_ss * precision).sum(-1)
+        - trace
+    )
+    return -0.5 * jnp.sum(per_group)
+
+
+def _padded(totals: GroupTotals) -> GroupTotals:
+    """Totals padded with empty groups (count 0 adds exactly 0 to the likelihood) to the next
+    power of two, so fits of similar data reuse one compiled sampler."""
+    G = len(totals.count)
+    size = max(8, 1 << (G - 1).bit_length())
+    return GroupTotals(
+        *(np.concatenate([x, np.zeros((size - G, *x.shape[1:]), x.dtype)]) for x in totals)
+    )
+
+
+def _model(totals: GroupTotals, *, n_arms: int, n_communities: int) -> None:
+    """Priors are weakly informative on the standardised scale (baseline SD = 1, time in
+    waves); each arm has its own level and growth (cell means), which NUTS samples more easily
+    than a control slope and differences, and γ is computed from them afterwards."""
+    D = totals.design.shape[1]
+    level = numpyro.sample("level", dist.Normal(0.0, 1.0).expand([n_arms, D]).to_event(2))
+    growth = numpyro.sample("growth", dist.Normal(0.0, 1.0).expand([n_arms, D]).to_event(2))
+    sigma = numpyro.sample("sigma", dist.HalfNormal(1.0).expand([D]).to_event(1))
+    effect_sd = numpyro.sample("effect_sd", dist.HalfNormal(1.0).expand([2 * D]).to_event(1))
+    corr = numpyro.sample("corr_chol", dist.LKJCholesky(2 * D, concentration=2.0))
+    slope = growth[totals.arm]
+    if n_communities > 1:
+        tau = numpyro.sample("tau", dist.HalfNormal(0.5).expand([D]).to_event(1))
+        z = numpyro.sample(
+            "z", dist.Normal(0.0, 1.0).expand([n_arms - 1, n_communities, D]).to_event(3)
+        )
+        deviation = jnp.concatenate([jnp.zeros((1, n_communities, D)), tau * z])
+        slope = slope + deviation[totals.arm, totals.community]
+    numpyro.factor(
+        "loglik",
+        marginal_loglik(
+            totals,
+            intercept=level[totals.arm],
+            slope=slope,
+            sigma=sigma,
+            chol_cov=effect_sd[:, None] * corr,
+        ),
+    )
+
+
+# One compiled sampler per model shape and sampler setting, reused by later fits in the process
+# (tracing and compiling NUTS takes seconds; a fit of small data takes less).
+_SAMPLERS: dict[tuple, MCMC] = {}
+
+
+def _sampler(*, n_arms, n_communities, chains, warmup, draws, target_accept) -> MCMC:
+    key = (n_arms, n_communities, chains, warmup, draws, target_accept)
+    if key not in _SAMPLERS:
+        model = partial(_model, n_arms=n_arms, n_communities=n_communities)
+        _SAMPLERS[key] = MCMC(
+            NUTS(model, target_accept_prob=target_accept),
+            num_warmup=warmup,
+            num_samples=draws,
+            num_chains=chains,
+            chain_method="vectorized",
+            progress_bar=False,
+            jit_model_args=True,
+        )
+    return _SAMPLERS[key]
+
+
+@dataclass(frozen=True)
+class PosteriorSummary:
+    """One quantity's posterior: mean, SD, equal-tailed 95% interval, P(> 0) and, where a
+    minimal important difference applies, P(> MID); Monte Carlo SEs of the mean and of P(> 0)."""
+
+    mean: float
+    sd: float
+    ci_low: float
+    ci_high: float
+    prob_benefit: float
+    prob_above_mid: float | None
+    mcse_mean: float
+    mcse_prob_benefit: float
+
+
+@dataclass(frozen=True)
+class ArmDimensionEffect:
+    """γ for one arm and dimension, per wave in the score's units."""
+
+    arm: str
+    dimension: str
+    growth_difference_per_wave: PosteriorSummary
+
+
+@dataclass(frozen=True)
+class CommunityEffect:
+    """An arm's growth difference within one community: per dimension in score units and, with
+    the community's own weights, as a composite in baseline-SD units per wave."""
+
+    arm: str
+    community: str
+    per_dimension: dict[str, PosteriorSummary]
+    composite: PosteriorSummary | None
+    weights: dict[str, float]
+
+
+@dataclass(frozen=True)
+class GrowthFit:
+    """The fitted model: effects, community effects, convergence gates and timing."""
+
+    effects: tuple[ArmDimensionEffect, ...]
+    community_effects: tuple[CommunityEffect, ...]
+    gates: GateReport
+    reportable: bool
+    participants: int
+    observations: int
+    groups: int
+    seconds: float
+    target_accept: float
+    draws: dict[str, np.ndarray]
+    """Posterior draws (chains, draws, …) of γ (``gamma``, score units) and, with several
+    communities, of each arm × community × dimension effect (``community_gamma``); for
+    derived quantities such as the engagement-vs-flourishing divergence. Not JSON."""
+
+
+def _summary(draws: np.ndarray, mid: float | None = None) -> PosteriorSummary:
+    from arviz_stats import mcse
+
+    flat = draws.ravel()
+    benefit = (draws > 0).astype(float)
+    low, high = np.quantile(flat, INTERVAL)
+    return PosteriorSummary(
+        mean=float(flat.mean()),
+        sd=float(flat.std(ddof=1)),
+        ci_low=float(low),
+        ci_high=float(high),
+        prob_benefit=float(benefit.mean()),
+        prob_above_mid=None if mid is None else float((flat > mid).mean()),
+        mcse_mean=float(mcse(draws, method="mean")),
+        mcse_prob_benefit=float(mcse(benefit, method="mean")),
+    )
+
+
+def _run(totals, data, *, seed, chains, warmup, draws, target_accept, max_draws, progress):
+    mcmc = _sampler(
+        n_arms=len(data.arm_names),
+        n_communities=len(data.community_names),
+        chains=chains,
+        warmup=warmup,
+        draws=draws,
+        target_accept=target_accept,
+    )
+    mcmc.post_warmup_state = None  # a cached sampler starts every fit with a fresh warm-up
+    mcmc.run(jax.random.PRNGKey(seed), totals, extra_fields=("diverging",))
+    batches = [mcmc.get_samples(group_by_chain=True)]
+    diverging = [np.asarray(mcmc.get_extra_fields(group_by_chain=True)["diverging"])]
+    while True:
+        samples = {k: np.concatenate([b[k] for b in batches], axis=1) for k in batches[0]}
+        gated = _gated(samples, data)
+        report = convergence_gates(gated, divergences=int(sum(d.sum() for d in diverging)))
+        drawn = samples["growth"].shape[1]
+        progress(min(0.95, drawn / max_draws))
+        # More draws cure low ESS or a slightly high R̂, never divergences.
+        if report.passed or report.divergences or drawn + draws > max_draws:
+            return samples, report
+        mcmc.post_warmup_state = mcmc.last_state
+        mcmc.run(mcmc.post_warmup_state.rng_key, totals, extra_fields=("diverging",))
+        batches.append(mcmc.get_samples(group_by_chain=True))
+        diverging.append(np.asarray(mcmc.get_extra_fields(group_by_chain=True)["diverging"]))
+
+
+def _gamma(samples: Mapping[str, np.ndarray]) -> np.ndarray:
+    """γ per arm contrast × dimension (standardised units): each arm's growth minus control's."""
+    growth = np.asarray(samples["growth"])
+    return growth[:, :, 1:] - growth[:, :, :1]
+
+
+def _community_growth(samples: Mapping[str, np.ndarray], data: GrowthData) -> np.ndarray:
+    """γ + δ per arm contrast × community × dimension, standardised units."""
+    gamma = _gamma(samples)
+    if len(data.community_names) == 1:
+        return gamma[:, :, :, None, :]
+    tau = np.asarray(samples["tau"])
+    z = np.asarray(samples["z"])
+    return gamma[:, :, :, None, :] + tau[:, :, None, None, :] * z
+
+
+def _gated(samples: Mapping[str, np.ndarray], data: GrowthData) -> dict[str, np.ndarray]:
+    """The reported quantities: every arm × dimension effect and every community effect."""
+    gated = {"gamma": _gamma(samples)}
+    if len(data.community_names) > 1:
+        gated["community_gamma"] = _community_growth(samples, data)
+    return gated
+
+
+def growth_fit(
+    data: GrowthData,
+    *,
+    seed: int,
+    mid_per_wave: Mapping[str, float] | None = None,
+    community_weights: Mapping[str, Mapping[str, float]] | None = None,
+    chains: int = 4,
+    warmup: int = 1000,
+    draws: int = 1000,
+    max_draws: int = 4000,
+    target_accept: float = 0.9,
+    progress: Callable[[float], None] = lambda fraction: None,
+) -> GrowthFit:
+    """Fit the marginalised growth model by NUTS (numpyro, float64) and gate it.
+
+    Chains run vectorised: with the likelihood reduced to group totals a gradient costs
+    microseconds, so one batched chain step is cheaper than separate ones. If the gates fail on
+    ESS or R̂ alone, more draws are taken (up to ``max_draws`` per chain); if any transition
+    diverged, the model is refitted once with ``target_accept`` 0.99. A fit that still fails is
+    returned with ``reportable = False`` and the reasons in ``gates``.
+
+    Parameters
+    ----------
+    mid_per_wave : mapping, optional
+        Dimension → the growth difference per wave (score units) that reaches the minimal
+        important difference by the outcome wave, i.e. MID / outcome wave; ``prob_above_mid`` is
+        :math:`P(\\gamma > \\text{that})`.
+    community_weights : mapping, optional
+        Community → {dimension: weight}, each community's own profile; a community's composite
+        is :math:`\\sum_d w_d (\\gamma_d + \\delta_{cd})` on the standardised scale (baseline-SD
+        units per wave) with weights renormalised over the fitted dimensions.
+    """
+    if chains < 2:
+        raise ValueError("Convergence gates need at least two chains.")
+    if not 0 < target_accept < 1:
+        raise ValueError("target_accept must lie in (0, 1).")
+    started = time.perf_counter()
+    totals = _padded(group_totals(data))
+    options = dict(
+        seed=seed, chains=chains, warmup=warmup, draws=draws, max_draws=max_draws, progress=progress
+    )
+    samples, report = _run(totals, data, target_accept=target_accept, **options)
+    if report.divergences:
+        target_accept = 0.99
+        samples, report = _run(totals, data, target_accept=target_accept, **options)
+    mids = mid_per_wave or {}
+    scale = data.scale
+    gamma = _gamma(samples) * scale
+    effects = []
+    for a, arm in enumerate(data.arm_names[1:]):
+        for d, dimension in enumerate(data.dimensions):
+            effects.append(
+                ArmDimensionEffect(
+                    arm=arm,
+                    dimension=dimension,
+                    growth_difference_per_wave=_summary(gamma[:, :, a, d], mids.get(dimension)),
+                )
+            )
+    community = _community_growth(samples, data)
+    community_effects = []
+    for a, arm in enumerate(data.arm_names[1:]):
+        for c, name in enumerate(data.community_names):
+            weights = _weights((community_weights or {}).get(name), data.dimensions)
+            standardised = community[:, :, a, c, :]
+            community_effects.append(
+                CommunityEffect(
+                    arm=arm,
+                    community=name,
+                    per_dimension={
+                        dimension: _summary(standardised[..., d] * scale[d])
+                        for d, dimension in enumerate(data.dimensions)
+                    },
+                    composite=None
+                    if weights is None
+                    else _summary(standardised @ np.array(list(weights.values()))),
+                    weights=weights or {},
+                )
+            )
+    return GrowthFit(
+        effects=tuple(effects),
+        community_effects=tuple(community_effects),
+        gates=report,
+        reportable=report.passed,
+        participants=data.participants,
+        observations=data.observations,
+        groups=int(np.count_nonzero(totals.count)),
+        seconds=time.perf_counter() - started,
+        target_accept=target_accept,
+        draws={"gamma": gamma, "community_gamma": community * scale},
+    )
+
+
+def _weights(
+    profile: Mapping[str, float] | None, dimensions: tuple[str, ...]
+) -> dict[str, float] | None:
+    """A community's weights over the fitted dimensions, summing to one (None without any)."""
+    if not profile:
+        return None
+    raw = {d: float(profile.get(d, 0.0)) for d in dimensions}
+    if any(w < 0 for w in raw.values()):
+        raise ValueError("Community weights cannot be negative.")
+    total = sum(raw.values())
+    if total <= 0:
+        return None
+    return {d: w / total for d, w in raw.items()}
