@@ -1,13 +1,140 @@
+"""Analysis runs in the admin: coordinators start them, everyone who may see the trial reads
+their progress and results; nobody edits a stored result."""
+
+from django import forms
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path
+from django.utils.html import format_html, format_html_join
 
 from analytics.models import AnalysisRun
+from analytics.services import analysis_run_create
+from trials.models import Trial
+from trials.selectors import trials_coordinated_by, trials_visible_to
+
+START_PERMISSION = "analytics.add_analysisrun"
+
+
+class StartRunForm(forms.Form):
+    trial = forms.ModelChoiceField(queryset=Trial.objects.none())
+    kind = forms.ChoiceField(
+        choices=AnalysisRun.Kind.choices,
+        initial=AnalysisRun.Kind.CONFIRMATORY,
+        help_text="Confirmatory runs execute exactly the frozen plan; anything else is "
+        "exploratory and labelled so everywhere.",
+    )
+    seed = forms.IntegerField(initial=20260101, help_text="Fixes the sampler's random numbers.")
+
+    def __init__(self, *args, user, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        coordinated = trials_coordinated_by(user)
+        self.fields["trial"].queryset = coordinated.filter(
+            preregistrations__frozen_at__isnull=False
+        ).distinct()
 
 
 @admin.register(AnalysisRun)
 class AnalysisRunAdmin(admin.ModelAdmin):
-    list_display = ["pk", "trial", "kind", "status", "progress", "created_at", "finished_at"]
+    list_display = ["pk", "trial", "kind", "status", "progress_bar", "reportable", "created_at"]
     list_filter = ["status", "kind"]
-    readonly_fields = [f.name for f in AnalysisRun._meta.fields]
+    readonly_fields = [
+        *(f.name for f in AnalysisRun._meta.fields if f.name not in ("results", "diagnostics")),
+        "estimates",
+        "diagnostics",
+    ]
+    exclude = ["results"]
+    change_list_template = "admin/analytics/analysisrun/change_list.html"
+
+    def get_queryset(self, request):
+        runs = super().get_queryset(request).select_related("trial")
+        if request.user.is_superuser:
+            return runs
+        return runs.filter(trial__in=trials_visible_to(request.user))
 
     def has_add_permission(self, request) -> bool:
+        return False  # runs are started with the form below, never typed in
+
+    def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="progress")
+    def progress_bar(self, run: AnalysisRun) -> str:
+        percent = round(100 * run.progress)
+        return format_html(
+            '<progress max="100" value="{}">{}%</progress> {}%', percent, percent, percent
+        )
+
+    @admin.display(description="reportable", boolean=True)
+    def reportable(self, run: AnalysisRun) -> bool | None:
+        return (
+            run.diagnostics.get("reportable") if run.status == AnalysisRun.Status.FINISHED else None
+        )
+
+    @admin.display(description="estimates")
+    def estimates(self, run: AnalysisRun) -> str:
+        rows = run.results.get("estimates", [])
+        if not rows:
+            return "—"
+        header = format_html(
+            "<tr><th>outcome</th><th>arm</th><th>method</th><th>estimand</th><th>estimate</th>"
+            "<th>95% interval</th><th>p / P(benefit)</th><th>label</th><th>reportable</th></tr>"
+        )
+        body = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:+.3f}</td>"
+            "<td>[{:+.3f}, {:+.3f}]</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    e["outcome"],
+                    e["arm"],
+                    e["method"],
+                    e["estimand"],
+                    e["estimate"],
+                    e["ci_low"],
+                    e["ci_high"],
+                    f"P={e['prob_benefit']:.3f}"
+                    if "prob_benefit" in e
+                    else f"p={e['p_value']:.4f}",
+                    "confirmatory" if e["confirmatory"] else "exploratory",
+                    "yes" if e["reportable"] else "no: " + "; ".join(e["not_reportable_because"]),
+                )
+                for e in rows
+            ),
+        )
+        return format_html("<table>{}{}</table>", header, body)
+
+    def get_urls(self):
+        start = self.admin_site.admin_view(self.start_view)
+        return [path("start/", start, name="analytics_analysisrun_start"), *super().get_urls()]
+
+    def changelist_view(self, request, extra_context=None):
+        extra = {"can_start": request.user.has_perm(START_PERMISSION), **(extra_context or {})}
+        return super().changelist_view(request, extra_context=extra)
+
+    def start_view(self, request):
+        if not request.user.has_perm(START_PERMISSION):
+            raise PermissionDenied
+        form = StartRunForm(request.POST or None, user=request.user)
+        if request.method == "POST" and form.is_valid():
+            try:
+                run = analysis_run_create(actor=request.user, **form.cleaned_data)
+            except ValidationError as error:
+                form.add_error(None, error)
+            else:
+                self.message_user(
+                    request,
+                    f"Analysis run {run.pk} is queued; a worker executes it and its progress "
+                    "shows here.",
+                )
+                return redirect("admin:analytics_analysisrun_changelist")
+        context = {
+            **self.admin_site.each_context(request),
+            "form": form,
+            "title": "Start an analysis run",
+        }
+        return TemplateResponse(request, "admin/analytics/analysisrun/start.html", context)

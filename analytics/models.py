@@ -25,6 +25,11 @@ class AnalysisRun(models.Model):
     code_version = models.CharField(max_length=64)
     data_snapshot_sha256 = models.CharField(max_length=64, blank=True)
     seed = models.BigIntegerField()
+    options = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Sensitivity analyses asked for, e.g. {"ordinal": true}.',
+    )
     results = models.JSONField(default=dict, blank=True)
     diagnostics = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)

@@ -3,26 +3,69 @@
 import pandas as pd
 from django.db.models import Count
 
-from surveys.models import Score
+from surveys.models import Instrument, Response, Score
+from surveys.scoring import keyed_values
 from trials.models import Participant, Trial
 
-SCORE_COLUMNS = ["participant", "arm", "wave", "dimension", "score"]
+SCORE_COLUMNS = [
+    "participant",
+    "arm",
+    "community",
+    "wave",
+    "instrument",
+    "outcome",
+    "dimension",
+    "score",
+]
 
 
 def trial_scores_frame(trial: Trial) -> pd.DataFrame:
-    """One row per participant × wave × dimension, in a stable order."""
+    """One row per participant × wave × score (``outcome`` is the score's code), in a stable
+    order; ``community`` is the participant's community slug or empty."""
     rows = (
         Score.objects.filter(response__participant__trial=trial)
         .values_list(
             "response__participant_id",
             "response__participant__allocation__arm__slug",
+            "response__participant__community__slug",
             "response__wave__index",
+            "instrument__code",
+            "code",
             "dimension",
             "value",
         )
-        .order_by("response__participant_id", "response__wave__index", "dimension")
+        .order_by("response__participant_id", "response__wave__index", "code")
     )
-    return pd.DataFrame.from_records(list(rows), columns=SCORE_COLUMNS)
+    frame = pd.DataFrame.from_records(list(rows), columns=SCORE_COLUMNS)
+    frame["community"] = frame["community"].fillna("")
+    return frame
+
+
+def trial_item_frame(trial: Trial, instrument: Instrument) -> pd.DataFrame:
+    """One row per participant × wave × answered item of ``instrument``, reverse-keyed items
+    mirrored so that a higher value always means more of what the instrument measures."""
+    rows = []
+    for participant, arm, wave, answers in (
+        Response.objects.filter(participant__trial=trial, scores__instrument=instrument)
+        .distinct()
+        .values_list(
+            "participant_id", "participant__allocation__arm__slug", "wave__index", "answers"
+        )
+        .order_by("participant_id", "wave__index")
+    ):
+        keyed = keyed_values(instrument.definition, answers.get(instrument.code, {}))
+        rows += [(participant, arm, wave, item, value) for item, value in keyed.items()]
+    return pd.DataFrame.from_records(rows, columns=["participant", "arm", "wave", "item", "value"])
+
+
+def allocated_per_arm(trial: Trial) -> dict[str, int]:
+    """Participants randomised to each arm (every arm, empty ones included)."""
+    counts = dict(
+        Participant.objects.filter(trial=trial, allocation__isnull=False)
+        .values_list("allocation__arm__slug")
+        .annotate(n=Count("pk"))
+    )
+    return {slug: counts.get(slug, 0) for slug in trial.arms.values_list("slug", flat=True)}
 
 
 def consort_counts(trial: Trial) -> dict:

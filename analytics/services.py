@@ -1,6 +1,5 @@
 """Creating and executing analysis runs."""
 
-import hashlib
 import logging
 import subprocess
 from pathlib import Path
@@ -9,13 +8,11 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
-from statsmodels.stats.multitest import multipletests
 
+from analytics.analysis import analyse
 from analytics.models import AnalysisRun
-from analytics.selectors import trial_scores_frame
-from analytics.stats.ancova import ancova
 from trials.models import Trial
-from trials.services import preregistration_current
+from trials.services import event_record, preregistration_current
 
 logger = logging.getLogger(__name__)
 REPO_DIR = Path(__file__).resolve().parent.parent
@@ -42,11 +39,13 @@ def analysis_run_create(
     trial: Trial,
     kind: str = AnalysisRun.Kind.CONFIRMATORY,
     seed: int = 20260101,
+    ordinal: bool | None = None,
     actor: AbstractBaseUser | None = None,
     enqueue: bool = True,
 ) -> AnalysisRun:
     """Record a run against the current frozen plan; with ``enqueue`` a worker executes it once
-    the transaction commits."""
+    the transaction commits. ``ordinal`` asks for (True) or leaves out (False) the item-level
+    sensitivity model; by default it runs where a GPU is present."""
     prereg = preregistration_current(trial)
     if prereg is None:
         raise ValidationError("The trial has no frozen pre-registration to analyse against.")
@@ -57,22 +56,21 @@ def analysis_run_create(
         kind=kind,
         code_version=code_version(),
         seed=seed,
+        options={} if ordinal is None else {"ordinal": ordinal},
+    )
+    event_record(
+        trial=trial,
+        kind="analysis_run_started",
+        actor=actor,
+        run=run.pk,
+        run_kind=kind,
+        preregistration_version=prereg.version,
     )
     if enqueue:
         from analytics.tasks import analysis_run_execute_task
 
         analysis_run_execute_task.delay_on_commit(run.pk)
     return run
-
-
-def _outcomes(run: AnalysisRun) -> list[dict]:
-    """The outcomes a run analyses: exactly the frozen plan's, primary first."""
-    plan = run.preregistration.plan["plan"]
-    outcomes = [dict(o, role="primary") for o in plan.get("primary_outcomes", [])]
-    outcomes += [dict(o, role="secondary") for o in plan.get("secondary_outcomes", [])]
-    if not outcomes:
-        raise ValueError("The pre-registration names no outcomes.")
-    return outcomes
 
 
 def _set_progress(run: AnalysisRun, progress: float) -> None:
@@ -119,61 +117,12 @@ def analysis_run_execute(*, run_id: int) -> AnalysisRun:
     return run
 
 
-MULTIPLICITY_METHODS = {"holm": "holm", "bh": "fdr_bh"}
-
-
 def _analyse(run: AnalysisRun) -> tuple[dict, dict, str]:
-    plan = run.preregistration.plan
-    arms = plan["plan"]["arms_compared"]  # [control, treatment]
-    alpha = float(plan["plan"].get("alpha", 0.05))
-    frame = trial_scores_frame(run.trial)
-    snapshot = hashlib.sha256(frame.to_csv(index=False).encode()).hexdigest()
-    outcomes = _outcomes(run)
-    estimates = []
-    for position, outcome in enumerate(outcomes):
-        rows = frame[frame.dimension == outcome["dimension"]]
-        wide = rows.pivot_table(index=["participant", "arm"], columns="wave", values="score")
-        wide = wide.reset_index()
-        wave = outcome["wave"]
-        if 0 not in wide or wave not in wide:
-            raise ValueError(f"No data for {outcome['dimension']} at waves 0 and {wave}.")
-        complete = wide.dropna(subset=[0, wave])
-        complete = complete[complete.arm.isin(arms)]
-        effect = ancova(
-            complete[wave], complete[0], (complete.arm == arms[1]).astype(int), alpha=alpha
-        )
-        estimates.append(effect)
-        _set_progress(run, (position + 1) / (len(outcomes) + 1))
-    # The pre-registered correction, in statsmodels' names ("none" leaves p-values as they are).
-    correction = plan["plan"].get("multiplicity", "holm")
-    p_values = [e.p_value for e in estimates]
-    adjusted = (
-        p_values
-        if correction == "none"
-        else multipletests(p_values, alpha=alpha, method=MULTIPLICITY_METHODS[correction])[1]
+    return analyse(
+        trial=run.trial,
+        plan=run.preregistration.plan["plan"],
+        confirmatory=run.kind == AnalysisRun.Kind.CONFIRMATORY,
+        seed=run.seed,
+        progress=lambda fraction: _set_progress(run, fraction),
+        ordinal=run.options.get("ordinal"),
     )
-    results = {
-        "model": "ANCOVA on the outcome wave, adjusted for baseline (complete cases)",
-        "contrast": f"{arms[1]} − {arms[0]}",
-        "alpha": alpha,
-        "multiplicity": correction,
-        "outcomes": [
-            {
-                **outcome,
-                "estimate": e.estimate,
-                "std_error": e.std_error,
-                "ci_low": e.ci_low,
-                "ci_high": e.ci_high,
-                "p_value": e.p_value,
-                "p_adjusted": float(p_adj),
-                "n": e.n,
-            }
-            for outcome, e, p_adj in zip(outcomes, estimates, adjusted, strict=True)
-        ],
-    }
-    counts = frame.groupby(["wave", "arm"]).participant.nunique()
-    diagnostics = {
-        "responders_per_wave_and_arm": {f"{w}/{a}": int(n) for (w, a), n in counts.items()},
-        "rows": len(frame),
-    }
-    return results, diagnostics, snapshot

@@ -1,8 +1,11 @@
 """Synthetic trials with known truth, for the demo, the tests and the benchmarks.
 
 Each participant has, per flourishing dimension, a baseline level and a personal growth per wave;
-every treatment arm adds ``effect`` score points per wave to the growth of every dimension (the
-estimand of the growth models: the difference in growth per wave, in the score's own units).
+every treatment arm grows ``effect`` score points per wave faster than control on every dimension
+(the estimand of the growth models: the difference in growth per wave, in the score's own units).
+The arms drift apart symmetrically, control by −effect/2 and treatment by +effect/2 per wave, from
+baselines at the middle of each instrument's range: real scores are bounded, and this keeps the
+share clipped at either end, which would shrink the observed difference, as small as possible.
 Participants drop out monotonically after baseline: completely at random (``missing="mcar"``) or
 at random given their last observed score (``missing="mar"``: lower wellbeing, more drop-out),
 the mechanism a likelihood-based analysis handles without bias and a complete-case one does not.
@@ -33,12 +36,12 @@ class DimensionModel:
     high: float
 
 
-# Roughly the published norms of each instrument's score (WHO-5 0–100, SWLS 5–35, Flourishing
-# Scale 8–56).
+# Spreads roughly as in the published norms of each instrument's score, means at the middle of
+# the range (WHO-5 0–100, SWLS 5–35, Flourishing Scale 8–56).
 DIMENSIONS = (
-    DimensionModel("mental_wellbeing", "who5", 56.0, 15.0, 1.5, 8.0, 0.0, 100.0),
-    DimensionModel("life_satisfaction", "swls", 23.0, 5.5, 0.5, 2.8, 5.0, 35.0),
-    DimensionModel("meaning", "flourishing_scale", 44.0, 7.0, 0.6, 3.5, 8.0, 56.0),
+    DimensionModel("mental_wellbeing", "who5", 50.0, 15.0, 1.5, 8.0, 0.0, 100.0),
+    DimensionModel("life_satisfaction", "swls", 20.0, 5.5, 0.5, 2.8, 5.0, 35.0),
+    DimensionModel("meaning", "flourishing_scale", 32.0, 7.0, 0.6, 3.5, 8.0, 56.0),
 )
 
 # How strongly a lower last score raises the odds of leaving (per baseline SD) under MAR.
@@ -89,13 +92,13 @@ def simulate_scores(
         arm = rng.permutation(np.arange(n_participants) % n_arms)
     elif arm.shape != (n_participants,) or arm.min() < 0:
         raise ValueError("arm must hold one arm number (0 = control) per participant.")
-    treated = (arm > 0).astype(float)
+    drift = np.where(arm > 0, effect / 2, -effect / 2)
     waves = np.arange(n_waves, dtype=float)
     scores = {}
     truth = {}
     for model in dimensions:
         level = rng.normal(model.mean, model.sd_between, n_participants)
-        slope = rng.normal(0.0, model.sd_slope, n_participants) + effect * treated
+        slope = rng.normal(0.0, model.sd_slope, n_participants) + drift
         truth[model.dimension] = effect
         mean = level[:, None] + slope[:, None] * waves[None, :]
         score = mean + rng.normal(0.0, model.sd_noise, mean.shape)

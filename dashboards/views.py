@@ -18,13 +18,25 @@ def _latest_finished(trial: Trial) -> AnalysisRun | None:
     return trial.analysis_runs.filter(status=AnalysisRun.Status.FINISHED).first()
 
 
+def headline(run: AnalysisRun) -> dict | None:
+    """The primary outcome's mixed-model growth estimate: the one-line answer for a list."""
+    return next(
+        (
+            e
+            for e in run.results.get("estimates", [])
+            if e["role"] == "primary" and e["method"] == "mixedlm"
+        ),
+        None,
+    )
+
+
 @login_required
 @permission_required(VIEW_PERMISSION, raise_exception=True)
 def trial_list(request: HttpRequest) -> HttpResponse:
     rows = []
     for trial in trials_analysed_by(request.user).order_by("slug"):
         run = _latest_finished(trial)
-        primary = run.results["outcomes"][0] if run else None
+        primary = headline(run) if run else None
         rows.append({"trial": trial, "run": run, "primary": primary})
     return render(request, "dashboards/trial_list.html", {"rows": rows})
 

@@ -34,6 +34,7 @@ GROUP_PERMISSIONS: dict[str, list[str]] = {
         "trials.add_trialmember",
         "trials.view_trialmember",
         "analytics.view_analysisrun",
+        "analytics.add_analysisrun",  # starting a run from the admin
         "surveys.view_instrument",
         "surveys.add_instrument",  # loading a licensed pack
         "surveys.add_wave",

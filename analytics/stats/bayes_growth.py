@@ -330,8 +330,11 @@ def _model(totals: GroupTotals, *, n_arms: int, n_communities: int) -> None:
 _SAMPLERS: dict[tuple, MCMC] = {}
 
 
-def _sampler(*, n_arms, n_communities, chains, warmup, draws, target_accept) -> MCMC:
-    key = (n_arms, n_communities, chains, warmup, draws, target_accept)
+def _sampler(*, totals, n_arms, n_communities, chains, warmup, draws, target_accept) -> MCMC:
+    # The data's shapes are part of the key: numpyro reuses a sampler's compiled state only for
+    # arguments shaped like the ones it was compiled for.
+    shapes = tuple(np.shape(x) for x in totals)
+    key = (shapes, n_arms, n_communities, chains, warmup, draws, target_accept)
     if key not in _SAMPLERS:
         model = partial(_model, n_arms=n_arms, n_communities=n_communities)
         _SAMPLERS[key] = MCMC(
@@ -421,6 +424,7 @@ def _summary(draws: np.ndarray, mid: float | None = None) -> PosteriorSummary:
 
 def _run(totals, data, *, seed, chains, warmup, draws, target_accept, max_draws, progress):
     mcmc = _sampler(
+        totals=totals,
         n_arms=len(data.arm_names),
         n_communities=len(data.community_names),
         chains=chains,

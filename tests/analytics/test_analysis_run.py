@@ -1,27 +1,55 @@
 import pytest
+from django.core.management import call_command
 from statsmodels.stats.multitest import multipletests
 
 from analytics.models import AnalysisRun
 from analytics.services import analysis_run_create, analysis_run_execute
+from trials.models import TrialEvent
 from trials.services import preregistration_amend, preregistration_current
 
 pytestmark = pytest.mark.django_db
 
+PLANNED = {"who5", "swls"}
+METHODS = {"mixedlm", "gee", "ancova", "bayes_growth"}
 
-def test_run_records_plan_version_snapshot_and_results(small_trial):
-    run = analysis_run_execute(run_id=analysis_run_create(trial=small_trial, enqueue=False).pk)
-    assert run.status == AnalysisRun.Status.FINISHED and run.progress == 1.0
+
+def _run(trial, **options) -> AnalysisRun:
+    return analysis_run_execute(
+        run_id=analysis_run_create(trial=trial, enqueue=False, **options).pk
+    )
+
+
+def test_run_records_plan_version_snapshot_and_every_estimate(small_trial):
+    run = _run(small_trial)
+    assert run.status == AnalysisRun.Status.FINISHED and run.progress == 1.0, run.error
     prereg = preregistration_current(small_trial)
     assert run.preregistration == prereg and run.preregistration_sha256 == prereg.sha256
     assert len(run.data_snapshot_sha256) == 64
-    outcomes = run.results["outcomes"]
-    assert [(o["role"], o["dimension"], o["wave"]) for o in outcomes] == [
-        ("primary", "mental_wellbeing", 2),
-        ("secondary", "life_satisfaction", 2),
-    ]
-    for outcome in outcomes:
-        assert outcome["ci_low"] < outcome["estimate"] < outcome["ci_high"]
-        assert outcome["p_value"] <= outcome["p_adjusted"] <= 1
+    estimates = run.results["estimates"]
+    # Every planned outcome × the planned contrast × every method, once.
+    keys = [(e["outcome"], e["arm"], e["method"]) for e in estimates]
+    assert sorted(keys) == sorted((o, "b", m) for o in PLANNED for m in METHODS)
+    for e in estimates:
+        assert e["ci_low"] < e["estimate"] < e["ci_high"]
+        assert e["estimand"] == (
+            "final_wave_difference" if e["method"] == "ancova" else "growth_difference_per_wave"
+        )
+        # Sensitivity analyses are never confirmatory; the planned models are.
+        assert e["confirmatory"] == (e["method"] != "gee")
+        if e["method"] == "bayes_growth":
+            assert 0 <= e["prob_benefit"] <= 1 and e["reportable"] == run.diagnostics["reportable"]
+        else:
+            assert e["p_value"] <= e["p_adjusted"] <= 1
+    assert run.results["consort"]["arms"][0]["allocated"] > 0
+    assert run.results["srm"]["mismatch"] is False
+    assert [w["wave"] for w in run.results["attrition"]] == [1, 2]
+    assert TrialEvent.objects.filter(trial=small_trial, kind="analysis_run_started").exists()
+
+
+def test_an_exploratory_run_labels_every_estimate_exploratory(small_trial):
+    run = _run(small_trial, kind=AnalysisRun.Kind.EXPLORATORY)
+    assert run.results["kind"] == "exploratory"
+    assert run.results["estimates"] and not any(e["confirmatory"] for e in run.results["estimates"])
 
 
 def test_executing_twice_changes_nothing(small_trial):
@@ -31,9 +59,8 @@ def test_executing_twice_changes_nothing(small_trial):
     assert second.results == first.results and second.finished_at == first.finished_at
 
 
-def test_same_data_gives_same_snapshot_and_result(small_trial):
-    a = analysis_run_execute(run_id=analysis_run_create(trial=small_trial, enqueue=False).pk)
-    b = analysis_run_execute(run_id=analysis_run_create(trial=small_trial, enqueue=False).pk)
+def test_same_data_and_seed_give_the_same_snapshot_and_result(small_trial):
+    a, b = _run(small_trial), _run(small_trial)
     assert a.data_snapshot_sha256 == b.data_snapshot_sha256
     assert a.results == b.results
 
@@ -45,12 +72,36 @@ def test_run_is_enqueued_only_after_commit(small_trial, django_capture_on_commit
 
 
 def test_the_registered_multiplicity_correction_is_the_one_applied(small_trial):
-    holm = analysis_run_execute(run_id=analysis_run_create(trial=small_trial, enqueue=False).pk)
+    holm = _run(small_trial)
     plan = preregistration_current(small_trial).plan["plan"] | {"multiplicity": "bh"}
     preregistration_amend(trial=small_trial, plan=plan, rationale="FDR control, as agreed.")
-    bh = analysis_run_execute(run_id=analysis_run_create(trial=small_trial, enqueue=False).pk)
-    raw = [o["p_value"] for o in bh.results["outcomes"]]
+    bh = _run(small_trial)
     assert bh.results["multiplicity"] == "bh" and holm.results["multiplicity"] == "holm"
-    # The amended plan's Benjamini–Hochberg, not the original Holm, adjusted the p-values.
-    expected = multipletests(raw, method="fdr_bh")[1]
-    assert [o["p_adjusted"] for o in bh.results["outcomes"]] == pytest.approx(list(expected))
+    for method in ("mixedlm", "ancova"):
+        family = [e for e in bh.results["estimates"] if e["method"] == method]
+        # The amended plan's Benjamini–Hochberg, not the original Holm, adjusted the p-values.
+        expected = multipletests([e["p_value"] for e in family], method="fdr_bh")[1]
+        assert [e["p_adjusted"] for e in family] == pytest.approx(list(expected))
+
+
+def test_analyze_trial_prints_the_estimates_as_json(small_trial, capsys):
+    import json
+
+    call_command("analyze_trial", small_trial.slug, "--json", "--exploratory")
+    document = json.loads(capsys.readouterr().out)
+    assert document["kind"] == "exploratory" and document["status"] == "finished"
+    fields = {
+        "outcome",
+        "dimension",
+        "arm",
+        "method",
+        "estimand",
+        "estimate",
+        "ci_low",
+        "ci_high",
+        "reportable",
+        "confirmatory",
+    }
+    for estimate in document["estimates"]:
+        assert fields <= set(estimate)
+        assert ("p_value" in estimate) != ("prob_benefit" in estimate)

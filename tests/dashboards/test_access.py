@@ -2,6 +2,7 @@ import pytest
 from django.contrib.auth.models import Group, User
 
 from analytics.services import analysis_run_create, analysis_run_execute
+from dashboards.views import headline
 from trials.models import TrialMember
 from trials.services import member_add, trial_create
 
@@ -31,7 +32,7 @@ def test_analyst_sees_the_stored_result_with_its_label(client, analyst, small_tr
     run = analysis_run_execute(run_id=analysis_run_create(trial=small_trial, enqueue=False).pk)
     client.force_login(analyst)
     page = client.get("/dashboards/small/").content.decode()
-    primary = run.results["outcomes"][0]
+    primary = headline(run)
     assert "confirmatory" in page
     assert f"{primary['estimate']:.2f}" in page
     assert small_trial.preregistrations.get().sha256 in page

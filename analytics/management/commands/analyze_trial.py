@@ -1,3 +1,4 @@
+import argparse
 import json
 
 from django.core.exceptions import ValidationError
@@ -19,16 +20,33 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print the stored run as JSON.")
         parser.add_argument("--enqueue", action="store_true", help="Leave the run to a worker.")
         parser.add_argument("--seed", type=int, default=20260101)
+        parser.add_argument(
+            "--ordinal",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help="Add (or leave out) the item-level ordinal sensitivity model; by default it runs "
+            "where a GPU is present.",
+        )
 
     def handle(
-        self, *args, slug: str, exploratory: bool, json: bool, enqueue: bool, seed: int, **kw
+        self,
+        *args,
+        slug: str,
+        exploratory: bool,
+        json: bool,
+        enqueue: bool,
+        seed: int,
+        ordinal: bool | None,
+        **kw,
     ):
         trial = Trial.objects.filter(slug=slug).first()
         if trial is None:
             raise CommandError(f"No trial with slug {slug!r}.")
         kind = AnalysisRun.Kind.EXPLORATORY if exploratory else AnalysisRun.Kind.CONFIRMATORY
         try:
-            run = analysis_run_create(trial=trial, kind=kind, seed=seed, enqueue=enqueue)
+            run = analysis_run_create(
+                trial=trial, kind=kind, seed=seed, ordinal=ordinal, enqueue=enqueue
+            )
         except ValidationError as error:
             raise CommandError(" ".join(error.messages)) from error
         if enqueue:
@@ -40,15 +58,32 @@ class Command(BaseCommand):
         elif run.status == AnalysisRun.Status.FAILED:
             raise CommandError(f"Analysis run {run.pk} failed: {run.error}")
         else:
-            self.stdout.write(f"Run {run.pk} ({run.kind}), {run.results['contrast']}:")
-            for o in run.results["outcomes"]:
-                self.stdout.write(
-                    f"  {o['role']:9} {o['dimension']:18} {o['estimate']:+.2f} "
-                    f"[{o['ci_low']:+.2f}, {o['ci_high']:+.2f}]  p_holm={o['p_adjusted']:.4f}"
-                )
+            self.stdout.write(_table(run))
+
+
+def _table(run: AnalysisRun) -> str:
+    lines = [f"Run {run.pk} ({run.kind}), against {run.results['control']}:"]
+    for e in run.results["estimates"]:
+        uncertainty = (
+            f"P(benefit)={e['prob_benefit']:.3f}"
+            if "prob_benefit" in e
+            else f"p={e['p_value']:.4f} (adjusted {e['p_adjusted']:.4f})"
+        )
+        label = "confirmatory" if e["confirmatory"] else "exploratory"
+        flag = (
+            "" if e["reportable"] else "  NOT REPORTABLE: " + "; ".join(e["not_reportable_because"])
+        )
+        lines.append(
+            f"  {e['outcome']:16} {e['arm']:>6} {e['method']:13} {e['estimand']:26} "
+            f"{e['estimate']:+9.3f} [{e['ci_low']:+.3f}, {e['ci_high']:+.3f}]  {uncertainty}  "
+            f"{label}{flag}"
+        )
+    return "\n".join(lines)
 
 
 def _dumps(run: AnalysisRun) -> str:
+    """The run as one JSON document; ``estimates`` is lifted to the top level, where scripts
+    look for it."""
     return json.dumps(
         {
             "run": run.pk,
@@ -60,7 +95,8 @@ def _dumps(run: AnalysisRun) -> str:
             "code_version": run.code_version,
             "data_snapshot_sha256": run.data_snapshot_sha256,
             "seed": run.seed,
-            "results": run.results,
+            "estimates": run.results.get("estimates", []),
+            "results": {k: v for k, v in run.results.items() if k != "estimates"},
             "diagnostics": run.diagnostics,
             "error": run.error,
         },

@@ -1,0 +1,443 @@
+"""What an analysis run computes: the frozen plan's models on the stored scores.
+
+A confirmatory run analyses the pre-registered outcomes, for the pre-registered contrast, with the
+pre-registered models, up to the pre-registered outcome wave. Every other estimate it reports
+(other outcomes, other arms, sensitivity models) is labelled exploratory, and so is everything in
+an exploratory run. The results are one JSON document (stored in ``AnalysisRun.results``) whose
+``estimates`` list is what dashboards and ``analyze_trial --json`` read.
+"""
+
+import dataclasses
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import jax
+import pandas as pd
+from statsmodels.stats.multitest import multipletests
+
+from analytics.selectors import (
+    allocated_per_arm,
+    consort_counts,
+    trial_item_frame,
+    trial_scores_frame,
+)
+from analytics.stats.ancova import ancova
+from analytics.stats.attrition import differential_attrition
+from analytics.stats.bayes_growth import GrowthFit, growth_data_from_frame, growth_fit
+from analytics.stats.divergence import engagement_flourishing_divergence
+from analytics.stats.growth import ArmContrast, gee_growth, mixedlm_growth
+from analytics.stats.ordinal import ordinal_data_from_frame, ordinal_growth_fit
+from analytics.stats.sequential import spending_boundaries
+from analytics.stats.srm import sample_ratio_mismatch
+from surveys.models import Instrument
+from trials.models import FlourishingProfile, Trial
+from trials.plan import randomisation_settings
+
+GROWTH = "growth_difference_per_wave"
+FINAL_WAVE = "final_wave_difference"
+# The ordinal model's growth difference is in baseline latent-SD units per wave.
+LATENT_GROWTH = "latent_growth_difference_per_wave"
+# The models a plan on this platform pre-registers; GEE and the ordinal model are sensitivity
+# analyses and always exploratory.
+PLANNED_METHODS = ("mixedlm", "ancova", "bayes_growth")
+MULTIPLICITY_METHODS = {"holm": "holm", "bh": "fdr_bh"}
+# A lower score on this outcome means more reliance on the assistant: the survey's engagement
+# signal for the divergence guardrail until telemetry releases exist.
+RELIANCE_OUTCOME = "ai_independence"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One analysed score: ``code`` is the score's code, ``wave`` the outcome wave."""
+
+    code: str
+    instrument: str
+    dimension: str
+    wave: int
+    role: str  # primary, secondary or exploratory
+    planned: bool
+
+
+def planned_outcomes(plan: dict | None, frame: pd.DataFrame, confirmatory: bool) -> list[Outcome]:
+    """The plan's outcomes (each score of the named instrument on the named dimension), then every
+    other score in the data as an exploratory outcome at the last wave."""
+    scores = frame[["instrument", "outcome", "dimension"]].drop_duplicates()
+    last_wave = int(frame["wave"].max())
+    outcomes: list[Outcome] = []
+    for role in ("primary", "secondary"):
+        for entry in (plan or {}).get(f"{role}_outcomes", []):
+            matching = scores[
+                (scores.instrument == entry["instrument"])
+                & (scores.dimension == entry["dimension"])
+            ]
+            if matching.empty:
+                raise ValueError(
+                    f"No scores of {entry['instrument']} on {entry['dimension']} for the "
+                    f"{role} outcome."
+                )
+            outcomes += [
+                Outcome(code, entry["instrument"], entry["dimension"], entry["wave"], role, True)
+                for code in sorted(matching.outcome)
+                if code not in {o.code for o in outcomes}
+            ]
+    named = {o.code for o in outcomes}
+    for row in scores.sort_values("outcome").itertuples():
+        if row.outcome not in named:
+            outcomes.append(
+                Outcome(row.outcome, row.instrument, row.dimension, last_wave, "exploratory", False)
+            )
+    if not confirmatory:
+        outcomes = [dataclasses.replace(o, planned=False) for o in outcomes]
+    return outcomes
+
+
+def analyse(
+    *,
+    trial: Trial,
+    plan: dict | None,
+    confirmatory: bool,
+    seed: int,
+    progress: Callable[[float], None],
+    ordinal: bool | None = None,
+) -> tuple[dict, dict, str]:
+    """Results, diagnostics and the data snapshot's SHA-256 for one run.
+
+    ``ordinal`` adds the item-level graded-response model as a sensitivity analysis; by default
+    it runs where JAX sees a GPU, since on a CPU it takes minutes for a mid-sized trial.
+    """
+    frame = trial_scores_frame(trial)
+    if frame.empty:
+        raise ValueError("The trial has no scores yet.")
+    snapshot = hashlib.sha256(frame.to_csv(index=False).encode()).hexdigest()
+    arms = list(trial.arms.order_by("-is_control", "slug").values_list("slug", flat=True))
+    control, planned_arm = (plan or {}).get("arms_compared") or [arms[0], None]
+    frame = frame[frame.arm.notna()]
+    outcomes = planned_outcomes(plan, frame, confirmatory)
+    alpha = float((plan or {}).get("alpha", 0.05))
+    mids = (plan or {}).get("minimal_important_differences", {})
+
+    def is_confirmatory(outcome: Outcome, arm: str, method: str) -> bool:
+        return outcome.planned and arm == planned_arm and method in PLANNED_METHODS
+
+    estimates: list[dict] = []
+    steps = len(outcomes) + 2
+    for position, outcome in enumerate(outcomes):
+        rows = frame[(frame.outcome == outcome.code) & (frame.wave <= outcome.wave)]
+        estimates += _frequentist(rows, outcome, control, alpha, is_confirmatory)
+        progress(0.4 * (position + 1) / steps)
+    _adjust(estimates, (plan or {}).get("multiplicity", "holm"), alpha)
+
+    bayes_outcomes = [o for o in outcomes if o.planned] or outcomes
+    horizon = max(o.wave for o in bayes_outcomes)
+    bayes_rows = frame[frame.outcome.isin([o.code for o in bayes_outcomes])]
+    bayes_rows = bayes_rows[bayes_rows.wave <= horizon]
+    data = growth_data_from_frame(
+        bayes_rows.assign(dimension=bayes_rows.outcome),
+        control=control,
+        dimensions=tuple(o.code for o in bayes_outcomes),
+    )
+    fit = growth_fit(
+        data,
+        seed=seed,
+        mid_per_wave={
+            o.code: mids[o.dimension] / o.wave for o in bayes_outcomes if o.dimension in mids
+        },
+        community_weights=_community_weights(trial, bayes_outcomes),
+        progress=lambda fraction: progress(0.4 + 0.55 * fraction),
+    )
+    estimates += _bayes_estimates(fit, bayes_outcomes, mids, is_confirmatory)
+    ordinal_runs = []
+    if ordinal if ordinal is not None else jax.default_backend() == "gpu":
+        for outcome in bayes_outcomes:
+            result = _ordinal(trial, outcome, control, seed, horizon)
+            ordinal_runs.append({"outcome": outcome.code, **dataclasses.asdict(result)})
+            estimates += [
+                _estimate(
+                    outcome,
+                    effect.arm,
+                    "bayes_ordinal",
+                    LATENT_GROWTH,
+                    estimate=effect.mean,
+                    std_error=effect.sd,
+                    ci_low=effect.ci_low,
+                    ci_high=effect.ci_high,
+                    prob_benefit=effect.prob_positive,
+                    n_participants=result.participants,
+                    n_observations=result.observations,
+                    reportable=result.reportable,
+                    not_reportable_because=list(result.gates.reasons),
+                    warnings=[],
+                    confirmatory=False,
+                )
+                for effect in result.effects
+            ]
+
+    allocated = allocated_per_arm(trial)
+    responded = {
+        int(wave): {arm: int(n) for arm, n in group.groupby("arm").participant.nunique().items()}
+        for wave, group in frame.groupby("wave")
+        if wave > 0
+    }
+    ratio = randomisation_settings(plan or {})["ratio"] or dict.fromkeys(allocated, 1)
+    results = {
+        "kind": "confirmatory" if confirmatory else "exploratory",
+        "control": control,
+        "planned_contrast": None if planned_arm is None else f"{planned_arm} − {control}",
+        "alpha": alpha,
+        "multiplicity": (plan or {}).get("multiplicity", "holm"),
+        "outcomes": [dataclasses.asdict(o) for o in outcomes],
+        "estimates": estimates,
+        "bayes_growth": _bayes_section(fit),
+        "srm": dataclasses.asdict(sample_ratio_mismatch(allocated, ratio)),
+        "attrition": [
+            dataclasses.asdict(w)
+            for w in differential_attrition(
+                allocated,
+                {w: {a: r.get(a, 0) for a in allocated} for w, r in responded.items()},
+                alpha=alpha,
+            )
+        ],
+        "consort": consort_counts(trial),
+        "interim": _interim(plan, estimates, allocated, responded),
+        "divergence": _divergence(fit, bayes_outcomes),
+        "ordinal": ordinal_runs,
+    }
+    diagnostics = {
+        "gates": dataclasses.asdict(fit.gates),
+        "reportable": fit.reportable,
+        "bayes_seconds": fit.seconds,
+        "bayes_groups": fit.groups,
+        "target_accept": fit.target_accept,
+        "rows": len(frame),
+    }
+    progress(1.0)
+    return results, diagnostics, snapshot
+
+
+def _estimate(outcome: Outcome, arm: str, method: str, estimand: str, **fields) -> dict:
+    return {
+        "outcome": outcome.code,
+        "instrument": outcome.instrument,
+        "dimension": outcome.dimension,
+        "role": outcome.role,
+        "wave": outcome.wave,
+        "arm": arm,
+        "method": method,
+        "estimand": estimand,
+        **fields,
+    }
+
+
+def _contrast(outcome, contrast: ArmContrast, method, is_confirmatory) -> dict:
+    reasons = [] if contrast.converged else ["the fit did not converge"]
+    return _estimate(
+        outcome,
+        contrast.arm,
+        method,
+        GROWTH,
+        estimate=contrast.estimate,
+        std_error=contrast.std_error,
+        ci_low=contrast.ci_low,
+        ci_high=contrast.ci_high,
+        p_value=contrast.p_value,
+        n_participants=contrast.n_participants,
+        n_observations=contrast.n_observations,
+        reportable=contrast.converged,
+        not_reportable_because=reasons,
+        warnings=list(contrast.warnings),
+        confirmatory=is_confirmatory(outcome, contrast.arm, method),
+    )
+
+
+def _frequentist(rows, outcome, control, alpha, is_confirmatory) -> list[dict]:
+    estimates = []
+    for method, fit in (("mixedlm", mixedlm_growth), ("gee", gee_growth)):
+        for contrast in fit(rows, control=control, alpha=alpha):
+            estimates.append(_contrast(outcome, contrast, method, is_confirmatory))
+    wide = rows.pivot_table(index=["participant", "arm"], columns="wave", values="score")
+    wide = wide.reset_index()
+    if 0 not in wide or outcome.wave not in wide:
+        return estimates
+    complete = wide.dropna(subset=[0, outcome.wave])
+    for arm in sorted(set(complete.arm) - {control}):
+        pair = complete[complete.arm.isin([control, arm])]
+        effect = ancova(pair[outcome.wave], pair[0], (pair.arm == arm).astype(int), alpha=alpha)
+        estimates.append(
+            _estimate(
+                outcome,
+                arm,
+                "ancova",
+                FINAL_WAVE,
+                estimate=effect.estimate,
+                std_error=effect.std_error,
+                ci_low=effect.ci_low,
+                ci_high=effect.ci_high,
+                p_value=effect.p_value,
+                n_participants=effect.n,
+                n_observations=effect.n,
+                reportable=True,
+                not_reportable_because=[],
+                warnings=[],
+                confirmatory=is_confirmatory(outcome, arm, "ancova"),
+            )
+        )
+    return estimates
+
+
+def _adjust(estimates: list[dict], correction: str, alpha: float) -> None:
+    """The pre-registered correction across the confirmatory family of each frequentist model
+    (statsmodels' implementation); other estimates keep their raw p-value."""
+    for estimate in estimates:
+        estimate.setdefault("p_adjusted", estimate.get("p_value"))
+    if correction == "none":
+        return
+    for method in ("mixedlm", "ancova"):
+        family = [e for e in estimates if e["method"] == method and e["confirmatory"]]
+        if len(family) > 1:
+            adjusted = multipletests(
+                [e["p_value"] for e in family], alpha=alpha, method=MULTIPLICITY_METHODS[correction]
+            )[1]
+            for estimate, p in zip(family, adjusted, strict=True):
+                estimate["p_adjusted"] = float(p)
+
+
+def _community_weights(trial: Trial, outcomes: list[Outcome]) -> dict[str, dict[str, float]]:
+    """Each community's current profile, as weights over the analysed scores: a dimension's
+    weight is shared equally by the scores that measure it."""
+    per_dimension: dict[str, int] = {}
+    for outcome in outcomes:
+        per_dimension[outcome.dimension] = per_dimension.get(outcome.dimension, 0) + 1
+    weights = {}
+    communities = set(trial.participants.values_list("community__slug", flat=True)) - {None}
+    for profile in FlourishingProfile.objects.filter(community__slug__in=communities).order_by(
+        "community__slug", "version"
+    ):  # the latest version wins
+        weights[profile.community.slug] = {
+            o.code: float(profile.weights.get(o.dimension, 0)) / per_dimension[o.dimension]
+            for o in outcomes
+        }
+    return weights
+
+
+def _bayes_estimates(fit: GrowthFit, outcomes, mids, is_confirmatory) -> list[dict]:
+    by_code = {o.code: o for o in outcomes}
+    rows = []
+    for effect in fit.effects:
+        outcome = by_code[effect.dimension]
+        summary = effect.growth_difference_per_wave
+        rows.append(
+            _estimate(
+                outcome,
+                effect.arm,
+                "bayes_growth",
+                GROWTH,
+                estimate=summary.mean,
+                std_error=summary.sd,
+                ci_low=summary.ci_low,
+                ci_high=summary.ci_high,
+                prob_benefit=summary.prob_benefit,
+                prob_above_mid=summary.prob_above_mid,
+                mid=mids.get(outcome.dimension),
+                mcse_mean=summary.mcse_mean,
+                mcse_prob_benefit=summary.mcse_prob_benefit,
+                n_participants=fit.participants,
+                n_observations=fit.observations,
+                reportable=fit.reportable,
+                not_reportable_because=list(fit.gates.reasons),
+                warnings=[],
+                confirmatory=is_confirmatory(outcome, effect.arm, "bayes_growth"),
+            )
+        )
+    return rows
+
+
+def _bayes_section(fit: GrowthFit) -> dict:
+    return {
+        "reportable": fit.reportable,
+        "not_reportable_because": list(fit.gates.reasons),
+        "community_effects": [dataclasses.asdict(c) for c in fit.community_effects],
+        "participants": fit.participants,
+        "observations": fit.observations,
+    }
+
+
+def _interim(plan, estimates, allocated, responded) -> dict | None:
+    """Where the trial stands against its planned interim looks, for the primary outcome's
+    mixed-model test: the information fraction is the share of the planned sample that has
+    reached the primary outcome wave."""
+    looks = (plan or {}).get("interim_looks") or []
+    sample = (plan or {}).get("sample_size")
+    if not looks:
+        return None
+    primary = next(
+        (e for e in estimates if e["role"] == "primary" and e["method"] == "mixedlm"), None
+    )
+    if not sample or primary is None:
+        return {"looks": looks, "status": "The plan gives no sample size to place the look."}
+    planned_total = sample["per_arm"] * len(allocated)
+    reached = sum(responded.get(primary["wave"], {}).values())
+    fraction = min(1.0, reached / planned_total)
+    fractions = [look["information_fraction"] for look in looks]
+    done = [f for f in fractions if f <= fraction] + ([1.0] if fraction >= 1.0 else [])
+    if not done:
+        return {
+            "looks": looks,
+            "information_fraction": fraction,
+            "status": "Before the first planned look.",
+        }
+    boundaries = spending_boundaries(
+        done,
+        alpha=float(plan.get("alpha", 0.05)),
+        spending=looks[0].get("spending", "obrien_fleming"),
+    )
+    z = abs(primary["estimate"] / primary["std_error"])
+    crossed = z >= boundaries.z[-1]
+    return {
+        "looks": looks,
+        "information_fraction": fraction,
+        "look": len(done),
+        "boundary_z": boundaries.z[-1],
+        "boundary_p": boundaries.nominal_p[-1],
+        "primary_z": z,
+        "crossed": bool(crossed),
+        "status": "The efficacy boundary is crossed."
+        if crossed
+        else "The efficacy boundary is not crossed: continue as planned.",
+    }
+
+
+def _ordinal(trial: Trial, outcome: Outcome, control: str, seed: int, horizon: int):
+    """The graded-response growth model on the items behind one score."""
+    instrument = Instrument.objects.get(code=outcome.instrument)
+    definition = instrument.definition
+    rule = next(r for r in definition["scores"] if r["code"] == outcome.code)
+    items = rule.get("items") or [item["code"] for item in definition["items"]]
+    scale = (definition["scale"]["min"], definition["scale"]["max"])
+    answers = trial_item_frame(trial, instrument)
+    answers = answers[answers["item"].isin(items) & (answers["wave"] <= horizon)]
+    data = ordinal_data_from_frame(answers, control=control, categories=dict.fromkeys(items, scale))
+    return ordinal_growth_fit(data, seed=seed)
+
+
+def _divergence(fit: GrowthFit, outcomes: list[Outcome]) -> list[dict]:
+    """Per arm: P(reliance on the assistant rose while the primary flourishing outcome did not).
+    Needs the reliance score among the fitted outcomes; telemetry releases join it once the
+    federated app publishes them."""
+    codes = [o.code for o in outcomes]
+    flourishing = next((o for o in outcomes if o.code != RELIANCE_OUTCOME), None)
+    if RELIANCE_OUTCOME not in codes or flourishing is None:
+        return []
+    gamma = fit.draws["gamma"]
+    return [
+        dataclasses.asdict(
+            engagement_flourishing_divergence(
+                -gamma[:, :, a, codes.index(RELIANCE_OUTCOME)],
+                gamma[:, :, a, codes.index(flourishing.code)],
+                arm=arm,
+                engagement_source=f"survey: reliance on the assistant (−{RELIANCE_OUTCOME})",
+                flourishing_source=f"survey: {flourishing.code}",
+            )
+        )
+        for a, arm in enumerate(dict.fromkeys(e.arm for e in fit.effects))
+    ]
