@@ -39,12 +39,11 @@ class StartRunForm(forms.Form):
 class AnalysisRunAdmin(admin.ModelAdmin):
     list_display = ["pk", "trial", "kind", "status", "progress_bar", "reportable", "created_at"]
     list_filter = ["status", "kind"]
-    readonly_fields = [
-        *(f.name for f in AnalysisRun._meta.fields if f.name not in ("results", "diagnostics")),
+    fields = [
+        *(f.name for f in AnalysisRun._meta.fields if f.name not in ("id", "results")),
         "estimates",
-        "diagnostics",
     ]
-    exclude = ["results"]
+    readonly_fields = fields
     change_list_template = "admin/analytics/analysisrun/change_list.html"
 
     def get_queryset(self, request):
@@ -86,17 +85,18 @@ class AnalysisRunAdmin(admin.ModelAdmin):
         )
         body = format_html_join(
             "",
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:+.3f}</td>"
-            "<td>[{:+.3f}, {:+.3f}]</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
+            "<td>[{}, {}]</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             (
                 (
                     e["outcome"],
                     e["arm"],
                     e["method"],
                     e["estimand"],
-                    e["estimate"],
-                    e["ci_low"],
-                    e["ci_high"],
+                    # format_html escapes its arguments to text first, so numbers arrive formatted
+                    f"{e['estimate']:+.3f}",
+                    f"{e['ci_low']:+.3f}",
+                    f"{e['ci_high']:+.3f}",
                     f"P={e['prob_benefit']:.3f}"
                     if "prob_benefit" in e
                     else f"p={e['p_value']:.4f}",

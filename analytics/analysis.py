@@ -180,6 +180,7 @@ def analyse(
         if wave > 0
     }
     ratio = randomisation_settings(plan or {})["ratio"] or dict.fromkeys(allocated, 1)
+    randomised = {arm: n for arm, n in allocated.items() if n}  # attrition needs people
     results = {
         "kind": "confirmatory" if confirmatory else "exploratory",
         "control": control,
@@ -193,8 +194,8 @@ def analyse(
         "attrition": [
             dataclasses.asdict(w)
             for w in differential_attrition(
-                allocated,
-                {w: {a: r.get(a, 0) for a in allocated} for w, r in responded.items()},
+                randomised,
+                {w: {a: r.get(a, 0) for a in randomised} for w, r in responded.items()},
                 alpha=alpha,
             )
         ],

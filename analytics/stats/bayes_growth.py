@@ -8,19 +8,21 @@ Participant :math:`i` in arm :math:`a(i)` and community :math:`c(i)` has, on dim
 .. math::
 
     y_{itd} = \beta_{0d} + \alpha_{a(i)d} + b_{0id}
-              + (\beta_{1d} + \gamma_{a(i)d} + \delta_{a(i)c(i)d} + b_{1id})\, t
+              + (\beta_{1c(i)d} + \gamma_{a(i)c(i)d} + b_{1id})\, t
               + \varepsilon_{itd}, \qquad \varepsilon_{itd} \sim N(0, \sigma_d^2),
 
-with :math:`\alpha_{0d} = \gamma_{0d} = \delta_{0cd} = 0` for the control arm. The
+with :math:`\alpha_{0d} = \gamma_{0cd} = 0` for the control arm. The
 :math:`2D` participant effects :math:`b_i = (b_{01}, b_{11}, \dots, b_{0D}, b_{1D})` are jointly
 normal, :math:`b_i \sim N(0, \Sigma_b)`, :math:`\Sigma_b = \operatorname{diag}(s) R
 \operatorname{diag}(s)` with an LKJ(2) prior on the correlation :math:`R`, so effects on
-different dimensions of the same person are correlated. Community deviations of the arm's growth
-effect are exchangeable, :math:`\delta_{acd} = \tau_d z_{acd}`, :math:`z \sim N(0, 1)`
-(non-centred), and are left out when the trial has one community. The estimand is
-:math:`\gamma_{ad}`: the difference in growth per wave between arm :math:`a` and control. (The
-sampler sees each arm's level :math:`\beta_{0d} + \alpha_{ad}` and growth
-:math:`\beta_{1d} + \gamma_{ad}` and time centred at the mean observed wave: the same model,
+different dimensions of the same person are correlated. Each community :math:`c` has its own
+growth and its own effect :math:`\gamma_{acd}` (a trial has a handful of communities: too few to
+estimate a between-community variance, which made a hierarchical version diverge). The estimand
+is :math:`\gamma_{ad} = \sum_c \pi_c \gamma_{acd}`, the difference in growth per wave between
+arm :math:`a` and control in the trial's population (:math:`\pi_c` the share of participants in
+community :math:`c`; with one community it is simply :math:`\gamma_{a1d}`). (The sampler sees
+each arm's level :math:`\beta_{0d} + \alpha_{ad}` and growth
+:math:`\beta_{1cd} + \gamma_{acd}` and time centred at the mean observed wave: the same model,
 parameterised for fewer leapfrog steps.)
 
 Integrating :math:`b_i` out, :math:`y_i \sim N(X_i\theta, V_i)` with
@@ -103,6 +105,10 @@ class GrowthData:
     @property
     def participants(self) -> int:
         return len(self.arm)
+
+    @property
+    def community_shares(self) -> np.ndarray:
+        return np.bincount(self.community, minlength=len(self.community_names)) / len(self.arm)
 
     @property
     def observations(self) -> int:
@@ -239,7 +245,7 @@ def marginal_loglik(
     totals : GroupTotals
     intercept, slope : array (G, D)
         Each group's fixed intercept :math:`\beta_0 + \alpha_a` and slope
-        :math:`\beta_1 + \gamma_a + \delta_{ac}` per dimension.
+        :math:`\beta_{1c} + \gamma_{ac}` per dimension.
     sigma : array (D,)
         Residual SDs.
     chol_cov : array (2D, 2D)
@@ -297,28 +303,23 @@ def _padded(totals: GroupTotals) -> GroupTotals:
 
 def _model(totals: GroupTotals, *, n_arms: int, n_communities: int) -> None:
     """Priors are weakly informative on the standardised scale (baseline SD = 1, time in
-    waves); each arm has its own level and growth (cell means), which NUTS samples more easily
-    than a control slope and differences, and γ is computed from them afterwards."""
+    waves); each arm has its own level, and each arm within each community its own growth (cell
+    means, which NUTS samples more easily than a control slope and differences); γ and the
+    community effects are computed from them afterwards."""
     D = totals.design.shape[1]
     level = numpyro.sample("level", dist.Normal(0.0, 1.0).expand([n_arms, D]).to_event(2))
-    growth = numpyro.sample("growth", dist.Normal(0.0, 1.0).expand([n_arms, D]).to_event(2))
+    growth = numpyro.sample(
+        "growth", dist.Normal(0.0, 1.0).expand([n_arms, n_communities, D]).to_event(3)
+    )
     sigma = numpyro.sample("sigma", dist.HalfNormal(1.0).expand([D]).to_event(1))
     effect_sd = numpyro.sample("effect_sd", dist.HalfNormal(1.0).expand([2 * D]).to_event(1))
     corr = numpyro.sample("corr_chol", dist.LKJCholesky(2 * D, concentration=2.0))
-    slope = growth[totals.arm]
-    if n_communities > 1:
-        tau = numpyro.sample("tau", dist.HalfNormal(0.5).expand([D]).to_event(1))
-        z = numpyro.sample(
-            "z", dist.Normal(0.0, 1.0).expand([n_arms - 1, n_communities, D]).to_event(3)
-        )
-        deviation = jnp.concatenate([jnp.zeros((1, n_communities, D)), tau * z])
-        slope = slope + deviation[totals.arm, totals.community]
     numpyro.factor(
         "loglik",
         marginal_loglik(
             totals,
             intercept=level[totals.arm],
-            slope=slope,
+            slope=growth[totals.arm, totals.community],
             sigma=sigma,
             chol_cov=effect_sd[:, None] * corr,
         ),
@@ -451,27 +452,24 @@ def _run(totals, data, *, seed, chains, warmup, draws, target_accept, max_draws,
         diverging.append(np.asarray(mcmc.get_extra_fields(group_by_chain=True)["diverging"]))
 
 
-def _gamma(samples: Mapping[str, np.ndarray]) -> np.ndarray:
-    """γ per arm contrast × dimension (standardised units): each arm's growth minus control's."""
+def _community_growth(samples: Mapping[str, np.ndarray]) -> np.ndarray:
+    """γ_c per arm contrast × community × dimension (standardised units): each arm's growth
+    minus control's growth in the same community."""
     growth = np.asarray(samples["growth"])
     return growth[:, :, 1:] - growth[:, :, :1]
 
 
-def _community_growth(samples: Mapping[str, np.ndarray], data: GrowthData) -> np.ndarray:
-    """γ + δ per arm contrast × community × dimension, standardised units."""
-    gamma = _gamma(samples)
-    if len(data.community_names) == 1:
-        return gamma[:, :, :, None, :]
-    tau = np.asarray(samples["tau"])
-    z = np.asarray(samples["z"])
-    return gamma[:, :, :, None, :] + tau[:, :, None, None, :] * z
+def _gamma(samples: Mapping[str, np.ndarray], data: GrowthData) -> np.ndarray:
+    """γ per arm contrast × dimension: the community effects averaged with the trial's
+    community shares (the trial population's effect)."""
+    return np.einsum("...acd,c->...ad", _community_growth(samples), data.community_shares)
 
 
 def _gated(samples: Mapping[str, np.ndarray], data: GrowthData) -> dict[str, np.ndarray]:
     """The reported quantities: every arm × dimension effect and every community effect."""
-    gated = {"gamma": _gamma(samples)}
+    gated = {"gamma": _gamma(samples, data)}
     if len(data.community_names) > 1:
-        gated["community_gamma"] = _community_growth(samples, data)
+        gated["community_gamma"] = _community_growth(samples)
     return gated
 
 
@@ -504,7 +502,7 @@ def growth_fit(
         :math:`P(\\gamma > \\text{that})`.
     community_weights : mapping, optional
         Community → {dimension: weight}, each community's own profile; a community's composite
-        is :math:`\\sum_d w_d (\\gamma_d + \\delta_{cd})` on the standardised scale (baseline-SD
+        is :math:`\\sum_d w_d \\gamma_{cd}` on the standardised scale (baseline-SD
         units per wave) with weights renormalised over the fitted dimensions.
     """
     if chains < 2:
@@ -522,7 +520,7 @@ def growth_fit(
         samples, report = _run(totals, data, target_accept=target_accept, **options)
     mids = mid_per_wave or {}
     scale = data.scale
-    gamma = _gamma(samples) * scale
+    gamma = _gamma(samples, data) * scale
     effects = []
     for a, arm in enumerate(data.arm_names[1:]):
         for d, dimension in enumerate(data.dimensions):
@@ -533,7 +531,7 @@ def growth_fit(
                     growth_difference_per_wave=_summary(gamma[:, :, a, d], mids.get(dimension)),
                 )
             )
-    community = _community_growth(samples, data)
+    community = _community_growth(samples)
     community_effects = []
     for a, arm in enumerate(data.arm_names[1:]):
         for c, name in enumerate(data.community_names):

@@ -128,3 +128,28 @@ def test_a_run_that_fails_the_gates_says_why_and_is_not_reportable():
     fit = growth_fit(data, seed=1, warmup=100, draws=30, max_draws=30)
     assert not fit.reportable and not fit.gates.passed
     assert any("ESS" in reason for reason in fit.gates.reasons)
+
+
+def test_community_composites_weigh_the_standardised_community_effects():
+    simulated = simulate_scores(n_participants=240, n_waves=4, effect=1.0, seed=6, dropout=0.1)
+    frame = _frame(simulated)
+    frame["community"] = np.where(frame.participant % 2 == 0, "north", "south")
+    data = growth_data_from_frame(frame, control="a")
+    weights = {"north": {"mental_wellbeing": 3, "life_satisfaction": 1}}
+    fit = growth_fit(data, seed=2, community_weights=weights)
+    assert {(c.arm, c.community) for c in fit.community_effects} == {
+        ("b", "north"),
+        ("b", "south"),
+    }
+    north = next(c for c in fit.community_effects if c.community == "north")
+    assert north.weights == {"life_satisfaction": 0.25, "mental_wellbeing": 0.75}
+    # The composite is the weighted sum of the community's effects in baseline-SD units, so its
+    # posterior mean is the weighted sum of their posterior means.
+    expected = sum(
+        w * north.per_dimension[d].mean / data.scale[data.dimensions.index(d)]
+        for d, w in north.weights.items()
+    )
+    assert north.composite.mean == pytest.approx(expected, rel=1e-9)
+    south = next(c for c in fit.community_effects if c.community == "south")
+    assert south.composite is None  # no profile, no composite
+    assert "community_gamma" in fit.gates.per_quantity  # community effects are gated too
