@@ -2,6 +2,7 @@
 MixedLM) and by simulation with known truth."""
 
 import multiprocessing
+import os
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
@@ -69,9 +70,12 @@ def _coverage_trial(seed: int) -> tuple[float, list[tuple[float, float]], bool, 
         n_arms=3,
     )
     frame = simulated.scores.assign(arm=simulated.scores.arm.map({0: "a", 1: "b", 2: "c"}))
-    # Fewer draws than the production default (4 × 400 instead of 4 × 1000): the gates still
-    # apply, and a fit that misses them is extended as in production.
-    fit = growth_fit(growth_data_from_frame(frame, control="a"), seed=seed, warmup=400, draws=400)
+    # Fewer draws than the production default (2 chains × 500 after 300 warm-up, instead of
+    # 4 × 1000 after 1000), so that 150 fits fit in a test run: the gates still apply, and a fit
+    # that misses them is extended as in production.
+    fit = growth_fit(
+        growth_data_from_frame(frame, control="a"), seed=seed, chains=2, warmup=300, draws=500
+    )
     intervals = [
         (e.growth_difference_per_wave.ci_low, e.growth_difference_per_wave.ci_high)
         for e in fit.effects
@@ -80,7 +84,12 @@ def _coverage_trial(seed: int) -> tuple[float, list[tuple[float, float]], bool, 
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1800)
+@pytest.mark.timeout(3600)
+@pytest.mark.skipif(
+    not os.environ.get("FLOURISH_COVERAGE_STUDY"),
+    reason="The 150-trial coverage study needs 10+ minutes of both cores, more than the suite's "
+    "budget: run it with FLOURISH_COVERAGE_STUDY=1 make test PYTEST_ARGS='-k coverage'.",
+)
 def test_95_percent_intervals_cover_the_truth_93_to_97_percent_of_the_time():
     context = multiprocessing.get_context("spawn")  # JAX does not survive fork
     with ProcessPoolExecutor(max_workers=2, mp_context=context) as pool:
