@@ -232,3 +232,21 @@ def test_bad_input_raises_value_error(fit, change, message):
 def test_alpha_outside_the_unit_interval_is_rejected(alpha):
     with pytest.raises(ValueError, match="alpha"):
         mixedlm_growth(_valid_frame(), control="a", alpha=alpha)
+
+
+@pytest.mark.slow
+def test_type_i_error_is_nominal_when_arms_do_not_differ():
+    from analytics.simulate import simulate_scores
+
+    rejections = 0
+    for seed in range(120):
+        simulated = simulate_scores(
+            n_participants=40, n_waves=4, effect=0.0, seed=500 + seed, dropout=0.2, clip=False
+        )
+        rows = simulated.scores.query("dimension == 'mental_wellbeing'")
+        rows = rows.assign(arm=np.where(rows.arm == 0, "control", "treatment"))
+        (contrast,) = mixedlm_growth(rows, control="control")
+        rejections += contrast.p_value < 0.05
+    # 120 null trials at a nominal 5%: the binomial 99% range is 1–13 rejections (a test that
+    # never rejects, as well as one that rejects too often, fails).
+    assert 1 <= rejections <= 13, f"{rejections} rejections"
