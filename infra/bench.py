@@ -8,6 +8,7 @@ written to ``bench-results/<UTC time>.json``.
     make bench                                       # all benchmarks
     make bench BENCH_ARGS=ancova                     # those whose module name contains "ancova"
     make bench BENCH_ARGS="survey --duration 10"     # a shorter run of the load benchmark
+    make bench BENCH_ARGS="growth --pymc-minutes 5"  # the growth benchmark, PyMC capped at 5 min
 """
 
 import argparse
@@ -68,6 +69,12 @@ def main(argv: list[str]) -> int:
         type=float,
         default=60.0,
         help="seconds of sustained load per side, for the load benchmarks (default 60)",
+    )
+    parser.add_argument(
+        "--pymc-minutes",
+        type=float,
+        default=30.0,
+        help="cap on each PyMC fit of the growth benchmark, in minutes (default 30)",
     )
     options = parser.parse_args(argv)
     wanted = options.wanted
