@@ -31,11 +31,12 @@ its cumulative-logit form):
                    - F(\kappa_{jk} - \lambda_j\theta_{it}), \qquad F(x) = \frac{1}{1 + e^{-x}},
 
 categories numbered :math:`0 … K_j - 1`, :math:`\kappa_{j0} = -\infty`,
-:math:`\kappa_{jK_j} = +\infty`. This is numpyro's ``OrderedLogistic(λ_j θ_it, κ_j)``; it is
-computed here from the two cutpoints around each answer in log space,
+:math:`\kappa_{jK_j} = +\infty`. This is numpyro's ``OrderedLogistic(λ_j θ_it, κ_j)``, which
+evaluates all :math:`K_j` probabilities of every answer and takes the log of a difference of
+logistics: in float32 that is :math:`-\infty` once an answer lies about 17 logits into a tail.
+Here only the two cutpoints around the answer, :math:`l < u`, enter, in log space:
 :math:`\log P = -\operatorname{softplus}(l - \eta) - \operatorname{softplus}(\eta - u)
-+ \log(1 - e^{l - u})`, which costs O(1) rather than O(K) per answer and does not underflow
-in float32 when an answer is far in a tail.
++ \log(1 - e^{l - u})`.
 
 Priors: :math:`\alpha_a, \beta_1, \gamma_a \sim N(0, 1)`; :math:`\sigma_1 \sim
 \text{HalfNormal}(0.5)`; LKJ(2) on the 2×2 correlation (:math:`(\rho + 1)/2 \sim
@@ -83,9 +84,11 @@ from analytics.stats.diagnostics import GateReport, convergence_gates
 
 INTERVAL = (0.025, 0.975)
 CUTPOINT_PRIOR_SD = 3.0
-# Measured on a 2-core CPU (1,000 participants × 6 waves × 5 items, 4 chains × (1000 + 1000)):
-# "sequential" 118 s, "vectorized" 156 s. Vectorised chains wait for the longest trajectory of
-# the four at every step, and on CPU the batch brings no extra parallelism to pay for it.
+# Chains on the CPU, measured on 2 shared cores (1,000 participants × 6 waves × 5 items, 4 chains ×
+# (150 + 150)): "sequential" 735 s wall / 465 s CPU, "vectorized" 1,280 s / 696 s (every step
+# waits for the longest of the four trees), "parallel" over 4 host devices 636 s / 404 s. So
+# chains run in parallel when the process has a CPU device per chain (XLA_FLAGS=
+# --xla_force_host_platform_device_count=N, set before JAX starts) and one after another if not.
 CPU_CHAIN_METHOD = "sequential"
 # Early warm-up, before the step size and mass matrix fit the posterior, hits NUTS's default
 # depth of 10 (1,023 gradients a draw); capping warm-up trees at depth 8 makes that phase
@@ -188,23 +191,24 @@ def ordinal_data_from_frame(
         raise ValueError(f"The frame lacks column(s) {', '.join(sorted(missing))}.")
     if frame.empty:
         raise ValueError("There are no answers to analyse.")
-    unknown = set(frame["item"]) - set(categories)
+    answered = set(frame["item"])
+    unknown = sorted(map(str, answered - set(categories)))
     if unknown:
-        raise ValueError(f"No response scale given for item(s) {', '.join(map(str, unknown))}.")
+        raise ValueError(f"No response scale given for item(s) {', '.join(unknown)}.")
     for name, (lowest, highest) in categories.items():
         if int(lowest) != lowest or int(highest) != highest or highest <= lowest:
             raise ValueError(f"Item {name}: the scale must be two integers, lowest < highest.")
     value = frame["value"].to_numpy(dtype=float)
     if not np.all(np.isfinite(value)) or np.any(value != np.round(value)):
         raise ValueError("Answer values must be whole numbers (pass answered items only).")
-    items = [name for name in categories if name in set(frame["item"])]
+    items = [name for name in categories if name in answered]
     item = pd.Index(items).get_indexer(frame["item"])
-    lowest = np.array([categories[name][0] for name in items])
-    highest = np.array([categories[name][1] for name in items])
+    lowest = np.array([categories[name][0] for name in items], dtype=np.int64)
+    highest = np.array([categories[name][1] for name in items], dtype=np.int64)
     if np.any(value < lowest[item]) or np.any(value > highest[item]):
         raise ValueError("An answer lies outside its item's scale.")
     arms = frame["arm"].astype(str)
-    participant, people = pd.factorize(frame["participant"])
+    participant = pd.factorize(frame["participant"])[0]
     arm_of = pd.Series(arms.to_numpy()).groupby(participant)
     if arm_of.nunique().max() > 1:
         raise ValueError("A participant appears in more than one arm.")
@@ -401,10 +405,11 @@ def ordinal_growth_fit(
     Runs on JAX's default backend. On a GPU the chains are vectorised (one batched program keeps
     the device busy) and the sampler runs in float32: the likelihood is evaluated in log space,
     its sum is a tree reduction, and many GPUs run float64 at a small fraction of float32 speed.
-    On the CPU it runs in float64 with chains one after another (:data:`CPU_CHAIN_METHOD`).
-    The precision is set for this call only (``jax.enable_x64`` as a context), so other JAX code
-    in the process is unaffected. The participant effects are not kept (memory): only γ, β₁ and
-    the item parameters are collected, for the summaries and the gates.
+    On the CPU it runs in float64, chains in parallel when JAX has a CPU device per chain and one
+    after another otherwise (:data:`CPU_CHAIN_METHOD`). The precision is set for this call only
+    (``jax.enable_x64`` as a context), so other JAX code in the process is unaffected. The
+    participant effects are not collected (2P numbers a draw); the arm, growth, item and
+    covariance parameters are. Warm-up trees are capped at depth 8 (:data:`MAX_TREE_DEPTH`).
 
     Parameters
     ----------
@@ -430,7 +435,12 @@ def ordinal_growth_fit(
     layout = _layout(data)
     platform = jax.default_backend()
     on_cpu = platform == "cpu"
-    chain_method = CPU_CHAIN_METHOD if on_cpu else "vectorized"
+    if not on_cpu:
+        chain_method = "vectorized"
+    elif jax.local_device_count() >= chains:
+        chain_method = "parallel"
+    else:
+        chain_method = CPU_CHAIN_METHOD
     names = ["gamma", "beta1", "discrimination"]
     names += [_block_name(size, layout.blocks) for size, _ in layout.blocks]
     with jax.enable_x64(on_cpu):

@@ -40,12 +40,16 @@ import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from analytics.simulate import DIMENSIONS, simulate_scores
 from infra.bench import Measurement
+
+if TYPE_CHECKING:  # the fits import JAX and PyMC themselves, in the processes that run them
+    from analytics.stats.diagnostics import GateReport
 
 PARTICIPANTS = 10_000
 WAVES = 12
@@ -121,7 +125,7 @@ def _cpu_seconds() -> float:
     return time.process_time() + children.ru_utime + children.ru_stime
 
 
-def _gates(report) -> dict:
+def _gates(report: "GateReport") -> dict:
     return {
         "passed": report.passed,
         "reasons": list(report.reasons),
@@ -145,7 +149,7 @@ def _ours(frame: pd.DataFrame, seed: int) -> dict:
         "seconds": time.perf_counter() - started,
         "cpu_seconds": _cpu_seconds() - cpu,
         "compile_seconds": _compile_seconds(now),
-        "sampling_seconds": fit.seconds,
+        "growth_fit_seconds": fit.seconds,
         "groups": fit.groups,
         "target_accept": fit.target_accept,
         "gates": _gates(fit.gates),
