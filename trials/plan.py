@@ -4,11 +4,13 @@ A plan is a JSON object whose sections follow the OSF Preregistration template a
 hypotheses; design and randomisation; outcomes bound to instruments, dimensions and waves; the
 estimand and analysis model; alpha and multiplicity correction; sample size with its power
 calculation; interim looks and stopping rule; exclusions; missing data; minimal important
-differences; guardrails; community weights. ``trials.registry_export`` turns a frozen one into
-OSF JSON and Markdown.
+differences; guardrails; community weights; the telemetry schema (``federated.schema``).
+``trials.registry_export`` turns a frozen one into OSF JSON and Markdown.
 """
 
 from typing import Any
+
+from federated.schema import telemetry_errors
 
 MULTIPLICITY_CORRECTIONS = {"holm", "bh", "none"}
 RANDOMISATION_METHODS = {"permuted_blocks", "salted_hash"}
@@ -93,6 +95,8 @@ def plan_errors(plan: Any, *, arm_slugs: list[str], dimensions: set[str]) -> lis
         and sample["per_arm"] > 0
     ):
         errors.append("sample_size.per_arm must be a positive whole number.")
+    if "telemetry" in plan:
+        errors += telemetry_errors(plan["telemetry"])
     for section in NARRATIVE_SECTIONS:
         if section in plan and not isinstance(plan[section], str):
             errors.append(f"{section} must be text.")

@@ -1,0 +1,132 @@
+"""Reads of telemetry schemas, release windows, the privacy ledger and the DP releases."""
+
+import math
+from datetime import date, timedelta
+
+from django.utils import timezone
+
+from federated.mechanism import NANO, accuracy, rho_to_epsilon
+from federated.models import PrivacyBudget, ReleasedAggregate
+from federated.schema import COUNT, METRICS, TelemetrySchema, telemetry_schema
+from trials.models import PreRegistration, Trial
+from trials.services import preregistration_current
+
+Z95 = 1.959963984540054  # standard normal 0.975 quantile
+
+
+def telemetry_schema_in_force(trial: Trial) -> tuple[PreRegistration, TelemetrySchema] | None:
+    """The frozen plan in force and the telemetry schema it declares; None without telemetry."""
+    preregistration = preregistration_current(trial)
+    if preregistration is None:
+        return None
+    section = preregistration.plan["plan"].get("telemetry")  # the frozen record wraps the plan
+    return None if section is None else (preregistration, telemetry_schema(section))
+
+
+def enrolment_opened_on(trial: Trial) -> date | None:
+    """The day (UTC) enrolment first opened: release windows are counted from it."""
+    event = (
+        trial.events.filter(kind="state_changed", detail__to=Trial.State.ENROLLING)
+        .order_by("at", "id")
+        .first()
+    )
+    return event.at.date() if event is not None else None
+
+
+def window_bounds(trial: Trial, schema: TelemetrySchema, index: int) -> tuple[date, date]:
+    """Window ``index``'s first day and its exclusive end."""
+    opened = enrolment_opened_on(trial)
+    if opened is None:
+        raise ValueError(f"Enrolment of {trial.slug} has not opened: there are no windows yet.")
+    if index < 0:
+        raise ValueError("Window numbers start at 0.")
+    start = opened + timedelta(days=index * schema.window_days)
+    return start, start + timedelta(days=schema.window_days)
+
+
+def windows_ended(trial: Trial, schema: TelemetrySchema, *, today: date | None = None) -> range:
+    """The indices of the windows that have ended (their releases may be run)."""
+    opened = enrolment_opened_on(trial)
+    if opened is None:
+        return range(0)
+    today = today or timezone.now().date()
+    return range(max(0, (today - opened).days // schema.window_days))
+
+
+def privacy_budget_summary(trial: Trial) -> dict | None:
+    """Total, spent and remaining ρ, and the (ε, δ) equivalent of what has been spent."""
+    budget = PrivacyBudget.objects.filter(trial=trial).first()
+    if budget is None:
+        return None
+    spent = budget.spent_nano_rho / NANO
+    return {
+        "total_rho": budget.total_nano_rho / NANO,
+        "spent_rho": spent,
+        "remaining_rho": (budget.total_nano_rho - budget.spent_nano_rho) / NANO,
+        "epsilon": rho_to_epsilon(spent, budget.delta),
+        "delta": budget.delta,
+    }
+
+
+def telemetry_release_rows(trial: Trial) -> list[dict]:
+    """Every released value with a noise-aware 95% interval, plus per-participant means.
+
+    Counts and sums carry the integer Gaussian's exact accuracy at α = 0.05 (OpenDP's
+    ``discrete_gaussian_scale_to_accuracy``). A mean is post-processing of two releases, the
+    noisy sum over the noisy count; its standard error is the delta method's
+    √(σ_s² + m² σ_c²) / n, reported only when the noisy count is positive.
+    """
+    values = (
+        ReleasedAggregate.objects.filter(release__trial=trial)
+        .select_related("release", "arm")
+        .order_by("release__window_index", "arm__slug", "quantity")
+    )
+    rows = []
+    by_window_arm: dict[tuple[int, str], dict[str, ReleasedAggregate]] = {}
+    for value in values:
+        by_window_arm.setdefault((value.release.window_index, value.arm.slug), {})[
+            value.quantity
+        ] = value
+        half_width = accuracy(value.noise_scale)
+        rows.append(
+            _row(value, value.quantity, "count" if value.quantity == COUNT else "sum")
+            | {
+                "estimate": float(value.value),
+                "std_error": value.noise_scale,
+                "ci_low": value.value - half_width,
+                "ci_high": value.value + half_width,
+            }
+        )
+    for quantities in by_window_arm.values():
+        count = quantities.get(COUNT)
+        if count is None or count.value <= 0:
+            continue
+        for quantity, total in quantities.items():
+            if quantity == COUNT:
+                continue
+            mean = total.value / count.value
+            se = math.hypot(total.noise_scale, mean * count.noise_scale) / count.value
+            rows.append(
+                _row(total, quantity, "mean")
+                | {
+                    "estimate": mean,
+                    "std_error": se,
+                    "ci_low": mean - Z95 * se,
+                    "ci_high": mean + Z95 * se,
+                }
+            )
+    return rows
+
+
+def _row(value: ReleasedAggregate, quantity: str, statistic: str) -> dict:
+    definition = METRICS.get(quantity)
+    return {
+        "window_index": value.release.window_index,
+        "window_start": value.release.window_start.isoformat(),
+        "window_end": value.release.window_end.isoformat(),
+        "arm": value.arm.slug,
+        "metric": quantity,
+        "label": definition.label if definition else "Reporting participants",
+        "unit": definition.unit if definition else "participants",
+        "statistic": statistic,
+    }

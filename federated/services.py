@@ -1,0 +1,144 @@
+"""Writes of the privacy ledger and of DP releases, each one atomic transaction with its audit row.
+
+The ledger's rules (DESIGN.md §2 federated/): budget in integer nano-ρ; a reservation is taken,
+under a row lock on the trial's budget, *before* any device is asked or any noise is drawn; a
+window's reservation is keyed, so a retried or concurrent run of the same window reuses it instead
+of paying again; spent budget is never refunded or reset; over budget, nothing is released.
+
+Reusing an unreleased reservation is safe: noise drawn by a run that crashed before storing its
+release was never seen by anyone, so the privacy it would have cost was never lost.
+"""
+
+import math
+from datetime import date
+from fractions import Fraction
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from federated.mechanism import NANO, NoisyValue
+from federated.models import PrivacyBudget, PrivacyCharge, ReleasedAggregate, TelemetryRelease
+from federated.schema import TelemetrySchema
+from trials.models import PreRegistration, Trial
+from trials.services import event_record
+
+
+class PrivacyBudgetExhausted(ValidationError):
+    """A reservation that would overspend the trial's budget; nothing was reserved."""
+
+
+def nano_rho_floor(rho: float) -> int:
+    """A budget's total in whole nano-ρ, rounded down (the ledger never grants more than stated)."""
+    return math.floor(Fraction(rho) * NANO)
+
+
+def _budget_locked(trial: Trial, schema: TelemetrySchema) -> PrivacyBudget:
+    total = nano_rho_floor(schema.rho_total)
+    budget, _ = PrivacyBudget.objects.get_or_create(
+        trial=trial, defaults={"total_nano_rho": total, "delta": schema.delta}
+    )
+    budget = PrivacyBudget.objects.select_for_update().get(pk=budget.pk)
+    if budget.total_nano_rho != total:
+        raise ValidationError(
+            f"The trial's privacy budget was fixed at {budget.total_nano_rho / NANO} ρ when it "
+            f"was first used; the plan in force says {schema.rho_total}. A budget is never "
+            "raised or reset."
+        )
+    return budget
+
+
+def privacy_charge_reserve(
+    *, trial: Trial, schema: TelemetrySchema, key: str, nano_rho: int, measurements: dict
+) -> PrivacyCharge:
+    """Reserve ``nano_rho`` of ``trial``'s budget under ``key``, or return the existing
+    reservation of that key. Raises :class:`PrivacyBudgetExhausted` when it does not fit."""
+    if nano_rho <= 0:
+        raise ValueError("A charge must be a positive number of nano-ρ.")
+    try:
+        return _reserve(trial, schema, key, nano_rho, measurements)
+    except PrivacyBudgetExhausted as refused:
+        # The refusal is audited on its own: the reservation's transaction rolled back.
+        event_record(trial=trial, kind="privacy_budget_refused", key=key, nano_rho=nano_rho)
+        raise refused
+
+
+@transaction.atomic
+def _reserve(
+    trial: Trial, schema: TelemetrySchema, key: str, nano_rho: int, measurements: dict
+) -> PrivacyCharge:
+    budget = _budget_locked(trial, schema)
+    # Every reservation of this trial waits for the budget's row lock, so this read is current.
+    existing = PrivacyCharge.objects.filter(key=key).first()
+    if existing is not None:
+        if existing.budget_id != budget.pk or existing.nano_rho != nano_rho:
+            raise ValidationError(
+                f"Reservation {key} exists with a different trial or cost; a window's mechanism "
+                "cannot change once reserved."
+            )
+        return existing
+    remaining = budget.total_nano_rho - budget.spent_nano_rho
+    if nano_rho > remaining:
+        raise PrivacyBudgetExhausted(
+            f"Privacy budget exhausted for trial {trial.slug}: this release needs "
+            f"ρ = {nano_rho / NANO:.9f} but only {remaining / NANO:.9f} of "
+            f"{budget.total_nano_rho / NANO:.9f} remains. Nothing was released."
+        )
+    budget.spent_nano_rho += nano_rho
+    budget.save(update_fields=["spent_nano_rho"])
+    charge = PrivacyCharge.objects.create(
+        budget=budget, key=key, nano_rho=nano_rho, measurements=measurements
+    )
+    event_record(
+        trial=trial,
+        kind="privacy_budget_reserved",
+        key=key,
+        nano_rho=nano_rho,
+        spent_nano_rho=budget.spent_nano_rho,
+    )
+    return charge
+
+
+@transaction.atomic
+def telemetry_release_store(
+    *,
+    charge: PrivacyCharge,
+    trial: Trial,
+    preregistration: PreRegistration,
+    window_index: int,
+    window: tuple[date, date],
+    noisy: dict[str, dict[str, NoisyValue]],
+) -> TelemetryRelease:
+    """Store a window's noisy values and finalise its charge, all or nothing. If another run
+    already stored this charge's release, that one stands and ``noisy`` is discarded unseen."""
+    charge = PrivacyCharge.objects.select_for_update().get(pk=charge.pk)
+    if charge.status == PrivacyCharge.Status.RELEASED:
+        return charge.release
+    arms = {arm.slug: arm for arm in trial.arms.all()}
+    unknown = set(noisy) - set(arms)
+    if unknown:
+        raise ValueError(f"Not arms of {trial.slug}: {', '.join(sorted(unknown))}.")
+    release = TelemetryRelease.objects.create(
+        trial=trial,
+        preregistration=preregistration,
+        charge=charge,
+        window_index=window_index,
+        window_start=window[0],
+        window_end=window[1],
+    )
+    ReleasedAggregate.objects.bulk_create(
+        ReleasedAggregate(
+            release=release,
+            arm=arms[arm],
+            quantity=quantity,
+            value=value.value,
+            noise_scale=value.scale,
+        )
+        for arm, quantities in noisy.items()
+        for quantity, value in quantities.items()
+    )
+    charge.status = PrivacyCharge.Status.RELEASED
+    charge.released_at = timezone.now()
+    charge.save(update_fields=["status", "released_at"])
+    event_record(trial=trial, kind="telemetry_released", key=charge.key, window_index=window_index)
+    return release

@@ -1,0 +1,75 @@
+"""A trial with telemetry in its frozen plan, participants with devices, and device event logs."""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from unittest import mock
+
+import pytest
+from django.utils import timezone
+
+from federated.client.eventlog import EventLog
+from federated.selectors import telemetry_schema_in_force, window_bounds
+from tests.trials.factories import enrolling_trial, valid_plan
+from trials.models import ConsentDocument, ConsentScope, Participant, Trial
+from trials.services import assignment_token, participant_enrol
+
+TELEMETRY = {
+    "window_days": 7,
+    "rho_total": 0.05,
+    "rho_per_window": 0.01,
+    "delta": 1e-7,
+    "metrics": [
+        {"code": "minutes", "upper": 1_000_000},
+        {"code": "sessions", "upper": 100},
+        {"code": "late_night_days"},
+    ],
+}
+
+
+def telemetry_trial(slug: str = "tele", telemetry: dict | None = None) -> Trial:
+    """Enrolling since 30 days ago, so that release windows 0–3 have ended (audit rows are
+    immutable, so the clock is moved rather than the row)."""
+    month_ago = timezone.now() - timedelta(days=30)
+    with mock.patch("django.utils.timezone.now", return_value=month_ago):
+        return enrolling_trial(slug, plan=valid_plan(telemetry=telemetry or TELEMETRY))
+
+
+@dataclass
+class Device:
+    participant: Participant
+    log: EventLog
+    node_config: dict
+
+
+def enrol_with_device(
+    trial: Trial, number: int, directory: Path, *, scopes=None, device_consent: bool = True
+) -> Device:
+    document = ConsentDocument.objects.get(trial=trial)
+    participant = participant_enrol(
+        trial=trial,
+        email=f"p{number}@example.org",
+        consent_document=document,
+        scopes=scopes if scopes is not None else [ConsentScope.SURVEYS, ConsentScope.TELEMETRY],
+    )
+    log = EventLog(directory / f"device-{number}.sqlite3")
+    log.set_telemetry_consent(device_consent)
+    config = {"participant-token": assignment_token(participant), "event-log": str(log.path)}
+    return Device(participant, log, config)
+
+
+def use_in_window(device: Device, trial: Trial, *, minutes: int, sessions: int = 1) -> None:
+    """Record ``sessions`` daytime sessions of ``minutes`` in total inside window 0."""
+    _, schema = telemetry_schema_in_force(trial)
+    start, _ = window_bounds(trial, schema, 0)
+    noon = datetime(start.year, start.month, start.day, 12, tzinfo=UTC)
+    each = minutes // sessions
+    for number in range(sessions):
+        begin = noon + timedelta(days=number % 6, hours=number // 6 % 6)
+        length = each + (minutes - each * sessions if number == 0 else 0)
+        device.log.record_session(begin, begin + timedelta(minutes=length))
+
+
+@pytest.fixture
+def trial(db):
+    return telemetry_trial()
