@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import jax
+import numpy as np
 import pandas as pd
 from statsmodels.stats.multitest import multipletests
 
@@ -31,6 +32,7 @@ from analytics.stats.ordinal import ordinal_data_from_frame, ordinal_growth_fit
 from analytics.stats.sequential import spending_boundaries
 from analytics.stats.srm import sample_ratio_mismatch
 from surveys.models import Instrument
+from surveys.reports import trial_survey_report
 from trials.models import FlourishingProfile, Trial
 from trials.plan import randomisation_settings
 
@@ -45,6 +47,9 @@ MULTIPLICITY_METHODS = {"holm": "holm", "bh": "fdr_bh"}
 # A lower score on this outcome means more reliance on the assistant: the survey's engagement
 # signal for the divergence guardrail until telemetry releases exist.
 RELIANCE_OUTCOME = "ai_independence"
+# Bins of the stored posterior histograms: enough for a smooth curve on a dashboard, small
+# enough that a run's JSON stays a few kilobytes per arm and outcome.
+DENSITY_BINS = 60
 
 
 @dataclass(frozen=True)
@@ -189,7 +194,8 @@ def analyse(
         "multiplicity": (plan or {}).get("multiplicity", "holm"),
         "outcomes": [dataclasses.asdict(o) for o in outcomes],
         "estimates": estimates,
-        "bayes_growth": _bayes_section(fit),
+        "bayes_growth": _bayes_section(fit, [o.code for o in bayes_outcomes]),
+        "trajectories": _trajectories(frame),
         "srm": dataclasses.asdict(sample_ratio_mismatch(allocated, ratio)),
         "attrition": [
             dataclasses.asdict(w)
@@ -203,6 +209,7 @@ def analyse(
         "interim": _interim(plan, estimates, allocated, responded),
         "divergence": _divergence(fit, bayes_outcomes),
         "ordinal": ordinal_runs,
+        "psychometrics": _psychometrics(trial),
     }
     diagnostics = {
         "gates": dataclasses.asdict(fit.gates),
@@ -353,14 +360,110 @@ def _bayes_estimates(fit: GrowthFit, outcomes, mids, is_confirmatory) -> list[di
     return rows
 
 
-def _bayes_section(fit: GrowthFit) -> dict:
+def _bayes_section(fit: GrowthFit, codes: list[str]) -> dict:
     return {
         "reportable": fit.reportable,
         "not_reportable_because": list(fit.gates.reasons),
         "community_effects": [dataclasses.asdict(c) for c in fit.community_effects],
         "participants": fit.participants,
         "observations": fit.observations,
+        "posterior_densities": _posterior_densities(fit, codes),
     }
+
+
+def _posterior_densities(fit: GrowthFit, codes: list[str]) -> list[dict]:
+    """Per arm and outcome, a histogram of γ's draws (score points per wave) normalised to a
+    density: dashboards draw the posterior from it without the draws themselves."""
+    gamma = fit.draws["gamma"]
+    arms = list(dict.fromkeys(e.arm for e in fit.effects))
+    densities = []
+    for a, arm in enumerate(arms):
+        for d, code in enumerate(codes):
+            density, edges = np.histogram(
+                gamma[:, :, a, d].ravel(), bins=DENSITY_BINS, density=True
+            )
+            densities.append(
+                {
+                    "arm": arm,
+                    "outcome": code,
+                    "x": ((edges[:-1] + edges[1:]) / 2).tolist(),
+                    "density": density.tolist(),
+                }
+            )
+    return densities
+
+
+def _trajectories(frame: pd.DataFrame) -> list[dict]:
+    """Observed mean score per outcome, arm and wave with a normal 95% interval: the growth
+    curves a dashboard draws, kept with the run so they match the data the models saw."""
+    grouped = frame.groupby(["outcome", "arm", "wave"]).score.agg(["count", "mean", "std"])
+    rows = []
+    for (outcome, arm, wave), row in grouped.iterrows():
+        half = 1.959964 * row["std"] / np.sqrt(row["count"]) if row["count"] > 1 else np.nan
+        rows.append(
+            {
+                "outcome": outcome,
+                "arm": arm,
+                "wave": int(wave),
+                "n": int(row["count"]),
+                "mean": float(row["mean"]),
+                "ci_low": None if np.isnan(half) else float(row["mean"] - half),
+                "ci_high": None if np.isnan(half) else float(row["mean"] + half),
+            }
+        )
+    return rows
+
+
+def _figure_json(figure) -> dict:
+    """A survey report figure as JSON: its value's fields, or the reason there is none."""
+    value = figure.value
+    if value is None:
+        return {"value": None, "reason": figure.reason}
+    if dataclasses.is_dataclass(value):
+        value = {
+            k: _finite(v)
+            for k, v in dataclasses.asdict(value).items()
+            if not isinstance(v, np.ndarray)
+        }
+    elif isinstance(value, dict) and "steps" in value:
+        value = {
+            **value,
+            "steps": [
+                {k: _finite(v) for k, v in dataclasses.asdict(step).items()}
+                for step in value["steps"]
+            ],
+        }
+    return {"value": value, "reason": ""}
+
+
+def _finite(value):
+    # PostgreSQL's jsonb has no NaN; an undefined statistic (a p-value at 0 df) is stored as null.
+    return None if isinstance(value, float) and not np.isfinite(value) else value
+
+
+def _psychometrics(trial: Trial) -> list[dict]:
+    """Reliability per wave and measurement invariance per score (surveys.reports), stored with
+    the run so that no dashboard request fits a factor model."""
+    return [
+        {
+            "instrument": report.instrument,
+            "score": report.score,
+            "validated": report.validated,
+            "reliability": [
+                {
+                    "wave": int(row["wave"]),
+                    "n": int(row["n"]),
+                    "alpha": _figure_json(row["alpha"]),
+                    "omega": _figure_json(row["omega"]),
+                }
+                for row in report.by_wave
+            ],
+            "invariance": {
+                group: _figure_json(figure) for group, figure in report.invariance.items()
+            },
+        }
+        for report in trial_survey_report(trial)
+    ]
 
 
 def _interim(plan, estimates, allocated, responded) -> dict | None:

@@ -1,21 +1,22 @@
-"""Read-only result pages for analysts. They only read stored AnalysisRun rows; no model is
-fitted inside a request."""
+"""Analysts' pages: the trial list (a Django template) and the per-trial Dash dashboard, whose
+every request passes through Django's login and permission checks before it reaches Dash (see
+``dashboards.dash_app`` for why Dash is mounted this way). Nothing here fits a model."""
 
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.views.decorators.csrf import csrf_exempt
+from werkzeug.test import EnvironBuilder
 
 from analytics.models import AnalysisRun
+from dashboards.dash_app import USER_KEY, dash_app
+from dashboards.selectors import VIEW_PERMISSION, latest_finished_run, may_view
 from trials.models import Trial
 from trials.selectors import trials_analysed_by
-from trials.services import missing_approvals, preregistration_current
 
-VIEW_PERMISSION = "analytics.view_analysisrun"
-
-
-def _latest_finished(trial: Trial) -> AnalysisRun | None:
-    return trial.analysis_runs.filter(status=AnalysisRun.Status.FINISHED).first()
+# Hop-by-hop headers belong to one connection and must not be copied between servers.
+HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length"}
 
 
 def headline(run: AnalysisRun) -> dict | None:
@@ -35,24 +36,57 @@ def headline(run: AnalysisRun) -> dict | None:
 def trial_list(request: HttpRequest) -> HttpResponse:
     rows = []
     for trial in trials_analysed_by(request.user).order_by("slug"):
-        run = _latest_finished(trial)
+        run = latest_finished_run(trial)
         primary = headline(run) if run else None
         rows.append({"trial": trial, "run": run, "primary": primary})
     return render(request, "dashboards/trial_list.html", {"rows": rows})
 
 
+def _to_dash(request: HttpRequest) -> HttpResponse:
+    """Run the Dash (Flask) WSGI app on this request and return its answer as Django's."""
+    builder = EnvironBuilder(
+        path=request.path,
+        method=request.method,
+        headers={k: v for k, v in request.headers.items() if k.lower() != "content-length"},
+        query_string=request.META.get("QUERY_STRING", ""),
+        data=request.body,
+        base_url=f"{request.scheme}://{request.get_host()}",
+    )
+    environ = builder.get_environ()
+    environ[USER_KEY] = request.user
+    captured: dict = {}
+
+    def start_response(status: str, headers: list, exc_info=None) -> None:
+        captured["status"], captured["headers"] = status, headers
+
+    answer = dash_app().server.wsgi_app(environ, start_response)
+    try:
+        body = b"".join(answer)
+    finally:
+        if hasattr(answer, "close"):
+            answer.close()
+    response = HttpResponse(body, status=int(captured["status"].split()[0]))
+    for name, value in captured["headers"]:
+        if name.lower() not in HOP_BY_HOP:
+            response[name] = value
+    return response
+
+
 @login_required
 @permission_required(VIEW_PERMISSION, raise_exception=True)
 def trial_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    """The dashboard page of one trial (Dash's index page, once access is checked)."""
     trial = get_object_or_404(Trial, slug=slug)
-    if not trials_analysed_by(request.user).filter(pk=trial.pk).exists():
+    if not may_view(request.user, trial):
         raise PermissionDenied("You are not an analyst or coordinator of this trial.")
-    run = _latest_finished(trial)
-    context = {
-        "trial": trial,
-        "prereg": preregistration_current(trial),
-        "missing_approvals": missing_approvals(trial),
-        "run": run,
-        "latest_run": trial.analysis_runs.first(),
-    }
-    return render(request, "dashboards/trial_detail.html", context)
+    return _to_dash(request)
+
+
+# Dash posts its callbacks as JSON without Django's CSRF token. The callbacks only read, and
+# the session cookie is SameSite=Lax, so a cross-site post carries no session anyway.
+@csrf_exempt
+@login_required
+@permission_required(VIEW_PERMISSION, raise_exception=True)
+def dash_resource(request: HttpRequest, resource: str) -> HttpResponse:
+    """Dash's own routes (layout, callbacks, scripts); the callback checks the trial itself."""
+    return _to_dash(request)

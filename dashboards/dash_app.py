@@ -1,0 +1,217 @@
+"""The analysts' Dash app, mounted beside Django behind Django's own session.
+
+Choice (issue 7): stock Dash (pinned ``dash==4.4.1`` in requirements.lock) on its own Flask
+server, mounted at ``/dashboards/`` through a thin Django view (``dashboards.views``) that
+hands each request to the Flask WSGI app after Django's middleware has authenticated the user.
+We did not use django-plotly-dash: its last release has no record of working with Dash 4, it
+brings Channels, iframes and its own migrations, and its asset serving has broken on Dash
+upgrades before (research/anchors-stack-style.md §1). Compared with mounting Dash with
+Werkzeug's ``DispatcherMiddleware`` in ``config/wsgi.py``, the bridge view gives the same
+stock Dash while the login, the permission check and the session stay Django's own (no second
+reading of the session cookie) and it runs wherever Django runs: ``runserver`` in the demo,
+gunicorn, and pytest-django's live server in the browser tests.
+
+Everything the page draws comes from stored rows (``dashboards.selectors``) turned into panels
+by pure functions (``dashboards.panels``); the one callback renders the trial named in the URL
+and fits nothing. Plotly and Dash's scripts are served from the installed packages
+(``serve_locally``), so the page needs no network beyond this server.
+"""
+
+import json
+import urllib.parse
+from functools import cache
+
+import flask
+from dash import Dash, Input, Output, dcc, html
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+
+from dashboards import panels as p
+from dashboards.selectors import dashboard_data, may_view
+from trials.models import Trial
+
+PREFIX = "/dashboards/"
+# The bridge view puts Django's authenticated user here for the callback to check access.
+USER_KEY = "flourish.user"
+
+INDEX = """<!DOCTYPE html>
+<html lang="en">
+<head>
+{%metas%}
+<title>{%title%}</title>
+{%favicon%}
+{%css%}
+<style>
+  :root { --ink: #1a1a1a; --muted: #4a4a4a; --accent: #0b5394; --line: #c8c8c8; }
+  body { margin: 0; font: 16px/1.5 system-ui, sans-serif; color: var(--ink); background: #fff; }
+  main { max-width: 80rem; margin: 0 auto; padding: 1rem; }
+  h1 { font-size: 1.5rem; margin: .2rem 0; } h2 { font-size: 1.2rem; margin: 0; }
+  a { color: var(--accent); }
+  :focus-visible { outline: 3px solid #e69f00; outline-offset: 2px; }
+  section.panel { border: 1px solid var(--line); border-radius: .5rem; padding: 1rem;
+    margin: 1rem 0; }
+  .panel-head { display: flex; flex-wrap: wrap; gap: .6rem; align-items: baseline; }
+  .badge { display: inline-block; padding: .1rem .6rem; border-radius: .3rem; font-size: .85rem;
+    font-weight: 600; text-transform: uppercase; letter-spacing: .03em; }
+  .badge.confirmatory { background: #0072b2; color: #fff; }
+  .badge.exploratory { background: #fff; color: #7a3d00; border: 2px solid #d55e00; }
+  .reading { font-size: 1.05rem; margin: .5rem 0 .8rem; }
+  .figures { display: grid; grid-template-columns: repeat(auto-fit, minmax(30rem, 1fr));
+    gap: .8rem; }
+  @media (max-width: 40rem) { .figures { grid-template-columns: 1fr; } }
+  .table-wrap { overflow-x: auto; margin: .8rem 0; }
+  table { border-collapse: collapse; width: 100%; font-size: .9rem; }
+  caption { text-align: left; font-weight: 600; padding: .3rem 0; }
+  th, td { text-align: left; padding: .3rem .5rem; border-bottom: 1px solid var(--line);
+    vertical-align: top; }
+  td.hash { font-family: ui-monospace, monospace; word-break: break-all; }
+  .muted, .note { color: var(--muted); }
+</style>
+</head>
+<body>
+<main>{%app_entry%}</main>
+<footer>{%config%}{%scripts%}{%renderer%}</footer>
+</body>
+</html>"""
+
+GRAPH_CONFIG = {
+    "displaylogo": False,
+    "responsive": True,
+    # The modebar's camera button renders the PNG in the browser: no network needed.
+    "toImageButtonOptions": {"format": "png", "scale": 2},
+    "modeBarButtonsToRemove": ["select2d", "lasso2d"],
+}
+
+
+def _csv(table: p.Table) -> str:
+    lines = [",".join(json.dumps(str(c)) for c in table.columns)]
+    lines += [",".join(json.dumps(str(v)) for v in row) for row in table.rows]
+    return "\n".join(lines) + "\n"
+
+
+def _table(slug: str, table: p.Table) -> html.Div:
+    body = [html.Tr([html.Td(str(v)) for v in row]) for row in table.rows] or [
+        html.Tr(html.Td("None.", colSpan=len(table.columns), className="muted"))
+    ]
+    return html.Div(
+        className="table-wrap",
+        children=[
+            html.Table(
+                [
+                    html.Caption(table.caption),
+                    html.Thead(html.Tr([html.Th(c, scope="col") for c in table.columns])),
+                    html.Tbody(body),
+                ]
+            ),
+            html.A(
+                f"Download CSV: {table.caption}",
+                href="data:text/csv;charset=utf-8," + urllib.parse.quote(_csv(table)),
+                download=f"{slug}-{table.name}.csv",
+                className="csv",
+            ),
+        ],
+    )
+
+
+def _graph(slug: str, panel: p.Panel, index: int, fig) -> dcc.Graph:
+    config = dict(GRAPH_CONFIG)
+    config["toImageButtonOptions"] = {
+        **GRAPH_CONFIG["toImageButtonOptions"],
+        "filename": f"{slug}-{panel.key}-{index + 1}",
+    }
+    return dcc.Graph(figure=fig.to_dict(), config=config)
+
+
+def panel_component(slug: str, panel: p.Panel) -> html.Section:
+    heading = f"panel-{panel.key}"
+    return html.Section(
+        className=f"panel {panel.label}",
+        id=heading + "-section",
+        **{"aria-labelledby": heading, "data-label": panel.label},
+        children=[
+            html.Div(
+                className="panel-head",
+                children=[
+                    html.H2(panel.title, id=heading),
+                    html.Span(panel.label, className=f"badge {panel.label}"),
+                ],
+            ),
+            html.P(panel.reading, className="reading"),
+            html.Div(
+                className="figures",
+                children=[_graph(slug, panel, i, fig) for i, fig in enumerate(panel.figures)],
+            ),
+            *[html.P(note, className="note") for note in panel.notes],
+            *[_table(slug, table) for table in panel.tables],
+        ],
+    )
+
+
+def dashboard_children(trial: Trial) -> list:
+    """The whole page for one trial, from stored rows only."""
+    data = dashboard_data(trial)
+    run = p.run_summary(data.run) if data.run else None
+    panels = p.dashboard_panels(
+        data.record, run, data.enrolment, data.privacy_budget, data.telemetry
+    )
+    figures = sum(len(panel.figures) for panel in panels)
+    if run:
+        summary = f"Showing {run['kind']} analysis run {run['id']}, finished {run['finished_at']}."
+    elif data.latest_run:
+        summary = f"Analysis run {data.latest_run.pk} is {data.latest_run.status}."
+    else:
+        summary = "No analysis has been run yet."
+    return [
+        html.P(html.A("← All trials", href=PREFIX)),
+        html.H1(data.record.title),
+        html.P(summary, className="muted"),
+        html.Div(
+            id="panels",
+            **{"data-figures": str(figures)},
+            children=[panel_component(trial.slug, panel) for panel in panels],
+        ),
+    ]
+
+
+def _slug(pathname: str | None) -> str:
+    return (pathname or "").removeprefix(PREFIX).strip("/")
+
+
+def render(pathname: str | None) -> list:
+    """The callback: the trial named in the URL, for a user allowed to read it."""
+    try:
+        trial = Trial.objects.get(slug=_slug(pathname))
+    except Trial.DoesNotExist as error:
+        raise Http404("No such trial.") from error
+    if not may_view(flask.request.environ[USER_KEY], trial):
+        raise PermissionDenied("You are not an analyst or coordinator of this trial.")
+    return dashboard_children(trial)
+
+
+@cache
+def dash_app() -> Dash:
+    """One Dash app per process, built on first use."""
+    server = flask.Flask(__name__)
+    # Let Django's PermissionDenied and Http404 reach Django's handlers (403/404 pages).
+    server.config["PROPAGATE_EXCEPTIONS"] = True
+    app = Dash(
+        __name__,
+        server=server,
+        routes_pathname_prefix=PREFIX,
+        requests_pathname_prefix=PREFIX,
+        serve_locally=True,
+        title="Flourish dashboard",
+        update_title=None,
+        index_string=INDEX,
+        assets_ignore=".*",
+        # Callbacks run in Django's request thread, where the ORM must stay synchronous.
+        use_async=False,
+    )
+    app.layout = html.Div(
+        [
+            dcc.Location(id="url"),
+            html.Div(id="dashboard", children=html.P("Loading the stored results…")),
+        ]
+    )
+    app.callback(Output("dashboard", "children"), Input("url", "pathname"))(render)
+    return app

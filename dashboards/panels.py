@@ -1,0 +1,1121 @@
+"""The dashboard's panels, built from stored results only (pure functions: no database, no
+model fitting).
+
+Every panel carries a confirmatory/exploratory label, a title, a one-line plain-language reading
+computed from the numbers it shows, its figures (Plotly, with titles and axis labels in units)
+and its tables (each offered as CSV). A panel is *confirmatory* when it shows a pre-registered
+confirmatory estimate, or the integrity record (registration, CONSORT, allocation, attrition,
+convergence) of a confirmatory run; everything else is exploratory.
+"""
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from analytics.stats.diagnostics import MAX_RHAT, MIN_ESS
+from dashboards.figures import GREY, OKABE_ITO, Figure, rgba
+from dashboards.selectors import TrialRecord
+
+CONFIRMATORY = "confirmatory"
+EXPLORATORY = "exploratory"
+METHOD_NAMES = {
+    "mixedlm": "mixed model",
+    "gee": "GEE",
+    "ancova": "ANCOVA",
+    "bayes_growth": "Bayesian growth",
+    "bayes_ordinal": "Bayesian ordinal",
+}
+FREQUENTIST_GROWTH = ("mixedlm", "gee")
+MIN_RELIABILITY = 0.70  # the usual floor for group comparisons (Nunnally 1978)
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str  # also the CSV file's stem
+    caption: str
+    columns: list[str]
+    rows: list[list]
+
+
+@dataclass(frozen=True)
+class Panel:
+    key: str
+    title: str
+    label: str
+    reading: str
+    figures: list[Figure] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def words(code: str) -> str:
+    """``mental_wellbeing`` → ``Mental wellbeing``."""
+    text = str(code).replace("_", " ")
+    return text[:1].upper() + text[1:]
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def _p(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return "< 0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def arm_colours(arms: Iterable[str]) -> dict[str, str]:
+    return {arm: OKABE_ITO[i % len(OKABE_ITO)] for i, arm in enumerate(arms)}
+
+
+# --- status -----------------------------------------------------------------------------------
+
+
+def status_panel(record: TrialRecord, run: dict | None, label: str) -> Panel:
+    approved = ", ".join(a["body"] for a in record.approvals) or "no body"
+    missing = record.missing_approvals
+    registration = [
+        ["Lifecycle state", record.state],
+        ["Pre-registration version", record.preregistration_version or "none frozen"],
+        ["Pre-registration SHA-256", record.preregistration_sha256 or "–"],
+        ["Frozen at", record.frozen_at or "–"],
+    ]
+    if run:
+        registration += [
+            ["Analysis run", f"{run['id']} ({run['kind']}), finished {run['finished_at']}"],
+            ["Run's pre-registration SHA-256", run["preregistration_sha256"]],
+            ["Code version", run["code_version"]],
+            ["Data snapshot SHA-256", run["data_snapshot_sha256"]],
+        ]
+    if run and run["results"].get("interim"):
+        registration.append(["Interim looks", run["results"]["interim"]["status"]])
+    reading = (
+        f"The trial is {record.state}; version {record.preregistration_version} of the plan is "
+        f"in force, approved by {approved}"
+        + (f", still awaiting {', '.join(missing)}" if missing else "")
+        + f"; {len(record.deviations)} protocol deviation(s) recorded."
+        if record.preregistration_version
+        else f"The trial is {record.state} and has no frozen pre-registration yet."
+    )
+    return Panel(
+        key="status",
+        title="Trial status, pre-registration and oversight",
+        label=label,
+        reading=reading,
+        tables=[
+            Table("registration", "Registration record", ["Item", "Value"], registration),
+            Table(
+                "approvals",
+                "Approvals by oversight body",
+                ["Body", "Kind", "Version approved", "Decided by", "Decided at (UTC)"],
+                [
+                    [a["body"], a["kind"], a["version"], a["decided_by"], a["decided_at"]]
+                    for a in record.approvals
+                ]
+                + [[name, "", "awaiting approval", "", ""] for name in missing],
+            ),
+            Table(
+                "deviations",
+                "Protocol deviations",
+                ["Recorded", "Kind", "Version in force", "Description"],
+                [
+                    [d["recorded_at"], d["kind"], d["version"], d["description"]]
+                    for d in record.deviations
+                ],
+            ),
+        ],
+    )
+
+
+# --- CONSORT ----------------------------------------------------------------------------------
+
+
+def consort_figure(consort: dict) -> Figure:
+    """The CONSORT 2010 flow as boxes and arrows, each box's numbers from the stored counts."""
+    fig = Figure("CONSORT flow of participants", "", "", height=520)
+    arms = consort["arms"]
+    width = 1.0 / max(len(arms), 1)
+
+    def box(x: float, y: float, text: str, w: float = 0.26) -> None:
+        fig.add_shape(
+            type="rect",
+            x0=x - w / 2,
+            x1=x + w / 2,
+            y0=y - 0.06,
+            y1=y + 0.06,
+            line={"color": GREY},
+            fillcolor="#f4f4f4",
+        )
+        fig.add_annotation(x=x, y=y, text=text, showarrow=False, font={"size": 13})
+
+    def arrow(x0: float, y0: float, x1: float, y1: float) -> None:
+        fig.add_annotation(
+            x=x1, y=y1 + 0.065, ax=x0, ay=y0 - 0.065, xref="x", yref="y", axref="x", ayref="y",
+            text="", showarrow=True, arrowhead=2, arrowcolor=GREY,
+        )  # fmt: skip
+
+    box(0.5, 0.92, f"Assessed for eligibility (n = {consort['assessed']})")
+    excluded = "<br>".join(f"{r}: {n}" for r, n in consort["excluded_reasons"].items())
+    box(0.85, 0.78, f"Excluded (n = {consort['excluded']})<br>{excluded}", w=0.28)
+    box(0.5, 0.64, f"Consented and randomised (n = {consort['consented']})")
+    arrow(0.5, 0.92, 0.5, 0.64)
+    for i, arm in enumerate(arms):
+        x = width * (i + 0.5)
+        reasons = "; ".join(f"{r}: {n}" for r, n in arm["withdrawal_reasons"].items())
+        box(x, 0.46, f"Allocated to {arm['slug']} (n = {arm['allocated']})", w=width * 0.9)
+        box(
+            x,
+            0.28,
+            f"Answered wave {consort['final_wave']} (n = {arm['followed_up']})<br>"
+            f"Withdrew (n = {arm['withdrawn']}){'<br>' + reasons if reasons else ''}",
+            w=width * 0.9,
+        )
+        box(x, 0.10, f"Analysed, ANCOVA (n = {arm['analysed']})", w=width * 0.9)
+        arrow(0.5, 0.64, x, 0.46)
+        arrow(x, 0.46, x, 0.28)
+        arrow(x, 0.28, x, 0.10)
+    fig.axis("x", visible=False, range=[0, 1])
+    fig.axis("y", visible=False, range=[0, 1])
+    return fig
+
+
+def consort_panel(consort: dict, label: str) -> Panel:
+    allocated = sum(a["allocated"] for a in consort["arms"])
+    analysed = sum(a["analysed"] for a in consort["arms"])
+    share = analysed / allocated if allocated else 0
+    return Panel(
+        key="consort",
+        title="CONSORT flow",
+        label=label,
+        reading=f"Of {allocated} participants randomised, {analysed} ({share:.0%}) answered "
+        f"both the baseline and wave {consort['final_wave']} and enter the final-wave analysis.",
+        figures=[consort_figure(consort)],
+        tables=[
+            Table(
+                "consort",
+                "CONSORT counts per arm",
+                ["Arm", "Allocated", "Followed up", "Analysed", "Withdrawn", "Reasons"],
+                [
+                    [
+                        a["slug"],
+                        a["allocated"],
+                        a["followed_up"],
+                        a["analysed"],
+                        a["withdrawn"],
+                        "; ".join(f"{r}: {n}" for r, n in a["withdrawal_reasons"].items()),
+                    ]
+                    for a in consort["arms"]
+                ],
+            )
+        ],
+    )
+
+
+# --- enrolment, SRM, attrition ----------------------------------------------------------------
+
+
+def enrolment_panel(enrolment: list[dict], results: dict, colours: dict, label: str) -> Panel:
+    srm = results["srm"]
+    attrition = results["attrition"]
+    cumulative = Figure(
+        "Enrolment over time", "Date enrolled (UTC)", "Participants enrolled (cumulative count)"
+    )
+    for arm, colour in colours.items():
+        days = [row for row in enrolment if row["arm"] == arm]
+        total, counts = 0, []
+        for row in days:
+            total += row["n"]
+            counts.append(total)
+        cumulative.add_trace(
+            dict(
+                type="scatter",
+                x=[row["day"] for row in days],
+                y=counts,
+                name=f"arm {arm}",
+                mode="lines+markers",
+                line={"color": colour, "shape": "hv"},
+            )
+        )
+    response = Figure(
+        "Response rate per wave", "Wave (index; 0 = baseline)", "Responded (% of randomised)"
+    )
+    for arm, colour in colours.items():
+        response.add_trace(
+            dict(
+                type="scatter",
+                x=[w["wave"] for w in attrition],
+                y=[100 * w["response_rate"].get(arm, 0) for w in attrition],
+                name=f"arm {arm}",
+                mode="lines+markers",
+                line={"color": colour},
+            )
+        )
+    response.axis("y", range=[0, 105])
+    differential = [w["wave"] for w in attrition if w["differential"]]
+    last = attrition[-1] if attrition else None
+    reading = (
+        ("Allocation departs from the planned ratio (SRM " if srm["mismatch"] else "No sign of ")
+        + f"sample-ratio mismatch (χ² = {srm['chi2']:.2f}, p = {_p(srm['p_value'])})"
+        + (")" if srm["mismatch"] else "")
+        + "; "
+        + (
+            f"response rates differ between arms at wave(s) {', '.join(map(str, differential))}."
+            if differential
+            else "response rates do not differ between arms at any wave"
+            + (
+                f" (wave {last['wave']}: "
+                + ", ".join(f"{a} {r:.0%}" for a, r in last["response_rate"].items())
+                + ")."
+                if last
+                else "."
+            )
+        )
+    )
+    return Panel(
+        key="enrolment",
+        title="Enrolment, sample-ratio mismatch and attrition",
+        label=label,
+        reading=reading,
+        figures=[cumulative, response],
+        tables=[
+            Table(
+                "srm",
+                f"Sample-ratio mismatch: χ² = {srm['chi2']:.2f}, df = {srm['df']}, "
+                f"p = {_p(srm['p_value'])} (flagged below {srm['threshold']})",
+                ["Arm", "Observed", "Expected"],
+                [[a, n, round(srm["expected"][a], 1)] for a, n in srm["observed"].items()],
+            ),
+            Table(
+                "attrition",
+                "Response and differential attrition per wave",
+                ["Wave", "Arm", "Randomised", "Responded", "Response rate", "χ²", "p", "Flag"],
+                [
+                    [
+                        w["wave"],
+                        arm,
+                        w["allocated"][arm],
+                        w["responded"][arm],
+                        round(w["response_rate"][arm], 4),
+                        round(w["chi2"], 3),
+                        round(w["p_value"], 4),
+                        "differential" if w["differential"] else "",
+                    ]
+                    for w in attrition
+                    for arm in w["allocated"]
+                ],
+            ),
+        ],
+    )
+
+
+# --- forest plots -----------------------------------------------------------------------------
+
+
+def _row_name(estimate: dict, control: str, several_outcomes: bool) -> str:
+    name = f"{estimate['arm']} − {control} · {METHOD_NAMES[estimate['method']]}"
+    if several_outcomes:
+        name = f"{estimate['outcome']}: {name}"
+    return name if estimate["confirmatory"] else f"{name} (exploratory)"
+
+
+def _mid_per_wave(estimates: Sequence[dict]) -> float | None:
+    """The MID spread over the waves to the outcome wave: the growth difference per wave that
+    reaches the minimal important difference by then."""
+    with_mid = next((e for e in estimates if e.get("mid") is not None and e["wave"]), None)
+    return None if with_mid is None else with_mid["mid"] / with_mid["wave"]
+
+
+def forest_figure(dimension: str, estimates: Sequence[dict], control: str) -> Figure:
+    growth = [e for e in estimates if e["estimand"] == "growth_difference_per_wave"]
+    several = len({e["outcome"] for e in growth}) > 1
+    fig = Figure(
+        f"{words(dimension)}: difference in growth per wave",
+        "Score points per wave (95% interval)",
+        "Contrast · model",
+        columns=2,
+        subtitles=("Frequentist (mixed model, GEE)", "Bayesian growth model"),
+    )
+    mid = _mid_per_wave(estimates)
+    for col, methods in ((1, FREQUENTIST_GROWTH), (2, ("bayes_growth",))):
+        for e in (e for e in growth if e["method"] in methods):
+            colour = OKABE_ITO[0] if e["method"] != "gee" else OKABE_ITO[2]
+            fig.add_trace(
+                {
+                    "type": "scatter",
+                    "x": [e["estimate"]],
+                    "y": [_row_name(e, control, several)],
+                    "mode": "markers",
+                    "marker": {
+                        "size": 11,
+                        "color": colour if e["confirmatory"] else "white",
+                        "line": {"color": colour, "width": 2},
+                        "symbol": "diamond" if col == 2 else "square",
+                    },
+                    "error_x": {
+                        "type": "data",
+                        "symmetric": False,
+                        "array": [e["ci_high"] - e["estimate"]],
+                        "arrayminus": [e["estimate"] - e["ci_low"]],
+                        "color": colour,
+                        "thickness": 2,
+                    },
+                    "showlegend": False,
+                    "hovertemplate": f"{_row_name(e, control, several)}<br>{e['estimate']:.3f} "
+                    f"[{e['ci_low']:.3f}, {e['ci_high']:.3f}]<extra></extra>",
+                },
+                col=col,
+            )
+        fig.add_vline(0, line={"color": GREY, "width": 1}, col=col)
+        if mid is not None:
+            fig.add_vline(
+                mid,
+                line={"color": OKABE_ITO[1], "dash": "dash"},
+                text=f"MID {mid:.2f}/wave",
+                col=col,
+            )
+        fig.axis("y", col=col, autorange="reversed")
+    return fig
+
+
+def _estimate_reading(dimension: str, estimates: Sequence[dict], control: str) -> str:
+    key = next(
+        (e for e in estimates if e["method"] == "mixedlm" and e["confirmatory"]),
+        next((e for e in estimates if e["method"] == "mixedlm"), None),
+    )
+    bayes = next((e for e in estimates if e["method"] == "bayes_growth"), None)
+    if key is None and bayes is None:
+        return f"No growth estimate for {words(dimension).lower()}."
+    parts = []
+    if key is not None:
+        direction = "faster" if key["estimate"] > 0 else "slower"
+        parts.append(
+            f"On {words(dimension).lower()}, arm {key['arm']} grew "
+            f"{abs(key['estimate']):.2f} score points per wave {direction} than {control} "
+            f"(95% CI {key['ci_low']:.2f} to {key['ci_high']:.2f}, adjusted p = "
+            f"{_p(key.get('p_adjusted'))})"
+        )
+    if bayes is not None:
+        above = bayes.get("prob_above_mid")
+        parts.append(
+            f"the Bayesian model gives P(benefit) = {bayes['prob_benefit']:.2f}"
+            + ("" if above is None else f" and P(> MID) = {above:.2f}")
+        )
+    unreportable = [e for e in estimates if not e["reportable"]]
+    tail = f" {len(unreportable)} estimate(s) are not reportable." if unreportable else ""
+    return "; ".join(parts) + "." + tail
+
+
+def estimates_table(name: str, caption: str, estimates: Sequence[dict]) -> Table:
+    return Table(
+        name,
+        caption,
+        [
+            "Outcome",
+            "Dimension",
+            "Role",
+            "Wave",
+            "Arm",
+            "Method",
+            "Estimand",
+            "Estimate",
+            "SE",
+            "95% low",
+            "95% high",
+            "p",
+            "p adjusted",
+            "P(benefit)",
+            "P(> MID)",
+            "n",
+            "Label",
+            "Reportable",
+        ],
+        [
+            [
+                e["outcome"],
+                e["dimension"],
+                e["role"],
+                e["wave"],
+                e["arm"],
+                METHOD_NAMES.get(e["method"], e["method"]),
+                e["estimand"],
+                round(e["estimate"], 4),
+                round(e["std_error"], 4),
+                round(e["ci_low"], 4),
+                round(e["ci_high"], 4),
+                _p(e.get("p_value")) if "p_value" in e else "",
+                _p(e.get("p_adjusted")) if "p_value" in e else "",
+                _fmt(e.get("prob_benefit"), 3) if "prob_benefit" in e else "",
+                _fmt(e.get("prob_above_mid"), 3) if e.get("prob_above_mid") is not None else "",
+                e["n_participants"],
+                CONFIRMATORY if e["confirmatory"] else EXPLORATORY,
+                "yes" if e["reportable"] else "no: " + "; ".join(e["not_reportable_because"]),
+            ]
+            for e in estimates
+        ],
+    )
+
+
+def forest_panels(results: dict) -> list[Panel]:
+    control = results["control"]
+    by_dimension: dict[str, list[dict]] = {}
+    for e in results["estimates"]:
+        by_dimension.setdefault(e["dimension"], []).append(e)
+    panels = []
+    for dimension, estimates in by_dimension.items():
+        confirmatory = any(e["confirmatory"] for e in estimates)
+        panels.append(
+            Panel(
+                key=f"forest-{dimension}",
+                title=f"Effect on {words(dimension).lower()}: frequentist and Bayesian",
+                label=CONFIRMATORY if confirmatory else EXPLORATORY,
+                reading=_estimate_reading(dimension, estimates, control),
+                figures=[forest_figure(dimension, estimates, control)],
+                tables=[
+                    estimates_table(
+                        f"estimates-{dimension}",
+                        f"Every estimate on {words(dimension).lower()}; filled markers are "
+                        "confirmatory, hollow ones exploratory",
+                        estimates,
+                    )
+                ],
+                notes=[
+                    "ANCOVA (difference at the outcome wave, score points) and the ordinal model "
+                    "(latent SD units) have other units and are in the table only."
+                ],
+            )
+        )
+    return panels
+
+
+# --- posteriors -------------------------------------------------------------------------------
+
+
+def posterior_panel(results: dict, colours: dict) -> Panel | None:
+    densities = results["bayes_growth"].get("posterior_densities", [])
+    if not densities:
+        return None
+    control = results["control"]
+    bayes = [e for e in results["estimates"] if e["method"] == "bayes_growth"]
+    figures = []
+    for outcome in dict.fromkeys(d["outcome"] for d in densities):
+        rows = [e for e in bayes if e["outcome"] == outcome]
+        fig = Figure(
+            f"Posterior of the growth difference: {outcome}",
+            f"Growth difference vs {control} (score points per wave)",
+            "Posterior density (per score point per wave)",
+        )
+        for d in (d for d in densities if d["outcome"] == outcome):
+            e = next((r for r in rows if r["arm"] == d["arm"]), None)
+            fig.add_trace(
+                dict(
+                    type="scatter",
+                    x=d["x"],
+                    y=d["density"],
+                    name=f"{d['arm']} − {control}: P(benefit) = {e['prob_benefit']:.2f}"
+                    if e
+                    else d["arm"],
+                    mode="lines",
+                    fill="tozeroy",
+                    line={"color": colours.get(d["arm"], OKABE_ITO[0])},
+                    fillcolor=rgba(colours.get(d["arm"], OKABE_ITO[0]), 0.2),
+                )
+            )
+        fig.add_vline(0, line={"color": GREY, "width": 1})
+        mid = _mid_per_wave(rows)
+        if mid is not None:
+            fig.add_vline(
+                mid, line={"color": OKABE_ITO[1], "dash": "dash"}, text=f"MID {mid:.2f}/wave"
+            )
+        figures.append(fig)
+    lead = next((e for e in bayes if e["confirmatory"]), bayes[0] if bayes else None)
+    reading = (
+        f"For {lead['outcome']}, the probability that arm {lead['arm']} helps more than "
+        f"{control} is {lead['prob_benefit']:.2f}"
+        + (
+            ""
+            if lead.get("prob_above_mid") is None
+            else f"; that it helps by at least the MID, {lead['prob_above_mid']:.2f}"
+        )
+        + "."
+        if lead
+        else "No Bayesian estimates."
+    )
+    return Panel(
+        key="posteriors",
+        title="Posterior distributions and P(benefit)",
+        label=CONFIRMATORY if any(e["confirmatory"] for e in bayes) else EXPLORATORY,
+        reading=reading,
+        figures=figures,
+        tables=[estimates_table("posteriors", "Bayesian growth estimates", bayes)],
+    )
+
+
+# --- trajectories -----------------------------------------------------------------------------
+
+
+def trajectory_panel(results: dict, colours: dict) -> Panel | None:
+    points = results.get("trajectories", [])
+    if not points:
+        return None
+    figures = []
+    for outcome in dict.fromkeys(p["outcome"] for p in points):
+        fig = Figure(
+            f"Mean {outcome} score by wave and arm",
+            "Wave (index; 0 = baseline)",
+            f"Mean {outcome} score (score points, 95% band)",
+        )
+        for arm, colour in colours.items():
+            rows = [p for p in points if p["outcome"] == outcome and p["arm"] == arm]
+            banded = [p for p in rows if p["ci_low"] is not None]
+            fig.add_trace(
+                dict(
+                    type="scatter",
+                    x=[p["wave"] for p in banded] + [p["wave"] for p in reversed(banded)],
+                    y=[p["ci_high"] for p in banded] + [p["ci_low"] for p in reversed(banded)],
+                    fill="toself",
+                    fillcolor=rgba(colour, 0.18),
+                    line={"width": 0},
+                    hoverinfo="skip",
+                    showlegend=False,
+                )
+            )
+            fig.add_trace(
+                dict(
+                    type="scatter",
+                    x=[p["wave"] for p in rows],
+                    y=[p["mean"] for p in rows],
+                    name=f"arm {arm}",
+                    mode="lines+markers",
+                    line={"color": colour},
+                )
+            )
+        figures.append(fig)
+    first = points[0]["outcome"]
+    changes = []
+    for arm in colours:
+        rows = [p for p in points if p["outcome"] == first and p["arm"] == arm]
+        if len(rows) > 1:
+            changes.append(f"arm {arm} {rows[-1]['mean'] - rows[0]['mean']:+.2f}")
+    return Panel(
+        key="trajectories",
+        title="Growth trajectories per arm",
+        label=EXPLORATORY,
+        reading=f"Observed mean {first} from baseline to the last wave: "
+        + ", ".join(changes)
+        + " score points (descriptive; the models above give the adjusted contrast).",
+        figures=figures,
+        tables=[
+            Table(
+                "trajectories",
+                "Observed means per outcome, arm and wave",
+                ["Outcome", "Arm", "Wave", "n", "Mean", "95% low", "95% high"],
+                [
+                    [
+                        p["outcome"],
+                        p["arm"],
+                        p["wave"],
+                        p["n"],
+                        round(p["mean"], 4),
+                        "" if p["ci_low"] is None else round(p["ci_low"], 4),
+                        "" if p["ci_high"] is None else round(p["ci_high"], 4),
+                    ]
+                    for p in points
+                ],
+            )
+        ],
+    )
+
+
+# --- communities ------------------------------------------------------------------------------
+
+
+def community_panel(results: dict) -> Panel | None:
+    effects = results["bayes_growth"].get("community_effects", [])
+    if not effects:
+        return None
+    control = results["control"]
+    fig = Figure(
+        "Community-weighted composite by community",
+        "Composite growth difference (baseline SD per wave, 95% interval)",
+        "Community · contrast",
+        height=max(300, 90 + 50 * len(effects)),
+    )
+    with_composite = [c for c in effects if c["composite"]]
+    for i, c in enumerate(with_composite):
+        s = c["composite"]
+        fig.add_trace(
+            dict(
+                type="scatter",
+                x=[s["mean"]],
+                y=[f"{c['community']} · {c['arm']} − {control}"],
+                mode="markers",
+                marker={"size": 11, "color": OKABE_ITO[i % len(OKABE_ITO)], "symbol": "diamond"},
+                error_x={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": [s["ci_high"] - s["mean"]],
+                    "arrayminus": [s["mean"] - s["ci_low"]],
+                },
+                showlegend=False,
+            )
+        )
+    fig.add_vline(0, line={"color": GREY, "width": 1})
+    rows = []
+    for c in effects:
+        for dimension, s in c["per_dimension"].items():
+            rows.append(
+                [
+                    c["community"],
+                    c["arm"],
+                    dimension,
+                    round(c["weights"].get(dimension, 0.0), 3),
+                    round(s["mean"], 4),
+                    round(s["ci_low"], 4),
+                    round(s["ci_high"], 4),
+                    round(s["prob_benefit"], 3),
+                ]
+            )
+        if c["composite"]:
+            s = c["composite"]
+            rows.append(
+                [
+                    c["community"],
+                    c["arm"],
+                    "weighted composite (SD units)",
+                    1.0,
+                    round(s["mean"], 4),
+                    round(s["ci_low"], 4),
+                    round(s["ci_high"], 4),
+                    round(s["prob_benefit"], 3),
+                ]
+            )
+    reading = (
+        "; ".join(
+            f"in {c['community']}, arm {c['arm']}'s composite P(benefit) is "
+            f"{c['composite']['prob_benefit']:.2f}"
+            for c in with_composite
+        ).capitalize()
+        + "."
+        if with_composite
+        else "No community has declared weights, so no composite is shown."
+    )
+    return Panel(
+        key="communities",
+        title="Per-community effects and each community's weighted composite",
+        label=EXPLORATORY,
+        reading=reading,
+        figures=[fig],
+        tables=[
+            Table(
+                "communities",
+                "Growth difference per community and dimension (score points per wave) and "
+                "composite with the community's own weights",
+                [
+                    "Community",
+                    "Arm",
+                    "Dimension",
+                    "Weight",
+                    "Mean",
+                    "95% low",
+                    "95% high",
+                    "P(benefit)",
+                ],
+                rows,
+            )  # fmt: skip
+        ],
+    )
+
+
+# --- divergence -------------------------------------------------------------------------------
+
+
+def divergence_panel(results: dict, colours: dict) -> Panel:
+    rows = results.get("divergence", [])
+    if not rows:
+        return Panel(
+            key="divergence",
+            title="Engagement vs flourishing divergence",
+            label=EXPLORATORY,
+            reading="Not computed: the run has no engagement measure beside a flourishing "
+            "outcome (the reliance score or telemetry).",
+        )
+    fig = Figure(
+        "P(engagement rose while flourishing did not)",
+        "Arm (vs control)",
+        "Posterior probability (0–1)",
+    )
+    fig.add_trace(
+        dict(
+            type="bar",
+            x=[r["arm"] for r in rows],
+            y=[r["probability"] for r in rows],
+            marker={"color": [colours.get(r["arm"], OKABE_ITO[0]) for r in rows]},
+            showlegend=False,
+        )
+    )
+    fig.add_hline(
+        rows[0]["threshold"], line={"color": OKABE_ITO[1], "dash": "dash"}, text="flag threshold"
+    )
+    fig.axis("y", range=[0, 1])
+    flagged = [r["arm"] for r in rows if r["flagged"]]
+    return Panel(
+        key="divergence",
+        title="Engagement vs flourishing divergence",
+        label=EXPLORATORY,
+        reading=(
+            f"Flagged: arm(s) {', '.join(flagged)} likely raised engagement without raising "
+            "flourishing."
+            if flagged
+            else "No arm is flagged: none is likely to have raised engagement without flourishing."
+        ),
+        figures=[fig],
+        tables=[
+            Table(
+                "divergence",
+                "Divergence per arm",
+                [
+                    "Arm",
+                    "Engagement source",
+                    "Flourishing source",
+                    "P(engagement rose)",
+                    "P(flourishing rose)",
+                    "P(divergence)",
+                    "Threshold",
+                    "Flagged",
+                ],
+                [
+                    [
+                        r["arm"],
+                        r["engagement_source"],
+                        r["flourishing_source"],
+                        round(r["prob_engagement_rose"], 3),
+                        round(r["prob_flourishing_rose"], 3),
+                        round(r["probability"], 3),
+                        r["threshold"],
+                        "yes" if r["flagged"] else "no",
+                    ]
+                    for r in rows
+                ],
+            )  # fmt: skip
+        ],
+    )
+
+
+# --- DP telemetry -----------------------------------------------------------------------------
+
+
+def budget_gauge(budget: dict) -> Figure:
+    fig = Figure(
+        f"Privacy budget: {budget['spent_rho']:.3f} of {budget['total_rho']:.3f} ρ spent",
+        height=300,
+    )
+    fig.add_trace(
+        {
+            "type": "indicator",
+            "mode": "gauge+number",
+            "value": budget["spent_rho"],
+            "number": {"suffix": " ρ spent", "valueformat": ".3f"},
+            "gauge": {
+                "axis": {"range": [0, budget["total_rho"]], "title": {"text": "ρ (zCDP)"}},
+                "bar": {"color": OKABE_ITO[0]},
+                "threshold": {
+                    "line": {"color": OKABE_ITO[1], "width": 3},
+                    "value": budget["total_rho"],
+                },
+            },
+        }
+    )
+    fig.axis("x", visible=False)
+    fig.axis("y", visible=False)
+    return fig
+
+
+def telemetry_panel(budget: dict | None, releases: list[dict], colours: dict) -> Panel:
+    figures: list[Figure] = []
+    if budget:
+        figures.append(budget_gauge(budget))
+    for metric in dict.fromkeys(r["metric"] for r in releases):
+        rows = [r for r in releases if r["metric"] == metric]
+        first = rows[0]
+        fig = Figure(
+            f"{first['label']} per release window (differentially private)",
+            "End of release window (date)",
+            f"{first['label']} ({first['unit']}, {first['statistic']}; 95% noise-aware interval)",
+        )
+        for arm in dict.fromkeys(r["arm"] for r in rows):
+            points = [r for r in rows if r["arm"] == arm]
+            fig.add_trace(
+                dict(
+                    type="scatter",
+                    x=[r["window_end"] for r in points],
+                    y=[r["estimate"] for r in points],
+                    name=f"arm {arm}",
+                    mode="lines+markers",
+                    line={"color": colours.get(arm, OKABE_ITO[-1])},
+                    error_y={
+                        "type": "data",
+                        "symmetric": False,
+                        "array": [r["ci_high"] - r["estimate"] for r in points],
+                        "arrayminus": [r["estimate"] - r["ci_low"] for r in points],
+                    },
+                )
+            )
+        figures.append(fig)
+    if budget:
+        reading = (
+            f"{budget['spent_rho']:.3f} of {budget['total_rho']:.3f} ρ is spent "
+            f"(ε = {budget['epsilon']:.2f} at δ = {budget['delta']:g}); "
+            f"{len(releases)} release(s), each with its noise-aware interval."
+        )
+    else:
+        reading = "This trial has no privacy budget, so no telemetry has been released."
+    return Panel(
+        key="telemetry",
+        title="Differentially private telemetry and privacy budget",
+        label=EXPLORATORY,
+        reading=reading,
+        figures=figures,
+        tables=[
+            Table(
+                "telemetry",
+                "Released aggregates (noisy; no raw rows exist)",
+                [
+                    "Window start",
+                    "Window end",
+                    "Arm",
+                    "Metric",
+                    "Statistic",
+                    "Unit",
+                    "Estimate",
+                    "SE",
+                    "95% low",
+                    "95% high",
+                ],
+                [
+                    [
+                        r["window_start"],
+                        r["window_end"],
+                        r["arm"],
+                        r["metric"],
+                        r["statistic"],
+                        r["unit"],
+                        round(r["estimate"], 4),
+                        round(r["std_error"], 4),
+                        round(r["ci_low"], 4),
+                        round(r["ci_high"], 4),
+                    ]
+                    for r in releases
+                ],
+            )  # fmt: skip
+        ],
+    )
+
+
+# --- psychometrics ----------------------------------------------------------------------------
+
+
+def psychometrics_panel(results: dict) -> Panel | None:
+    scores = results.get("psychometrics", [])
+    if not scores:
+        return None
+    fig = Figure(
+        "Internal consistency by wave",
+        "Wave (index; 0 = baseline)",
+        "Cronbach's α (0–1, 95% interval)",
+    )
+    reliability_rows, invariance_rows, lows = [], [], []
+    for i, s in enumerate(scores):
+        points = [r for r in s["reliability"] if r["alpha"]["value"]]
+        if points:
+            fig.add_trace(
+                dict(
+                    type="scatter",
+                    x=[r["wave"] for r in points],
+                    y=[r["alpha"]["value"]["alpha"] for r in points],
+                    name=s["score"],
+                    mode="lines+markers",
+                    line={"color": OKABE_ITO[i % len(OKABE_ITO)]},
+                    error_y={
+                        "type": "data",
+                        "symmetric": False,
+                        "array": [
+                            r["alpha"]["value"]["ci_high"] - r["alpha"]["value"]["alpha"]
+                            for r in points
+                        ],
+                        "arrayminus": [
+                            r["alpha"]["value"]["alpha"] - r["alpha"]["value"]["ci_low"]
+                            for r in points
+                        ],
+                    },
+                )
+            )
+        for r in s["reliability"]:
+            alpha, omega = r["alpha"]["value"], r["omega"]["value"]
+            if alpha and alpha["alpha"] < MIN_RELIABILITY:
+                lows.append(f"{s['score']} at wave {r['wave']}")
+            reliability_rows.append(
+                [
+                    s["instrument"],
+                    s["score"],
+                    r["wave"],
+                    r["n"],
+                    round(alpha["alpha"], 3) if alpha else r["alpha"]["reason"],
+                    round(alpha["ci_low"], 3) if alpha else "",
+                    round(alpha["ci_high"], 3) if alpha else "",
+                    round(omega["omega"], 3) if omega else r["omega"]["reason"],
+                ]
+            )
+        for group, result in s["invariance"].items():
+            if not result["value"]:
+                invariance_rows.append([s["score"], group, "", "", "", "", result["reason"]])
+                continue
+            for step in result["value"]["steps"]:
+                holds = step["holds"]
+                invariance_rows.append(
+                    [
+                        s["score"],
+                        group,
+                        step["model"],
+                        _fmt(step["cfi"], 3),
+                        _fmt(step["delta_cfi"], 3),
+                        _fmt(step["rmsea"], 3),
+                        "" if holds is None else ("holds" if holds else "does not hold"),
+                    ]
+                )
+    fig.add_hline(
+        MIN_RELIABILITY,
+        line={"color": OKABE_ITO[1], "dash": "dash"},
+        text=f"α = {MIN_RELIABILITY:.2f}",
+    )
+    return Panel(
+        key="psychometrics",
+        title="Psychometrics: reliability and measurement invariance",
+        label=EXPLORATORY,
+        reading=(
+            f"Reliability is below {MIN_RELIABILITY:.2f} for {', '.join(lows)}: read those "
+            "scores' effects with care."
+            if lows
+            else f"Every score's α is at least {MIN_RELIABILITY:.2f} at every wave."
+        ),
+        figures=[fig],
+        tables=[
+            Table(
+                "reliability",
+                "Reliability per score and wave",
+                ["Instrument", "Score", "Wave", "n", "α", "α 95% low", "α 95% high", "ω"],
+                reliability_rows,
+            ),
+            Table(
+                "invariance",
+                "Measurement invariance (configural → metric → scalar; ΔCFI ≤ .010)",
+                ["Score", "Across", "Model", "CFI", "ΔCFI", "RMSEA", "Result or reason"],
+                invariance_rows,
+            ),
+        ],
+    )
+
+
+# --- diagnostics ------------------------------------------------------------------------------
+
+
+def diagnostics_panel(diagnostics: dict, label: str) -> Panel:
+    gates = diagnostics["gates"]
+    per_quantity = gates.get("per_quantity", {})
+    fig = Figure(
+        "Effective sample size of the gated quantities",
+        "Quantity",
+        "Worst effective sample size (draws)",
+    )
+    names = list(per_quantity)
+    for i, kind in enumerate(("ess_bulk", "ess_tail")):
+        fig.add_trace(
+            dict(
+                type="bar",
+                x=names,
+                y=[per_quantity[n][kind] for n in names],
+                name="bulk ESS" if kind == "ess_bulk" else "tail ESS",
+                marker={"color": OKABE_ITO[i]},
+            )
+        )
+    fig.add_hline(MIN_ESS, line={"color": OKABE_ITO[1], "dash": "dash"}, text=f"{MIN_ESS}")
+    rows = [
+        ["max R̂", round(gates["max_rhat"], 4), f"≤ {MAX_RHAT}", gates["max_rhat"] <= MAX_RHAT],
+        ["min bulk ESS", round(gates["min_ess_bulk"]), f"≥ {MIN_ESS}",
+         gates["min_ess_bulk"] >= MIN_ESS],
+        ["min tail ESS", round(gates["min_ess_tail"]), f"≥ {MIN_ESS}",
+         gates["min_ess_tail"] >= MIN_ESS],
+        ["divergences", gates["divergences"], "0", gates["divergences"] == 0],
+    ]  # fmt: skip
+    table_rows = [[name, value, limit, "pass" if ok else "fail"] for name, value, limit, ok in rows]
+    table_rows += [
+        ["chains × draws", f"{gates['chains']} × {gates['draws_per_chain']}", "", ""],
+        ["target acceptance", diagnostics.get("target_accept", ""), "", ""],
+        ["sampling time (s)", round(diagnostics.get("bayes_seconds", 0), 1), "", ""],
+    ]
+    reading = (
+        f"The Bayesian fit passes its gates (R̂ {gates['max_rhat']:.3f}, bulk ESS "
+        f"{gates['min_ess_bulk']:.0f}, tail ESS {gates['min_ess_tail']:.0f}, "
+        f"{gates['divergences']} divergences): its estimates are reportable."
+        if gates["passed"]
+        else "The Bayesian fit fails its gates, so its estimates are not reportable: "
+        + "; ".join(gates["reasons"])
+        + "."
+    )
+    return Panel(
+        key="diagnostics",
+        title="Run diagnostics (R̂, ESS, divergences)",
+        label=label,
+        reading=reading,
+        figures=[fig],
+        tables=[
+            Table(
+                "diagnostics", "Convergence gates", ["Check", "Value", "Gate", "Result"], table_rows
+            )
+        ],  # fmt: skip
+    )
+
+
+# --- all --------------------------------------------------------------------------------------
+
+
+def run_summary(run) -> dict:
+    """The stored run's fields the panels show (a plain dict, so panels stay free of the ORM)."""
+    return {
+        "id": run.pk,
+        "kind": run.kind,
+        "finished_at": run.finished_at.strftime("%Y-%m-%d %H:%M UTC") if run.finished_at else "",
+        "preregistration_sha256": run.preregistration_sha256,
+        "code_version": run.code_version,
+        "data_snapshot_sha256": run.data_snapshot_sha256,
+        "results": run.results,
+        "diagnostics": run.diagnostics,
+    }
+
+
+def dashboard_panels(
+    record: TrialRecord,
+    run: dict | None,
+    enrolment: list[dict],
+    privacy_budget: dict | None,
+    telemetry: list[dict],
+) -> list[Panel]:
+    """Every panel of a trial's dashboard, in reading order."""
+    label = run["kind"] if run else EXPLORATORY
+    panels = [status_panel(record, run, label)]
+    if run is None:
+        return panels
+    results = run["results"]
+    arms = [a["slug"] for a in results["consort"]["arms"]]
+    colours = arm_colours(arms)
+    candidates = [
+        consort_panel(results["consort"], label),
+        enrolment_panel(enrolment, results, colours, label),
+        *forest_panels(results),
+        posterior_panel(results, colours),
+        trajectory_panel(results, colours),
+        community_panel(results),
+        divergence_panel(results, colours),
+        telemetry_panel(privacy_budget, telemetry, colours),
+        psychometrics_panel(results),
+        diagnostics_panel(run["diagnostics"], label),
+    ]
+    return panels + [p for p in candidates if p is not None]
