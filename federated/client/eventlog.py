@@ -1,0 +1,140 @@
+"""The device's own record of assistant use, kept in a small SQLite file on the device.
+
+Nothing here leaves the device: the ClientApp asks :meth:`EventLog.window_vector` for one bounded
+vector of whole numbers per release window and sends only that. Times are stored in UTC; days
+and "late night" are judged in the device's local time zone.
+
+Stdlib only (sqlite3, zoneinfo), so the SDK adds no dependency to an assistant app.
+"""
+
+import sqlite3
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+LATE_NIGHT_ENDS = time(5, 0)  # use between midnight and 5 a.m. local time is "late night"
+
+_SCHEMA = """
+create table if not exists session (started_at text not null, ended_at text not null);
+create table if not exists conversation (at text not null);
+create table if not exists decision (at text not null, own integer not null);
+create table if not exists consent (scope text primary key, granted integer not null,
+                                    changed_at text not null);
+"""
+
+
+def _utc(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        raise ValueError("Give times with a time zone (aware datetimes).")
+    return moment.astimezone(UTC).isoformat()
+
+
+class EventLog:
+    """Append-only usage events and the user's telemetry consent, in one SQLite file."""
+
+    def __init__(self, path: str | Path, *, timezone: str = "UTC") -> None:
+        self.path = Path(path)
+        self.zone = ZoneInfo(timezone)
+        with self._connect() as db:
+            db.executescript(_SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.path)
+
+    # --- what the assistant app records ---------------------------------------------------
+
+    def record_session(self, started_at: datetime, ended_at: datetime) -> None:
+        if ended_at < started_at:
+            raise ValueError("A session cannot end before it starts.")
+        with self._connect() as db:
+            db.execute("insert into session values (?, ?)", (_utc(started_at), _utc(ended_at)))
+
+    def record_conversation(self, at: datetime) -> None:
+        with self._connect() as db:
+            db.execute("insert into conversation values (?)", (_utc(at),))
+
+    def record_decision(self, at: datetime, *, own: bool) -> None:
+        """A decision the user consulted the assistant on; ``own`` when they decided otherwise
+        than (or without) its suggestion."""
+        with self._connect() as db:
+            db.execute("insert into decision values (?, ?)", (_utc(at), int(own)))
+
+    def set_telemetry_consent(self, granted: bool, *, at: datetime | None = None) -> None:
+        """Mirror the participant's telemetry consent (granted or revoked on the platform)."""
+        with self._connect() as db:
+            db.execute(
+                "insert or replace into consent values ('telemetry', ?, ?)",
+                (int(granted), _utc(at or datetime.now(UTC))),
+            )
+
+    @property
+    def telemetry_consented(self) -> bool:
+        with self._connect() as db:
+            row = db.execute("select granted from consent where scope = 'telemetry'").fetchone()
+        return bool(row and row[0])
+
+    def prune(self, before: date) -> None:
+        """Forget events older than ``before`` (local day): the log stays small."""
+        cutoff = _utc(datetime.combine(before, time(), self.zone))
+        with self._connect() as db:
+            db.execute("delete from session where ended_at < ?", (cutoff,))
+            db.execute("delete from conversation where at < ?", (cutoff,))
+            db.execute("delete from decision where at < ?", (cutoff,))
+
+    # --- what the ClientApp sends ---------------------------------------------------------
+
+    def window_totals(self, start: date, end: date) -> dict[str, int]:
+        """Every metric the SDK knows, over the local days ``start`` ≤ day < ``end``."""
+        lo = datetime.combine(start, time(), self.zone).astimezone(UTC)
+        hi = datetime.combine(end, time(), self.zone).astimezone(UTC)
+        with self._connect() as db:
+            sessions = [
+                (datetime.fromisoformat(a), datetime.fromisoformat(b))
+                for a, b in db.execute(
+                    "select started_at, ended_at from session where started_at < ? and "
+                    "ended_at > ?",
+                    (hi.isoformat(), lo.isoformat()),
+                )
+            ]
+            conversations = db.execute(
+                "select count(*) from conversation where at >= ? and at < ?",
+                (lo.isoformat(), hi.isoformat()),
+            ).fetchone()[0]
+            decisions, own = db.execute(
+                "select count(*), coalesce(sum(own), 0) from decision where at >= ? and at < ?",
+                (lo.isoformat(), hi.isoformat()),
+            ).fetchone()
+        seconds = sum((min(b, hi) - max(a, lo)).total_seconds() for a, b in sessions)
+        return {
+            "sessions": sum(lo <= a < hi for a, _ in sessions),
+            "minutes": int(seconds // 60),
+            "conversations": conversations,
+            "decisions": decisions,
+            "own_decisions": own,
+            "late_night_days": len(self._late_night_days(sessions, start, end)),
+        }
+
+    def _late_night_days(
+        self, sessions: list[tuple[datetime, datetime]], start: date, end: date
+    ) -> set[date]:
+        days = set()
+        for a, b in sessions:
+            a, b = a.astimezone(self.zone), b.astimezone(self.zone)
+            day = a.date()
+            while day <= b.date():
+                night_start = datetime.combine(day, time(), self.zone)
+                night_end = datetime.combine(day, LATE_NIGHT_ENDS, self.zone)
+                if start <= day < end and a < night_end and b > night_start:
+                    days.add(day)
+                day += timedelta(days=1)
+        return days
+
+    def window_vector(
+        self, start: date, end: date, bounds: dict[str, tuple[int, int]]
+    ) -> dict[str, int]:
+        """The metrics the server asks for, clamped to their bounds on the device."""
+        totals = self.window_totals(start, end)
+        unknown = set(bounds) - set(totals)
+        if unknown:
+            raise ValueError(f"This SDK cannot compute {', '.join(sorted(unknown))}.")
+        return {code: min(max(totals[code], lo), hi) for code, (lo, hi) in bounds.items()}

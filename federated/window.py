@@ -1,0 +1,138 @@
+"""One release window, end to end, as the ServerApp runs it.
+
+1. Reserve the window's privacy cost in the ledger (keyed; over budget → refused, no device is
+   asked and nothing is released).
+2. Query every connected device for the window's bounded vector.
+3. Keep one reply per participant, and only from participants of this trial, not withdrawn, with
+   telemetry consent in force now; re-clamp every value (devices are not trusted).
+4. Release per-arm noisy counts and sums with OpenDP and store only those, atomically.
+
+Replies exist only in this function's memory: they are never logged, stored or returned.
+"""
+
+import logging
+from collections.abc import Iterable
+
+from django.utils import timezone
+from flwr.app import ConfigRecord, Message, MessageType, RecordDict
+from flwr.serverapp import Grid
+
+from federated.mechanism import release, release_plan
+from federated.models import PrivacyCharge, TelemetryRelease
+from federated.schema import TelemetrySchema, clamp_reply
+from federated.selectors import telemetry_schema_in_force, window_bounds
+from federated.services import privacy_charge_reserve, telemetry_release_store
+from trials.models import ConsentScope, Participant, Trial
+from trials.services import assignment_token_participant_id
+
+logger = logging.getLogger(__name__)
+
+
+def charge_key(trial: Trial, version: int, window_index: int) -> str:
+    return f"telemetry:{trial.slug}:plan-v{version}:window-{window_index}"
+
+
+def telemetry_window_run(
+    *, grid: Grid, trial: Trial, window_index: int, timeout: float | None = None
+) -> TelemetryRelease:
+    """Run window ``window_index`` of ``trial`` over ``grid``; idempotent per window."""
+    in_force = telemetry_schema_in_force(trial)
+    if in_force is None:
+        raise ValueError(f"The plan in force for {trial.slug} declares no telemetry.")
+    preregistration, schema = in_force
+    window = window_bounds(trial, schema, window_index)
+    if window[1] > timezone.now().date():
+        raise ValueError(
+            f"Window {window_index} of {trial.slug} runs until {window[1].isoformat()}: it can "
+            "be released once it has ended."
+        )
+    plan = release_plan(schema)
+    charge = privacy_charge_reserve(
+        trial=trial,
+        schema=schema,
+        key=charge_key(trial, preregistration.version, window_index),
+        nano_rho=plan.nano_rho,
+        measurements=plan.serialized(),
+    )
+    if charge.status == PrivacyCharge.Status.RELEASED:
+        return charge.release
+    node_ids = list(grid.get_node_ids())
+    logger.info("Telemetry window %s of %s: querying %d nodes.", window_index, trial, len(node_ids))
+    replies = grid.send_and_receive(
+        [_query(node_id, schema, window) for node_id in node_ids], timeout=timeout
+    )
+    noisy = release(plan, vectors_by_arm(replies, trial, schema), reserved_nano_rho=charge.nano_rho)
+    return telemetry_release_store(
+        charge=charge,
+        trial=trial,
+        preregistration=preregistration,
+        window_index=window_index,
+        window=window,
+        noisy=noisy,
+    )
+
+
+def _query(node_id: int, schema: TelemetrySchema, window: tuple) -> Message:
+    config = ConfigRecord(
+        {
+            "window-start": window[0].isoformat(),
+            "window-end": window[1].isoformat(),
+            "metrics": [m.code for m in schema.metrics],
+            "lower": [m.lower for m in schema.metrics],
+            "upper": [m.upper for m in schema.metrics],
+        }
+    )
+    return Message(
+        RecordDict({"query": config}), message_type=MessageType.QUERY, dst_node_id=node_id
+    )
+
+
+def vectors_by_arm(
+    replies: Iterable[Message], trial: Trial, schema: TelemetrySchema
+) -> dict[str, list[dict[str, int]]]:
+    """The usable, re-clamped vectors per arm (every arm of the trial, possibly empty)."""
+    candidates: dict[str, dict[str, int]] = {}
+    for reply in replies:
+        participant_id, vector = _parse(reply, schema)
+        if participant_id is not None and vector is not None:
+            candidates.setdefault(participant_id, vector)  # one vector per participant
+    eligible = (
+        Participant.objects.filter(
+            pk__in=list(candidates),
+            trial=trial,
+            withdrawn_at__isnull=True,
+            consents__scope=ConsentScope.TELEMETRY,
+            consents__revoked_at__isnull=True,
+        )
+        .values_list("pk", "allocation__arm__slug")
+        .distinct()
+    )
+    by_arm: dict[str, list[dict[str, int]]] = {arm.slug: [] for arm in trial.arms.all()}
+    for participant_id, arm in eligible:
+        if arm is not None:
+            by_arm[arm].append(candidates[participant_id])
+    logger.info(
+        "Telemetry of %s: %d usable replies of %d.",
+        trial,
+        sum(map(len, by_arm.values())),
+        len(candidates),
+    )
+    return by_arm
+
+
+def _parse(reply: Message, schema: TelemetrySchema) -> tuple[str | None, dict[str, int] | None]:
+    """A reply's participant and clamped vector; (None, None) for anything malformed."""
+    try:
+        if reply.has_error() or not reply.has_content():
+            return None, None
+        content = reply.content
+        if "telemetry" not in content.metric_records or "identity" not in content.config_records:
+            return None, None
+        token = content.config_records["identity"].get("participant-token")
+        if not isinstance(token, str):
+            return None, None
+        return assignment_token_participant_id(token), clamp_reply(
+            content.metric_records["telemetry"], schema
+        )
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return None, None
