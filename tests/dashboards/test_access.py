@@ -1,43 +1,35 @@
-import pytest
-from django.contrib.auth.models import Group, User
+"""Who may read a trial's dashboard: every Dash route passes Django's login and per-trial checks,
+and reading never writes."""
 
-from analytics.services import analysis_run_create, analysis_run_execute
+import json
+
+import pytest
+from django.contrib.auth.models import User
+
+from analytics.models import AnalysisRun
 from dashboards.views import headline
-from trials.models import TrialMember
+from tests.dashboards.conftest import render_dashboard
+from trials.models import TrialEvent, TrialMember
 from trials.services import member_add, trial_create
 
 pytestmark = pytest.mark.django_db
 
-
-@pytest.fixture
-def analyst(db):
-    user = User.objects.create_user("ana", password="pw")
-    user.groups.add(Group.objects.get(name="Analysts"))
-    return user
+DASH_ROUTES = ["/dashboards/_dash-layout", "/dashboards/_dash-dependencies"]
 
 
 def test_anonymous_users_are_sent_to_login(client, small_trial):
-    response = client.get("/dashboards/small/")
+    for url in ["/dashboards/", "/dashboards/small/", *DASH_ROUTES]:
+        response = client.get(url)
+        assert response.status_code == 302 and "/accounts/login/" in response["Location"], url
+    response = render_dashboard(client, "small")
     assert response.status_code == 302 and "/accounts/login/" in response["Location"]
 
 
-def test_users_without_permission_get_403(client, small_trial):
+def test_participants_and_users_without_permission_get_403(client, small_trial):
     client.force_login(User.objects.create_user("participant", password="pw"))
-    assert client.get("/dashboards/").status_code == 403
-    assert client.get("/dashboards/small/").status_code == 403
-
-
-def test_analyst_sees_the_stored_result_with_its_label(client, analyst, small_trial):
-    member_add(trial=small_trial, user=analyst, role=TrialMember.Role.ANALYST)
-    run = analysis_run_execute(run_id=analysis_run_create(trial=small_trial, enqueue=False).pk)
-    client.force_login(analyst)
-    page = client.get("/dashboards/small/").content.decode()
-    primary = headline(run)
-    assert "confirmatory" in page
-    assert f"{primary['estimate']:.2f}" in page
-    assert small_trial.preregistrations.get().sha256 in page
-    listing = client.get("/dashboards/").content.decode()
-    assert "Synthetic trial small" in listing and f"{primary['estimate']:.2f}" in listing
+    for url in ["/dashboards/", "/dashboards/small/", *DASH_ROUTES]:
+        assert client.get(url).status_code == 403, url
+    assert render_dashboard(client, "small").status_code == 403
 
 
 def test_analysts_of_another_trial_get_403_and_do_not_see_it_listed(client, analyst, small_trial):
@@ -45,4 +37,48 @@ def test_analysts_of_another_trial_get_403_and_do_not_see_it_listed(client, anal
     member_add(trial=other, user=analyst, role=TrialMember.Role.ANALYST)
     client.force_login(analyst)
     assert client.get("/dashboards/small/").status_code == 403
+    # The callback checks the trial itself: knowing Dash's route is not enough.
+    assert render_dashboard(client, "small").status_code == 403
+    assert render_dashboard(client, "other").status_code == 200
     assert "Synthetic trial small" not in client.get("/dashboards/").content.decode()
+
+
+def test_unknown_trials_are_404(client, analyst):
+    client.force_login(analyst)
+    assert client.get("/dashboards/nope/").status_code == 404
+    assert render_dashboard(client, "nope").status_code == 404
+
+
+def test_analyst_reads_the_stored_result_with_its_labels(client, analyst, analysed_trial):
+    client.force_login(analyst)
+    page = client.get("/dashboards/small/")
+    assert page.status_code == 200 and b"_dash-config" in page.content
+    # Dash's scripts come from this server, never from a CDN.
+    assert b"cdn" not in page.content.lower() and b"https://" not in page.content
+    rendered = render_dashboard(client, "small")
+    assert rendered.status_code == 200
+    text = rendered.content.decode()
+    run = AnalysisRun.objects.get(trial=analysed_trial)
+    primary = headline(run)
+    assert f"{primary['estimate']:.2f}" in text
+    assert analysed_trial.preregistrations.get().sha256 in text
+    assert '"data-label":"confirmatory"' in text and '"data-label":"exploratory"' in text
+    listing = client.get("/dashboards/").content.decode()
+    assert "Synthetic trial small" in listing and f"{primary['estimate']:.2f}" in listing
+
+
+def test_reading_writes_nothing_and_analysts_cannot_write(client, analyst, analysed_trial):
+    client.force_login(analyst)
+    run = AnalysisRun.objects.get(trial=analysed_trial)
+    before = (AnalysisRun.objects.count(), TrialEvent.objects.count(), json.dumps(run.results))
+    assert render_dashboard(client, "small").status_code == 200
+    run.refresh_from_db()
+    assert (AnalysisRun.objects.count(), TrialEvent.objects.count(), json.dumps(run.results)) == (
+        before
+    )
+    assert not any(
+        analyst.has_perm(f"analytics.{action}_analysisrun")
+        for action in ("add", "change", "delete")
+    )
+    # Dash's routes are the only dashboard routes that take a POST, and they only render.
+    assert client.post("/dashboards/small/").status_code in (403, 405)
