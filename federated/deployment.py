@@ -1,0 +1,140 @@
+"""Flower's deployment engine, driven from Python: the SuperLink, SuperNodes and ``flwr run``.
+
+Used by the Celery task that releases a window (``flwr run`` against the configured SuperLink),
+by ``infra/stack.sh`` (which starts the SuperLink) and by the loopback test. Facts this relies on
+(Flower 1.41, checked here): the SuperLink serves the Fleet, Control and runtime APIs over HTTP on
+one ``--port``; each SuperNode needs its own runtime ``--port``; both spawn ``flower-superexec``
+by name, so the environment's ``bin`` must be on ``PATH``; offline, the SuperLink must not install
+app dependencies at run time; stopping them leaves SuperExec children, so whole process groups are
+killed. The SuperLink runs without ``--database``: its state, message contents included, stays in
+memory and never reaches a disk.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+APP_DIR = Path(__file__).resolve().parent / "flower_app"
+SUPERLINK_NAME = "flourish"
+
+
+def process_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """What Flower's processes need: this environment's ``bin`` on ``PATH`` and the project on
+    ``PYTHONPATH`` (the ServerApp imports Django and the project)."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env["FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION"] = "1"
+    return env | (extra or {})
+
+
+def _start(command: list[str], log_path: Path, env: dict[str, str]) -> subprocess.Popen:
+    log = open(log_path, "ab")  # noqa: SIM115 - the child process owns it from here
+    return subprocess.Popen(
+        command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+    )
+
+
+def superlink_start(*, host: str, port: int, log_path: Path, env: dict) -> subprocess.Popen:
+    return _start(
+        [
+            "flower-superlink",
+            "--insecure",
+            "--disable-runtime-dependency-installation",
+            "--host",
+            host,
+            "--port",
+            str(port),
+        ],
+        log_path,
+        env,
+    )
+
+
+def _toml_value(value: object) -> str:
+    return f'"{value}"' if isinstance(value, str) else str(value)
+
+
+def supernode_start(
+    *, superlink: str, runtime_port: int, node_config: dict, log_path: Path, env: dict
+) -> subprocess.Popen:
+    """A SuperNode, i.e. one device: ``node_config`` is what its ClientApp reads."""
+    config = " ".join(f"{key}={_toml_value(value)}" for key, value in node_config.items())
+    return _start(
+        [
+            "flower-supernode",
+            "--insecure",
+            "--superlink",
+            superlink,
+            "--port",
+            str(runtime_port),
+            "--node-config",
+            config,
+        ],
+        log_path,
+        env,
+    )
+
+
+def stop(process: subprocess.Popen, *, grace: float = 10.0) -> None:
+    """Stop a Flower process and every child it spawned (SuperExec, app processes)."""
+    if process.poll() is not None:
+        return
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, grace)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def flwr_run(
+    *, superlink: str, trial_slug: str, window_index: int, reply_timeout: float, timeout: float
+) -> str:
+    """Submit one release window to the SuperLink at ``superlink`` and wait for it to finish;
+    its log. The release itself (or its absence) is what the caller checks in the database."""
+    with tempfile.TemporaryDirectory(prefix="flwr-home-") as home:
+        Path(home, "config.toml").write_text(
+            f'[superlink.{SUPERLINK_NAME}]\naddress = "{superlink}"\ninsecure = true\n'
+        )
+        run_config = f'trial="{trial_slug}" window={window_index} timeout={reply_timeout}'
+        completed = subprocess.run(
+            [
+                "flwr",
+                "run",
+                str(APP_DIR),
+                SUPERLINK_NAME,
+                "--run-config",
+                run_config,
+                "--stream",
+            ],
+            env=process_environment({"FLWR_HOME": home}),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    output = completed.stdout + completed.stderr
+    if completed.returncode != 0:
+        raise RuntimeError(f"flwr run failed ({completed.returncode}): {output[-2000:]}")
+    return output
+
+
+def wait_for_port(host: str, port: int, *, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex((host, port)) == 0:
+                return
+        time.sleep(0.2)
+    raise TimeoutError(f"Nothing listens on {host}:{port} after {timeout:.0f} s.")

@@ -1,0 +1,97 @@
+"""One release window on Flower's real deployment engine over loopback: a SuperLink, four
+SuperNodes (devices) and ``flwr run``; the ServerApp runs in Flower's own process and writes to
+this test's PostgreSQL database. Everything is stopped, process groups included."""
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from federated.deployment import (
+    flwr_run,
+    process_environment,
+    stop,
+    superlink_start,
+    supernode_start,
+    wait_for_port,
+)
+from federated.models import PrivacyBudget, ReleasedAggregate, TelemetryRelease
+from tests.conftest import wait_for
+from tests.federated.conftest import enrol_with_device, telemetry_trial, use_in_window
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_a_window_released_through_superlink_and_supernodes(tmp_path, artifacts_dir):
+    trial = telemetry_trial("loopback")
+    devices = [enrol_with_device(trial, n, tmp_path) for n in range(4)]
+    for number, device in enumerate(devices):
+        use_in_window(device, trial, minutes=45 + number, sessions=3)
+    database = connection.settings_dict
+    env = process_environment(
+        {
+            "DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:"
+            f"{database['PORT']}/{database['NAME']}",
+            "DJANGO_SETTINGS_MODULE": os.environ.get(
+                "DJANGO_SETTINGS_MODULE", "config.settings.test"
+            ),
+        }
+    )
+    logs = artifacts_dir / "flower-loopback"
+    logs.mkdir(exist_ok=True)
+    port = _free_port()
+    superlink = superlink_start(
+        host="127.0.0.1", port=port, log_path=logs / "superlink.log", env=env
+    )
+    nodes = []
+    try:
+        wait_for_port("127.0.0.1", port)
+        for number, device in enumerate(devices):
+            nodes.append(
+                supernode_start(
+                    superlink=f"127.0.0.1:{port}",
+                    runtime_port=_free_port(),
+                    node_config=device.node_config,
+                    log_path=logs / f"supernode-{number}.log",
+                    env=env,
+                )
+            )
+        output = flwr_run(
+            superlink=f"127.0.0.1:{port}",
+            trial_slug=trial.slug,
+            window_index=0,
+            reply_timeout=60,
+            timeout=240,
+        )
+        (logs / "flwr-run.log").write_text(output)
+        release = TelemetryRelease.objects.get(trial=trial)
+        assert ReleasedAggregate.objects.filter(release=release).count() == 2 * 4
+        assert PrivacyBudget.objects.get(trial=trial).spent_nano_rho == release.charge.nano_rho
+    finally:
+        for process in [*nodes, superlink]:
+            stop(process)
+    assert all(p.poll() is not None for p in [*nodes, superlink])
+    # SuperExec children run in sessions of their own and exit when their parent has gone.
+    wait_for(lambda: not _running_with(f"127.0.0.1:{port}"), timeout=30, what="Flower to exit")
+
+
+def _running_with(argument: str) -> list[int]:
+    """Live (not zombie) processes whose command line mentions ``argument`` (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if argument in command and state != "Z":
+            found.append(int(entry.name))
+    return found
