@@ -1,14 +1,12 @@
-"""The participant and analyst journeys in a real browser; screenshots go to test-artifacts/."""
+"""The participant's journey in a real browser; screenshots go to test-artifacts/. The
+coordinator's and the analyst's journeys are in test_coordinator.py and test_dashboard.py."""
 
 import pytest
-from django.contrib.auth.models import Group, User
 
-from analytics.services import analysis_run_create, analysis_run_execute
-from dashboards.views import headline
 from surveys.links import survey_path
 from surveys.models import Response
-from trials.models import ConsentDocument, TrialMember
-from trials.services import member_add, participant_enrol
+from trials.models import ConsentDocument
+from trials.services import participant_enrol
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -82,21 +80,3 @@ def test_participant_answers_a_survey_on_a_phone(live_server, phone, small_trial
     page.screenshot(path=artifacts_dir / f"{shot}-4-withdrawn.png", full_page=True)
     participant.refresh_from_db()
     assert participant.withdrawn_at is not None
-
-
-def test_analyst_signs_in_and_reads_the_result(live_server, laptop, small_trial, artifacts_dir):
-    run = analysis_run_execute(run_id=analysis_run_create(trial=small_trial, enqueue=False).pk)
-    analyst = User.objects.create_user("ana", password="a-long-password")
-    analyst.groups.add(Group.objects.get(name="Analysts"))
-    member_add(trial=small_trial, user=analyst, role=TrialMember.Role.ANALYST)
-
-    page = laptop
-    page.goto(f"{live_server.url}/dashboards/{small_trial.slug}/")
-    page.get_by_label("Username").fill("ana")
-    page.get_by_label("Password").fill("a-long-password")
-    page.get_by_role("button", name="Sign in").click()
-    page.get_by_role("heading", name="Result").wait_for()
-    page.screenshot(path=artifacts_dir / "analyst-1-result.png", full_page=True)
-    primary = headline(run)
-    row = page.get_by_role("row").filter(has_text="mental_wellbeing").filter(has_text="mixedlm")
-    assert f"{primary['estimate']:.2f}" in row.inner_text()

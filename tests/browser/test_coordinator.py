@@ -1,0 +1,138 @@
+"""The coordinator's journey in the admin, in a real browser: create a trial, add its arms,
+write and freeze the plan, register, have an oversight body approve, open enrolment.
+Screenshots of each step go to test-artifacts/."""
+
+import pytest
+from django.contrib.auth.models import Group, User
+
+from trials.models import OversightBody, Trial, TrialEvent
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+PASSWORD = "a-long-password"
+
+
+def _staff(username: str, group: str) -> User:
+    user = User.objects.create_user(username, password=PASSWORD, is_staff=True)
+    user.groups.add(Group.objects.get(name=group))
+    return user
+
+
+def _sign_in(page, base: str, username: str) -> None:
+    page.goto(f"{base}/admin/login/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("heading", name="Site administration").wait_for()
+
+
+def _action(page, base: str, changelist: str, row_text: str, action_label: str) -> None:
+    """Select the row showing ``row_text`` and run an admin action on it."""
+    page.goto(f"{base}/admin/trials/{changelist}/")
+    page.get_by_role("row").filter(has_text=row_text).locator("input.action-select").check()
+    page.locator("select[name=action]").select_option(label=action_label)
+    page.get_by_role("button", name="Go").click()
+
+
+def test_coordinator_registers_a_trial_through_to_open_enrolment(
+    live_server, chromium, artifacts_dir
+):
+    base = live_server.url
+    _staff("carol", "Coordinators")
+    member = _staff("erik", "Oversight members")
+    ethics = OversightBody.objects.create(name="Ethics board", kind="ethics_board")
+    ethics.members.add(member)
+    context = chromium.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+
+    # 1. Create the trial.
+    _sign_in(page, base, "carol")
+    page.goto(f"{base}/admin/trials/trial/add/")
+    page.get_by_label("Slug").fill("journey")
+    page.get_by_label("Title").fill("Journey trial")
+    page.get_by_role("button", name="Save and continue editing").click()
+    page.get_by_text("was added successfully").wait_for()
+    page.screenshot(path=artifacts_dir / "coordinator-1-trial-created.png", full_page=True)
+    trial = Trial.objects.get(slug="journey")
+    assert trial.state == Trial.State.DRAFT and trial.members.get().user.username == "carol"
+
+    # 2. Its two arms (assistant configurations).
+    for slug, name, control, prompt in [
+        ("a", "A: helpful assistant", True, "Be helpful."),
+        ("b", "B: flourishing-oriented assistant", False, "Support the user's own judgement."),
+    ]:
+        page.goto(f"{base}/admin/trials/arm/add/")
+        page.get_by_label("Trial").select_option(label="journey")
+        page.get_by_label("Slug").fill(slug)
+        page.get_by_label("Name").fill(name)
+        if control:
+            page.get_by_label("Is control").check()
+        page.get_by_label("Endpoint url").fill("https://assistant.example.org/v1")
+        page.get_by_label("Model id").fill("assistant")
+        page.get_by_label("Model version").fill("2026-01")
+        page.get_by_label("System prompt").fill(prompt)
+        page.get_by_role("button", name="Save", exact=True).click()
+        page.get_by_text("was added successfully").wait_for()
+    page.screenshot(path=artifacts_dir / "coordinator-2-arms.png", full_page=True)
+    assert trial.arms.count() == 2
+
+    # 3. The plan, with its power calculation, then frozen.
+    page.goto(f"{base}/admin/trials/preregistration/add/")
+    page.get_by_label("Trial").select_option(label="journey")
+    page.get_by_label("Hypotheses").fill("B raises mental wellbeing compared with A.")
+    page.get_by_label("Control arm").fill("a")
+    page.get_by_label("Treatment arm").fill("b")
+    page.get_by_label("Randomisation method").select_option("permuted_blocks")
+    page.get_by_label("Primary outcomes").fill("mental_wellbeing, who5, 3")
+    page.get_by_label("Multiplicity").select_option("holm")
+    page.get_by_label("Minimal important differences").fill("mental_wellbeing: 10")
+    page.screenshot(path=artifacts_dir / "coordinator-3-plan.png", full_page=True)
+    page.get_by_role("button", name="Save", exact=True).click()
+    page.get_by_text("was added successfully").wait_for()
+    _action(
+        page,
+        base,
+        "preregistration",
+        "journey",
+        "Freeze the selected draft (an amendment once registered)",
+    )
+    page.get_by_text("journey v1 frozen").wait_for()
+    page.screenshot(path=artifacts_dir / "coordinator-4-frozen.png", full_page=True)
+    prereg = trial.preregistrations.get()
+    assert prereg.frozen_at is not None and len(prereg.sha256) == 64
+
+    # 4. Register, and assign the ethics board as a required body.
+    _action(page, base, "trial", "journey", "Register (the frozen plan is in force)")
+    page.get_by_text("journey: now registered").wait_for()
+    page.goto(f"{base}/admin/trials/trial/{trial.pk}/change/")
+    page.locator("#oversight-group .add-row a").click()
+    page.locator("select[name='oversight-0-body']").select_option(label="Ethics board")
+    page.get_by_role("button", name="Save and continue editing").click()
+    page.get_by_text("was changed successfully").wait_for()
+    page.screenshot(path=artifacts_dir / "coordinator-5-registered.png", full_page=True)
+
+    # Enrolment cannot open before the body approves this version.
+    _action(page, base, "trial", "journey", "Open / resume enrolment")
+    page.get_by_text("missing: Ethics board").wait_for()
+
+    # 5. A member of the body approves the frozen version in their own session.
+    reviewer = chromium.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    _sign_in(reviewer, base, "erik")
+    reviewer.goto(f"{base}/admin/trials/trial/{trial.pk}/oversight/approve/")
+    reviewer.get_by_label("Body").select_option(label="Ethics board")
+    reviewer.get_by_label("Note / reason").fill("Risks are proportionate; consent is clear.")
+    reviewer.get_by_role("button", name="Approve").click()
+    reviewer.get_by_text("Ethics board approved plan version 1.").wait_for()
+    reviewer.screenshot(path=artifacts_dir / "coordinator-6-approved.png", full_page=True)
+    reviewer.context.close()
+
+    # 6. Open enrolment.
+    _action(page, base, "trial", "journey", "Open / resume enrolment")
+    page.get_by_text("journey: now enrolling").wait_for()
+    page.screenshot(path=artifacts_dir / "coordinator-7-enrolling.png", full_page=True)
+    trial.refresh_from_db()
+    assert trial.state == Trial.State.ENROLLING
+    moves = TrialEvent.objects.filter(trial=trial, kind="state_changed").order_by("at")
+    assert [e.detail["to"] for e in moves] == ["registered", "enrolling"]
+    assert all(e.actor.username == "carol" for e in moves)
+    context.close()
