@@ -40,6 +40,11 @@ _DOMAIN = dp.vector_domain(dp.atom_domain(T=INTEGER))
 _METRIC = dp.symmetric_distance()
 
 
+def nano_rho_floor(rho: float) -> int:
+    """A budget's total in whole nano-ρ, rounded down (the ledger never grants more than stated)."""
+    return math.floor(Fraction(rho) * NANO)
+
+
 @dataclass(frozen=True)
 class QuantityMechanism:
     """One released quantity: its bounds, its noise scale and what it costs."""

@@ -5,13 +5,20 @@ from datetime import date, timedelta
 
 from django.utils import timezone
 
-from federated.mechanism import NANO, accuracy, rho_to_epsilon
-from federated.models import PrivacyBudget, ReleasedAggregate
+from federated.mechanism import NANO, accuracy, nano_rho_floor, release_plan, rho_to_epsilon
+from federated.models import PrivacyBudget, PrivacyCharge, ReleasedAggregate
 from federated.schema import COUNT, METRICS, TelemetrySchema, telemetry_schema
 from trials.models import PreRegistration, Trial
 from trials.services import preregistration_current
 
 Z95 = 1.959963984540054  # standard normal 0.975 quantile
+# Devices report while participants are enrolled or followed up; the last window may end later.
+COLLECTING_STATES = [Trial.State.ENROLLING, Trial.State.FOLLOW_UP, Trial.State.CLOSED]
+
+
+def charge_key(trial: Trial, version: int, window_index: int) -> str:
+    """The ledger key of a window: one reservation per trial, plan version and window."""
+    return f"telemetry:{trial.slug}:plan-v{version}:window-{window_index}"
 
 
 def telemetry_schema_in_force(trial: Trial) -> tuple[PreRegistration, TelemetrySchema] | None:
@@ -51,6 +58,44 @@ def windows_ended(trial: Trial, schema: TelemetrySchema, *, today: date | None =
         return range(0)
     today = today or timezone.now().date()
     return range(max(0, (today - opened).days // schema.window_days))
+
+
+def telemetry_windows_due(*, today: date | None = None) -> list[tuple[int, int]]:
+    """(trial id, window index) of every ended window without a release, in trials collecting
+    telemetry, as far as each trial's remaining budget can pay (a window already reserved is
+    paid for)."""
+    due = []
+    for trial in Trial.objects.filter(state__in=COLLECTING_STATES).order_by("pk"):
+        in_force = telemetry_schema_in_force(trial)
+        if in_force is None:
+            continue
+        preregistration, schema = in_force
+        released = set(
+            trial.telemetry_releases.filter(preregistration=preregistration).values_list(
+                "window_index", flat=True
+            )
+        )
+        reserved = set(
+            PrivacyCharge.objects.filter(
+                budget__trial=trial, status=PrivacyCharge.Status.RESERVED
+            ).values_list("key", flat=True)
+        )
+        budget = PrivacyBudget.objects.filter(trial=trial).first()
+        remaining = (
+            budget.total_nano_rho - budget.spent_nano_rho
+            if budget is not None
+            else nano_rho_floor(schema.rho_total)
+        )
+        cost = release_plan(schema).nano_rho
+        for index in windows_ended(trial, schema, today=today):
+            if index in released:
+                continue
+            if charge_key(trial, preregistration.version, index) not in reserved:
+                if remaining < cost:
+                    break
+                remaining -= cost
+            due.append((trial.pk, index))
+    return due
 
 
 def privacy_budget_summary(trial: Trial) -> dict | None:

@@ -9,15 +9,13 @@ Reusing an unreleased reservation is safe: noise drawn by a run that crashed bef
 release was never seen by anyone, so the privacy it would have cost was never lost.
 """
 
-import math
 from datetime import date
-from fractions import Fraction
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from federated.mechanism import NANO, NoisyValue
+from federated.mechanism import NANO, NoisyValue, nano_rho_floor
 from federated.models import PrivacyBudget, PrivacyCharge, ReleasedAggregate, TelemetryRelease
 from federated.schema import TelemetrySchema
 from trials.models import PreRegistration, Trial
@@ -26,11 +24,6 @@ from trials.services import event_record
 
 class PrivacyBudgetExhausted(ValidationError):
     """A reservation that would overspend the trial's budget; nothing was reserved."""
-
-
-def nano_rho_floor(rho: float) -> int:
-    """A budget's total in whole nano-ρ, rounded down (the ledger never grants more than stated)."""
-    return math.floor(Fraction(rho) * NANO)
 
 
 def _budget_locked(trial: Trial, schema: TelemetrySchema) -> PrivacyBudget:

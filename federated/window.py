@@ -20,16 +20,12 @@ from flwr.serverapp import Grid
 from federated.mechanism import release, release_plan
 from federated.models import PrivacyCharge, TelemetryRelease
 from federated.schema import TelemetrySchema, clamp_reply
-from federated.selectors import telemetry_schema_in_force, window_bounds
+from federated.selectors import charge_key, telemetry_schema_in_force, window_bounds
 from federated.services import privacy_charge_reserve, telemetry_release_store
 from trials.models import ConsentScope, Participant, Trial
 from trials.services import assignment_token_participant_id
 
 logger = logging.getLogger(__name__)
-
-
-def charge_key(trial: Trial, version: int, window_index: int) -> str:
-    return f"telemetry:{trial.slug}:plan-v{version}:window-{window_index}"
 
 
 def telemetry_window_run(

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # `make stack` / `make stack-stop`: the production-like local stack — production settings against
-# PostgreSQL and RabbitMQ, gunicorn, two Celery workers and one beat, each in the background with a
-# pid file and a log in var/stack/. See infra/RUNBOOK.md.
+# PostgreSQL and RabbitMQ, gunicorn, two Celery workers, one beat and the Flower SuperLink that
+# assistant apps' SuperNodes connect to, each in the background with a pid file and a log in
+# var/stack/. See infra/RUNBOOK.md.
 #
 #     bash infra/stack.sh start|stop|status
 #
 # Environment (defaults in brackets): PORT [8080], DATABASE_URL
 # [postgres://postgres@127.0.0.1:5432/flourish], CELERY_BROKER_URL
 # [amqp://guest:guest@127.0.0.1:5672//], DJANGO_ALLOWED_HOSTS [127.0.0.1,localhost],
-# DJANGO_SECRET_KEY [generated once, kept in var/stack/secret-key].
+# DJANGO_SECRET_KEY [generated once, kept in var/stack/secret-key], FLOWER_PORT [9092: the
+# SuperLink's Fleet, Control and runtime APIs on 127.0.0.1].
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,7 +18,8 @@ BIN=.venv/bin
 VAR_DIR="${FLOURISH_VAR_DIR:-var}"
 STACK_DIR="$VAR_DIR/stack"
 PORT="${PORT:-8080}"
-SERVICES=(web worker1 worker2 beat)
+FLOWER_PORT="${FLOWER_PORT:-9092}"
+SERVICES=(web worker1 worker2 beat superlink)
 STOP_TIMEOUT=30
 START_TIMEOUT=90
 
@@ -35,7 +38,7 @@ running_pid() {
     pid="$(cat "$file")"
     [[ "$pid" =~ ^[0-9]+$ ]] || return 1
     args="$(ps -p "$pid" -o args= 2>/dev/null)" || return 1
-    [[ "$args" == *gunicorn* || "$args" == *celery* ]] || return 1
+    [[ "$args" == *gunicorn* || "$args" == *celery* || "$args" == *flower-superlink* ]] || return 1
     echo "$pid"
 }
 
@@ -65,6 +68,8 @@ service_command() {
         web) echo "$BIN/gunicorn config.wsgi:application --bind 127.0.0.1:$PORT --workers 2 --control-socket $STACK_DIR/gunicorn.ctl" ;;
         worker1 | worker2) echo "$BIN/celery -A config worker -n $1@%h -c 2 -l INFO" ;;
         beat) echo "$BIN/celery -A config beat -l INFO --schedule $STACK_DIR/celerybeat-schedule" ;;
+        # No --database: the SuperLink keeps its state, message contents included, in memory.
+        superlink) echo "$BIN/flower-superlink --insecure --disable-runtime-dependency-installation --host 127.0.0.1 --port $FLOWER_PORT" ;;
     esac
 }
 
@@ -88,6 +93,11 @@ configure() {
     export DJANGO_SESSION_COOKIE_SECURE=0
     export DJANGO_CSRF_COOKIE_SECURE=0
     export DJANGO_SECURE_HSTS_SECONDS=0
+    # The workers submit release windows here; Flower's processes spawn flower-superexec by name
+    # and its ServerApp imports the project.
+    export FLOWER_SUPERLINK="127.0.0.1:$FLOWER_PORT"
+    export PATH="$PWD/$BIN:$PATH"
+    export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 }
 
 # Create the database named in DATABASE_URL when it does not exist yet, connecting to the
@@ -178,6 +188,7 @@ Flourish stack is running (logs and pid files in $STACK_DIR/).
   Site:     $base/
   Admin:    $base/admin/
   Health:   $base/healthz
+  Flower:   SuperNodes connect to 127.0.0.1:$FLOWER_PORT (flower-supernode --insecure --superlink …)
 
 Stop it with \`make stack-stop\` (or \`bash infra/stack.sh stop\`).
 INFO

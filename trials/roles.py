@@ -43,6 +43,10 @@ GROUP_PERMISSIONS: dict[str, list[str]] = {
         "surveys.view_invitation",
         "surveys.change_invitation",  # letting an invitation in doubt go again
         "surveys.view_response",
+        "federated.view_privacybudget",
+        "federated.view_privacycharge",
+        "federated.view_telemetryrelease",
+        "federated.view_releasedaggregate",
     ],
     "Oversight members": [
         "trials.view_trial",
@@ -57,7 +61,13 @@ GROUP_PERMISSIONS: dict[str, list[str]] = {
         "trials.add_flourishingprofile",
         "trials.view_flourishingprofile",
     ],
-    "Analysts": ["analytics.view_analysisrun"],
+    "Analysts": [
+        "analytics.view_analysisrun",
+        "federated.view_privacybudget",
+        "federated.view_privacycharge",
+        "federated.view_telemetryrelease",
+        "federated.view_releasedaggregate",
+    ],
 }
 
 

@@ -182,7 +182,17 @@ CELERY_BEAT_SCHEDULE: dict = {
     # Due invitations and reminders are rows; the sweep is cheap when nothing is due.
     "invitations-sweep": {"task": "surveys.tasks.invitations_sweep", "schedule": 60.0},
     "quality-sweep": {"task": "surveys.tasks.quality_sweep", "schedule": 600.0},
+    # Ended telemetry windows without a release; each is released once (keyed in the ledger).
+    "telemetry-windows-sweep": {
+        "task": "federated.tasks.telemetry_windows_sweep",
+        "schedule": 3600.0,
+    },
 }
+
+# The Flower SuperLink (host:port) that telemetry release windows are submitted to; empty: none,
+# and the sweep leaves windows waiting. Replies are awaited for FLOWER_REPLY_TIMEOUT seconds.
+FLOWER_SUPERLINK = env_str("FLOWER_SUPERLINK")
+FLOWER_REPLY_TIMEOUT = float(env_str("FLOWER_REPLY_TIMEOUT", "600"))
 
 LOGGING = {
     "version": 1,

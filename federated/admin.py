@@ -1,0 +1,102 @@
+"""The privacy ledger and the DP releases in the admin, read-only for everyone: budgets move only
+through reservations, and releases are written only by a release window."""
+
+from django.contrib import admin
+from django.utils.html import format_html
+
+from federated.mechanism import NANO, accuracy, rho_to_epsilon
+from federated.models import PrivacyBudget, PrivacyCharge, ReleasedAggregate, TelemetryRelease
+from trials.selectors import trials_visible_to
+
+
+class ReadOnlyTrialScopedAdmin(admin.ModelAdmin):
+    """Rows of the trials the user may see; nothing can be added, changed or deleted here."""
+
+    trial_path = "trial"
+
+    def get_queryset(self, request):
+        rows = super().get_queryset(request)
+        if request.user.is_superuser:
+            return rows
+        return rows.filter(**{f"{self.trial_path}__in": trials_visible_to(request.user)})
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class PrivacyChargeInline(admin.TabularInline):
+    model = PrivacyCharge
+    fields = ["key", "rho", "status", "reserved_at", "released_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="ρ")
+    def rho(self, charge: PrivacyCharge) -> str:
+        return f"{charge.nano_rho / NANO:.6f}"
+
+
+@admin.register(PrivacyBudget)
+class PrivacyBudgetAdmin(ReadOnlyTrialScopedAdmin):
+    list_display = ["trial", "gauge", "spent", "total", "epsilon"]
+    fields = ["trial", "gauge", "spent", "total", "epsilon", "created_at"]
+    readonly_fields = fields
+    inlines = [PrivacyChargeInline]
+
+    @admin.display(description="spent ρ")
+    def spent(self, budget: PrivacyBudget) -> str:
+        return f"{budget.spent_nano_rho / NANO:.6f}"
+
+    @admin.display(description="total ρ")
+    def total(self, budget: PrivacyBudget) -> str:
+        return f"{budget.total_nano_rho / NANO:.6f}"
+
+    @admin.display(description="spent as (ε, δ)")
+    def epsilon(self, budget: PrivacyBudget) -> str:
+        epsilon = rho_to_epsilon(budget.spent_nano_rho / NANO, budget.delta)
+        return f"ε = {epsilon:.3f} at δ = {budget.delta:g}"
+
+    @admin.display(description="budget used")
+    def gauge(self, budget: PrivacyBudget):
+        share = budget.spent_nano_rho / budget.total_nano_rho
+        return format_html(
+            '<progress value="{}" max="1" title="{}">{}</progress> {}',
+            f"{share:.4f}",
+            f"{share:.1%} of the budget spent",
+            f"{share:.1%}",
+            f"{share:.1%}",
+        )
+
+
+class ReleasedAggregateInline(admin.TabularInline):
+    model = ReleasedAggregate
+    fields = ["arm", "quantity", "value", "noise_scale", "interval"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="95% noise interval")
+    def interval(self, value: ReleasedAggregate) -> str:
+        half = accuracy(value.noise_scale)
+        return f"{value.value - half:.0f} … {value.value + half:.0f}"
+
+
+@admin.register(TelemetryRelease)
+class TelemetryReleaseAdmin(ReadOnlyTrialScopedAdmin):
+    list_display = ["trial", "window_index", "window_start", "window_end", "released_at"]
+    list_filter = ["trial"]
+    fields = ["trial", "preregistration", "window_index", "window_start", "window_end", "charge"]
+    readonly_fields = [*fields, "released_at"]
+    inlines = [ReleasedAggregateInline]
