@@ -20,13 +20,18 @@ from statsmodels.stats.multitest import multipletests
 from analytics.selectors import (
     allocated_per_arm,
     consort_counts,
+    telemetry_engagement_releases,
     trial_item_frame,
     trial_scores_frame,
 )
 from analytics.stats.ancova import ancova
 from analytics.stats.attrition import differential_attrition
 from analytics.stats.bayes_growth import GrowthFit, growth_data_from_frame, growth_fit
-from analytics.stats.divergence import engagement_flourishing_divergence
+from analytics.stats.divergence import (
+    engagement_flourishing_divergence,
+    gaussian_draws,
+    released_mean_difference,
+)
 from analytics.stats.growth import ArmContrast, gee_growth, mixedlm_growth
 from analytics.stats.ordinal import ordinal_data_from_frame, ordinal_growth_fit
 from analytics.stats.sequential import spending_boundaries
@@ -45,7 +50,7 @@ LATENT_GROWTH = "latent_growth_difference_per_wave"
 PLANNED_METHODS = ("mixedlm", "ancova", "bayes_growth")
 MULTIPLICITY_METHODS = {"holm": "holm", "bh": "fdr_bh"}
 # A lower score on this outcome means more reliance on the assistant: the survey's engagement
-# signal for the divergence guardrail until telemetry releases exist.
+# signal for the divergence guardrail, beside DP telemetry releases where they exist.
 RELIANCE_OUTCOME = "ai_independence"
 # Bins of the stored posterior histograms: enough for a smooth curve on a dashboard, small
 # enough that a run's JSON stays a few kilobytes per arm and outcome.
@@ -207,7 +212,9 @@ def analyse(
         ],
         "consort": consort_counts(trial),
         "interim": _interim(plan, estimates, allocated, responded),
-        "divergence": _divergence(fit, bayes_outcomes),
+        "divergence": _divergence(
+            fit, bayes_outcomes, control, telemetry_engagement_releases(trial), seed
+        ),
         "ordinal": ordinal_runs,
         "psychometrics": _psychometrics(trial),
     }
@@ -524,24 +531,57 @@ def _ordinal(trial: Trial, outcome: Outcome, control: str, seed: int, horizon: i
     return ordinal_growth_fit(data, seed=seed)
 
 
-def _divergence(fit: GrowthFit, outcomes: list[Outcome]) -> list[dict]:
-    """Per arm: P(reliance on the assistant rose while the primary flourishing outcome did not).
-    Needs the reliance score among the fitted outcomes; telemetry releases join it once the
-    federated app publishes them."""
+def _divergence(
+    fit: GrowthFit, outcomes: list[Outcome], control: str, telemetry: dict | None, seed: int
+) -> list[dict]:
+    """Per arm: P(engagement rose while the primary flourishing outcome did not).
+
+    Engagement is read from two sources, each reported on its own: the survey's reliance score
+    (paired draws from the same posterior as flourishing) and, when the federated app has
+    released one, the latest DP telemetry window (the arm's mean use minus control's, with its
+    DP noise and a sampling bound propagated, drawn independently of the survey posterior)."""
     codes = [o.code for o in outcomes]
     flourishing = next((o for o in outcomes if o.code != RELIANCE_OUTCOME), None)
-    if RELIANCE_OUTCOME not in codes or flourishing is None:
+    if flourishing is None:
         return []
     gamma = fit.draws["gamma"]
-    return [
-        dataclasses.asdict(
-            engagement_flourishing_divergence(
-                -gamma[:, :, a, codes.index(RELIANCE_OUTCOME)],
-                gamma[:, :, a, codes.index(flourishing.code)],
-                arm=arm,
-                engagement_source=f"survey: reliance on the assistant (−{RELIANCE_OUTCOME})",
-                flourishing_source=f"survey: {flourishing.code}",
+    released = (telemetry or {}).get("arms", {})
+    results = []
+    for a, arm in enumerate(dict.fromkeys(e.arm for e in fit.effects)):
+        flourishing_draws = gamma[:, :, a, codes.index(flourishing.code)]
+        sources = []
+        if RELIANCE_OUTCOME in codes:
+            sources.append(
+                (
+                    -gamma[:, :, a, codes.index(RELIANCE_OUTCOME)],
+                    f"survey: reliance on the assistant (−{RELIANCE_OUTCOME})",
+                )
             )
-        )
-        for a, arm in enumerate(dict.fromkeys(e.arm for e in fit.effects))
-    ]
+        if arm in released and control in released:
+            try:
+                estimate, std_error = released_mean_difference(released[arm], released[control])
+            except ValueError:  # too few reporting participants for a mean
+                estimate = None
+            if estimate is not None:
+                draws = gaussian_draws(estimate, std_error, flourishing_draws.size, seed=seed)
+                sources.append(
+                    (
+                        draws.reshape(flourishing_draws.shape),
+                        f"DP telemetry: mean {telemetry['metric']} per participant in window "
+                        f"{telemetry['window_index']}, {estimate:+.1f} ± {std_error:.1f} "
+                        f"{telemetry['unit']} vs control",
+                    )
+                )
+        results += [
+            dataclasses.asdict(
+                engagement_flourishing_divergence(
+                    engagement,
+                    flourishing_draws,
+                    arm=arm,
+                    engagement_source=source,
+                    flourishing_source=f"survey: {flourishing.code}",
+                )
+            )
+            for engagement, source in sources
+        ]
+    return results

@@ -8,12 +8,17 @@ from django.db import transaction
 from django.utils import timezone
 
 from analytics.simulate import answers_for_score, simulate_scores
+from federated.selectors import telemetry_schema_in_force, windows_ended
+from federated.simulate import simulated_devices, simulated_usage
+from federated.window import telemetry_window_run
 from surveys.models import Instrument
 from surveys.services import instruments_sync, response_submit, wave_create
 from trials.models import Community, ConsentDocument, ConsentScope, OversightBody, Trial
 from trials.services import (
     approval_record,
     arm_create,
+    assignment_token,
+    consent_active,
     oversight_assign,
     participant_enrol,
     preregistration_freeze,
@@ -23,6 +28,18 @@ from trials.services import (
 )
 
 WAVE_SPACING_DAYS = 14  # WHO-5 asks about the last two weeks
+# Weekly DP telemetry: a budget of ρ = 1 (ε ≈ 8.4 at δ = 1e-7 over the whole trial), 0.05 a week.
+SYNTHETIC_TELEMETRY = {
+    "window_days": 7,
+    "rho_total": 1.0,
+    "rho_per_window": 0.05,
+    "delta": 1e-7,
+    "metrics": [
+        {"code": "minutes", "upper": 1200},
+        {"code": "sessions", "upper": 40},
+        {"code": "late_night_days"},
+    ],
+}
 
 
 def _plan(n_waves: int) -> dict:
@@ -56,6 +73,7 @@ def _plan(n_waves: int) -> dict:
         "the growth models use every observed wave (valid when missing at random).",
         "guardrails": ["Engagement rising while flourishing does not (divergence check)."],
         "community_weights": {"general": 1},
+        "telemetry": SYNTHETIC_TELEMETRY,
     }
 
 
@@ -175,3 +193,34 @@ def _record_responses(trial, cohort, simulated, seed: int) -> None:
             days=wave.day_offset, hours=int(rng.integers(1, 96))
         )
         response_submit(participant=participant, wave=wave, answers=answers, submitted_at=submitted)
+
+
+def synthetic_telemetry_release(
+    *, trial: Trial, minutes_effect: float, seed: int, windows: int | None = None
+) -> int:
+    """Release every ended telemetry window of a synthetic trial (or the first ``windows``) from
+    simulated devices, through the real ServerApp logic, ledger and OpenDP mechanism; the number
+    of windows released. Arm ``b`` uses the assistant ``minutes_effect`` minutes a week more."""
+    _, schema = telemetry_schema_in_force(trial)
+    consenting = [
+        p
+        for p in trial.participants.select_related("allocation__arm")
+        if consent_active(p, ConsentScope.TELEMETRY)
+    ]
+    tokens = [assignment_token(p) for p in consenting]
+    arms = [p.allocation.arm.slug for p in consenting]
+    ended = list(windows_ended(trial, schema))[:windows]
+    for index in ended:
+        usage = simulated_usage(
+            arms,
+            treated="b",
+            minutes_effect=minutes_effect,
+            window_days=schema.window_days,
+            seed=seed + index,
+        )
+        telemetry_window_run(
+            grid=simulated_devices(dict(zip(tokens, usage, strict=True))),
+            trial=trial,
+            window_index=index,
+        )
+    return len(ended)

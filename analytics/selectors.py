@@ -3,6 +3,9 @@
 import pandas as pd
 from django.db.models import Count
 
+from analytics.stats.divergence import ReleasedMean
+from federated.schema import COUNT
+from federated.selectors import telemetry_schema_in_force
 from surveys.models import Instrument, Response, Score
 from surveys.scoring import keyed_values
 from trials.models import Participant, Trial
@@ -111,4 +114,45 @@ def consort_counts(trial: Trial) -> dict:
         "consented": participants.count(),
         "final_wave": final,
         "arms": arms,
+    }
+
+
+# The telemetry metric read as engagement, in order of preference.
+ENGAGEMENT_METRICS = ["minutes", "sessions", "conversations"]
+
+
+def telemetry_engagement_releases(trial: Trial) -> dict | None:
+    """The latest DP telemetry release of an engagement metric, per arm, as
+    :class:`~analytics.stats.divergence.ReleasedMean` inputs; None without one.
+
+    Only the noisy aggregates the federated app stored are read (never a device's values)."""
+    in_force = telemetry_schema_in_force(trial)
+    if in_force is None:
+        return None
+    _, schema = in_force
+    metric = next((m for m in schema.metrics if m.code in ENGAGEMENT_METRICS), None)
+    release = trial.telemetry_releases.order_by("-window_index").first()
+    if metric is None or release is None:
+        return None
+    values = {
+        (v.arm.slug, v.quantity): v
+        for v in release.values.select_related("arm").filter(quantity__in=[COUNT, metric.code])
+    }
+    arms = {slug for slug, _ in values}
+    return {
+        "metric": metric.code,
+        "unit": metric.unit,
+        "window_index": release.window_index,
+        "window": [release.window_start.isoformat(), release.window_end.isoformat()],
+        "arms": {
+            arm: ReleasedMean(
+                noisy_sum=values[arm, metric.code].value,
+                sum_noise_scale=values[arm, metric.code].noise_scale,
+                noisy_count=values[arm, COUNT].value,
+                count_noise_scale=values[arm, COUNT].noise_scale,
+                lower=metric.lower,
+                upper=metric.upper,
+            )
+            for arm in sorted(arms)
+        },
     }

@@ -3,6 +3,7 @@
 import math
 from datetime import date, timedelta
 
+from django.db.models import Min
 from django.utils import timezone
 
 from federated.mechanism import NANO, accuracy, nano_rho_floor, release_plan, rho_to_epsilon
@@ -30,21 +31,17 @@ def telemetry_schema_in_force(trial: Trial) -> tuple[PreRegistration, TelemetryS
     return None if section is None else (preregistration, telemetry_schema(section))
 
 
-def enrolment_opened_on(trial: Trial) -> date | None:
-    """The day (UTC) enrolment first opened: release windows are counted from it."""
-    event = (
-        trial.events.filter(kind="state_changed", detail__to=Trial.State.ENROLLING)
-        .order_by("at", "id")
-        .first()
-    )
-    return event.at.date() if event is not None else None
+def telemetry_epoch(trial: Trial) -> date | None:
+    """The day (UTC) the first participant enrolled: release windows are counted from it."""
+    first = trial.participants.aggregate(first=Min("enrolled_at"))["first"]
+    return first.date() if first is not None else None
 
 
 def window_bounds(trial: Trial, schema: TelemetrySchema, index: int) -> tuple[date, date]:
     """Window ``index``'s first day and its exclusive end."""
-    opened = enrolment_opened_on(trial)
+    opened = telemetry_epoch(trial)
     if opened is None:
-        raise ValueError(f"Enrolment of {trial.slug} has not opened: there are no windows yet.")
+        raise ValueError(f"Nobody has enrolled in {trial.slug}: there are no windows yet.")
     if index < 0:
         raise ValueError("Window numbers start at 0.")
     start = opened + timedelta(days=index * schema.window_days)
@@ -53,7 +50,7 @@ def window_bounds(trial: Trial, schema: TelemetrySchema, index: int) -> tuple[da
 
 def windows_ended(trial: Trial, schema: TelemetrySchema, *, today: date | None = None) -> range:
     """The indices of the windows that have ended (their releases may be run)."""
-    opened = enrolment_opened_on(trial)
+    opened = telemetry_epoch(trial)
     if opened is None:
         return range(0)
     today = today or timezone.now().date()

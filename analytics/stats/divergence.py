@@ -76,3 +76,42 @@ def gaussian_draws(estimate: float, std_error: float, size: int, *, seed: int) -
     if not (np.isfinite(estimate) and np.isfinite(std_error) and std_error > 0):
         raise ValueError("Need a finite estimate and a positive standard error.")
     return np.random.default_rng(seed).normal(estimate, std_error, size)
+
+
+@dataclass(frozen=True)
+class ReleasedMean:
+    """One arm's differentially private release of a bounded metric: a noisy sum and a noisy
+    count, each with the scale of its (integer) Gaussian noise, and the metric's bounds."""
+
+    noisy_sum: float
+    sum_noise_scale: float
+    noisy_count: float
+    count_noise_scale: float
+    lower: float
+    upper: float
+
+
+def released_mean(release: ReleasedMean) -> tuple[float, float]:
+    r"""Mean per participant and its standard error, with the DP noise propagated.
+
+    The mean is post-processing of the two releases, :math:`\hat m = \tilde S / \tilde n`. Its
+    variance has two parts. The noise, by the delta method:
+    :math:`(\sigma_S^2 + \hat m^2 \sigma_n^2) / \tilde n^2`. The sampling variance of a mean of
+    :math:`n` values in :math:`[L, U]`, which no release reveals, is bounded by Popoviciu's
+    inequality, :math:`\operatorname{Var} \le (U - L)^2 / 4`, so :math:`(U - L)^2 / (4\tilde n)`;
+    the resulting interval is conservative.
+    """
+    if not release.noisy_count >= 2:
+        raise ValueError("Too few reporting participants (noisy count < 2) for a mean.")
+    n = release.noisy_count
+    mean = release.noisy_sum / n
+    noise = (release.sum_noise_scale**2 + mean**2 * release.count_noise_scale**2) / n**2
+    sampling = (release.upper - release.lower) ** 2 / (4 * n)
+    return mean, float(np.sqrt(noise + sampling))
+
+
+def released_mean_difference(arm: ReleasedMean, control: ReleasedMean) -> tuple[float, float]:
+    """An arm's mean minus control's, and its standard error: arms are disjoint people with
+    independent noise, so the variances add."""
+    (m_arm, se_arm), (m_control, se_control) = released_mean(arm), released_mean(control)
+    return m_arm - m_control, float(np.hypot(se_arm, se_control))

@@ -3,7 +3,6 @@
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from unittest import mock
 
 import pytest
 from django.utils import timezone
@@ -28,11 +27,11 @@ TELEMETRY = {
 
 
 def telemetry_trial(slug: str = "tele", telemetry: dict | None = None) -> Trial:
-    """Enrolling since 30 days ago, so that release windows 0–3 have ended (audit rows are
-    immutable, so the clock is moved rather than the row)."""
-    month_ago = timezone.now() - timedelta(days=30)
-    with mock.patch("django.utils.timezone.now", return_value=month_ago):
-        return enrolling_trial(slug, plan=valid_plan(telemetry=telemetry or TELEMETRY))
+    return enrolling_trial(slug, plan=valid_plan(telemetry=telemetry or TELEMETRY))
+
+
+# Participants enrol 30 days ago, so that the 7-day release windows 0–3 have ended.
+ENROLLED_DAYS_AGO = 30
 
 
 @dataclass
@@ -51,6 +50,7 @@ def enrol_with_device(
         email=f"p{number}@example.org",
         consent_document=document,
         scopes=scopes if scopes is not None else [ConsentScope.SURVEYS, ConsentScope.TELEMETRY],
+        enrolled_at=timezone.now() - timedelta(days=ENROLLED_DAYS_AGO),
     )
     log = EventLog(directory / f"device-{number}.sqlite3")
     log.set_telemetry_consent(device_consent)

@@ -14,15 +14,17 @@ pytestmark = pytest.mark.django_db
 
 
 def test_ended_unreleased_windows_are_due(trial, tmp_path):
-    # Enrolling for 30 days with 7-day windows: windows 0–3 have ended.
-    assert telemetry_windows_due() == [(trial.pk, n) for n in range(4)]
+    assert telemetry_windows_due() == []  # nobody enrolled: no windows
+    # The first participant enrolled 30 days ago; with 7-day windows, windows 0–3 have ended.
     grid = InProcessGrid(device_app, [enrol_with_device(trial, 0, tmp_path).node_config])
+    assert telemetry_windows_due() == [(trial.pk, n) for n in range(4)]
     telemetry_window_run(grid=grid, trial=trial, window_index=1)
     assert telemetry_windows_due() == [(trial.pk, n) for n in (0, 2, 3)]
 
 
-def test_only_the_windows_the_budget_can_pay_are_due(db):
+def test_only_the_windows_the_budget_can_pay_are_due(db, tmp_path):
     poor = telemetry_trial("poor", TELEMETRY | {"rho_total": 0.02})
+    enrol_with_device(poor, 0, tmp_path)
     assert telemetry_windows_due() == [(poor.pk, 0), (poor.pk, 1)]
 
 

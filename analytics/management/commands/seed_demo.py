@@ -8,7 +8,7 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from analytics.seeding import synthetic_trial_create
+from analytics.seeding import synthetic_telemetry_release, synthetic_trial_create
 from analytics.services import analysis_run_create
 from surveys.links import survey_path
 from trials.models import ConsentScope, ParticipantContact, Trial, TrialMember
@@ -43,6 +43,8 @@ class Command(BaseCommand):
                     consent_document=trial.consent_documents.get(),
                     scopes=[ConsentScope.SURVEYS],
                 )
+                # Arm b's assistant is used an hour a week more: the divergence check reads it.
+                synthetic_telemetry_release(trial=trial, minutes_effect=60, seed=2026)
                 analysis_run_create(trial=trial)
             password = self._users(credentials_file)
             member_add(

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from analytics.seeding import synthetic_trial_create
+from analytics.seeding import synthetic_telemetry_release, synthetic_trial_create
 from trials.models import Trial
 
 
@@ -19,9 +19,24 @@ class Command(BaseCommand):
             "control, for every dimension's score, in that score's own units.",
         )
         parser.add_argument("--seed", type=int, default=1)
+        parser.add_argument(
+            "--telemetry-effect",
+            type=float,
+            default=None,
+            help="Also release every ended weekly DP telemetry window from simulated devices, "
+            "arm b using the assistant this many minutes a week more than control.",
+        )
 
     def handle(
-        self, *args, slug: str, participants: int, waves: int, effect: float, seed: int, **kw
+        self,
+        *args,
+        slug: str,
+        participants: int,
+        waves: int,
+        effect: float,
+        seed: int,
+        telemetry_effect: float | None,
+        **kw,
     ):
         if Trial.objects.filter(slug=slug).exists():
             raise CommandError(f"A trial with slug {slug!r} already exists.")
@@ -31,3 +46,8 @@ class Command(BaseCommand):
             slug=slug, participants=participants, waves=waves, effect=effect, seed=seed
         )
         self.stdout.write(self.style.SUCCESS(f"Created {trial.slug}: {trial.description}"))
+        if telemetry_effect is not None:
+            released = synthetic_telemetry_release(
+                trial=trial, minutes_effect=telemetry_effect, seed=seed
+            )
+            self.stdout.write(f"Released {released} telemetry windows with differential privacy.")
