@@ -3,13 +3,13 @@ SuperNodes (devices) and ``flwr run``; the ServerApp runs in Flower's own proces
 this test's PostgreSQL database. Everything is stopped, process groups included."""
 
 import os
-import socket
+import shutil
 from pathlib import Path
 
 import pytest
-from django.db import connection
 
 from federated.deployment import (
+    current_database_url,
     process_environment,
     stop,
     superlink_start,
@@ -18,16 +18,11 @@ from federated.deployment import (
 )
 from federated.models import PrivacyBudget, ReleasedAggregate, TelemetryRelease
 from federated.tasks import telemetry_window_release
+from infra.services import free_port
 from tests.conftest import wait_for
 from tests.federated.conftest import enrol_with_device, telemetry_trial, use_in_window
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_a_window_released_through_superlink_and_supernodes(tmp_path, artifacts_dir, settings):
@@ -35,19 +30,18 @@ def test_a_window_released_through_superlink_and_supernodes(tmp_path, artifacts_
     devices = [enrol_with_device(trial, n, tmp_path) for n in range(4)]
     for number, device in enumerate(devices):
         use_in_window(device, trial, minutes=45 + number, sessions=3)
-    database = connection.settings_dict
     env = process_environment(
         {
-            "DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:"
-            f"{database['PORT']}/{database['NAME']}",
+            "DATABASE_URL": current_database_url(),
             "DJANGO_SETTINGS_MODULE": os.environ.get(
                 "DJANGO_SETTINGS_MODULE", "config.settings.test"
             ),
         }
     )
     logs = artifacts_dir / "flower-loopback"
-    logs.mkdir(exist_ok=True)
-    port = _free_port()
+    shutil.rmtree(logs, ignore_errors=True)  # the processes append to their logs
+    logs.mkdir()
+    port = free_port()
     superlink = superlink_start(
         host="127.0.0.1", port=port, log_path=logs / "superlink.log", env=env
     )
@@ -58,7 +52,7 @@ def test_a_window_released_through_superlink_and_supernodes(tmp_path, artifacts_
             nodes.append(
                 supernode_start(
                     superlink=f"127.0.0.1:{port}",
-                    runtime_port=_free_port(),
+                    runtime_port=free_port(),
                     node_config=device.node_config,
                     log_path=logs / f"supernode-{number}.log",
                     env=env,

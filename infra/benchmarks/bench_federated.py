@@ -1,0 +1,200 @@
+"""One DP telemetry release window: 1,000 simulated devices on the in-process grid, and eight
+SuperNodes on Flower's real deployment engine.
+
+*In-process* runs the whole window as the ServerApp does (ledger reservation in PostgreSQL,
+Flower messages to and from 1,000 ClientApps, consent and re-clamping, the OpenDP release, the
+atomic store). Its baseline is the mechanism alone on the same 1,000 vectors: the noisy per-arm
+counts and sums with nothing around them. The difference, divided by the clients, is the
+per-client overhead of the platform. Target: a 1,000-client window under 30 s.
+
+*Deployment* starts a SuperLink and eight SuperNodes on loopback (each a device with its own
+event log, running ``federated.client.app``) and releases a window with ``flwr run``: the time
+from submission to the stored release, beside the same window on the in-process grid.
+
+The work happens in a process of its own (Django is set up there with the test settings) on a
+database created for it and dropped afterwards (Django's test-database machinery), never the
+developer's data.
+
+    python -m infra.bench federated
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from infra.bench import Measurement, best_of
+from infra.services import free_port
+
+CLIENTS = 1_000
+SUPERNODES = 8
+REPEATS = 3
+
+
+def run() -> list[Measurement]:
+    with tempfile.TemporaryDirectory(prefix="bench-federated-") as directory:
+        out = Path(directory) / "result.json"
+        env = dict(os.environ, DJANGO_SETTINGS_MODULE="config.settings.test")
+        url = env["DATABASE_URL"]
+        env["DATABASE_URL"] = url[: url.rfind("/") + 1] + "bench_federated"
+        subprocess.run(
+            [sys.executable, "-m", "infra.benchmarks.bench_federated", str(out)],
+            env=env,
+            check=True,
+        )
+        result = json.loads(out.read_text())
+    grid, deployment = result["in_process"], result["deployment"]
+    overhead = (grid["window_seconds"] - grid["mechanism_seconds"]) / CLIENTS
+    return [
+        Measurement(
+            name=f"telemetry window, {CLIENTS} clients in process",
+            seconds=grid["window_seconds"],
+            baseline_name="OpenDP mechanism alone",
+            baseline_seconds=grid["mechanism_seconds"],
+            note=f"target < 30 s; {overhead * 1e3:.2f} ms per client around the mechanism",
+            details=grid | {"per_client_overhead_seconds": overhead},
+        ),
+        Measurement(
+            name=f"telemetry window, {SUPERNODES} SuperNodes (deployment)",
+            seconds=deployment["window_seconds"],
+            baseline_name=f"same {SUPERNODES} in process",
+            baseline_seconds=deployment["in_process_seconds"],
+            note="flwr run submission to stored release, SuperLink and SuperNodes on loopback",
+            details=deployment,
+        ),
+    ]
+
+
+def _measure(out: Path) -> None:
+    import django
+
+    django.setup()
+    from django.test.utils import setup_databases, teardown_databases
+
+    databases = setup_databases(verbosity=0, interactive=False)
+    try:
+        out.write_text(json.dumps({"in_process": _in_process(), "deployment": _deployment()}))
+    finally:
+        teardown_databases(databases, verbosity=0)
+
+
+def _cohort(slug: str, participants: int):
+    """A synthetic enrolling trial (two waves answered, every participant consenting to
+    telemetry, enrolled five weeks ago) and its participants."""
+    from analytics.seeding import synthetic_trial_create
+
+    trial = synthetic_trial_create(slug=slug, participants=participants, waves=2, effect=0, seed=1)
+    return trial, list(trial.participants.select_related("allocation__arm").order_by("pk"))
+
+
+def _in_process() -> dict:
+    from federated.mechanism import release, release_plan
+    from federated.selectors import telemetry_schema_in_force
+    from federated.simulate import simulated_devices, simulated_usage
+    from federated.window import telemetry_window_run
+    from trials.services import assignment_token
+
+    trial, people = _cohort("grid", CLIENTS)
+    _, schema = telemetry_schema_in_force(trial)
+    arms = [p.allocation.arm.slug for p in people]
+    usage = simulated_usage(arms, treated="b", minutes_effect=60, window_days=7, seed=1)
+    devices = dict(zip([assignment_token(p) for p in people], usage, strict=True))
+    plan = release_plan(schema)
+    by_arm: dict[str, list] = {}
+    for arm, vector in zip(arms, usage, strict=True):
+        by_arm.setdefault(arm, []).append({m.code: vector[m.code] for m in schema.metrics})
+
+    windows = iter(range(REPEATS))
+
+    def one_window() -> None:
+        telemetry_window_run(
+            grid=simulated_devices(devices), trial=trial, window_index=next(windows)
+        )
+
+    return {
+        "clients": CLIENTS,
+        "window_seconds": best_of(one_window, repeat=REPEATS),
+        "mechanism_seconds": best_of(
+            lambda: release(plan, by_arm, reserved_nano_rho=plan.nano_rho), repeat=REPEATS
+        ),
+    }
+
+
+def _deployment() -> dict:
+    from federated.client.app import app as device_app
+    from federated.client.eventlog import EventLog
+    from federated.deployment import (
+        current_database_url,
+        flwr_run,
+        process_environment,
+        stop,
+        superlink_start,
+        supernode_start,
+        wait_for_port,
+    )
+    from federated.grid import InProcessGrid
+    from federated.window import telemetry_window_run
+    from trials.services import assignment_token
+
+    trial, people = _cohort("engine", SUPERNODES)
+    directory = Path(tempfile.mkdtemp(prefix="bench-devices-"))
+    configs = []
+    for number, participant in enumerate(people):
+        log = EventLog(directory / f"device-{number}.sqlite3")
+        log.set_telemetry_consent(True)
+        configs.append(
+            {"participant-token": assignment_token(participant), "event-log": str(log.path)}
+        )
+    started = time.perf_counter()
+    telemetry_window_run(grid=InProcessGrid(device_app, configs), trial=trial, window_index=0)
+    in_process = time.perf_counter() - started
+
+    env = process_environment(
+        {"DATABASE_URL": current_database_url(), "DJANGO_SETTINGS_MODULE": "config.settings.test"}
+    )
+    port = free_port()
+    superlink = superlink_start(
+        host="127.0.0.1", port=port, log_path=directory / "superlink.log", env=env
+    )
+    nodes = []
+    try:
+        wait_for_port("127.0.0.1", port)
+        started_nodes = time.perf_counter()
+        nodes = [
+            supernode_start(
+                superlink=f"127.0.0.1:{port}",
+                runtime_port=free_port(),
+                node_config=config,
+                log_path=directory / f"supernode-{n}.log",
+                env=env,
+            )
+            for n, config in enumerate(configs)
+        ]
+        started = time.perf_counter()
+        flwr_run(
+            superlink=f"127.0.0.1:{port}",
+            trial_slug=trial.slug,
+            window_index=1,
+            reply_timeout=120,
+            timeout=300,
+        )
+        window = time.perf_counter() - started
+    finally:
+        for process in [*nodes, superlink]:
+            stop(process)
+    released = trial.telemetry_releases.filter(window_index=1).exists()
+    if not released:
+        raise RuntimeError(f"No release stored; see the logs in {directory}.")
+    return {
+        "supernodes": SUPERNODES,
+        "window_seconds": window,
+        "in_process_seconds": in_process,
+        "nodes_started_before_submission_seconds": started - started_nodes,
+    }
+
+
+if __name__ == "__main__":
+    _measure(Path(sys.argv[1]))
