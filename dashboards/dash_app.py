@@ -20,6 +20,7 @@ and fits nothing. Plotly and Dash's scripts are served from the installed packag
 import json
 import urllib.parse
 from functools import cache
+from html import escape
 
 import flask
 from dash import Dash, Input, Output, dcc, html
@@ -76,10 +77,11 @@ INDEX = """<!DOCTYPE html>
 
 GRAPH_CONFIG = {
     "displaylogo": False,
-    "responsive": True,
+    "responsive": True,  # figures follow the width of a laptop's or a tablet's window
     # The modebar's camera button renders the PNG in the browser: no network needed.
     "toImageButtonOptions": {"format": "png", "scale": 2},
-    "modeBarButtonsToRemove": ["select2d", "lasso2d"],
+    # Sharing uploads the chart to Plotly's cloud: results stay on this server.
+    "modeBarButtonsToRemove": ["select2d", "lasso2d", "sendChartToCloud", "sendDataToCloud"],
 }
 
 
@@ -89,20 +91,26 @@ def _csv(table: p.Table) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _table_html(table: p.Table) -> str:
+    cells = [[escape(str(v)) for v in row] for row in table.rows]
+    head = "".join(f'<th scope="col">{escape(c)}</th>' for c in table.columns)
+    body = "".join("<tr>" + "".join(f"<td>{v}</td>" for v in row) + "</tr>" for row in cells)
+    if not cells:
+        body = f'<tr><td colspan="{len(table.columns)}" class="muted">None.</td></tr>'
+    return (
+        f"<table><caption>{escape(table.caption)}</caption><thead><tr>{head}</tr></thead>"
+        f"<tbody>{body}</tbody></table>"
+    )
+
+
 def _table(slug: str, table: p.Table) -> html.Div:
-    body = [html.Tr([html.Td(str(v)) for v in row]) for row in table.rows] or [
-        html.Tr(html.Td("None.", colSpan=len(table.columns), className="muted"))
-    ]
+    # One Markdown component holding the escaped HTML table: Dash's renderer spends
+    # milliseconds per component it mounts, and a cell per component made a large trial's
+    # page take seconds.
     return html.Div(
         className="table-wrap",
         children=[
-            html.Table(
-                [
-                    html.Caption(table.caption),
-                    html.Thead(html.Tr([html.Th(c, scope="col") for c in table.columns])),
-                    html.Tbody(body),
-                ]
-            ),
+            dcc.Markdown(_table_html(table), dangerously_allow_html=True),
             html.A(
                 f"Download CSV: {table.caption}",
                 href="data:text/csv;charset=utf-8," + urllib.parse.quote(_csv(table)),

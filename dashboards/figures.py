@@ -104,9 +104,11 @@ class Figure:
             line=line,
         )  # fmt: skip
         if text:
+            # Inside the plot, beside the line, clear of the titles above it.
             self.add_annotation(
                 text=text, x=x, y=1, xref=f"x{suffix}", yref=f"y{suffix} domain",
-                yanchor="bottom", showarrow=False, font={"color": line.get("color", GREY)},
+                xanchor="left", yanchor="top", showarrow=False,
+                font={"color": line.get("color", GREY)}, bgcolor="rgba(255,255,255,0.8)",
             )  # fmt: skip
 
     def add_hline(self, y: float, *, line: dict, text: str = "") -> None:

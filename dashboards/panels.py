@@ -63,6 +63,11 @@ def _p(value: float | None) -> str:
     return "< 0.001" if value < 0.001 else f"{value:.3f}"
 
 
+def _p_phrase(value: float | None) -> str:
+    text = _p(value)
+    return f"p {text}" if text.startswith("<") else f"p = {text}"
+
+
 def arm_colours(arms: Iterable[str]) -> dict[str, str]:
     return {arm: OKABE_ITO[i % len(OKABE_ITO)] for i, arm in enumerate(arms)}
 
@@ -250,11 +255,12 @@ def enrolment_panel(enrolment: list[dict], results: dict, colours: dict, label: 
             )
         )
     response.axis("y", range=[0, 105])
+    response.axis("x", dtick=1)
     differential = [w["wave"] for w in attrition if w["differential"]]
     last = attrition[-1] if attrition else None
     reading = (
         ("Allocation departs from the planned ratio (SRM " if srm["mismatch"] else "No sign of ")
-        + f"sample-ratio mismatch (χ² = {srm['chi2']:.2f}, p = {_p(srm['p_value'])})"
+        + f"sample-ratio mismatch (χ² = {srm['chi2']:.2f}, {_p_phrase(srm['p_value'])})"
         + (")" if srm["mismatch"] else "")
         + "; "
         + (
@@ -280,7 +286,7 @@ def enrolment_panel(enrolment: list[dict], results: dict, colours: dict, label: 
             Table(
                 "srm",
                 f"Sample-ratio mismatch: χ² = {srm['chi2']:.2f}, df = {srm['df']}, "
-                f"p = {_p(srm['p_value'])} (flagged below {srm['threshold']})",
+                f"{_p_phrase(srm['p_value'])} (flagged below {srm['threshold']})",
                 ["Arm", "Observed", "Expected"],
                 [[a, n, round(srm["expected"][a], 1)] for a, n in srm["observed"].items()],
             ),
@@ -390,8 +396,8 @@ def _estimate_reading(dimension: str, estimates: Sequence[dict], control: str) -
         parts.append(
             f"On {words(dimension).lower()}, arm {key['arm']} grew "
             f"{abs(key['estimate']):.2f} score points per wave {direction} than {control} "
-            f"(95% CI {key['ci_low']:.2f} to {key['ci_high']:.2f}, adjusted p = "
-            f"{_p(key.get('p_adjusted'))})"
+            f"(95% CI {key['ci_low']:.2f} to {key['ci_high']:.2f}, adjusted "
+            f"{_p_phrase(key.get('p_adjusted'))})"
         )
     if bayes is not None:
         above = bayes.get("prob_above_mid")
@@ -556,13 +562,17 @@ def trajectory_panel(results: dict, colours: dict) -> Panel | None:
     points = results.get("trajectories", [])
     if not points:
         return None
+    # The plan's order: primary outcome first.
+    order = [o["code"] for o in results["outcomes"]]
+    outcomes = sorted(dict.fromkeys(p["outcome"] for p in points), key=order.index)
     figures = []
-    for outcome in dict.fromkeys(p["outcome"] for p in points):
+    for outcome in outcomes:
         fig = Figure(
             f"Mean {outcome} score by wave and arm",
             "Wave (index; 0 = baseline)",
             f"Mean {outcome} score (score points, 95% band)",
         )
+        fig.axis("x", dtick=1)
         for arm, colour in colours.items():
             rows = [p for p in points if p["outcome"] == outcome and p["arm"] == arm]
             banded = [p for p in rows if p["ci_low"] is not None]
@@ -571,6 +581,7 @@ def trajectory_panel(results: dict, colours: dict) -> Panel | None:
                     type="scatter",
                     x=[p["wave"] for p in banded] + [p["wave"] for p in reversed(banded)],
                     y=[p["ci_high"] for p in banded] + [p["ci_low"] for p in reversed(banded)],
+                    mode="lines",
                     fill="toself",
                     fillcolor=rgba(colour, 0.18),
                     line={"width": 0},
@@ -589,7 +600,7 @@ def trajectory_panel(results: dict, colours: dict) -> Panel | None:
                 )
             )
         figures.append(fig)
-    first = points[0]["outcome"]
+    first = outcomes[0]
     changes = []
     for arm in colours:
         rows = [p for p in points if p["outcome"] == first and p["arm"] == arm]
@@ -689,11 +700,11 @@ def community_panel(results: dict) -> Panel | None:
                 ]
             )
     reading = (
-        "; ".join(
-            f"in {c['community']}, arm {c['arm']}'s composite P(benefit) is "
-            f"{c['composite']['prob_benefit']:.2f}"
+        "Composite P(benefit): "
+        + "; ".join(
+            f"arm {c['arm']} in {c['community']} {c['composite']['prob_benefit']:.2f}"
             for c in with_composite
-        ).capitalize()
+        )
         + "."
         if with_composite
         else "No community has declared weights, so no composite is shown."
@@ -922,6 +933,7 @@ def psychometrics_panel(results: dict) -> Panel | None:
         "Wave (index; 0 = baseline)",
         "Cronbach's α (0–1, 95% interval)",
     )
+    fig.axis("x", dtick=1)
     reliability_rows, invariance_rows, lows = [], [], []
     for i, s in enumerate(scores):
         points = [r for r in s["reliability"] if r["alpha"]["value"]]
@@ -1037,6 +1049,18 @@ def diagnostics_panel(diagnostics: dict, label: str) -> Panel:
             )
         )
     fig.add_hline(MIN_ESS, line={"color": OKABE_ITO[1], "dash": "dash"}, text=f"{MIN_ESS}")
+    rhat = Figure("Worst R̂ of the gated quantities", "Quantity", "Rank-normalised split-R̂ (ratio)")
+    rhat.add_trace(
+        {
+            "type": "bar",
+            "x": names,
+            "y": [per_quantity[n]["rhat"] for n in names],
+            "marker": {"color": OKABE_ITO[0]},
+            "showlegend": False,
+        }
+    )
+    rhat.add_hline(MAX_RHAT, line={"color": OKABE_ITO[1], "dash": "dash"}, text=f"{MAX_RHAT}")
+    rhat.axis("y", range=[0.99, max([MAX_RHAT + 0.01, *(per_quantity[n]["rhat"] for n in names)])])
     rows = [
         ["max R̂", round(gates["max_rhat"], 4), f"≤ {MAX_RHAT}", gates["max_rhat"] <= MAX_RHAT],
         ["min bulk ESS", round(gates["min_ess_bulk"]), f"≥ {MIN_ESS}",
@@ -1065,7 +1089,7 @@ def diagnostics_panel(diagnostics: dict, label: str) -> Panel:
         title="Run diagnostics (R̂, ESS, divergences)",
         label=label,
         reading=reading,
-        figures=[fig],
+        figures=[fig, rhat],
         tables=[
             Table(
                 "diagnostics", "Convergence gates", ["Check", "Value", "Gate", "Result"], table_rows

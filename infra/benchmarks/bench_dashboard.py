@@ -1,0 +1,470 @@
+"""Time to a fully rendered dashboard in headless Chromium, for a trial of 10,000 participants ×
+12 waves, against the same Dash page of a trial with no finished run.
+
+The trial is registered and approved through the services; its 10,000 participants and their
+allocations are inserted in bulk, and its finished AnalysisRun holds a results document of the
+size a real run of that trial stores (every panel's keys, trajectories over 12 waves, posterior
+histograms, three communities, psychometrics per wave), made from a simulated cohort
+(``analytics.simulate``) instead of hours of fitting. gunicorn serves the real URLs with the
+test settings against PostgreSQL, in a database of the benchmark's own (``bench_dashboard`` on
+the server ``DATABASE_URL`` names, dropped at the end).
+
+A load starts in a fresh browser context (empty HTTP cache, the analyst's session cookie) at
+``page.goto`` and ends when every figure the page announces holds its drawn SVG. Measured: the
+dashboard (target < 2 s) and, as the baseline, the dashboard of a trial without a finished run
+(the same Dash shell, scripts and callback, with the status panel only). Best of
+``REPEATS`` cold loads each; the median and the server's callback time go in the details.
+
+    make bench BENCH_ARGS=dashboard
+"""
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from http.client import HTTPConnection
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import numpy as np
+import psycopg
+from psycopg import sql
+
+from infra.bench import Measurement
+from infra.services import free_port
+
+REPO_DIR = Path(__file__).resolve().parents[2]
+DATABASE = "bench_dashboard"
+PARTICIPANTS = 10_000
+WAVES = 12
+REPEATS = 5
+CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
+PASSWORD = "bench-password"
+# The page is drawn when every figure it announces holds Plotly's SVG (as in the browser test).
+ALL_FIGURES_DRAWN = """() => {
+  const panels = document.querySelector('#panels');
+  if (!panels) return false;
+  const drawn = [...panels.querySelectorAll('.js-plotly-plot')]
+    .filter((plot) => plot.querySelector('svg.main-svg')).length;
+  return drawn === Number(panels.dataset.figures);
+}"""
+
+
+def _summary(draws: np.ndarray, mid: float | None = None) -> dict:
+    return {
+        "mean": float(draws.mean()),
+        "sd": float(draws.std(ddof=1)),
+        "ci_low": float(np.quantile(draws, 0.025)),
+        "ci_high": float(np.quantile(draws, 0.975)),
+        "prob_benefit": float((draws > 0).mean()),
+        "prob_above_mid": None if mid is None else float((draws > mid).mean()),
+        "mcse_mean": 0.001,
+        "mcse_prob_benefit": 0.001,
+    }
+
+
+def results_document(frame, rng: np.random.Generator) -> tuple[dict, dict]:
+    """Results and diagnostics shaped as ``analytics.analysis.analyse`` stores them."""
+    outcomes = [
+        {"code": "who5", "instrument": "who5", "dimension": "mental_wellbeing", "role": "primary"},
+        {"code": "swls", "instrument": "swls", "dimension": "life_satisfaction",
+         "role": "secondary"},
+    ]  # fmt: skip
+    frame = frame.assign(
+        arm=np.where(frame["arm"] == 1, "b", "a"),
+        outcome=frame["dimension"].map({o["dimension"]: o["code"] for o in outcomes}),
+    )
+    last = WAVES - 1
+    mids = {"mental_wellbeing": 10.0, "life_satisfaction": 3.0}
+    estimates, densities, communities = [], [], []
+    for o in outcomes:
+        base = {
+            "outcome": o["code"],
+            "instrument": o["instrument"],
+            "dimension": o["dimension"],
+            "role": o["role"],
+            "wave": last,
+            "arm": "b",
+            "n_participants": PARTICIPANTS,
+        }
+        for method, estimand, se, confirmatory in [
+            ("mixedlm", "growth_difference_per_wave", 0.05, True),
+            ("gee", "growth_difference_per_wave", 0.05, False),
+            ("ancova", "final_wave_difference", 0.5, True),
+        ]:
+            estimate = 0.3 * (last if method == "ancova" else 1) + rng.normal(0, se)
+            estimates.append(
+                base
+                | {
+                    "method": method,
+                    "estimand": estimand,
+                    "estimate": estimate,
+                    "std_error": se,
+                    "ci_low": estimate - 1.96 * se,
+                    "ci_high": estimate + 1.96 * se,
+                    "p_value": 1e-6,
+                    "p_adjusted": 2e-6,
+                    "reportable": True,
+                    "not_reportable_because": [],
+                    "warnings": [],
+                    "confirmatory": confirmatory,
+                }  # fmt: skip
+            )
+        draws = rng.normal(0.3, 0.05, 4000)
+        mid = mids[o["dimension"]]
+        estimates.append(
+            base
+            | {
+                "method": "bayes_growth",
+                "estimand": "growth_difference_per_wave",
+                "mid": mid,
+                **_summary(draws, mid / last),
+                "std_error": 0.05,
+                "estimate": float(draws.mean()),
+                "reportable": True,
+                "not_reportable_because": [],
+                "warnings": [],
+                "confirmatory": True,
+            }  # fmt: skip
+        )
+        density, edges = np.histogram(draws, bins=60, density=True)
+        densities.append(
+            {
+                "arm": "b",
+                "outcome": o["code"],
+                "x": ((edges[:-1] + edges[1:]) / 2).tolist(),
+                "density": density.tolist(),
+            }  # fmt: skip
+        )
+    for name in ("general", "rural-council", "students"):
+        communities.append(
+            {
+                "arm": "b",
+                "community": name,
+                "per_dimension": {
+                    o["code"]: _summary(rng.normal(0.3, 0.1, 4000)) for o in outcomes
+                },
+                "composite": _summary(rng.normal(0.02, 0.01, 4000)),
+                "weights": {"who5": 0.6, "swls": 0.4},
+            }
+        )
+    grouped = frame.groupby(["outcome", "arm", "wave"]).score.agg(["count", "mean", "std"])
+    trajectories = [
+        {"outcome": outcome, "arm": arm, "wave": int(wave), "n": int(row["count"]),
+         "mean": float(row["mean"]), "ci_low": float(row["mean"] - 1.96 * row["std"] / 100),
+         "ci_high": float(row["mean"] + 1.96 * row["std"] / 100)}
+        for (outcome, arm, wave), row in grouped.iterrows()
+    ]  # fmt: skip
+    allocated = frame.groupby("arm").participant.nunique().to_dict()
+    responded = frame[frame.outcome == "who5"].groupby(["wave", "arm"]).participant.nunique()
+    attrition = [
+        {"wave": wave, "allocated": allocated,
+         "responded": {arm: int(responded[wave][arm]) for arm in allocated},
+         "response_rate": {arm: responded[wave][arm] / allocated[arm] for arm in allocated},
+         "chi2": 0.5, "df": 1, "p_value": 0.48, "differential": False}
+        for wave in range(1, WAVES)
+    ]  # fmt: skip
+    step = {"chi2": 40.0, "df": 10, "p_value": 0.01, "cfi": 0.99, "tli": 0.98, "rmsea": 0.03,
+            "srmr": 0.02, "delta_chi2": 3.0, "delta_df": 4, "delta_p_value": 0.5,
+            "delta_cfi": -0.001, "delta_rmsea": 0.0, "holds": True}  # fmt: skip
+    psychometrics = [
+        {
+            "instrument": o["instrument"],
+            "score": o["code"],
+            "validated": True,
+            "reliability": [
+                {
+                    "wave": w,
+                    "n": PARTICIPANTS,
+                    "alpha": {
+                        "value": {
+                            "alpha": 0.85,
+                            "ci_low": 0.84,
+                            "ci_high": 0.86,
+                            "n_respondents": PARTICIPANTS,
+                            "n_items": 5,
+                        },
+                        "reason": "",
+                    },
+                    "omega": {
+                        "value": {"omega": 0.86, "n_respondents": PARTICIPANTS},
+                        "reason": "",
+                    },
+                }
+                for w in range(WAVES)
+            ],  # fmt: skip
+            "invariance": {
+                group: {
+                    "value": {
+                        "groups": {},
+                        "steps": [
+                            step | {"model": model} for model in ("configural", "metric", "scalar")
+                        ],
+                    },
+                    "reason": "",
+                }
+                for group in ("language", "community", "wave")
+            },  # fmt: skip
+        }
+        for o in outcomes
+    ]
+    final = responded[last]
+    results = {
+        "kind": "confirmatory",
+        "control": "a",
+        "planned_contrast": "b − a",
+        "alpha": 0.05,
+        "multiplicity": "holm",
+        "outcomes": [o | {"wave": last, "planned": True} for o in outcomes],
+        "estimates": estimates,
+        "bayes_growth": {
+            "reportable": True,
+            "not_reportable_because": [],
+            "community_effects": communities,
+            "participants": PARTICIPANTS,
+            "observations": len(frame),
+            "posterior_densities": densities,
+        },  # fmt: skip
+        "srm": {
+            "chi2": 0.3,
+            "df": 1,
+            "p_value": 0.58,
+            "mismatch": False,
+            "threshold": 0.001,
+            "total": PARTICIPANTS,
+            "observed": allocated,
+            "expected": dict.fromkeys(allocated, PARTICIPANTS / 2),
+        },  # fmt: skip
+        "attrition": attrition,
+        "consort": {
+            "assessed": 11_000,
+            "eligible": PARTICIPANTS,
+            "excluded": 1_000,
+            "excluded_reasons": {"under 18": 600, "no smartphone": 400},
+            "consented": PARTICIPANTS,
+            "final_wave": last,
+            "arms": [
+                {
+                    "slug": arm,
+                    "name": arm.upper(),
+                    "allocated": n,
+                    "followed_up": int(final[arm]),
+                    "analysed": int(final[arm]),
+                    "withdrawn": n - int(final[arm]),
+                    "withdrawal_reasons": {"no reason given": n - int(final[arm])},
+                }
+                for arm, n in allocated.items()
+            ],
+        },  # fmt: skip
+        "interim": None,
+        "divergence": [
+            {
+                "arm": "b",
+                "engagement_source": "survey: reliance",
+                "flourishing_source": "who5",
+                "prob_engagement_rose": 0.2,
+                "prob_flourishing_rose": 0.99,
+                "probability": 0.01,
+                "threshold": 0.8,
+                "flagged": False,
+                "draws": 4000,
+            }
+        ],  # fmt: skip
+        "ordinal": [],
+        "trajectories": trajectories,
+        "psychometrics": psychometrics,
+    }
+    gates = {"passed": True, "reasons": [], "max_rhat": 1.002, "min_ess_bulk": 2100.0,
+             "min_ess_tail": 1800.0, "divergences": 0, "chains": 4, "draws_per_chain": 1000,
+             "per_quantity": {"gamma": {"rhat": 1.002, "ess_bulk": 2100.0, "ess_tail": 1800.0},
+                              "community_gamma": {"rhat": 1.003, "ess_bulk": 2400.0,
+                                                  "ess_tail": 1900.0}}}  # fmt: skip
+    diagnostics = {"gates": gates, "reportable": True, "bayes_seconds": 40.0,
+                   "target_accept": 0.9, "rows": len(frame)}  # fmt: skip
+    return results, diagnostics
+
+
+def _trials() -> tuple[str, str]:
+    """The large trial with its stored run, and one without a run; returns their slugs."""
+    from django.contrib.auth.models import Group, User
+    from django.utils import timezone
+
+    from analytics.models import AnalysisRun
+    from analytics.seeding import synthetic_trial_create
+    from analytics.simulate import simulate_scores
+    from trials.models import Allocation, Participant, TrialMember
+    from trials.services import member_add, preregistration_current
+
+    rng = np.random.default_rng(7)
+    large = synthetic_trial_create(slug="large", participants=4, waves=WAVES, effect=0.3, seed=7)
+    arms = list(large.arms.order_by("-is_control", "slug"))
+    start = timezone.now() - timedelta(days=200)
+    participants = Participant.objects.bulk_create(
+        Participant(trial=large, enrolled_at=start + timedelta(minutes=int(m)))
+        for m in rng.integers(0, 60 * 24 * 120, PARTICIPANTS - 4)
+    )
+    Allocation.objects.bulk_create(
+        Allocation(participant=p, arm=arms[i % 2], allocated_at=p.enrolled_at)
+        for i, p in enumerate(participants)
+    )
+    frame = simulate_scores(n_participants=PARTICIPANTS, n_waves=WAVES, effect=0.3, seed=7).scores
+    results, diagnostics = results_document(frame, rng)
+    prereg = preregistration_current(large)
+    AnalysisRun.objects.create(
+        trial=large, preregistration=prereg, preregistration_sha256=prereg.sha256,
+        kind="confirmatory", status="finished", code_version="bench", seed=7,
+        data_snapshot_sha256="0" * 64, results=results, diagnostics=diagnostics,
+        started_at=timezone.now(), finished_at=timezone.now(), progress=1.0,
+    )  # fmt: skip
+    empty = synthetic_trial_create(slug="empty", participants=4, waves=WAVES, effect=0.3, seed=8)
+    analyst = User.objects.create_user("analyst", password=PASSWORD)
+    analyst.groups.add(Group.objects.get(name="Analysts"))
+    for trial in (large, empty):
+        member_add(trial=trial, user=analyst, role=TrialMember.Role.ANALYST)
+    return large.slug, empty.slug
+
+
+@contextmanager
+def _own_database(server_url: str) -> Iterator[str]:
+    """A database of the benchmark's own; yields its URL."""
+    parts = urlsplit(server_url)
+    url = urlunsplit(parts._replace(path=f"/{DATABASE}"))
+    drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DATABASE))
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(drop)  # what an interrupted earlier run left behind
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
+    try:
+        yield url
+    finally:
+        from django.db import connection, connections
+
+        connections.close_all()
+        connection.close_pool()
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(drop)
+
+
+@contextmanager
+def _gunicorn(port: int, env: dict, log) -> Iterator[None]:
+    # Two sync workers, as the production-like stack runs on these two-core machines.
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind",
+         f"127.0.0.1:{port}", "--workers", "2", "--no-control-socket"],
+        cwd=REPO_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None or time.monotonic() > deadline:
+                log.seek(0)
+                raise RuntimeError(f"gunicorn did not start:\n{log.read()[-3000:]}")
+            probe = HTTPConnection("127.0.0.1", port, timeout=5)
+            try:
+                probe.request("GET", "/healthz")
+                probe.getresponse().read()
+                break
+            except OSError:
+                time.sleep(0.2)
+            finally:
+                probe.close()
+        yield
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _loads(browser, state: dict, url: str, drawn: Callable) -> list[float]:
+    timings = []
+    for _ in range(REPEATS):
+        context = browser.new_context(viewport={"width": 1280, "height": 800}, storage_state=state)
+        page = context.new_page()
+        started = time.perf_counter()
+        page.goto(url)
+        drawn(page)
+        timings.append(time.perf_counter() - started)
+        context.close()
+    return timings
+
+
+def run() -> list[Measurement]:
+    if not CHROMIUM.exists():
+        print(f"[dashboard] skipped: no Chromium at {CHROMIUM}", file=sys.stderr)
+        return []
+    with _own_database(os.environ["DATABASE_URL"]) as url:
+        env = dict(os.environ, DATABASE_URL=url, DJANGO_SETTINGS_MODULE="config.settings.test")
+        os.environ.update(env)
+        import django
+        from django.core.management import call_command
+
+        django.setup()
+        call_command("migrate", verbosity=0)
+        started = time.perf_counter()
+        large, empty = _trials()
+        print(
+            f"[dashboard] trials prepared in {time.perf_counter() - started:.0f} s", file=sys.stderr
+        )
+        from playwright.sync_api import sync_playwright
+
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        with (
+            tempfile.TemporaryFile("w+") as log,
+            _gunicorn(port, env, log),
+            sync_playwright() as playwright,
+        ):
+            browser = playwright.chromium.launch(
+                executable_path=str(CHROMIUM), args=["--headless", "--no-sandbox", "--disable-gpu"]
+            )
+            context = browser.new_context()
+            page = context.new_page()
+            page.goto(f"{base}/accounts/login/")
+            page.get_by_label("Username").fill("analyst")
+            page.get_by_label("Password").fill(PASSWORD)
+            page.get_by_role("button", name="Sign in").click()
+            page.wait_for_url(f"{base}/dashboards/")
+            state = context.storage_state()
+            # Untimed: each worker's first request imports Dash and builds the app.
+            for slug in (large, empty, large, empty):
+                page.goto(f"{base}/dashboards/{slug}/")
+                page.wait_for_selector("#panels")
+            page.goto(f"{base}/dashboards/{large}/")
+            page.wait_for_function(ALL_FIGURES_DRAWN)
+            figures = int(page.locator("#panels").get_attribute("data-figures"))
+            context.close()
+            dashboard = _loads(
+                browser,
+                state,
+                f"{base}/dashboards/{large}/",
+                lambda p: p.wait_for_function(ALL_FIGURES_DRAWN, timeout=60_000),
+            )
+            shell = _loads(
+                browser,
+                state,
+                f"{base}/dashboards/{empty}/",
+                lambda p: p.wait_for_selector("#panels section.panel", timeout=60_000),
+            )
+            browser.close()
+    details = {
+        "participants": PARTICIPANTS,
+        "waves": WAVES,
+        "figures": figures,
+        "dashboard_seconds": dashboard,
+        "baseline_seconds": shell,
+        "dashboard_median": statistics.median(dashboard),
+        "baseline_median": statistics.median(shell),
+    }
+    return [
+        Measurement(
+            name=f"dashboard drawn, {PARTICIPANTS:,} × {WAVES} waves",
+            seconds=min(dashboard),
+            baseline_name="dashboard without a run",
+            baseline_seconds=min(shell),
+            note=f"{figures} figures; median {statistics.median(dashboard):.2f} s; target < 2 s",
+            details=details,
+        )
+    ]
