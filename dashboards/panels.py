@@ -844,13 +844,17 @@ def telemetry_panel(budget: dict | None, releases: list[dict], colours: dict) ->
     figures: list[Figure] = []
     if budget:
         figures.append(budget_gauge(budget))
-    for metric in dict.fromkeys(r["metric"] for r in releases):
-        rows = [r for r in releases if r["metric"] == metric]
+    # Means per participant compare across arms; sums grow with how many report, so they stay
+    # in the table, and the count of reporting devices gets a figure of its own.
+    for metric, statistic in dict.fromkeys(
+        (r["metric"], r["statistic"]) for r in releases if r["statistic"] != "sum"
+    ):
+        rows = [r for r in releases if (r["metric"], r["statistic"]) == (metric, statistic)]
         first = rows[0]
         fig = Figure(
-            f"{first['label']} per release window (differentially private)",
+            f"{first['label']} ({statistic}) per release window, differentially private",
             "End of release window (date)",
-            f"{first['label']} ({first['unit']}, {first['statistic']}; 95% noise-aware interval)",
+            f"{first['unit']} ({statistic}; 95% noise-aware interval)",
         )
         for arm in dict.fromkeys(r["arm"] for r in rows):
             points = [r for r in rows if r["arm"] == arm]
@@ -875,7 +879,8 @@ def telemetry_panel(budget: dict | None, releases: list[dict], colours: dict) ->
         reading = (
             f"{budget['spent_rho']:.3f} of {budget['total_rho']:.3f} ρ is spent "
             f"(ε = {budget['epsilon']:.2f} at δ = {budget['delta']:g}); "
-            f"{len(releases)} release(s), each with its noise-aware interval."
+            f"{len({r['window_end'] for r in releases})} release window(s), every value with "
+            "its noise-aware interval."
         )
     else:
         reading = "This trial has no privacy budget, so no telemetry has been released."

@@ -2,13 +2,13 @@
 aggregates of the trial's rows. Nothing here fits a model."""
 
 from dataclasses import dataclass, field
-from importlib import import_module
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Count
 from django.db.models.functions import TruncDate
 
 from analytics.models import AnalysisRun
+from federated.selectors import privacy_budget_summary, telemetry_release_rows
 from trials.models import Participant, Trial
 from trials.selectors import trials_analysed_by
 from trials.services import missing_approvals, preregistration_current
@@ -104,23 +104,12 @@ def enrolment_by_day(trial: Trial) -> list[dict]:
     ]
 
 
-def _telemetry(trial: Trial) -> tuple[dict | None, list[dict]]:
-    """The DP releases and the budget, read through the federated app's selectors where that app
-    provides them (it is optional to a deployment without telemetry)."""
-    try:
-        federated = import_module("federated.selectors")
-    except ModuleNotFoundError:
-        return None, []
-    return federated.privacy_budget_summary(trial), federated.telemetry_release_rows(trial)
-
-
 def dashboard_data(trial: Trial) -> DashboardData:
-    budget, releases = _telemetry(trial)
     return DashboardData(
         record=trial_record(trial),
         run=latest_finished_run(trial),
         latest_run=trial.analysis_runs.first(),
         enrolment=enrolment_by_day(trial),
-        privacy_budget=budget,
-        telemetry=releases,
+        privacy_budget=privacy_budget_summary(trial),
+        telemetry=telemetry_release_rows(trial),
     )

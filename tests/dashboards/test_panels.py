@@ -30,6 +30,8 @@ TELEMETRY_ROWS = [
     for m in (1, 2)
     for arm in ("a", "b")
 ]
+# Sums grow with the number of reporting devices: listed, not drawn.
+TELEMETRY_SUMS = [row | {"statistic": "sum", "estimate": 4000.0} for row in TELEMETRY_ROWS[:2]]
 BUDGET = {"total_rho": 1.0, "spent_rho": 0.25, "remaining_rho": 0.75, "epsilon": 3.2, "delta": 1e-6}
 
 
@@ -121,14 +123,15 @@ def test_stored_trajectories_densities_and_psychometrics_match_their_sources(ana
 
 
 def test_telemetry_panel_draws_each_metric_with_intervals_and_the_budget_gauge():
-    panel = p.telemetry_panel(BUDGET, TELEMETRY_ROWS, p.arm_colours(["a", "b"]))
+    panel = p.telemetry_panel(BUDGET, TELEMETRY_ROWS + TELEMETRY_SUMS, p.arm_colours(["a", "b"]))
     gauge, releases = panel.figures
     assert gauge.data[0]["value"] == 0.25 and gauge.data[0]["gauge"]["axis"]["range"] == [0, 1.0]
     assert [t["name"] for t in releases.data] == ["arm a", "arm b"]
     assert releases.data[0]["error_y"]["array"] == [4.0, 4.0]
     assert "minutes per participant per week" in releases.layout["yaxis"]["title"]["text"]
     assert "0.250 of 1.000 ρ" in panel.reading and "ε = 3.20" in panel.reading
-    assert len(panel.tables[0].rows) == 4
+    assert "2 release window(s)" in panel.reading
+    assert len(panel.tables[0].rows) == 6
     empty = p.telemetry_panel(None, [], {})
     assert not empty.figures and "no privacy budget" in empty.reading
 
