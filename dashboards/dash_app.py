@@ -42,6 +42,10 @@ INDEX = """<!DOCTYPE html>
 <title>{%title%}</title>
 {%favicon%}
 {%css%}
+<!-- Dash asks for Plotly only once the first figure mounts; fetching it now overlaps the
+     download with the callback that renders the trial. -->
+<link rel="preload" as="script"
+      href="/dashboards/_dash-component-suites/plotly/package_data/plotly.min.js">
 <style>
   :root { --ink: #1a1a1a; --muted: #4a4a4a; --accent: #0b5394; --line: #c8c8c8; }
   body { margin: 0; font: 16px/1.5 system-ui, sans-serif; color: var(--ink); background: #fff; }
@@ -75,6 +79,9 @@ INDEX = """<!DOCTYPE html>
 </body>
 </html>"""
 
+# Longer tables (a release per window, a mean per wave) show their first rows; their CSV has all.
+TABLE_ROWS_SHOWN = 24
+
 GRAPH_CONFIG = {
     "displaylogo": False,
     "responsive": True,  # figures follow the width of a laptop's or a tablet's window
@@ -92,13 +99,16 @@ def _csv(table: p.Table) -> str:
 
 
 def _table_html(table: p.Table) -> str:
-    cells = [[escape(str(v)) for v in row] for row in table.rows]
+    cells = [[escape(str(v)) for v in row] for row in table.rows[:TABLE_ROWS_SHOWN]]
     head = "".join(f'<th scope="col">{escape(c)}</th>' for c in table.columns)
     body = "".join("<tr>" + "".join(f"<td>{v}</td>" for v in row) + "</tr>" for row in cells)
     if not cells:
         body = f'<tr><td colspan="{len(table.columns)}" class="muted">None.</td></tr>'
+    more = ""
+    if len(table.rows) > TABLE_ROWS_SHOWN:
+        more = f" (the first {TABLE_ROWS_SHOWN} of {len(table.rows)} rows; the CSV has them all)"
     return (
-        f"<table><caption>{escape(table.caption)}</caption><thead><tr>{head}</tr></thead>"
+        f"<table><caption>{escape(table.caption)}{more}</caption><thead><tr>{head}</tr></thead>"
         f"<tbody>{body}</tbody></table>"
     )
 

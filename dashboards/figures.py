@@ -111,12 +111,17 @@ class Figure:
                 font={"color": line.get("color", GREY)}, bgcolor="rgba(255,255,255,0.8)",
             )  # fmt: skip
 
-    def add_hline(self, y: float, *, line: dict, text: str = "") -> None:
-        self.add_shape(type="line", x0=0, x1=1, y0=y, y1=y, xref="x domain", yref="y", line=line)
+    def add_hline(self, y: float, *, line: dict, text: str = "", col: int = 1) -> None:
+        suffix = "" if col == 1 else str(col)
+        self.add_shape(
+            type="line", x0=0, x1=1, y0=y, y1=y, xref=f"x{suffix} domain", yref=f"y{suffix}",
+            line=line,
+        )  # fmt: skip
         if text:
             self.add_annotation(
-                text=text, x=1, y=y, xref="x domain", yref="y", xanchor="right",
-                yanchor="bottom", showarrow=False, font={"color": line.get("color", GREY)},
+                text=text, x=1, y=y, xref=f"x{suffix} domain", yref=f"y{suffix}",
+                xanchor="right", yanchor="bottom", showarrow=False,
+                font={"color": line.get("color", GREY)},
             )  # fmt: skip
 
     def to_dict(self) -> dict:

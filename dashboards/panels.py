@@ -840,24 +840,31 @@ def budget_gauge(budget: dict) -> Figure:
     return fig
 
 
-def telemetry_panel(budget: dict | None, releases: list[dict], colours: dict) -> Panel:
-    figures: list[Figure] = []
-    if budget:
-        figures.append(budget_gauge(budget))
-    # Means per participant compare across arms; sums grow with how many report, so they stay
-    # in the table, and the count of reporting devices gets a figure of its own.
-    for metric, statistic in dict.fromkeys(
-        (r["metric"], r["statistic"]) for r in releases if r["statistic"] != "sum"
-    ):
-        rows = [r for r in releases if (r["metric"], r["statistic"]) == (metric, statistic)]
-        first = rows[0]
-        fig = Figure(
-            f"{first['label']} ({statistic}) per release window, differentially private",
-            "End of release window (date)",
-            f"{first['unit']} ({statistic}; 95% noise-aware interval)",
+def releases_figure(releases: list[dict], colours: dict) -> Figure:
+    """Each metric's released values per window and arm, one metric at a time (a menu in the
+    figure switches, in the browser): one figure to draw however many metrics the plan has.
+
+    Means per participant compare across arms; sums grow with how many devices report, so they
+    stay in the table, and the count of reporting devices is one of the choices."""
+    groups = list(
+        dict.fromkeys((r["metric"], r["statistic"]) for r in releases if r["statistic"] != "sum")
+    )
+
+    def titles(group: tuple[str, str]) -> tuple[str, str]:
+        first = next(r for r in releases if (r["metric"], r["statistic"]) == group)
+        return (
+            f"{first['label']} ({group[1]}) per release window, differentially private",
+            f"{first['unit']} ({group[1]}; 95% noise-aware interval)",
         )
+
+    title, y_title = titles(groups[0])
+    fig = Figure(title, "End of release window (date)", y_title)
+    owners = []
+    for position, group in enumerate(groups):
+        rows = [r for r in releases if (r["metric"], r["statistic"]) == group]
         for arm in dict.fromkeys(r["arm"] for r in rows):
             points = [r for r in rows if r["arm"] == arm]
+            owners.append(position)
             fig.add_trace(
                 dict(
                     type="scatter",
@@ -865,6 +872,7 @@ def telemetry_panel(budget: dict | None, releases: list[dict], colours: dict) ->
                     y=[r["estimate"] for r in points],
                     name=f"arm {arm}",
                     mode="lines+markers",
+                    visible=position == 0,
                     line={"color": colours.get(arm, OKABE_ITO[-1])},
                     error_y={
                         "type": "data",
@@ -874,7 +882,37 @@ def telemetry_panel(budget: dict | None, releases: list[dict], colours: dict) ->
                     },
                 )
             )
-        figures.append(fig)
+    fig.layout["margin"]["t"] = 110
+    fig.layout["updatemenus"] = [
+        {
+            "type": "dropdown",
+            "x": 0,
+            "y": 1.18,
+            "xanchor": "left",
+            "yanchor": "bottom",
+            "buttons": [
+                {
+                    "label": f"{metric} ({statistic})",
+                    "method": "update",
+                    "args": [
+                        {"visible": [owner == position for owner in owners]},
+                        {"title.text": titles(group)[0], "yaxis.title.text": titles(group)[1]},
+                    ],
+                }
+                for position, group in enumerate(groups)
+                for metric, statistic in [group]
+            ],
+        }
+    ]
+    return fig
+
+
+def telemetry_panel(budget: dict | None, releases: list[dict], colours: dict) -> Panel:
+    figures: list[Figure] = []
+    if budget:
+        figures.append(budget_gauge(budget))
+    if any(r["statistic"] != "sum" for r in releases):
+        figures.append(releases_figure(releases, colours))
     if budget:
         reading = (
             f"{budget['spent_rho']:.3f} of {budget['total_rho']:.3f} ρ is spent "
@@ -1038,9 +1076,11 @@ def diagnostics_panel(diagnostics: dict, label: str) -> Panel:
     gates = diagnostics["gates"]
     per_quantity = gates.get("per_quantity", {})
     fig = Figure(
-        "Effective sample size of the gated quantities",
+        "Convergence of the gated quantities",
         "Quantity",
         "Worst effective sample size (draws)",
+        columns=2,
+        subtitles=("Bulk and tail ESS", "Rank-normalised split-R̂"),
     )
     names = list(per_quantity)
     for i, kind in enumerate(("ess_bulk", "ess_tail")):
@@ -1054,18 +1094,21 @@ def diagnostics_panel(diagnostics: dict, label: str) -> Panel:
             )
         )
     fig.add_hline(MIN_ESS, line={"color": OKABE_ITO[1], "dash": "dash"}, text=f"{MIN_ESS}")
-    rhat = Figure("Worst R̂ of the gated quantities", "Quantity", "Rank-normalised split-R̂ (ratio)")
-    rhat.add_trace(
+    fig.add_trace(
         {
             "type": "bar",
             "x": names,
             "y": [per_quantity[n]["rhat"] for n in names],
-            "marker": {"color": OKABE_ITO[0]},
-            "showlegend": False,
-        }
+            "name": "R̂",
+            "marker": {"color": OKABE_ITO[2]},
+        },
+        col=2,
     )
-    rhat.add_hline(MAX_RHAT, line={"color": OKABE_ITO[1], "dash": "dash"}, text=f"{MAX_RHAT}")
-    rhat.axis("y", range=[0.99, max([MAX_RHAT + 0.01, *(per_quantity[n]["rhat"] for n in names)])])
+    fig.add_hline(MAX_RHAT, line={"color": OKABE_ITO[1], "dash": "dash"}, text=f"{MAX_RHAT}", col=2)
+    fig.axis("y", col=2, title={"text": "Worst R̂ (ratio)"})
+    fig.axis(
+        "y", col=2, range=[0.99, max([MAX_RHAT + 0.01, *(per_quantity[n]["rhat"] for n in names)])]
+    )
     rows = [
         ["max R̂", round(gates["max_rhat"], 4), f"≤ {MAX_RHAT}", gates["max_rhat"] <= MAX_RHAT],
         ["min bulk ESS", round(gates["min_ess_bulk"]), f"≥ {MIN_ESS}",
@@ -1094,7 +1137,7 @@ def diagnostics_panel(diagnostics: dict, label: str) -> Panel:
         title="Run diagnostics (R̂, ESS, divergences)",
         label=label,
         reading=reading,
-        figures=[fig, rhat],
+        figures=[fig],
         tables=[
             Table(
                 "diagnostics", "Convergence gates", ["Check", "Value", "Gate", "Result"], table_rows

@@ -128,6 +128,9 @@ def test_telemetry_panel_draws_each_metric_with_intervals_and_the_budget_gauge()
     assert gauge.data[0]["value"] == 0.25 and gauge.data[0]["gauge"]["axis"]["range"] == [0, 1.0]
     assert [t["name"] for t in releases.data] == ["arm a", "arm b"]
     assert releases.data[0]["error_y"]["array"] == [4.0, 4.0]
+    # One figure for every metric, switched by its menu; sums are not among the choices.
+    menu = releases.layout["updatemenus"][0]["buttons"]
+    assert [b["label"] for b in menu] == ["minutes (mean)"]
     assert "minutes per participant per week" in releases.layout["yaxis"]["title"]["text"]
     assert "0.250 of 1.000 ρ" in panel.reading and "ε = 3.20" in panel.reading
     assert "2 release window(s)" in panel.reading
