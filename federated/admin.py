@@ -30,15 +30,21 @@ class ReadOnlyTrialScopedAdmin(admin.ModelAdmin):
         return False
 
 
-class PrivacyChargeInline(admin.TabularInline):
-    model = PrivacyCharge
-    fields = ["key", "rho", "status", "reserved_at", "released_at"]
-    readonly_fields = fields
+class ReadOnlyInline(admin.TabularInline):
     extra = 0
     can_delete = False
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class PrivacyChargeInline(ReadOnlyInline):
+    model = PrivacyCharge
+    fields = ["key", "rho", "status", "reserved_at", "released_at"]
+    readonly_fields = fields
 
     @admin.display(description="ρ")
     def rho(self, charge: PrivacyCharge) -> str:
@@ -77,15 +83,10 @@ class PrivacyBudgetAdmin(ReadOnlyTrialScopedAdmin):
         )
 
 
-class ReleasedAggregateInline(admin.TabularInline):
+class ReleasedAggregateInline(ReadOnlyInline):
     model = ReleasedAggregate
     fields = ["arm", "quantity", "value", "noise_scale", "interval"]
     readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
 
     @admin.display(description="95% noise interval")
     def interval(self, value: ReleasedAggregate) -> str:

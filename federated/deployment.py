@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
+from infra.services import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 APP_DIR = Path(__file__).resolve().parent / "flower_app"
 SUPERLINK_NAME = "flourish"
@@ -91,6 +93,23 @@ def supernode_start(
         log_path,
         env,
     )
+
+
+def supernodes_start(
+    *, superlink: str, node_configs: list[dict], log_dir: Path, env: dict
+) -> list[subprocess.Popen]:
+    """One SuperNode per node configuration, each on a free runtime port, logging to
+    ``log_dir/supernode-N.log``: a fleet of devices on one host."""
+    return [
+        supernode_start(
+            superlink=superlink,
+            runtime_port=free_port(),
+            node_config=config,
+            log_path=log_dir / f"supernode-{number}.log",
+            env=env,
+        )
+        for number, config in enumerate(node_configs)
+    ]
 
 
 def stop(process: subprocess.Popen, *, grace: float = 10.0) -> None:

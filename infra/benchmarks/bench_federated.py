@@ -132,7 +132,7 @@ def _deployment() -> dict:
         process_environment,
         stop,
         superlink_start,
-        supernode_start,
+        supernodes_start,
         wait_for_port,
     )
     from federated.grid import InProcessGrid
@@ -163,16 +163,9 @@ def _deployment() -> dict:
     try:
         wait_for_port("127.0.0.1", port)
         started_nodes = time.perf_counter()
-        nodes = [
-            supernode_start(
-                superlink=f"127.0.0.1:{port}",
-                runtime_port=free_port(),
-                node_config=config,
-                log_path=directory / f"supernode-{n}.log",
-                env=env,
-            )
-            for n, config in enumerate(configs)
-        ]
+        nodes = supernodes_start(
+            superlink=f"127.0.0.1:{port}", node_configs=configs, log_dir=directory, env=env
+        )
         started = time.perf_counter()
         flwr_run(
             superlink=f"127.0.0.1:{port}",

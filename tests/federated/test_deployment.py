@@ -13,7 +13,7 @@ from federated.deployment import (
     process_environment,
     stop,
     superlink_start,
-    supernode_start,
+    supernodes_start,
     wait_for_port,
 )
 from federated.models import PrivacyBudget, ReleasedAggregate, TelemetryRelease
@@ -48,16 +48,12 @@ def test_a_window_released_through_superlink_and_supernodes(tmp_path, artifacts_
     nodes = []
     try:
         wait_for_port("127.0.0.1", port)
-        for number, device in enumerate(devices):
-            nodes.append(
-                supernode_start(
-                    superlink=f"127.0.0.1:{port}",
-                    runtime_port=free_port(),
-                    node_config=device.node_config,
-                    log_path=logs / f"supernode-{number}.log",
-                    env=env,
-                )
-            )
+        nodes = supernodes_start(
+            superlink=f"127.0.0.1:{port}",
+            node_configs=[device.node_config for device in devices],
+            log_dir=logs,
+            env=env,
+        )
         settings.FLOWER_SUPERLINK, settings.FLOWER_REPLY_TIMEOUT = f"127.0.0.1:{port}", 60.0
         # The task's body, in this process: it submits the run with `flwr run` and checks that
         # the release was stored.
