@@ -52,8 +52,9 @@ class Figure:
             "paper_bgcolor": "#ffffff",
             "plot_bgcolor": "#ffffff",
             "height": self.height,
-            "margin": {"l": 70, "r": 20, "t": 70, "b": 60},
-            "legend": {"orientation": "h", "y": -0.25},
+            "margin": {"l": 70, "r": 20, "t": 70, "b": 90},
+            # Below the x axis's title, not over it.
+            "legend": {"orientation": "h", "y": -0.32},
             "shapes": [],
             "annotations": [],
         }

@@ -849,12 +849,13 @@ def releases_figure(releases: list[dict], colours: dict) -> Figure:
     groups = list(
         dict.fromkeys((r["metric"], r["statistic"]) for r in releases if r["statistic"] != "sum")
     )
+    groups.sort(key=lambda group: group[1] == "count")  # the means first, as they compare
 
     def titles(group: tuple[str, str]) -> tuple[str, str]:
         first = next(r for r in releases if (r["metric"], r["statistic"]) == group)
         return (
-            f"{first['label']} ({group[1]}) per release window, differentially private",
-            f"{first['unit']} ({group[1]}; 95% noise-aware interval)",
+            f"{first['label']} ({group[1]}), DP releases",
+            f"{first['unit']} ({group[1]}, 95% interval)",
         )
 
     title, y_title = titles(groups[0])
@@ -886,9 +887,9 @@ def releases_figure(releases: list[dict], colours: dict) -> Figure:
     fig.layout["updatemenus"] = [
         {
             "type": "dropdown",
-            "x": 0,
-            "y": 1.18,
-            "xanchor": "left",
+            "x": 1,
+            "y": 1.02,
+            "xanchor": "right",
             "yanchor": "bottom",
             "buttons": [
                 {
