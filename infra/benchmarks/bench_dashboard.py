@@ -305,8 +305,9 @@ def _trials() -> tuple[str, str]:
 
     rng = np.random.default_rng(7)
     large = synthetic_trial_create(slug="large", participants=4, waves=WAVES, effect=0.3, seed=7)
-    # Weekly DP releases as far as the budget goes, through the real window logic.
-    synthetic_telemetry_release(trial=large, minutes_effect=20, seed=7)
+    # Weekly DP releases as far as the synthetic plan's budget goes (ρ = 1 at 0.05 a window),
+    # through the real window logic.
+    synthetic_telemetry_release(trial=large, minutes_effect=20, seed=7, windows=20)
     arms = list(large.arms.order_by("-is_control", "slug"))
     start = timezone.now() - timedelta(days=200)
     participants = Participant.objects.bulk_create(
