@@ -739,6 +739,11 @@ def community_panel(results: dict) -> Panel | None:
 # --- divergence -------------------------------------------------------------------------------
 
 
+def _divergence_label(row: dict) -> str:
+    source = "DP telemetry" if row["engagement_source"].startswith("DP telemetry") else "survey"
+    return f"{row['arm']} ({source})"
+
+
 def divergence_panel(results: dict, colours: dict) -> Panel:
     rows = results.get("divergence", [])
     if not rows:
@@ -754,10 +759,11 @@ def divergence_panel(results: dict, colours: dict) -> Panel:
         "Arm (vs control)",
         "Posterior probability (0–1)",
     )
+    # An arm can have two rows: engagement from the survey's reliance score and from DP telemetry.
     fig.add_trace(
         dict(
             type="bar",
-            x=[r["arm"] for r in rows],
+            x=[_divergence_label(r) for r in rows],
             y=[r["probability"] for r in rows],
             marker={"color": [colours.get(r["arm"], OKABE_ITO[0]) for r in rows]},
             showlegend=False,
@@ -767,7 +773,7 @@ def divergence_panel(results: dict, colours: dict) -> Panel:
         rows[0]["threshold"], line={"color": OKABE_ITO[1], "dash": "dash"}, text="flag threshold"
     )
     fig.axis("y", range=[0, 1])
-    flagged = [r["arm"] for r in rows if r["flagged"]]
+    flagged = [_divergence_label(r) for r in rows if r["flagged"]]
     return Panel(
         key="divergence",
         title="Engagement vs flourishing divergence",

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from infra.services import free_port
+from tests.dashboards.conftest import callback_body
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 REPO = Path(__file__).resolve().parents[2]
@@ -82,8 +83,16 @@ def test_demo_starts_serves_every_printed_url_and_stops_on_ctrl_c(tmp_path):
         # The worker finishes the seeded analysis (compiling the Bayesian sampler first) within
         # a minute or two of start-up.
         deadline = time.monotonic() + 300
+        page = opener.open(f"{base}/dashboards/demo/", timeout=10).read().decode()
+        assert "Flourish dashboard" in page
         while True:
-            dashboard = opener.open(f"{base}/dashboards/demo/", timeout=10).read().decode()
+            # What the Dash page's renderer asks for: the stored results drawn as panels.
+            render = urllib.request.Request(
+                f"{base}/dashboards/_dash-update-component",
+                data=callback_body("demo").encode(),
+                headers={"Content-Type": "application/json"},
+            )
+            dashboard = opener.open(render, timeout=60).read().decode()
             if "mental_wellbeing" in dashboard or time.monotonic() > deadline:
                 break
             time.sleep(1)
