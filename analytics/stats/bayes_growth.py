@@ -502,8 +502,8 @@ def growth_fit(
     Chains run vectorised: with the likelihood reduced to group totals a gradient costs
     microseconds, so one batched chain step is cheaper than separate ones. The defaults (4 × 500
     draws after 500 warm-up) gave bulk ESS ≥ 1,100 and tail ESS ≥ 580 from 300 draws a chain at
-    10,000 participants; warm-up is most of the time, so draws are cheap insurance. If the gates fail on
-    ESS or R̂ alone, more draws are taken (up to ``max_draws`` per chain); if any transition
+    10,000 participants; warm-up is most of the time, so draws are cheap insurance. If the gates
+    fail on ESS or R̂ alone, more draws are taken (up to ``max_draws`` per chain); if any transition
     diverged, the model is refitted once with ``target_accept`` 0.99. A fit that still fails is
     returned with ``reportable = False`` and the reasons in ``gates``.
 
