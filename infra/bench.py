@@ -16,16 +16,23 @@ import importlib
 import inspect
 import json
 import pkgutil
+import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from http.client import HTTPConnection
 from pathlib import Path
 from types import ModuleType
+from typing import IO
+from urllib.parse import urlsplit, urlunsplit
 
 from infra import benchmarks
 
-RESULTS_DIR = Path(__file__).resolve().parent.parent / "bench-results"
+REPO_DIR = Path(__file__).resolve().parent.parent
+RESULTS_DIR = REPO_DIR / "bench-results"
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,62 @@ def best_of(function, *, repeat: int = 5) -> float:
         function()
         timings.append(time.perf_counter() - start)
     return min(timings)
+
+
+@contextmanager
+def own_database(server_url: str, name: str) -> Iterator[str]:
+    """A database ``name`` of the benchmark's own on the PostgreSQL server ``server_url`` names
+    (never the developer's data), dropped afterwards; yields its URL."""
+    import psycopg
+    from psycopg import sql
+
+    def execute(statement: sql.Composable) -> None:
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(statement)
+
+    drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+    execute(drop)  # what an interrupted earlier run left behind
+    execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
+    finally:
+        from django.db import connection, connections
+
+        connections.close_all()
+        connection.close_pool()
+        execute(drop)
+
+
+@contextmanager
+def gunicorn(port: int, *, env: dict, log: IO, workers: int = 2) -> Iterator[None]:
+    """The product's WSGI app under gunicorn on 127.0.0.1:``port``, from when ``/healthz``
+    answers until the block ends. Two sync workers by default, as the production-like stack runs
+    on these two-core machines."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind",
+         f"127.0.0.1:{port}", "--workers", str(workers), "--no-control-socket"],
+        cwd=REPO_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None or time.monotonic() > deadline:
+                log.flush()
+                log.seek(0)
+                raise RuntimeError(f"gunicorn did not start:\n{log.read()[-3000:]}")
+            probe = HTTPConnection("127.0.0.1", port, timeout=5)
+            try:
+                probe.request("GET", "/healthz")
+                probe.getresponse().read()
+                break
+            except OSError:
+                time.sleep(0.2)
+            finally:
+                probe.close()
+        yield
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
 
 
 def _run(module: ModuleType, options: argparse.Namespace) -> list[Measurement]:

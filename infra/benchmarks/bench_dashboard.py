@@ -23,22 +23,16 @@ and PostgreSQL share the machine's cores.
 
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import timedelta
-from http.client import HTTPConnection
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
-import psycopg
-from psycopg import sql
 
-from infra.bench import Measurement
+from infra.bench import Measurement, gunicorn, own_database
 from infra.services import free_port
 
 REPO_DIR = Path(__file__).resolve().parents[2]
@@ -335,55 +329,6 @@ def _trials() -> tuple[str, str]:
     return large.slug, empty.slug
 
 
-@contextmanager
-def _own_database(server_url: str) -> Iterator[str]:
-    """A database of the benchmark's own; yields its URL."""
-    parts = urlsplit(server_url)
-    url = urlunsplit(parts._replace(path=f"/{DATABASE}"))
-    drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DATABASE))
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(drop)  # what an interrupted earlier run left behind
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
-    try:
-        yield url
-    finally:
-        from django.db import connection, connections
-
-        connections.close_all()
-        connection.close_pool()
-        with psycopg.connect(server_url, autocommit=True) as admin:
-            admin.execute(drop)
-
-
-@contextmanager
-def _gunicorn(port: int, env: dict, log) -> Iterator[None]:
-    # Two sync workers, as the production-like stack runs on these two-core machines.
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind",
-         f"127.0.0.1:{port}", "--workers", "2", "--no-control-socket"],
-        cwd=REPO_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None or time.monotonic() > deadline:
-                log.seek(0)
-                raise RuntimeError(f"gunicorn did not start:\n{log.read()[-3000:]}")
-            probe = HTTPConnection("127.0.0.1", port, timeout=5)
-            try:
-                probe.request("GET", "/healthz")
-                probe.getresponse().read()
-                break
-            except OSError:
-                time.sleep(0.2)
-            finally:
-                probe.close()
-        yield
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
 def _loads(browser, state: dict, url: str, drawn: Callable) -> tuple[list[float], list[float]]:
     """Cold loads (a fresh context: empty cache) and, in the same context, warm reloads (the
     scripts from the browser's cache, as an analyst's second visit)."""
@@ -404,7 +349,7 @@ def run() -> list[Measurement]:
     if not CHROMIUM.exists():
         print(f"[dashboard] skipped: no Chromium at {CHROMIUM}", file=sys.stderr)
         return []
-    with _own_database(os.environ["DATABASE_URL"]) as url:
+    with own_database(os.environ["DATABASE_URL"], DATABASE) as url:
         env = dict(os.environ, DATABASE_URL=url, DJANGO_SETTINGS_MODULE="config.settings.test")
         os.environ.update(env)
         import django
@@ -423,7 +368,7 @@ def run() -> list[Measurement]:
         base = f"http://127.0.0.1:{port}"
         with (
             tempfile.TemporaryFile("w+") as log,
-            _gunicorn(port, env, log),
+            gunicorn(port, env=env, log=log),
             sync_playwright() as playwright,
         ):
             browser = playwright.chromium.launch(

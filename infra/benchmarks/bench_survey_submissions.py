@@ -29,13 +29,11 @@ import math
 import os
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from http.client import HTTPConnection, HTTPException
@@ -46,15 +44,13 @@ from typing import IO, TYPE_CHECKING, Protocol
 from urllib.parse import urlencode
 
 import django
-import psycopg
 from django.conf import settings
-from django.db import connection, connections
+from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils.crypto import get_random_string
-from psycopg import sql
 
-from infra.bench import Measurement
+from infra.bench import Measurement, gunicorn, own_database
 from infra.services import free_port
 
 if TYPE_CHECKING:  # importing models needs Django set up, which run() does
@@ -349,62 +345,6 @@ def _statements_per_request(cohort: "Cohort", answers: dict) -> dict[str, int]:
     return counts
 
 
-@contextmanager
-def _own_database(server_url: str, name: str) -> Iterator[None]:
-    def execute(statement: sql.Composable) -> None:
-        with psycopg.connect(server_url, autocommit=True) as admin:
-            admin.execute(statement)
-
-    drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-    execute(drop)  # what an interrupted earlier run left behind
-    execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield
-    finally:
-        connections.close_all()
-        connection.close_pool()
-        execute(drop)
-
-
-@contextmanager
-def _gunicorn(port: int, log: IO) -> Iterator[None]:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "config.wsgi:application",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            str(WORKERS),
-            "--no-control-socket",
-        ],
-        cwd=REPO_DIR,
-        env=dict(os.environ, DJANGO_SETTINGS_MODULE=SETTINGS),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"gunicorn did not start:\n{_tail(log)}")
-            probe = HTTPConnection("127.0.0.1", port, timeout=5)
-            try:
-                probe.request("GET", "/healthz")
-                probe.getresponse().read()
-                break
-            except OSError:
-                time.sleep(0.2)
-            finally:
-                probe.close()
-        yield
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
 def _tail(log: IO, lines: int = 20) -> str:
     log.flush()
     log.seek(0)
@@ -433,7 +373,7 @@ def run(duration: float = 60.0) -> list[Measurement]:
     name = settings.DATABASES["default"]["NAME"]
     cohort_seconds = duration + WARM_UP_SECONDS
     with (
-        _own_database(server_url, name),
+        own_database(server_url, name),
         tempfile.TemporaryFile("w+") as log,
     ):
         call_command("migrate", verbosity=0)
@@ -470,7 +410,9 @@ def run(duration: float = 60.0) -> list[Measurement]:
         }
         port = free_port()
         runs, sides = {}, {}
-        with _gunicorn(port, log):
+        with gunicorn(
+            port, env=dict(os.environ, DJANGO_SETTINGS_MODULE=SETTINGS), log=log, workers=WORKERS
+        ):
             for label, side_jobs in jobs.items():
                 runs[label], sides[label] = _side(port, side_jobs, duration)
         rows = rows_check(cohort, **{label: run.accepted for label, run in runs.items()})
