@@ -561,8 +561,8 @@ def _divergence(
             try:
                 estimate, std_error = released_mean_difference(released[arm], released[control])
             except ValueError:  # too few reporting participants for a mean
-                estimate = None
-            if estimate is not None:
+                pass
+            else:
                 draws = gaussian_draws(estimate, std_error, flourishing_draws.size, seed=seed)
                 sources.append(
                     (

@@ -100,14 +100,8 @@ def _clamped_sum(lower: int, upper: int, scale: float) -> dp.Measurement:
 def release_plan(schema: TelemetrySchema) -> ReleasePlan:
     """The mechanisms of one window of ``schema``, calibrated to its ``rho_per_window``."""
     share = schema.rho_per_window / (1 + len(schema.metrics))
-    quantities = [
-        QuantityMechanism(COUNT, 0, 1, *_calibrate(lambda s: _count(s), share)),
-    ]
-    for metric in schema.metrics:
-        build = lambda s, m=metric: _clamped_sum(m.lower, m.upper, s)  # noqa: E731
-        quantities.append(
-            QuantityMechanism(metric.code, metric.lower, metric.upper, *_calibrate(build, share))
-        )
+    quantities = [_calibrated(COUNT, 0, 1, share)]
+    quantities += [_calibrated(m.code, m.lower, m.upper, share) for m in schema.metrics]
     plan = ReleasePlan(tuple(quantities))
     if plan.rho > schema.rho_per_window:
         raise ValueError(
@@ -116,9 +110,15 @@ def release_plan(schema: TelemetrySchema) -> ReleasePlan:
     return plan
 
 
-def _calibrate(build, rho: float) -> tuple[float, float]:
+def _calibrated(quantity: str, lower: int, upper: int, rho: float) -> QuantityMechanism:
+    """The quantity with the noise scale at which it costs at most ``rho`` (OpenDP's binary
+    search on the measurement's own privacy map)."""
+
+    def build(scale: float) -> dp.Measurement:
+        return QuantityMechanism(quantity, lower, upper, scale, rho=0.0).measurement()
+
     scale = dp.binary_search_param(build, d_in=1, d_out=rho)
-    return scale, build(scale).map(1)
+    return QuantityMechanism(quantity, lower, upper, scale, build(scale).map(1))
 
 
 def release(
