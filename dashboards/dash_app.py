@@ -14,10 +14,12 @@ gunicorn, and pytest-django's live server in the browser tests.
 Everything the page draws comes from stored rows (``dashboards.selectors``) turned into panels
 by pure functions (``dashboards.panels``); the one callback renders the trial named in the URL
 and fits nothing. Plotly and Dash's scripts are served from the installed packages
-(``serve_locally``), so the page needs no network beyond this server.
+(``serve_locally``), so the page needs no network beyond this server; Plotly is the basic bundle
+of ``dashboards.plotly_bundle``, a Dash asset, which Dash's graphs use instead of the full one.
 """
 
 import json
+import logging
 import urllib.parse
 from functools import cache
 from html import escape
@@ -28,8 +30,11 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
 from dashboards import panels as p
+from dashboards.plotly_bundle import BUNDLE_DIR, SCRIPT
 from dashboards.selectors import dashboard_data, may_view
 from trials.models import Trial
+
+logger = logging.getLogger(__name__)
 
 PREFIX = "/dashboards/"
 # The bridge view puts Django's authenticated user here for the callback to check access.
@@ -42,10 +47,6 @@ INDEX = """<!DOCTYPE html>
 <title>{%title%}</title>
 {%favicon%}
 {%css%}
-<!-- Dash asks for Plotly only once the first figure mounts; fetching it now overlaps the
-     download with the callback that renders the trial. -->
-<link rel="preload" as="script"
-      href="/dashboards/_dash-component-suites/plotly/package_data/plotly.min.js">
 <style>
   :root { --ink: #1a1a1a; --muted: #4a4a4a; --accent: #0b5394; --line: #c8c8c8; }
   body { margin: 0; font: 16px/1.5 system-ui, sans-serif; color: var(--ink); background: #fff; }
@@ -209,6 +210,11 @@ def render(pathname: str | None) -> list:
 @cache
 def dash_app() -> Dash:
     """One Dash app per process, built on first use."""
+    if not (BUNDLE_DIR / SCRIPT).exists():
+        logger.warning(
+            "Plotly's basic bundle is not installed (python -m dashboards.plotly_bundle): the "
+            "dashboards load the full plotly.js, about a second slower on a first visit."
+        )
     server = flask.Flask(__name__)
     # Let Django's PermissionDenied and Http404 reach Django's handlers (403/404 pages).
     server.config["PROPAGATE_EXCEPTIONS"] = True
@@ -221,7 +227,8 @@ def dash_app() -> Dash:
         title="Flourish dashboard",
         update_title=None,
         index_string=INDEX,
-        assets_ignore=".*",
+        # The only asset: Plotly's basic bundle, a script ahead of the renderer.
+        assets_folder=str(BUNDLE_DIR),
         # Callbacks run in Django's request thread, where the ORM must stay synchronous.
         use_async=False,
     )

@@ -821,28 +821,34 @@ def divergence_panel(results: dict, colours: dict) -> Panel:
 
 
 def budget_gauge(budget: dict) -> Figure:
+    """The privacy budget as a bar gauge: what is spent, then what remains, on an axis that
+    ends at the plan's total ρ (bars rather than Plotly's dial, which the dashboards' basic
+    Plotly bundle does not carry; see ``dashboards.plotly_bundle``)."""
     fig = Figure(
         f"Privacy budget: {budget['spent_rho']:.3f} of {budget['total_rho']:.3f} ρ spent",
-        height=300,
+        x_title="ρ (zero-concentrated DP)",
+        y_title="Budget",
+        height=240,
     )
-    fig.add_trace(
-        {
-            "type": "indicator",
-            "mode": "gauge+number",
-            "value": budget["spent_rho"],
-            "number": {"suffix": " ρ spent", "valueformat": ".3f"},
-            "gauge": {
-                "axis": {"range": [0, budget["total_rho"]], "title": {"text": "ρ (zCDP)"}},
-                "bar": {"color": OKABE_ITO[0]},
-                "threshold": {
-                    "line": {"color": OKABE_ITO[1], "width": 3},
-                    "value": budget["total_rho"],
-                },
-            },
-        }
-    )
-    fig.axis("x", visible=False)
-    fig.axis("y", visible=False)
+    for name, value, marker in [
+        ("spent", budget["spent_rho"], {"color": OKABE_ITO[0]}),
+        ("remaining", budget["remaining_rho"],
+         {"color": "white", "line": {"color": OKABE_ITO[0], "width": 2}}),
+    ]:  # fmt: skip
+        fig.add_trace(
+            {
+                "type": "bar",
+                "orientation": "h",
+                "name": name,
+                "y": ["ρ"],
+                "x": [value],
+                "marker": marker,
+                "hovertemplate": f"{name}: %{{x:.3f}} ρ<extra></extra>",
+            }
+        )
+    fig.layout["barmode"] = "stack"
+    fig.axis("x", range=[0, budget["total_rho"]])
+    fig.axis("y", showticklabels=False)
     return fig
 
 

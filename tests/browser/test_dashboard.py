@@ -8,6 +8,7 @@ import pytest
 from django.core.management import call_command
 
 from analytics.models import AnalysisRun
+from dashboards import plotly_bundle
 from dashboards.views import headline
 from tests.conftest import wait_for
 
@@ -43,15 +44,16 @@ def test_analyst_reads_the_demo_trials_dashboard(live_server, chromium, demo_tri
     run, password = demo_trial
     context = chromium.new_context(viewport={"width": 1280, "height": 800}, accept_downloads=True)
     page = context.new_page()
-    hosts = set()
-    # data: and blob: URLs (the downloads) never leave the browser; anything else would.
-    page.on(
-        "request",
-        lambda request: (
-            urlparse(request.url).scheme in ("data", "blob")
-            or hosts.add(urlparse(request.url).hostname)
-        ),
-    )
+    hosts, paths = set(), []
+
+    def requested(request) -> None:
+        url = urlparse(request.url)
+        # data: and blob: URLs (the downloads) never leave the browser; anything else would.
+        if url.scheme not in ("data", "blob"):
+            hosts.add(url.hostname)
+            paths.append(url.path)
+
+    page.on("request", requested)
 
     page.goto(f"{live_server.url}/dashboards/")
     page.get_by_label("Username").fill("analyst")
@@ -90,6 +92,9 @@ def test_analyst_reads_the_demo_trials_dashboard(live_server, chromium, demo_tri
     # Nothing came from anywhere but this server, and nothing offers to upload a chart.
     assert page.get_by_role("button", name="Share chart...").count() == 0
     assert hosts == {urlparse(live_server.url).hostname}
+    # Plotly is the installed basic bundle; Dash never fell back to loading the full one.
+    assert f"/dashboards/assets/{plotly_bundle.SCRIPT}" in paths
+    assert not [path for path in paths if path.endswith("/plotly.min.js")]
 
     # On a tablet the page reflows: nothing but the wide tables scrolls sideways.
     page.set_viewport_size({"width": 768, "height": 1024})

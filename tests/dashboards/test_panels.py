@@ -125,7 +125,8 @@ def test_stored_trajectories_densities_and_psychometrics_match_their_sources(ana
 def test_telemetry_panel_draws_each_metric_with_intervals_and_the_budget_gauge():
     panel = p.telemetry_panel(BUDGET, TELEMETRY_ROWS + TELEMETRY_SUMS, p.arm_colours(["a", "b"]))
     gauge, releases = panel.figures
-    assert gauge.data[0]["value"] == 0.25 and gauge.data[0]["gauge"]["axis"]["range"] == [0, 1.0]
+    assert [(t["name"], t["x"]) for t in gauge.data] == [("spent", [0.25]), ("remaining", [0.75])]
+    assert gauge.layout["barmode"] == "stack" and gauge.layout["xaxis"]["range"] == [0, 1.0]
     assert [t["name"] for t in releases.data] == ["arm a", "arm b"]
     assert releases.data[0]["error_y"]["array"] == [4.0, 4.0]
     # One figure for every metric, switched by its menu; sums are not among the choices.
