@@ -139,6 +139,13 @@ def main(argv: list[str]) -> int:
         default=30.0,
         help="cap on each PyMC fit of the growth benchmark, in minutes (default 30)",
     )
+    parser.add_argument(
+        "--pymc-sizes",
+        type=lambda text: tuple(int(size) for size in text.split(",")),
+        default=None,
+        help="participants of the growth benchmark's PyMC comparisons, comma-separated "
+        "(default: growing sizes until a fit passes the cap)",
+    )
     options = parser.parse_args(argv)
     wanted = options.wanted
     names = [

@@ -28,6 +28,7 @@ the first pays for compiling PyTensor's own C modules, which favours PyMC over o
 Other work on the machine lengthens wall times: CPU seconds and load averages are reported too.
 
     python -m infra.bench growth --pymc-minutes 5
+    python -m infra.bench growth --pymc-sizes 4000   # one comparison, at the size given
 """
 
 import json
@@ -294,11 +295,11 @@ def _log(message: str) -> None:
     print(f"[growth] {message} (load {os.getloadavg()[0]:.1f})", file=sys.stderr, flush=True)
 
 
-def _scaling(cap_s: float, compiledir: str) -> list[dict]:
+def _scaling(cap_s: float, compiledir: str, sizes: tuple[int, ...]) -> list[dict]:
     """PyMC, then ours cold and warm, on the same data at growing sizes, until PyMC passes the
     cap (that size is kept, marked, so the table shows where it stopped)."""
     rows = []
-    for participants in PYMC_SIZES:
+    for participants in sizes:
         seed = 100 + participants
         pymc = _child("pymc", participants, seed, cap_s + START_ALLOWANCE_S, compiledir)
         within = "seconds" in pymc and pymc["seconds"] <= cap_s
@@ -405,13 +406,13 @@ def _print_summary(details: dict) -> None:
     )
 
 
-def run(pymc_minutes: float = 30.0) -> list[Measurement]:
+def run(pymc_minutes: float = 30.0, pymc_sizes: tuple[int, ...] | None = None) -> list[Measurement]:
     with tempfile.TemporaryDirectory(prefix="jax-cache-") as cache:
         _jax_cold(cache)
-        return _measure(pymc_minutes)
+        return _measure(pymc_minutes, pymc_sizes or PYMC_SIZES)
 
 
-def _measure(pymc_minutes: float) -> list[Measurement]:
+def _measure(pymc_minutes: float, pymc_sizes: tuple[int, ...]) -> list[Measurement]:
     cap_s = pymc_minutes * 60
     load_before = os.getloadavg()[0]
     frame, truth = _trial(PARTICIPANTS, seed=1)
@@ -422,7 +423,7 @@ def _measure(pymc_minutes: float) -> list[Measurement]:
     _log(f"MixedLM {mixedlm_seconds:.1f} s; warm fit")
     warm = _ours(_trial(PARTICIPANTS, seed=2)[0], seed=2)
     with tempfile.TemporaryDirectory(prefix="pytensor-") as compiledir:
-        scaling = _scaling(cap_s, compiledir)
+        scaling = _scaling(cap_s, compiledir, pymc_sizes)
     details = {
         "participants": PARTICIPANTS,
         "waves": WAVES,
