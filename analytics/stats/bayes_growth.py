@@ -74,6 +74,7 @@ import pandas as pd
 from jax.scipy.linalg import solve_triangular
 from numpyro.infer import MCMC, NUTS, init_to_uniform
 
+from analytics.stats import compiled
 from analytics.stats.diagnostics import GateReport, convergence_gates
 
 jax.config.update("jax_enable_x64", True)  # sums of squares over many participants need f64
@@ -328,8 +329,9 @@ def _model(totals: GroupTotals, *, n_arms: int, n_communities: int) -> None:
 
 # One sampler per model shape and sampler setting, reused by later fits in the process. numpyro
 # still rebuilds its sampling loop on every run; what makes a second fit start in about a second
-# instead of about 16 s is JAX's persistent compilation cache (JAX_COMPILATION_CACHE_DIR).
-_SAMPLERS: dict[tuple, MCMC] = {}
+# instead of about 16 s is JAX's persistent compilation cache (JAX_COMPILATION_CACHE_DIR). What
+# the process keeps compiled is bounded by ``compiled``, which empties this cache too.
+_SAMPLERS: dict[tuple, MCMC] = compiled.sampler_cache()
 # Chains start at independent uniform draws in [-0.5, 0.5] on the unconstrained scale: still
 # dispersed, as R̂ needs, but not numpyro's default [-2, 2], which puts effect SDs at e^±2 and the
 # LKJ factor near degenerate correlations. From there early warm-up ran trees to NUTS's maximum
@@ -527,10 +529,13 @@ def growth_fit(
     options = dict(
         seed=seed, chains=chains, warmup=warmup, draws=draws, max_draws=max_draws, progress=progress
     )
-    samples, report = _run(totals, data, target_accept=target_accept, **options)
-    if report.divergences:
-        target_accept = 0.99
+    try:
         samples, report = _run(totals, data, target_accept=target_accept, **options)
+        if report.divergences:
+            target_accept = 0.99
+            samples, report = _run(totals, data, target_accept=target_accept, **options)
+    finally:
+        compiled.fit_finished()
     mids = mid_per_wave or {}
     scale = data.scale
     gamma = _gamma(samples, data) * scale

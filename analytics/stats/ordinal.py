@@ -80,6 +80,7 @@ import pandas as pd
 from numpyro.distributions import constraints
 from numpyro.infer import MCMC, NUTS
 
+from analytics.stats import compiled
 from analytics.stats.diagnostics import GateReport, convergence_gates
 
 INTERVAL = (0.025, 0.975)
@@ -457,18 +458,21 @@ def ordinal_growth_fit(
             jit_model_args=True,
         )
         started = time.perf_counter()
-        mcmc.run(
-            jax.random.PRNGKey(seed),
-            jnp.asarray(layout.time, dtype=real),
-            jnp.asarray(layout.response),
-            jnp.asarray(layout.observed),
-            jnp.asarray(layout.arm_design, dtype=real),
-            # Participant effects stay on the device only for the current state.
-            extra_fields=("~z.person",),
-        )
-        kept = mcmc.get_samples(group_by_chain=True)
-        samples = {name: np.asarray(value, dtype=float) for name, value in kept.items()}
-        divergences = int(np.sum(mcmc.get_extra_fields(group_by_chain=True)["diverging"]))
+        try:
+            mcmc.run(
+                jax.random.PRNGKey(seed),
+                jnp.asarray(layout.time, dtype=real),
+                jnp.asarray(layout.response),
+                jnp.asarray(layout.observed),
+                jnp.asarray(layout.arm_design, dtype=real),
+                # Participant effects stay on the device only for the current state.
+                extra_fields=("~z.person",),
+            )
+            kept = mcmc.get_samples(group_by_chain=True)
+            samples = {name: np.asarray(value, dtype=float) for name, value in kept.items()}
+            divergences = int(np.sum(mcmc.get_extra_fields(group_by_chain=True)["diverging"]))
+        finally:
+            compiled.fit_finished()
         seconds = time.perf_counter() - started
     gates = convergence_gates({name: samples[name] for name in names}, divergences=divergences)
     effects = tuple(
