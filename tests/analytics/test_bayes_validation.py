@@ -1,6 +1,7 @@
 """The Bayesian growth model checked against an independent implementation (statsmodels'
 MixedLM) and by simulation with known truth."""
 
+import json
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
@@ -90,7 +91,7 @@ def _coverage_trial(seed: int) -> tuple[float, list[tuple[float, float]], bool, 
     reason="The 150-trial coverage study needs 10+ minutes of both cores, more than the suite's "
     "budget: run it with FLOURISH_COVERAGE_STUDY=1 make test PYTEST_ARGS='-k intervals_cover'.",
 )
-def test_95_percent_intervals_cover_the_truth_93_to_97_percent_of_the_time():
+def test_95_percent_intervals_cover_the_truth_93_to_97_percent_of_the_time(artifacts_dir):
     context = multiprocessing.get_context("spawn")  # JAX does not survive fork
     with ProcessPoolExecutor(max_workers=2, mp_context=context) as pool:
         trials = list(pool.map(_coverage_trial, range(COVERAGE_TRIALS)))
@@ -102,6 +103,17 @@ def test_95_percent_intervals_cover_the_truth_93_to_97_percent_of_the_time():
             if effect == 0:
                 false_positives.append(not low <= 0 <= high)
     coverage = np.mean(covered)
+    (artifacts_dir / "coverage-study.json").write_text(
+        json.dumps(
+            {
+                "trials": COVERAGE_TRIALS,
+                "intervals": len(covered),
+                "coverage": coverage,
+                "null_intervals": len(false_positives),
+                "false_positives": sum(false_positives),
+            }
+        )
+    )
     # 600 intervals: the Monte Carlo SE of a true 95% coverage is 0.9 points, so the issue's
     # band [93, 97] is ±2.2 SE.
     assert 0.93 <= coverage <= 0.97, f"coverage {coverage:.3f}"
