@@ -32,7 +32,10 @@ PACKAGE = "plotly.js-basic-dist-min"
 VERSION = "4.1.1"
 # The registry's ``dist.integrity`` for that version (``npm view plotly.js-basic-dist-min@4.1.1
 # dist.integrity``).
-INTEGRITY = "sha512-1oNF8PeQx2hv/y7tqEVWKD3JGwn/MGEMQ8mL9HUwsaqG9FGy/OU5FHUHvzqbqxN4mnwZGI9abTiE775C4kkjMQ=="
+INTEGRITY = (
+    "sha512-1oNF8PeQx2hv/y7tqEVWKD3JGwn/MGEMQ8mL9HUwsaqG9FGy/"
+    "OU5FHUHvzqbqxN4mnwZGI9abTiE775C4kkjMQ=="
+)
 # The trace types the basic bundle registers (plotly.js's partial-bundle list).
 TRACE_TYPES = frozenset({"scatter", "bar", "pie"})
 SCRIPT = "plotly-basic.min.js"
@@ -84,7 +87,8 @@ def install(directory: Path = BUNDLE_DIR) -> Path:
         archive = verified(answer.read())
     directory.mkdir(parents=True, exist_ok=True)
     with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
-        for member, name in ((f"package/{SCRIPT}", SCRIPT), ("package/LICENSE", "LICENSE")):
+        # The script last: its presence is what says the bundle is installed.
+        for member, name in (("package/LICENSE", "LICENSE"), (f"package/{SCRIPT}", SCRIPT)):
             content = tar.extractfile(member).read()
             with tempfile.NamedTemporaryFile(dir=directory, delete=False) as part:
                 part.write(content)
@@ -95,4 +99,10 @@ def install(directory: Path = BUNDLE_DIR) -> Path:
 
 
 if __name__ == "__main__":
-    print(f"{PACKAGE} {VERSION} installed at {install()}")
+    try:
+        print(f"{PACKAGE} {VERSION} installed at {install()}")
+    except (OSError, IntegrityError) as error:
+        sys.exit(
+            f"Could not install {PACKAGE} {VERSION} from {tarball_url()}: {error}. "
+            "Set NPM_CONFIG_REGISTRY to a reachable npm registry or mirror."
+        )
