@@ -740,8 +740,8 @@ def community_panel(results: dict) -> Panel | None:
 
 
 def _divergence_label(row: dict) -> str:
-    source = "DP telemetry" if row["engagement_source"].startswith("DP telemetry") else "survey"
-    return f"{row['arm']} ({source})"
+    # Sources read "<kind>: <detail>" (analytics.analysis): the kind names the bar.
+    return f"{row['arm']} ({row['engagement_source'].partition(':')[0]})"
 
 
 def divergence_panel(results: dict, colours: dict) -> Panel:
