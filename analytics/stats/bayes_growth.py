@@ -356,7 +356,7 @@ def _sampler(*, totals, n_arms, n_communities, chains, warmup, draws, target_acc
             num_warmup=warmup,
             num_samples=draws,
             num_chains=chains,
-            chain_method="vectorized",
+            chain_method=compiled.chain_method(chains, cpu_fallback="vectorized"),
             progress_bar=False,
             jit_model_args=True,
         )
@@ -501,13 +501,15 @@ def growth_fit(
 ) -> GrowthFit:
     """Fit the marginalised growth model by NUTS (numpyro, float64) and gate it.
 
-    Chains run vectorised: with the likelihood reduced to group totals a gradient costs
-    microseconds, so one batched chain step is cheaper than separate ones. The defaults (4 × 500
-    draws after 500 warm-up) gave bulk ESS ≥ 1,100 and tail ESS ≥ 580 from 300 draws a chain at
-    10,000 participants; warm-up is most of the time, so draws are cheap insurance. If the gates
-    fail on ESS or R̂ alone, more draws are taken (up to ``max_draws`` per chain); if any transition
-    diverged, the model is refitted once with ``target_accept`` 0.99. A fit that still fails is
-    returned with ``reportable = False`` and the reasons in ``gates``.
+    Chains run in parallel when the process has a CPU device per chain, and vectorised otherwise
+    (:func:`compiled.chain_method`): with the likelihood reduced to group totals a gradient
+    costs microseconds, so one batched chain step is cheaper than chains one after another. The
+    defaults (4 × 500 draws after 500 warm-up) gave bulk ESS ≥ 1,100 and tail ESS ≥ 580 from
+    300 draws a chain at 10,000 participants; warm-up is most of the time, so draws are cheap
+    insurance. If the gates fail on ESS or R̂ alone, more draws are taken (up to ``max_draws``
+    per chain); if any transition diverged, the model is refitted once with ``target_accept``
+    0.99. A fit that still fails is returned with ``reportable = False`` and the reasons in
+    ``gates``.
 
     Parameters
     ----------

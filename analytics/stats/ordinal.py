@@ -87,9 +87,9 @@ INTERVAL = (0.025, 0.975)
 CUTPOINT_PRIOR_SD = 3.0
 # Chains on the CPU, measured on 2 shared cores (1,000 participants × 6 waves × 5 items, 4 chains ×
 # (150 + 150)): "sequential" 735 s wall / 465 s CPU, "vectorized" 1,280 s / 696 s (every step
-# waits for the longest of the four trees), "parallel" over 4 host devices 636 s / 404 s. So
-# chains run in parallel when the process has a CPU device per chain (XLA_FLAGS=
-# --xla_force_host_platform_device_count=N, set before JAX starts) and one after another if not.
+# waits for the longest of the four trees), "parallel" over 4 CPU devices 636 s / 404 s. So
+# chains run in parallel when the process has a CPU device per chain (``compiled.chain_method``)
+# and one after another if not.
 CPU_CHAIN_METHOD = "sequential"
 # Early warm-up, before the step size and mass matrix fit the posterior, hits NUTS's default
 # depth of 10 (1,023 gradients a draw); capping warm-up trees at depth 8 makes that phase
@@ -436,12 +436,7 @@ def ordinal_growth_fit(
     layout = _layout(data)
     platform = jax.default_backend()
     on_cpu = platform == "cpu"
-    if not on_cpu:
-        chain_method = "vectorized"
-    elif jax.local_device_count() >= chains:
-        chain_method = "parallel"
-    else:
-        chain_method = CPU_CHAIN_METHOD
+    chain_method = compiled.chain_method(chains, cpu_fallback=CPU_CHAIN_METHOD)
     names = ["gamma", "beta1", "discrimination"]
     names += [_block_name(size, layout.blocks) for size, _ in layout.blocks]
     with jax.enable_x64(on_cpu):

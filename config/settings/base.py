@@ -24,6 +24,9 @@ VAR_DIR = Path(os.environ.get("FLOURISH_VAR_DIR", BASE_DIR / "var"))
 # JAX keeps compiled samplers here, so a worker's second process does not spend its first
 # fit compiling again (read when JAX starts, which is after settings load).
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(VAR_DIR / "jax-cache"))
+# One JAX CPU device per chain of the Bayesian fits (4 chains), so that their chains run in
+# parallel threads; set here because JAX reads it once, when it starts (analytics.stats.compiled).
+os.environ.setdefault("JAX_NUM_CPU_DEVICES", "4")
 
 
 def env_str(name: str, default: str = "") -> str:

@@ -20,7 +20,10 @@ the last observed score (MAR), unclipped scores (so the true effect holds exactl
   HalfNormal(1), LKJ(2) on the correlation of the 2D effects; time is the raw wave. Its wall time
   includes compilation and its γ draws are put through the same gates (it does not draw more
   when they fail, so its time to the gates is then a lower bound). Ours is fitted to the same
-  data both in a fresh process (cold, the figure compared) and in this one (warm).
+  data both in a fresh process (cold, the figure compared) and in this one (warm). Ours runs its
+  4 chains in parallel threads, as a worker does (``analytics.stats.compiled.chain_method``), so
+  on 2 cores it uses both while PyMC's default uses one: CPU seconds are reported beside wall
+  times.
 
 Each PyMC fit, and each cold fit of ours, runs in a child process killed at the cap, so the cap
 holds however slow a fit is. The PyMC children share one fresh PyTensor compile directory: only
@@ -46,6 +49,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+# The deployment's JAX environment, as a worker has it (a CPU device per chain): JAX reads it
+# when it is first imported, here and in the children, which inherit it.
+import config.settings.base  # noqa: F401
 from analytics.simulate import DIMENSIONS, simulate_scores
 from infra.bench import Measurement
 
@@ -58,7 +64,7 @@ DROPOUT = 0.2
 # Score points per wave, every dimension: over 11 waves 0.15 baseline SD of WHO-5 and 0.4 of
 # SWLS, effects a trial is powered for.
 EFFECT = 0.2
-PYMC_SIZES = (250, 500, 1000, 2000, 4000, 10_000)
+PYMC_SIZES = (250, 500, 1000, 1500, 2000, 4000, 10_000)
 # Time a child may take, beyond the fit's cap, to import PyMC or JAX and simulate its data.
 START_ALLOWANCE_S = 90.0
 AGREEMENT_TARGET_SE = 0.2

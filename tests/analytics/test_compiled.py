@@ -1,6 +1,9 @@
-"""The bound on what JAX keeps compiled in a long-lived process (``analytics.stats.compiled``).
-The end-to-end check is the coverage study: 75 fits in each of its processes, about twice what
-one process held before it failed with LLVM's "Cannot allocate memory"."""
+"""How samplers run in a process (``analytics.stats.compiled``): where their chains go, and the
+bound on what JAX keeps compiled. The end-to-end check of the bound is the coverage study: 75
+fits in each of its processes, about twice what one process held before it failed with LLVM's
+"Cannot allocate memory"."""
+
+import os
 
 import jax
 import jax.numpy as jnp
@@ -23,3 +26,12 @@ def test_every_tenth_fit_releases_the_samplers_and_jaxs_compiled_code():
     assert samplers == {"shape": "a sampler"} and double._cache_size() == 1
     compiled.fit_finished()
     assert samplers == {} and double._cache_size() == 0
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="accelerators vectorise the chains")
+def test_chains_run_in_parallel_when_the_process_has_a_cpu_device_for_each():
+    # The settings give the process (this one, as a worker) its CPU devices before JAX starts.
+    devices = jax.local_device_count()
+    assert devices == int(os.environ["JAX_NUM_CPU_DEVICES"])
+    assert compiled.chain_method(devices, cpu_fallback="sequential") == "parallel"
+    assert compiled.chain_method(devices + 1, cpu_fallback="sequential") == "sequential"
