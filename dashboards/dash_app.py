@@ -18,7 +18,6 @@ and fits nothing. Plotly and Dash's scripts are served from the installed packag
 of ``dashboards.plotly_bundle``, a Dash asset, which Dash's graphs use instead of the full one.
 """
 
-import json
 import logging
 import urllib.parse
 from functools import cache
@@ -33,6 +32,7 @@ from dashboards import panels as p
 from dashboards.plotly_bundle import BUNDLE_DIR, SCRIPT
 from dashboards.selectors import dashboard_data, may_view
 from trials.models import Trial
+from trials.spreadsheet import csv_text
 
 logger = logging.getLogger(__name__)
 
@@ -94,9 +94,8 @@ GRAPH_CONFIG = {
 
 
 def _csv(table: p.Table) -> str:
-    lines = [",".join(json.dumps(str(c)) for c in table.columns)]
-    lines += [",".join(json.dumps(str(v)) for v in row) for row in table.rows]
-    return "\n".join(lines) + "\n"
+    # The platform's one CSV writer: quoting that round-trips, formulas neutralised.
+    return csv_text(table.columns, table.rows)
 
 
 def _table_html(table: p.Table) -> str:

@@ -29,7 +29,7 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -37,11 +37,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 
 from surveys.models import Instrument, Response, Score, Wave
 from surveys.registry import language_version, point_labels
 from surveys.services import response_submit
 from trials.models import Allocation, ConsentGrant, ConsentScope, Participant, Trial
+from trials.spreadsheet import csv_file, unneutralised
 
 RESPONSE_COLUMNS = (
     "trial",
@@ -124,7 +126,12 @@ _NUMBERING = {
         "(the first row, index 0, is line 2)."
     ),
 }
-_INTEGER = re.compile(r"\s*[+-]?[0-9]+\s*")
+# Answers and wave numbers are small: more digits than this is not a value anyone wrote (and
+# Python refuses to convert more than 4,300 digits at all).
+_MAX_DIGITS = 18
+_INTEGER = re.compile(rf"\s*[+-]?[0-9]{{1,{_MAX_DIGITS}}}\s*")
+# How much of a bad cell a message quotes.
+_SHOWN_CHARS = 60
 
 
 # Export ---------------------------------------------------------------------------------------
@@ -325,7 +332,8 @@ def codebook_frame(trial: Trial) -> pd.DataFrame:
 def _write(frame: pd.DataFrame, schema: pa.Schema, path: Path) -> None:
     if path.suffix == ".csv":
         iso = frame["submitted_at"].map(pd.Timestamp.isoformat)
-        frame.assign(submitted_at=iso).to_csv(path, index=False)
+        rows = frame.assign(submitted_at=iso).itertuples(index=False, name=None)
+        csv_file(path, list(frame.columns), rows)
     else:
         pq.write_table(pa.Table.from_pandas(frame, schema=schema, preserve_index=False), path)
 
@@ -351,8 +359,7 @@ def trial_export(
                 written[path] = len(frame)
     codebook = codebook_frame(trial)
     path = directory / f"{trial.slug}-codebook.csv"
-    codebook.to_csv(path, index=False)
-    written[path] = len(codebook)
+    written[path] = csv_file(path, REDCAP_COLUMNS, codebook.itertuples(index=False, name=None))
     return written
 
 
@@ -405,7 +412,12 @@ def _header_errors(columns: list[str]) -> list[RowError]:
 
 def _csv_rows(path: Path) -> tuple[list[_RawRow], list[RowError]]:
     """Rows with their physical line numbers; a row with the wrong number of fields (a cut-off
-    last line, a stray delimiter) is an error of that line, not of the whole file."""
+    last line, a stray delimiter) is an error of that line, not of the whole file.
+
+    Cells are read as the export wrote them: the apostrophe that kept a spreadsheet from
+    running a cell as a formula (``'-x`` for the text ``-x``) is removed again
+    (:func:`trials.spreadsheet.unneutralised`).
+    """
     rows, errors = [], []
     # utf-8-sig: spreadsheets often start a UTF-8 CSV with a byte-order mark.
     with path.open(encoding="utf-8-sig", newline="") as handle:
@@ -421,6 +433,7 @@ def _csv_rows(path: Path) -> tuple[list[_RawRow], list[RowError]]:
                 message = f"{len(cells)} fields where the header has {len(header)}"
                 errors.append(RowError(reader.line_num, f"{message} (a cut-off or malformed row)"))
             else:
+                cells = [unneutralised(cell) for cell in cells]
                 rows.append(_RawRow(reader.line_num, dict(zip(header, cells, strict=True))))
     return rows, errors
 
@@ -428,7 +441,13 @@ def _csv_rows(path: Path) -> tuple[list[_RawRow], list[RowError]]:
 def _parquet_rows(path: Path) -> tuple[list[_RawRow], list[RowError]]:
     table = pq.read_table(path)
     errors = _header_errors(table.column_names)
-    return [_RawRow(index + 2, cells) for index, cells in enumerate(table.to_pylist())], errors
+    try:
+        cells = table.to_pylist()
+    except (ValueError, OverflowError) as error:
+        # A value Python cannot hold, e.g. a time stamp beyond the year 9999.
+        message = f"{path.name} holds a value that cannot be read: {error}"
+        raise ImportRejected([RowError(None, message)]) from error
+    return [_RawRow(index + 2, row) for index, row in enumerate(cells)], errors
 
 
 _READERS: dict[str, Callable[[Path], tuple[list[_RawRow], list[RowError]]]] = {
@@ -468,6 +487,12 @@ def _text(cell: object) -> str:
     return "" if cell is None else str(cell).strip()
 
 
+def _shown(cell: object) -> str:
+    """A cell quoted in a message, cut short: a bad file may hold a megabyte in one cell."""
+    text = _text(cell)
+    return repr(text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS] + "…")
+
+
 def _integer(cell: object) -> int | None:
     """A whole number written as one (``"3"``, 3), never a float such as ``"3.0"``: a value
     that went through a float has been handled by something that may have changed it."""
@@ -478,6 +503,14 @@ def _integer(cell: object) -> int | None:
     return None
 
 
+def _integer_problem(name: str, cell: object) -> str:
+    """Why a cell that should hold an integer does not."""
+    digits = _text(cell).lstrip("+-")
+    if digits.isascii() and digits.isdigit():
+        return f"{name} {_shown(cell)} has {len(digits)} digits, more than any answer can have"
+    return f"{name} {_shown(cell)} is not an integer"
+
+
 def _timestamp(cell: object) -> datetime | None:
     """An ISO 8601 date and time with its offset (CSV) or a zoned time stamp (Parquet)."""
     if isinstance(cell, str):
@@ -486,7 +519,12 @@ def _timestamp(cell: object) -> datetime | None:
         except ValueError:
             return None
     if isinstance(cell, datetime) and cell.utcoffset() is not None:
-        return cell
+        try:
+            # In UTC, as the database stores it: an offset such as +23:59 is valid ISO 8601
+            # but not every database accepts it.
+            return cell.astimezone(UTC)
+        except OverflowError:  # 0001-01-01 with a positive offset is before the year 1 in UTC
+            return None
     return None
 
 
@@ -504,6 +542,8 @@ class _Context:
     stored: dict[tuple[str, int], dict]
     # Participants whose consent to surveys is active (checked again when each is written).
     consenting: set[str]
+    # When the check began: no answer can have been submitted later.
+    now: datetime
 
 
 def _context(trial: Trial) -> _Context:
@@ -526,6 +566,7 @@ def _context(trial: Trial) -> _Context:
                 participant__trial=trial, scope=ConsentScope.SURVEYS, revoked_at__isnull=True
             ).values_list("participant_id", flat=True)
         ),
+        now=timezone.now(),
     )
 
 
@@ -551,13 +592,13 @@ def _who_problems(cells: Mapping[str, object], context: _Context) -> list[str]:
     problems = []
     slug = context.trial.slug
     if _text(cells["trial"]) != slug:
-        problems.append(f"trial is {_text(cells['trial'])!r}, not {slug!r}")
+        problems.append(f"trial is {_shown(cells['trial'])}, not {slug!r}")
     participant = _text(cells["participant"])
     if participant not in context.participants:
-        problems.append(f"unknown participant {participant!r} for trial {slug!r}")
+        problems.append(f"unknown participant {_shown(participant)} for trial {slug!r}")
     elif _text(cells["arm"]) != (allocated := context.arms.get(participant, "")):
         problems.append(
-            f"arm is {_text(cells['arm'])!r} but {participant} is allocated to {allocated!r}"
+            f"arm is {_shown(cells['arm'])} but {participant} is allocated to {allocated!r}"
         )
     return problems
 
@@ -567,35 +608,52 @@ def _question_problems(cells: Mapping[str, object], context: _Context) -> list[s
     allow (an item can only be known once its instrument is)."""
     index = _integer(cells["wave"])
     value = _integer(cells["value"])
-    problems = [] if value is not None else [f"value {_text(cells['value'])!r} is not an integer"]
+    problems = [] if value is not None else [_integer_problem("value", cells["value"])]
     if index not in context.waves:
         known = ", ".join(map(str, context.waves))
-        return [f"unknown wave {_text(cells['wave'])!r} (the waves are {known})", *problems]
+        return [f"unknown wave {_shown(cells['wave'])} (the waves are {known})", *problems]
     code = _text(cells["instrument"])
     definition = context.questions[index].get(code)
     if definition is None:
-        return [f"instrument {code!r} is not asked in wave {index}", *problems]
+        return [f"instrument {_shown(code)} is not asked in wave {index}", *problems]
     item = _text(cells["item"])
     if item not in {entry["code"] for entry in definition["items"]}:
-        problems.append(f"unknown item {item!r} of instrument {code}")
+        problems.append(f"unknown item {_shown(item)} of instrument {code}")
     language = _text(cells["language"])
     if language and language not in definition["languages"]:
         offered = ", ".join(definition["languages"])
-        problems.append(f"language {language!r} is not a version of {code} ({offered})")
+        problems.append(f"language {_shown(language)} is not a version of {code} ({offered})")
     low, high = definition["scale"]["min"], definition["scale"]["max"]
     if value is not None and not low <= value <= high:
         problems.append(f"value {value} is outside the scale of {code} ({low} to {high})")
     return problems
 
 
+def _when_problems(cells: Mapping[str, object], context: _Context) -> list[str]:
+    """A submission time that is well formed, not in the future and not before the participant
+    enrolled (answers from before their consent may not be kept)."""
+    submitted = _timestamp(cells["submitted_at"])
+    shown = _shown(cells["submitted_at"])
+    if submitted is None:
+        return [
+            f"submitted_at {shown} is not an ISO 8601 date and time with a time zone "
+            "(e.g. 2026-03-01T09:30:00+00:00)"
+        ]
+    if submitted > context.now:
+        return [f"submitted_at {shown} is in the future"]
+    participant = context.participants.get(_text(cells["participant"]))
+    if participant is not None and submitted < participant.enrolled_at:
+        enrolled = participant.enrolled_at.astimezone(UTC).isoformat()
+        return [f"submitted_at {shown} is before {participant.pk} enrolled ({enrolled})"]
+    return []
+
+
 def _row_problems(cells: Mapping[str, object], context: _Context) -> list[str]:
-    problems = [*_who_problems(cells, context), *_question_problems(cells, context)]
-    if _timestamp(cells["submitted_at"]) is None:
-        problems.append(
-            f"submitted_at {_text(cells['submitted_at'])!r} is not an ISO 8601 date and time "
-            "with a time zone (e.g. 2026-03-01T09:30:00+00:00)"
-        )
-    return problems
+    return [
+        *_who_problems(cells, context),
+        *_question_problems(cells, context),
+        *_when_problems(cells, context),
+    ]
 
 
 def _parsed(raw: _RawRow, context: _Context) -> _Row:

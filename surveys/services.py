@@ -1,6 +1,7 @@
 """Writes to surveys/."""
 
 import logging
+import math
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 
@@ -125,6 +126,23 @@ def answers_errors(
     return errors
 
 
+def _check_timings(timings: Mapping[str, Mapping[str, float]] | None) -> None:
+    """Seconds are finite and not negative: jsonb refuses NaN and Infinity, and the speed index
+    would be meaningless with them. Callers clean what browsers post; this is the last guard."""
+    for kind, seconds in (timings or {}).items():
+        if not isinstance(seconds, Mapping):
+            raise ValidationError(f"Timings {kind!r} are not a mapping of seconds.")
+        for key, value in seconds.items():
+            try:
+                valid = not isinstance(value, bool) and math.isfinite(value) and value >= 0
+            except (TypeError, OverflowError):  # not a number; an int too large for a float
+                valid = False
+            if not valid:
+                raise ValidationError(
+                    f"Timing {kind}/{key} is {value!r}, not a finite number of seconds."
+                )
+
+
 def _check_may_answer(participant: Participant) -> None:
     if participant.withdrawn_at is not None:
         raise ValidationError("This participant has withdrawn.")
@@ -145,6 +163,7 @@ def draft_save(
     """Keep part-way answers so the participant can resume; answers given again replace the
     earlier ones, timings add up. Invalid answers are refused before anything is written."""
     _check_may_answer(participant)
+    _check_timings(timings)
     errors = answers_errors(wave, answers, complete=False)
     if errors:
         raise ValidationError(errors)
@@ -217,6 +236,7 @@ def response_submit(
     the draft are one transaction, so a failure leaves nothing behind.
     """
     _check_may_answer(participant)
+    _check_timings(timings)
     errors = answers_errors(wave, answers)
     if errors:
         raise ValidationError(errors)

@@ -6,8 +6,10 @@ saves the answers so far, so a participant can stop and resume with the same lin
 """
 
 import json
+import math
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from django.conf import settings
 from django.core import signing
@@ -49,6 +51,12 @@ REVOCABLE_SCOPES = set(SCOPE_NAMES) - {ConsentScope.SURVEYS}
 _SHOWN_SALT = "flourish.surveys.page-shown"
 # Longest believable time on one page; a stale tab left open overnight is not "slow answering".
 MAX_PAGE_SECONDS = 3600
+# The timing script posts one flat object of a page's items: a few dozen entries at most, so a
+# longer field is not the script's and is not read (it also bounds the JSON parser's work).
+MAX_ITEM_SECONDS_CHARS = 10_000
+# An answer as the form's radio buttons post it: ASCII digits (``int`` would also take "١" or
+# "1_0", and refuses more than 4,300 digits with an error).
+_ANSWER = re.compile(r"\s*[+-]?[0-9]{1,9}\s*")
 
 
 def _message(
@@ -139,12 +147,41 @@ def _posted_answers(instrument: Instrument, data) -> dict[str, object]:
     chosen: dict[str, object] = {}
     for item in instrument.definition["items"]:
         raw = data.get(f"{instrument.code}:{item['code']}", "")
-        try:
+        if _ANSWER.fullmatch(raw):
             chosen[item["code"]] = int(raw)
-        except ValueError:
-            if raw:
-                chosen[item["code"]] = raw
+        elif raw:
+            chosen[item["code"]] = raw
     return chosen
+
+
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a number of seconds")
+
+
+def posted_item_seconds(raw: str, known: Collection[str]) -> dict[str, float]:
+    """The timing script's ``{"item code": seconds}``, each capped at ``MAX_PAGE_SECONDS``.
+
+    Anything the script does not write (too long, not an object, nested, NaN or Infinity, which
+    PostgreSQL's jsonb refuses, negative or non-numeric seconds, items not on the page) gives
+    no per-item timing at all: timings are auxiliary, so the answers are kept without them.
+    """
+    if not raw or len(raw) > MAX_ITEM_SECONDS_CHARS:
+        return {}
+    try:
+        # Integers read as floats: a 400-digit integer becomes inf (refused below), not an int
+        # that float() cannot convert.
+        posted = json.loads(raw, parse_int=float, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):  # RecursionError: deeply nested arrays or objects
+        return {}
+    if not isinstance(posted, dict):
+        return {}
+    seconds: dict[str, float] = {}
+    for code, value in posted.items():
+        valid = isinstance(value, float) and math.isfinite(value) and value >= 0
+        if code not in known or not valid:
+            return {}
+        seconds[code] = min(value, MAX_PAGE_SECONDS)
+    return seconds
 
 
 def _posted_timings(page: list[Instrument], data) -> dict[str, dict[str, float]]:
@@ -161,18 +198,8 @@ def _posted_timings(page: list[Instrument], data) -> dict[str, dict[str, float]]
         seconds = min(max(time.time() - shown, 0.0), MAX_PAGE_SECONDS)
         total = sum(sizes.values())
         timings["pages"] = {code: seconds * size / total for code, size in sizes.items()}
-    try:
-        per_item = json.loads(data.get("item_seconds") or "{}")
-    except ValueError:
-        per_item = {}
-    if not isinstance(per_item, dict):  # a tampered field: no per-item timing
-        per_item = {}
     known = {item["code"] for i in page for item in i.definition["items"]}
-    items = {
-        code: min(max(float(value), 0.0), MAX_PAGE_SECONDS)
-        for code, value in per_item.items()
-        if code in known and isinstance(value, int | float)
-    }
+    items = posted_item_seconds(data.get("item_seconds", ""), known)
     if items:
         timings["items"] = items
     return timings

@@ -15,6 +15,7 @@ from django.db.models import Count
 from surveys.models import Response, Score
 from trials.models import Allocation, ConsentDocument
 from trials.services import participant_withdraw
+from trials.spreadsheet import unneutralised
 
 pytestmark = pytest.mark.django_db
 
@@ -103,8 +104,10 @@ def _snapshot(trial) -> dict:
 
 
 def _read_csv(path) -> list[dict[str, str]]:
+    """The cells as exported, less the apostrophe that keeps a spreadsheet from running a cell
+    as a formula (a pseudonym may start with "-")."""
     with path.open(encoding="utf-8", newline="") as handle:
-        return list(csv.DictReader(handle))
+        return [{k: unneutralised(v) for k, v in row.items()} for row in csv.DictReader(handle)]
 
 
 def _write_csv(path, rows: list[dict[str, str]]) -> None:
@@ -137,6 +140,7 @@ def test_export_writes_long_files_scores_and_a_redcap_codebook(small_trial, tmp_
     assert item_count == 10 * stored.count() > 0
 
     responses = pd.read_csv(tmp_path / "small-responses.csv", dtype=str, keep_default_na=False)
+    responses = responses.map(unneutralised)
     assert list(responses.columns) == RESPONSE_COLUMNS
     assert len(responses) == item_count
     assert erased.pk not in set(responses["participant"])
