@@ -11,8 +11,9 @@ from django.utils.html import format_html, format_html_join
 
 from analytics.models import AnalysisRun
 from analytics.services import analysis_run_create
+from trials.admin import TrialScopedMixin
 from trials.models import Trial
-from trials.selectors import trials_coordinated_by, trials_visible_to
+from trials.selectors import trials_coordinated_by
 
 START_PERMISSION = "analytics.add_analysisrun"
 
@@ -36,7 +37,7 @@ class StartRunForm(forms.Form):
 
 
 @admin.register(AnalysisRun)
-class AnalysisRunAdmin(admin.ModelAdmin):
+class AnalysisRunAdmin(TrialScopedMixin, admin.ModelAdmin):
     list_display = ["pk", "trial", "kind", "status", "progress_bar", "reportable", "created_at"]
     list_filter = ["status", "kind"]
     fields = [
@@ -47,10 +48,7 @@ class AnalysisRunAdmin(admin.ModelAdmin):
     change_list_template = "admin/analytics/analysisrun/change_list.html"
 
     def get_queryset(self, request):
-        runs = super().get_queryset(request).select_related("trial")
-        if request.user.is_superuser:
-            return runs
-        return runs.filter(trial__in=trials_visible_to(request.user))
+        return super().get_queryset(request).select_related("trial")
 
     def has_add_permission(self, request) -> bool:
         return False  # runs are started with the form below, never typed in

@@ -6,27 +6,16 @@ from django.utils.html import format_html
 
 from federated.mechanism import NANO, accuracy, rho_to_epsilon
 from federated.models import PrivacyBudget, PrivacyCharge, ReleasedAggregate, TelemetryRelease
-from trials.selectors import trials_visible_to
+from trials.admin import TrialScopedMixin
 
 
-class ReadOnlyTrialScopedAdmin(admin.ModelAdmin):
+class ReadOnlyTrialScopedAdmin(TrialScopedMixin, admin.ModelAdmin):
     """Rows of the trials the user may see; nothing can be added, changed or deleted here."""
-
-    trial_path = "trial"
-
-    def get_queryset(self, request):
-        rows = super().get_queryset(request)
-        if request.user.is_superuser:
-            return rows
-        return rows.filter(**{f"{self.trial_path}__in": trials_visible_to(request.user)})
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
 
     def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
 

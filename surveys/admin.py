@@ -52,6 +52,11 @@ class InstrumentAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
+    def add_view(self, request, form_url="", extra_context=None):
+        # Instruments come from the repository's files or from a pack, never typed in field by
+        # field: "add" is loading a pack.
+        return redirect("admin:surveys_instrument_load_pack")
+
     def get_urls(self):
         load = self.admin_site.admin_view(self.load_pack_view)
         return [path("load-pack/", load, name="surveys_instrument_load_pack"), *super().get_urls()]

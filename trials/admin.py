@@ -5,7 +5,8 @@ import json
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.db.models import Q
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -72,9 +73,44 @@ def _report(modeladmin, request, error: ValidationError, prefix: str = "") -> No
     modeladmin.message_user(request, prefix + " ".join(error.messages), messages.ERROR)
 
 
-class TrialScopedAdmin(SimpleHistoryAdmin):
-    """Per-trial object permissions: users see the trials they belong to, coordinators change
-    only their own, and nothing in a trial's record is deleted from the admin."""
+class RecordAdmin(SimpleHistoryAdmin):
+    """Every configuration object keeps its history; past versions are shown, never restored.
+
+    simple-history's per-version page would otherwise save a posted form straight through the
+    model (no service, no amendment, no audit row) and report success. A change to a trial's
+    record goes through the current object's page and its service instead.
+    """
+
+    def revert_disabled(self, request, obj=None) -> bool:
+        return True
+
+    def history_form_view(self, request, object_id, version_id, extra_context=None):
+        if request.method not in ("GET", "HEAD"):
+            raise PermissionDenied(
+                "Past versions are shown, never restored: change the current record instead "
+                "(after registration that is an amendment with a rationale)."
+            )
+        self._visible_with_history(request, object_id)
+        if not str(version_id).isdigit():
+            raise Http404("No such version.")
+        return super().history_form_view(request, object_id, version_id, extra_context)
+
+    def history_view(self, request, object_id, extra_context=None):
+        self._visible_with_history(request, object_id)
+        return super().history_view(request, object_id, extra_context)
+
+    def _visible_with_history(self, request, object_id) -> None:
+        # simple-history looks the object up without get_queryset: check visibility first.
+        if self.get_object(request, object_id) is None:
+            raise Http404("No such object.")
+        if not hasattr(self.model._meta, "simple_history_manager_attribute"):
+            raise Http404("This kind of record keeps no version history; its changes are audited.")
+
+
+class TrialScopedMixin:
+    """Per-trial object permissions for any admin of a model that belongs to a trial: users see
+    the trials they belong to, coordinators change only their own, nothing is deleted, and an
+    object of another trial is a 403 (with an audit row), never a redirect or a page."""
 
     trial_path = "trial"
 
@@ -90,7 +126,10 @@ class TrialScopedAdmin(SimpleHistoryAdmin):
     def get_object(self, request, object_id, from_field=None):
         obj = super().get_object(request, object_id, from_field)
         if obj is None:
-            hidden = self.model._default_manager.filter(pk=object_id).first()
+            try:
+                hidden = self.model._default_manager.filter(pk=object_id).first()
+            except (ValueError, ValidationError):  # not even a well-formed key
+                return None
             if hidden is not None:
                 event_record(
                     trial=self.trial_of(hidden),
@@ -102,10 +141,11 @@ class TrialScopedAdmin(SimpleHistoryAdmin):
                 raise PermissionDenied("You do not work on this trial.")
         return obj
 
-    def history_view(self, request, object_id, extra_context=None):
-        # simple-history looks the object up without get_queryset: check visibility first.
-        self.get_object(request, object_id)
-        return super().history_view(request, object_id, extra_context)
+    def has_view_permission(self, request, obj=None) -> bool:
+        allowed = super().has_view_permission(request, obj)
+        return allowed and (
+            obj is None or trials_visible_to(request.user).filter(pk=self.trial_of(obj).pk).exists()
+        )
 
     def has_change_permission(self, request, obj=None) -> bool:
         allowed = super().has_change_permission(request, obj)
@@ -118,6 +158,10 @@ class TrialScopedAdmin(SimpleHistoryAdmin):
         if db_field.name == "trial":
             kwargs["queryset"] = trials_coordinated_by(request.user)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+class TrialScopedAdmin(TrialScopedMixin, RecordAdmin):
+    """A trial's configuration objects, with their history."""
 
 
 # --- trial --------------------------------------------------------------------------------
@@ -622,9 +666,25 @@ class ParticipantAdmin(TrialScopedAdmin):
 
 
 @admin.register(OversightBody)
-class OversightBodyAdmin(SimpleHistoryAdmin):
+class OversightBodyAdmin(RecordAdmin):
     list_display = ["name", "kind"]
     filter_horizontal = ["members"]
+
+    def get_queryset(self, request):
+        # A body's membership is its own business and that of the trials it oversees.
+        bodies = super().get_queryset(request)
+        if request.user.is_superuser:
+            return bodies
+        visible = trials_visible_to(request.user)
+        mine = Q(members=request.user) | Q(trialoversight__trial__in=visible)
+        return bodies.filter(pk__in=OversightBody.objects.filter(mine).values("pk"))
+
+    def get_object(self, request, object_id, from_field=None):
+        obj = super().get_object(request, object_id, from_field)
+        exists = str(object_id).isdigit() and OversightBody.objects.filter(pk=object_id).exists()
+        if obj is None and exists:
+            raise PermissionDenied("You are not a member of this body or of a trial it oversees.")
+        return obj
 
 
 class ProfileInline(admin.TabularInline):
@@ -639,13 +699,13 @@ class ProfileInline(admin.TabularInline):
 
 
 @admin.register(Community)
-class CommunityAdmin(SimpleHistoryAdmin):
+class CommunityAdmin(RecordAdmin):
     list_display = ["slug", "name", "locale"]
     inlines = [ProfileInline]
 
 
 @admin.register(FlourishingProfile)
-class FlourishingProfileAdmin(SimpleHistoryAdmin):
+class FlourishingProfileAdmin(RecordAdmin):
     """Communities add versions; a published version never changes."""
 
     form = ProfileForm

@@ -39,6 +39,6 @@ def test_other_trials_people_see_nothing(client, trial, released):
     member_add(trial=other, user=analyst, role=TrialMember.Role.ANALYST)
     client.force_login(analyst)
     budget = PrivacyBudget.objects.get(trial=trial)
-    assert client.get(f"/admin/federated/privacybudget/{budget.pk}/change/").status_code == 302
+    assert client.get(f"/admin/federated/privacybudget/{budget.pk}/change/").status_code == 403
     listing = client.get("/admin/federated/telemetryrelease/").content.decode()
     assert TelemetryRelease.objects.count() == 1 and "0 telemetry releases" in listing
