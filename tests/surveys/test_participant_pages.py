@@ -241,3 +241,90 @@ def test_tampered_my_data_link_reveals_nothing(client, newcomer):
     page = client.get(data_path(newcomer.pk)[:-4] + "xyz/")
     assert page.status_code == 404
     assert "telemetry" not in page.content.decode()
+
+
+def _shown(client, link, page: int = 0) -> str:
+    html = client.get(f"{link}?page={page}").content.decode()
+    return re.search(r'name="shown" value="([^"]*)"', html).group(1)
+
+
+@pytest.mark.parametrize(
+    "item_seconds",
+    [
+        '{"swls_1": NaN}',  # PostgreSQL's jsonb refuses NaN
+        '{"swls_1": Infinity, "swls_2": 2}',
+        '{"swls_1": -Infinity}',
+        '{"swls_1": -3}',
+        '{"swls_1": 1' + "0" * 5000 + "}",  # an integer beyond Python's int-parsing limit
+        '{"swls_1": 1e999}',
+        '{"swls_1": "12"}',
+        '{"swls_1": true}',
+        '{"swls_1": {"nested": 1}}',
+        '{"not_an_item": 2}',
+        "[" * 100_000 + "]" * 100_000,  # deeper than Python's recursion limit
+        "[" * 4_900 + "]" * 4_900,  # as deep, within the length the page reads
+        '{"swls_1": 1}' + " " * 10_000,  # longer than any page's timings
+    ],
+    ids=lambda raw: raw[:24],
+)
+def test_hostile_item_timings_are_dropped_and_the_answers_kept(
+    client, link, newcomer, item_seconds
+):
+    form = {"page": 0, "action": "next", "shown": _shown(client, link), **SWLS}
+    moved = client.post(link, {**form, "item_seconds": item_seconds})
+    assert moved.status_code == 302 and moved.url.endswith("?page=1")
+    draft = ResponseDraft.objects.get(participant=newcomer)
+    assert draft.answers == {"swls": {f"swls_{n}": 5 for n in range(1, 6)}}
+    assert "items" not in draft.timings and set(draft.timings["pages"]) == {"swls"}
+    # The last page, with the same field: the response is stored, with no per-item timing.
+    form = {"page": 1, "action": "finish", "shown": _shown(client, link, 1), **WHO5}
+    done = client.post(link, {**form, "item_seconds": item_seconds.replace("swls", "who5")})
+    assert done.status_code == 302 and done.url.endswith("/done/")
+    response = Response.objects.get(participant=newcomer)
+    assert "items" not in response.timings
+    assert response.answers["swls"]["swls_1"] == 5 and response.answers["who5"]["who5_1"] == 3
+
+
+def test_item_timings_as_the_script_writes_them_are_kept_and_capped(client, link, newcomer):
+    form = {"page": 0, "action": "next", "shown": _shown(client, link), **SWLS}
+    seconds = '{"swls_1": 2.5, "swls_2": 0, "swls_3": 99999}'
+    assert client.post(link, {**form, "item_seconds": seconds}).status_code == 302
+    draft = ResponseDraft.objects.get(participant=newcomer)
+    assert draft.timings["items"] == {"swls_1": 2.5, "swls_2": 0.0, "swls_3": 3600.0}
+
+
+@pytest.mark.parametrize("value", ["٣", "３", "1_0", "3.0", "1" * 5000, "0x3", " "])
+def test_answers_that_are_not_plain_digits_are_refused_with_a_message(
+    client, link, newcomer, value
+):
+    page = _post(client, link, 0, {**SWLS, "swls:swls_2": value})
+    assert page.status_code == 400
+    assert "Choose one of the answers from 1 to 7." in page.content.decode()
+    assert not ResponseDraft.objects.filter(participant=newcomer).exists()
+
+
+def test_the_services_refuse_timings_that_are_not_finite_seconds(newcomer, small_trial):
+    from django.core.exceptions import ValidationError
+
+    from surveys.services import draft_save, response_submit
+
+    wave = small_trial.waves.get(index=0)
+    answers = {"swls": {f"swls_{n}": 5 for n in range(1, 6)}}
+    for bad in [float("nan"), float("inf"), -1.0, "3", True, 10**400]:
+        with pytest.raises(ValidationError, match="not a finite number of seconds"):
+            draft_save(
+                participant=newcomer,
+                wave=wave,
+                answers=answers,
+                page=0,
+                timings={"items": {"x": bad}},
+            )
+        with pytest.raises(ValidationError, match="not a finite number of seconds"):
+            response_submit(
+                participant=newcomer,
+                wave=wave,
+                answers={**answers, "who5": {f"who5_{n}": 3 for n in range(1, 6)}},
+                timings={"pages": {"swls": bad}},
+            )
+    assert not ResponseDraft.objects.filter(participant=newcomer).exists()
+    assert not Response.objects.filter(participant=newcomer).exists()
