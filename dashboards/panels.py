@@ -78,9 +78,11 @@ def arm_colours(arms: Iterable[str]) -> dict[str, str]:
 def status_panel(record: TrialRecord, run: dict | None, label: str) -> Panel:
     approved = ", ".join(a["body"] for a in record.approvals) or "no body"
     missing = record.missing_approvals
+    pending = ", ".join(f"version {v}" for v in record.pending_versions)
     registration = [
         ["Lifecycle state", record.state],
-        ["Pre-registration version", record.preregistration_version or "none frozen"],
+        ["Pre-registration version in force", record.preregistration_version or "none"],
+        ["Versions awaiting approval", pending or "none"],
         ["Pre-registration SHA-256", record.preregistration_sha256 or "–"],
         ["Frozen at", record.frozen_at or "–"],
     ]
@@ -93,14 +95,20 @@ def status_panel(record: TrialRecord, run: dict | None, label: str) -> Panel:
         ]
     if run and run["results"].get("interim"):
         registration.append(["Interim looks", run["results"]["interim"]["status"]])
-    reading = (
-        f"The trial is {record.state}; version {record.preregistration_version} of the plan is "
-        f"in force, approved by {approved}"
-        + (f", still awaiting {', '.join(missing)}" if missing else "")
-        + f"; {len(record.deviations)} protocol deviation(s) recorded."
-        if record.preregistration_version
-        else f"The trial is {record.state} and has no frozen pre-registration yet."
-    )
+    if record.preregistration_version:
+        reading = (
+            f"The trial is {record.state}; version {record.preregistration_version} of the plan "
+            f"is in force, approved by {approved}"
+            + (f"; {pending} awaits approval by {', '.join(missing)}" if pending else "")
+            + f"; {len(record.deviations)} protocol deviation(s) recorded."
+        )
+    elif pending:
+        reading = (
+            f"The trial is {record.state}; no version of the plan is in force yet: {pending} "
+            f"awaits approval by {', '.join(missing)}."
+        )
+    else:
+        reading = f"The trial is {record.state} and has no frozen pre-registration yet."
     return Panel(
         key="status",
         title="Trial status, pre-registration and oversight",

@@ -10,8 +10,12 @@ from django.db.models.functions import TruncDate
 from analytics.models import AnalysisRun
 from federated.selectors import privacy_budget_summary, telemetry_release_rows
 from trials.models import Participant, Trial
-from trials.selectors import trials_analysed_by
-from trials.services import missing_approvals, preregistration_current
+from trials.selectors import (
+    preregistration_in_force,
+    preregistrations_pending,
+    trials_analysed_by,
+)
+from trials.services import missing_approvals
 
 VIEW_PERMISSION = "analytics.view_analysisrun"
 
@@ -30,6 +34,7 @@ class TrialRecord:
     approvals: list[dict]
     missing_approvals: list[str]
     deviations: list[dict]
+    pending_versions: list[int]
 
 
 @dataclass(frozen=True)
@@ -52,7 +57,7 @@ def latest_finished_run(trial: Trial) -> AnalysisRun | None:
 
 
 def trial_record(trial: Trial) -> TrialRecord:
-    prereg = preregistration_current(trial)
+    prereg = preregistration_in_force(trial)
     approvals = (
         [
             {
@@ -86,6 +91,7 @@ def trial_record(trial: Trial) -> TrialRecord:
         approvals=approvals,
         missing_approvals=missing_approvals(trial),
         deviations=deviations,
+        pending_versions=[p.version for p in preregistrations_pending(trial)],
     )
 
 

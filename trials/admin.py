@@ -43,7 +43,14 @@ from trials.registry_export import (
     osf_preregistration,
     preregistration_markdown,
 )
-from trials.selectors import bodies_of, can_coordinate, trials_coordinated_by, trials_visible_to
+from trials.selectors import (
+    bodies_of,
+    can_coordinate,
+    preregistration_in_force,
+    preregistrations_pending,
+    trials_coordinated_by,
+    trials_visible_to,
+)
 from trials.services import (
     ARM_CONFIG_FIELDS,
     approval_record,
@@ -305,7 +312,12 @@ class TrialAdmin(TrialScopedAdmin):
     @admin.display(description="plan")
     def plan_version(self, trial: Trial) -> str:
         current = preregistration_current(trial)
-        return f"v{current.version} · {current.sha256[:12]}…" if current else "not frozen"
+        if current is None:
+            return "not frozen"
+        in_force = preregistration_in_force(trial)
+        parts = [f"v{in_force.version} in force · {in_force.sha256[:12]}…"] if in_force else []
+        parts += [f"v{p.version} pending approval" for p in preregistrations_pending(trial)]
+        return "; ".join(parts)
 
     @admin.display(description="approvals")
     def approvals(self, trial: Trial) -> str:

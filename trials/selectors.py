@@ -8,7 +8,7 @@ members act on it only through their body's approvals and suspensions.
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Q, QuerySet
 
-from trials.models import OversightBody, Trial, TrialMember
+from trials.models import OversightBody, PreRegistration, Trial, TrialMember
 
 Role = TrialMember.Role
 
@@ -52,3 +52,26 @@ def bodies_of(user, trial: Trial) -> QuerySet[OversightBody]:
     if user.is_superuser:
         return bodies
     return bodies.filter(members=user)
+
+
+def preregistration_in_force(trial: Trial) -> PreRegistration | None:
+    """The latest frozen version that every required oversight body has approved: the only one
+    served to assistant apps, participants and dashboards. A newer frozen version that some body
+    has not approved yet is pending (``preregistrations_pending``), never in force."""
+    required = set(trial.oversight.filter(required=True).values_list("body_id", flat=True))
+    if not required:
+        return None
+    frozen = trial.preregistrations.filter(frozen_at__isnull=False).order_by("-version")
+    for prereg in frozen.prefetch_related("approvals"):
+        if required <= {approval.body_id for approval in prereg.approvals.all()}:
+            return prereg
+    return None
+
+
+def preregistrations_pending(trial: Trial) -> list[PreRegistration]:
+    """Frozen versions newer than the one in force, awaiting approval (newest first)."""
+    in_force = preregistration_in_force(trial)
+    frozen = trial.preregistrations.filter(frozen_at__isnull=False).order_by("-version")
+    if in_force is not None:
+        frozen = frozen.filter(version__gt=in_force.version)
+    return list(frozen)

@@ -14,12 +14,8 @@ from django.views.decorators.http import require_GET
 
 from trials.canonical import sha256_of
 from trials.models import Participant, Trial
-from trials.services import (
-    arm_config,
-    assignment_token_participant_id,
-    event_record,
-    preregistration_current,
-)
+from trials.selectors import preregistration_in_force, preregistrations_pending
+from trials.services import arm_config, assignment_token_participant_id, event_record
 
 security_log = logging.getLogger("flourish.security")
 
@@ -41,19 +37,30 @@ def assignment(request: HttpRequest, token: str) -> JsonResponse:
     if participant is None or not hasattr(participant, "allocation"):
         raise Http404("No assignment.")
     trial, arm = participant.trial, participant.allocation.arm
-    config = arm_config(arm)
+    in_force = preregistration_in_force(trial)
+    if in_force is None:
+        raise Http404("No assignment.")
+    # Serve the configuration the bodies approved, even while an amendment waits for them.
+    config = in_force.plan["arm_configs"][arm.slug]
     config_hash = sha256_of(config)
-    prereg = preregistration_current(trial)
-    registered_hash = prereg.plan["arms"].get(arm.slug)
-    if config_hash != registered_hash or config_hash != arm.config_hash:
-        # The arm no longer matches what was registered (changed outside the services): serve
+    registered_hash = in_force.plan["arms"][arm.slug]
+    live_hash = sha256_of(arm_config(arm))
+    known_hashes = {registered_hash} | {
+        pending.plan["arms"].get(arm.slug) for pending in preregistrations_pending(trial)
+    }
+    if (
+        config_hash != registered_hash
+        or live_hash != arm.config_hash
+        or live_hash not in known_hashes
+    ):
+        # The arm no longer matches any registered version (changed outside the services): serve
         # nothing rather than an unregistered assistant, and leave a trace for the coordinators.
         event_record(
             trial=trial,
             kind="arm_integrity_failure",
             arm=arm.slug,
             registered_hash=registered_hash,
-            found_hash=config_hash,
+            found_hash=live_hash,
         )
         security_log.error("Arm %s of trial %s does not match its registration.", arm.slug, trial)
         return JsonResponse({"detail": "This assignment is temporarily unavailable."}, status=503)
@@ -62,6 +69,6 @@ def assignment(request: HttpRequest, token: str) -> JsonResponse:
             "trial": trial.slug,
             "configuration": config,
             "config_hash": config_hash,
-            "preregistration": {"version": prereg.version, "sha256": prereg.sha256},
+            "preregistration": {"version": in_force.version, "sha256": in_force.sha256},
         }
     )

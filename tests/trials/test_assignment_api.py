@@ -5,8 +5,11 @@ from django.core import signing
 
 from tests.trials.factories import enrolling_trial
 from trials.models import Arm, Trial, TrialEvent
+from trials.selectors import preregistration_in_force, preregistrations_pending
 from trials.services import (
     ASSIGNMENT_TOKEN_SALT,
+    approval_record,
+    arm_amend,
     assignment_token,
     participant_enrol,
     participant_withdraw,
@@ -80,3 +83,32 @@ def test_an_arm_changed_behind_the_services_back_is_not_served(client, participa
     assert "Maximise" not in response.content.decode()
     event = TrialEvent.objects.get(trial=arm.trial, kind="arm_integrity_failure")
     assert event.detail["registered_hash"] == arm.config_hash
+
+
+def test_an_amendment_reaches_participants_only_once_every_required_body_approved_it(
+    client, participant
+):
+    """End to end through the API: the approved version stays in force while an amendment is
+    pending, and the amendment is served from the moment the last required body approves."""
+    trial, arm = participant.trial, participant.allocation.arm
+    token = assignment_token(participant)
+    approved_prompt = arm.system_prompt
+    amended = arm_amend(
+        arm=arm,
+        changes={"system_prompt": "Be kind, and brief."},
+        rationale="Shorter answers.",
+    )
+    assert preregistration_in_force(trial).version == 1
+    assert [p.version for p in preregistrations_pending(trial)] == [amended.version]
+    body = client.get(url(token)).json()
+    assert body["configuration"]["system_prompt"] == approved_prompt
+    assert body["preregistration"]["version"] == 1
+    first, second = [link.body for link in trial.oversight.filter(required=True)]
+    approval_record(body=first, preregistration=amended)
+    assert client.get(url(token)).json()["configuration"]["system_prompt"] == approved_prompt
+    approval_record(body=second, preregistration=amended)
+    body = client.get(url(token)).json()
+    assert body["configuration"]["system_prompt"] == "Be kind, and brief."
+    assert body["preregistration"] == {"version": amended.version, "sha256": amended.sha256}
+    assert body["config_hash"] == Arm.objects.get(pk=arm.pk).config_hash
+    assert preregistrations_pending(trial) == []
