@@ -17,6 +17,10 @@ Files
     ``"value, label | value, label"``) and one ``calc`` field per score, whose equation documents
     the scoring rule in REDCap's own syntax so that the score columns are described too.
 
+The CSV files are written by :mod:`trials.spreadsheet`: text quoted, numbers bare, and a text
+cell a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``, tab, carriage return at
+its start) written with a leading apostrophe, which the import removes again.
+
 An import is all or nothing: every row is checked before anything is written, each bad row is
 reported with its line number, and valid responses go in through
 :func:`surveys.services.response_submit`, so their scores and quality indices are computed exactly

@@ -158,7 +158,7 @@ def _refuse_constant(name: str) -> float:
     raise ValueError(f"{name} is not a number of seconds")
 
 
-def posted_item_seconds(raw: str, known: Collection[str]) -> dict[str, float]:
+def _posted_item_seconds(raw: str, known: Collection[str]) -> dict[str, float]:
     """The timing script's ``{"item code": seconds}``, each capped at ``MAX_PAGE_SECONDS``.
 
     Anything the script does not write (too long, not an object, nested, NaN or Infinity, which
@@ -199,7 +199,7 @@ def _posted_timings(page: list[Instrument], data) -> dict[str, dict[str, float]]
         total = sum(sizes.values())
         timings["pages"] = {code: seconds * size / total for code, size in sizes.items()}
     known = {item["code"] for i in page for item in i.definition["items"]}
-    items = posted_item_seconds(data.get("item_seconds", ""), known)
+    items = _posted_item_seconds(data.get("item_seconds", ""), known)
     if items:
         timings["items"] = items
     return timings
