@@ -20,7 +20,7 @@ demo: $(VENV)/.installed
 	bash infra/demo.sh
 
 test: $(VENV)/.installed
-	$(BIN)/python infra/services.py -- $(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python infra/services.py --roles -- $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed
 	$(BIN)/python infra/services.py -- $(BIN)/python -m infra.bench $(BENCH_ARGS)

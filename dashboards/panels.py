@@ -85,6 +85,7 @@ def status_panel(record: TrialRecord, run: dict | None, label: str) -> Panel:
         ["Versions awaiting approval", pending or "none"],
         ["Pre-registration SHA-256", record.preregistration_sha256 or "–"],
         ["Frozen at", record.frozen_at or "–"],
+        ["Audit chain head (publish to make the trail checkable)", record.audit_chain_head],
     ]
     if run:
         registration += [

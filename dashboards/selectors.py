@@ -9,6 +9,7 @@ from django.db.models.functions import TruncDate
 
 from analytics.models import AnalysisRun
 from federated.selectors import privacy_budget_summary, telemetry_release_rows
+from trials.audit import audit_chain_head
 from trials.models import Participant, Trial
 from trials.selectors import (
     preregistration_in_force,
@@ -35,6 +36,7 @@ class TrialRecord:
     missing_approvals: list[str]
     deviations: list[dict]
     pending_versions: list[int]
+    audit_chain_head: str
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,7 @@ def trial_record(trial: Trial) -> TrialRecord:
         missing_approvals=missing_approvals(trial),
         deviations=deviations,
         pending_versions=[p.version for p in preregistrations_pending(trial)],
+        audit_chain_head="event {}, SHA-256 {}".format(*audit_chain_head(trial)),
     )
 
 

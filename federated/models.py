@@ -44,6 +44,13 @@ class PrivacyCharge(models.Model):
     d_in = models.PositiveIntegerField(default=1, help_text="Participants added or removed.")
     reserved_at = models.DateTimeField(auto_now_add=True)
     released_at = models.DateTimeField(null=True, blank=True)
+    chain_hash = models.CharField(
+        max_length=64, blank=True, help_text="The hash of the audit event that recorded it."
+    )
+
+    # The reservation the audit chain vouches for (trials.audit); its release is its own event.
+    audit_trial_path = "budget__trial"
+    audit_fields = ("budget_id", "key", "nano_rho", "measurements", "d_in", "reserved_at")
 
     class Meta:
         ordering = ["reserved_at", "id"]

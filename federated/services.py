@@ -85,6 +85,7 @@ def _reserve(
     event_record(
         trial=trial,
         kind="privacy_budget_reserved",
+        record=charge,
         key=key,
         nano_rho=nano_rho,
         spent_nano_rho=budget.spent_nano_rho,

@@ -1,7 +1,10 @@
 """Find or start the PostgreSQL and broker the tests need, run a command against them, and stop
 whatever was started.
 
-    python infra/services.py -- pytest -q
+    python infra/services.py [--roles] -- pytest -q
+
+With ``--roles`` (``make test``) the command runs as an application role of this run's own, with
+the migrations run by an owner role (``DATABASE_OWNER_URL``).
 
 Discovery, in order (DEVELOPERS' brief, "make test"):
 1. ``DATABASE_URL`` / ``CELERY_BROKER_URL`` from the environment;
@@ -24,6 +27,7 @@ import tempfile
 import time
 from contextlib import ExitStack, closing
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 LOCAL_POSTGRES = "postgres://postgres@127.0.0.1:5432/postgres"
 LOCAL_BROKERS = ("amqp://guest:guest@127.0.0.1:5672//", "redis://127.0.0.1:6379/0")
@@ -180,10 +184,65 @@ def broker_url(stack: ExitStack) -> str:
     return start_redis(stack)
 
 
+def provision_roles(stack: ExitStack, admin_url: str) -> dict[str, str]:
+    """Two roles of this run's own on the server ``admin_url`` names (DESIGN.md §4): an owner
+    that creates the test database and runs the migrations, and an application role that the
+    suite, its workers and its web servers use, with no ownership, no TRUNCATE and no trigger
+    control. Dropped afterwards with the test database. Returns the environment that points the
+    suite at them; empty (with a message) when ``admin_url``'s user may not create roles."""
+    import psycopg
+    from psycopg import sql
+
+    run = secrets.token_hex(4)
+    owner, app = f"flourish_owner_{run}", f"flourish_app_{run}"
+    passwords = {owner: secrets.token_hex(16), app: secrets.token_hex(16)}
+    database = f"flourish_{run}"
+    try:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("CREATE ROLE {} LOGIN CREATEDB PASSWORD {}").format(
+                    sql.Identifier(owner), sql.Literal(passwords[owner])
+                )
+            )
+            conn.execute(
+                sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                    sql.Identifier(app), sql.Literal(passwords[app])
+                )
+            )
+    except psycopg.Error as error:
+        say(
+            f"could not create the owner and application roles ({error}); the suite runs as "
+            "the given user and the database-role tests are skipped"
+        )
+        return {}
+
+    def drop() -> None:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            # The names are this run's own: nobody else can be using them.
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                    sql.Identifier(f"test_{database}")
+                )
+            )
+            for role in (app, owner):
+                conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+    stack.callback(drop)
+
+    def url(role: str) -> str:
+        parts = urlsplit(admin_url)
+        netloc = f"{role}:{passwords[role]}@{parts.hostname}:{parts.port or 5432}"
+        return urlunsplit((parts.scheme, netloc, f"/{database}", parts.query, ""))
+
+    say(f"the suite runs as the application role {app}; migrations run as {owner}")
+    return {"DATABASE_URL": url(app), "DATABASE_OWNER_URL": url(owner), "DATABASE_APP_ROLE": app}
+
+
 def main(argv: list[str]) -> int:
     if "--" not in argv:
         print(__doc__, file=sys.stderr)
         return 2
+    with_roles = "--roles" in argv[: argv.index("--")]
     command = argv[argv.index("--") + 1 :]
     # Stop started servers on Ctrl-C or a CI time-out too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -199,6 +258,8 @@ def main(argv: list[str]) -> int:
         except ServiceError as error:
             print(f"\n{error}\n", file=sys.stderr)
             return 3
+        if with_roles:
+            env.update(provision_roles(stack, env["DATABASE_URL"]))
         try:
             return subprocess.run(command, env=env).returncode
         except KeyboardInterrupt:

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import dj_database_url
@@ -11,6 +12,79 @@ import pytest
 
 REPO_DIR = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO_DIR / "test-artifacts"
+
+
+@contextmanager
+def as_database_owner():
+    """Connect as the owner role (``DATABASE_OWNER_URL``, set by ``make test``) inside the block:
+    it creates, migrates and drops the test database; everything else runs as the application
+    role ``DATABASE_URL`` names."""
+    from django.db import connection
+
+    owner_url = os.environ.get("DATABASE_OWNER_URL")
+    if not owner_url:
+        yield
+        return
+    owner = dj_database_url.parse(owner_url)
+    settings = connection.settings_dict
+    app_credentials = settings["USER"], settings["PASSWORD"]
+    # The connection pool keeps its connections' credentials: close it with each switch.
+    connection.close()
+    connection.close_pool()
+    settings["USER"], settings["PASSWORD"] = owner["USER"], owner["PASSWORD"]
+    try:
+        yield
+    finally:
+        connection.close()
+        connection.close_pool()
+        settings["USER"], settings["PASSWORD"] = app_credentials
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_test_environment, django_db_blocker):
+    """pytest-django's test database, created and migrated by the owner role."""
+    from django.test.utils import setup_databases, teardown_databases
+
+    with django_db_blocker.unblock(), as_database_owner():
+        databases = setup_databases(verbosity=0, interactive=False)
+    yield
+    with django_db_blocker.unblock(), as_database_owner():
+        teardown_databases(databases, verbosity=0)
+
+
+TABLES_WITH_TRIGGERS = """
+    SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = 'public'
+      AND EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal)
+"""
+
+
+def _flush_as_owner(operations, sql_list) -> None:
+    """Empty the test database between transactional tests, as the owner with the record's
+    triggers off for the moment: the application role may not truncate (that is the point), and
+    the triggers refuse it to the owner too. The whole flush is one transaction, so the triggers
+    are back on even if it fails."""
+    from django.db import transaction
+
+    with as_database_owner(), transaction.atomic(using=operations.connection.alias):
+        with operations.connection.cursor() as cursor:
+            cursor.execute(TABLES_WITH_TRIGGERS)
+            tables = [operations.quote_name(name) for (name,) in cursor.fetchall()]
+            for table in tables:
+                cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
+            for statement in sql_list:
+                cursor.execute(statement)
+            for table in tables:
+                cursor.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def flush_as_owner():
+    from django.db.backends.postgresql.operations import DatabaseOperations
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(DatabaseOperations, "execute_sql_flush", _flush_as_owner)
+        yield
 
 
 @pytest.fixture(scope="session")

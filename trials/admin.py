@@ -14,6 +14,7 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from analytics.selectors import consort_counts
 from analytics.stats.srm import sample_ratio_mismatch
+from trials.audit import audit_chain_verify
 from trials.forms import (
     ArmForm,
     ConsentDocumentForm,
@@ -295,8 +296,8 @@ class TrialAdmin(TrialScopedAdmin):
     list_display = ["slug", "title", "state", "plan_version", "approvals", "created_at"]
     list_filter = ["state"]
     search_fields = ["slug", "title"]
-    fields = ["slug", "title", "description", "state", "plan_version", "approvals"]
-    readonly_fields = ["state", "plan_version", "approvals"]
+    fields = ["slug", "title", "description", "state", "plan_version", "approvals", "audit_chain"]
+    readonly_fields = ["state", "plan_version", "approvals", "audit_chain"]
     inlines = [ArmInline, OversightInline, MemberInline, DeviationInline, TrialEventInline]
     actions = [_transition_action(target, label) for target, label in TRANSITION_ACTIONS]
     change_form_template = "admin/trials/trial/change_form.html"
@@ -325,6 +326,18 @@ class TrialAdmin(TrialScopedAdmin):
             return "—"
         missing = missing_approvals(trial)
         return "complete" if not missing else f"waiting for {', '.join(missing)}"
+
+    @admin.display(description="audit chain")
+    def audit_chain(self, trial: Trial) -> str:
+        if trial.pk is None:
+            return "—"
+        report = audit_chain_verify(trial)
+        head = f"head: event {report.head_sequence}, SHA-256 {report.head_hash}"
+        if report.intact:
+            return f"intact ({report.events} events); {head}"
+        return format_html(
+            '<strong class="errornote">BROKEN: {}</strong> {}', " ".join(report.problems), head
+        )
 
     def save_model(self, request, obj, form, change) -> None:
         if change:

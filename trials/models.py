@@ -5,6 +5,7 @@ import secrets
 from django.conf import settings
 from django.db import models
 from django.db.models.functions import Lower
+from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
 
@@ -136,6 +137,12 @@ class ProtocolDeviation(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
     recorded_at = models.DateTimeField(auto_now_add=True)
+    chain_hash = models.CharField(
+        max_length=64, blank=True, help_text="The hash of the audit event that recorded it."
+    )
+
+    audit_trial_path = "trial"
+    audit_fields = ("trial_id", "preregistration_id", "kind", "description", "recorded_at")
 
     class Meta:
         ordering = ["trial", "recorded_at"]
@@ -189,6 +196,14 @@ class Approval(models.Model):
     )
     decided_at = models.DateTimeField(auto_now_add=True)
     note = models.TextField(blank=True)
+    chain_hash = models.CharField(
+        max_length=64, blank=True, help_text="The hash of the audit event that recorded it."
+    )
+
+    # What the audit chain vouches for (trials.audit); who decided is a nullable link, so it is
+    # named in the recording event instead.
+    audit_trial_path = "preregistration__trial"
+    audit_fields = ("body_id", "preregistration_id", "decided_at", "note")
 
     class Meta:
         constraints = [
@@ -390,18 +405,28 @@ class Allocation(models.Model):
 
 
 class TrialEvent(models.Model):
-    """Audit row, written in the same transaction as the change it records."""
+    """Audit row, written in the same transaction as the change it records, as the next link of
+    the trial's hash chain (trials.audit): deleting, reordering or editing any row shows."""
 
     trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="events")
+    sequence = models.PositiveIntegerField(help_text="1, 2, 3, … within the trial.")
     kind = models.CharField(max_length=50)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
-    at = models.DateTimeField(auto_now_add=True)
+    actor_name = models.CharField(
+        max_length=150, blank=True, help_text="Who acted, kept when their account is deleted."
+    )
+    at = models.DateTimeField(default=timezone.now)
     detail = models.JSONField(default=dict, blank=True)
+    previous_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64)
 
     class Meta:
         ordering = ["-at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["trial", "sequence"], name="one_event_per_position")
+        ]
 
     def __str__(self) -> str:
         return f"{self.trial} {self.kind}"

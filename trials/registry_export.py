@@ -34,6 +34,7 @@ import re
 from datetime import datetime
 from typing import Any
 
+from trials.audit import audit_chain_head
 from trials.plan import randomisation_settings
 
 NOT_SPECIFIED = "Not specified"
@@ -66,8 +67,12 @@ def osf_preregistration(
     sha256: str,
     content: dict,
     rationale: str = "",
+    audit_chain_head: dict | None = None,
 ) -> dict:
-    """The pre-registration as OSF Preregistration sections (see the module docstring)."""
+    """The pre-registration as OSF Preregistration sections (see the module docstring).
+    ``audit_chain_head`` (position and hash of the trial's newest audit event when exported,
+    see trials.audit) is published with it, so that a later verification can show that no
+    event up to it was removed."""
     plan = _plan(content)
     return {
         "template": TEMPLATE,
@@ -80,6 +85,7 @@ def osf_preregistration(
             "hash_input": HASH_INPUT,
             "verify_with": "trials.canonical.sha256_of(content)",
             "amendment_rationale": rationale or NOT_SPECIFIED,
+            "audit_chain_head": audit_chain_head,
         },
         "study_information": {
             "title": _q("Title", title),
@@ -151,6 +157,7 @@ def preregistration_markdown(
     sha256: str,
     content: dict,
     rationale: str = "",
+    audit_chain_head: dict | None = None,
 ) -> str:
     """The same export as readable Markdown; equal inputs give byte-identical text."""
     osf = osf_preregistration(
@@ -161,6 +168,7 @@ def preregistration_markdown(
         sha256=sha256,
         content=content,
         rationale=rationale,
+        audit_chain_head=audit_chain_head,
     )
     p = osf["provenance"]
     lines = [
@@ -174,6 +182,16 @@ def preregistration_markdown(
                 ("frozen at", p["frozen_at"]),
                 ("SHA-256", f"`{sha256}`"),
                 ("amendment rationale", p["amendment_rationale"]),
+                *(
+                    [
+                        (
+                            "audit chain head",
+                            f"event {audit_chain_head['sequence']}, `{audit_chain_head['sha256']}`",
+                        )
+                    ]
+                    if audit_chain_head
+                    else []
+                ),
             ],
         ),
         "",
@@ -427,6 +445,7 @@ def _fenced(text: str, language: str) -> list[str]:
 
 def export_arguments(prereg) -> dict:
     """The keyword arguments of the two exporters, read from a stored PreRegistration."""
+    head_sequence, head_hash = audit_chain_head(prereg.trial)
     return {
         "trial_slug": prereg.trial.slug,
         "title": prereg.trial.title,
@@ -435,4 +454,5 @@ def export_arguments(prereg) -> dict:
         "sha256": prereg.sha256,
         "content": prereg.plan,
         "rationale": prereg.rationale,
+        "audit_chain_head": {"sequence": head_sequence, "sha256": head_hash},
     }

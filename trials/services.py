@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from trials.audit import audit_append
 from trials.canonical import sha256_of
 from trials.dimensions import FLOURISHING_DIMENSIONS
 from trials.locks import stratum_lock, trial_lock
@@ -63,8 +64,8 @@ AMENDABLE_STATES = {State.REGISTERED, State.ENROLLING, State.FOLLOW_UP, State.SU
 ASSIGNMENT_TOKEN_SALT = "flourish.trials.assignment"
 
 
-def _event(trial: Trial, kind: str, actor: User | None, **detail) -> TrialEvent:
-    return TrialEvent.objects.create(trial=trial, kind=kind, actor=actor, detail=detail)
+def _event(trial: Trial, kind: str, actor: User | None, *, record=None, **detail) -> TrialEvent:
+    return audit_append(trial=trial, kind=kind, actor=actor, record=record, detail=detail)
 
 
 def _actor_id(actor: User | None) -> int | None:
@@ -72,9 +73,12 @@ def _actor_id(actor: User | None) -> int | None:
 
 
 @transaction.atomic
-def event_record(*, trial: Trial, kind: str, actor: User | None = None, **detail) -> TrialEvent:
-    """An audit row on its own, e.g. a refused attempt that rolled back the change it tried."""
-    return _event(trial, kind, actor, **detail)
+def event_record(
+    *, trial: Trial, kind: str, actor: User | None = None, record=None, **detail
+) -> TrialEvent:
+    """An audit row on its own, e.g. a refused attempt that rolled back the change it tried;
+    with ``record``, the event vouches for that row's content (trials.audit)."""
+    return _event(trial, kind, actor, record=record, **detail)
 
 
 # --- trials and the people who run them ----------------------------------------------------
@@ -332,7 +336,9 @@ def _deviation(
     deviation = ProtocolDeviation.objects.create(
         trial=trial, preregistration=prereg, kind=kind, description=description, recorded_by=actor
     )
-    _event(trial, "deviation_recorded", actor, deviation=kind, version=prereg.version)
+    _event(
+        trial, "deviation_recorded", actor, record=deviation, deviation=kind, version=prereg.version
+    )
     return deviation
 
 
@@ -427,6 +433,7 @@ def approval_record(
             trial,
             "approval_recorded",
             actor,
+            record=approval,
             body=body.name,
             version=preregistration.version,
             sha256=preregistration.sha256,

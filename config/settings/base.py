@@ -4,6 +4,7 @@ environment.
 Environment variables read here:
 
 ``DATABASE_URL``        the system of record (``postgres://…``; ``sqlite:///…`` for the demo)
+``DATABASE_APP_ROLE``   the application role ``migrate`` grants row access to (two-role setups)
 ``CELERY_BROKER_URL``   RabbitMQ (``amqp://…``), Redis (``redis://…``) or ``filesystem://``
 ``DJANGO_SECRET_KEY``   signing key for sessions and participant links
 ``DJANGO_ALLOWED_HOSTS``comma-separated host names
@@ -124,6 +125,9 @@ DATABASES = {
         env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'flourish.sqlite3'}")
     )
 }
+# The role web processes and workers connect as; `migrate`, run as the owner role, grants it row
+# access to every table (trials/database_roles.py). Empty: no grants (one role, as in the demo).
+DATABASE_APP_ROLE = env_str("DATABASE_APP_ROLE", "")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -94,6 +94,7 @@ def export(content: dict = CONTENT, **overrides):
         "sha256": sha256_of(content),
         "content": content,
         "rationale": "Added a secondary outcome.",
+        "audit_chain_head": {"sequence": 12, "sha256": "ab" * 32},
     }
     return fields | overrides
 
@@ -116,6 +117,7 @@ def test_every_osf_section_and_question_is_present():
         "sha256": sha256_of(CONTENT),
         "verify_with": "trials.canonical.sha256_of(content)",
         "amendment_rationale": "Added a secondary outcome.",
+        "audit_chain_head": {"sequence": 12, "sha256": "ab" * 32},
     }
     # Version 2 is an amendment, possibly frozen after data collection began; version 1 is not.
     assert osf["sampling_plan"]["existing_data"]["answer"].startswith("Amendment")
@@ -203,6 +205,7 @@ def test_markdown_is_deterministic_and_carries_hash_tables_and_prompts():
     reordered = json.loads(json.dumps(CONTENT, sort_keys=True))
     assert text == preregistration_markdown(**export(reordered))
     assert sha256_of(CONTENT) in text
+    assert f"| audit chain head | event 12, `{'ab' * 32}` |" in text
     for heading in (
         "## Study Information",
         "## Design Plan",
