@@ -35,6 +35,15 @@ class AnalysisRun(models.Model):
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(
+        default=0, help_text="Times a worker took the run to execute it."
+    )
+    heartbeat_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Last sign of life: when the run was queued for a worker, or when the worker "
+        "executing it last reported. Beat's sweep re-queues a run silent for too long.",
+    )
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -1,0 +1,95 @@
+"""Real brokers and a real ``celery beat`` for the fault tests of analysis runs."""
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from kombu import Connection
+
+from infra.services import broker_answers
+from tests.conftest import REPO_DIR, WorkerProcess, wait_for
+
+# Both brokers the platform supports, on their usual local ports (Redis on a database of its own).
+BROKERS = {
+    "rabbitmq": "amqp://guest:guest@127.0.0.1:5672//",
+    "redis": "redis://127.0.0.1:6379/3",
+}
+
+
+@dataclass(frozen=True)
+class Broker:
+    name: str
+    url: str
+    queue: str  # this test's own, so no other worker takes its tasks
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return {"CELERY_BROKER_URL": self.url, "CELERY_TASK_DEFAULT_QUEUE": self.queue, **extra}
+
+
+@pytest.fixture(params=list(BROKERS))
+def broker(request) -> Iterator[Broker]:
+    url = BROKERS[request.param]
+    if not broker_answers(url):
+        pytest.skip(f"No {request.param} broker answers at {url}.")
+    broker = Broker(request.param, url, f"flourish-fault-{secrets.token_hex(4)}")
+    yield broker
+    _forget_queue(broker)
+
+
+def _forget_queue(broker: Broker) -> None:
+    """Delete the test's queue, and on Redis the message a killed worker left unacknowledged
+    (Redis would otherwise restore it into the queue once its visibility timeout passed)."""
+    with Connection(broker.url) as connection:
+        channel = connection.default_channel
+        if broker.url.startswith("redis://"):
+            client = channel.client
+            for tag, payload in client.hscan_iter(channel.unacked_key):
+                if json.loads(payload)[-1] == broker.queue:  # [message, exchange, routing key]
+                    client.zrem(channel.unacked_index_key, tag)
+                    client.hdel(channel.unacked_key, tag)
+        channel.queue_delete(broker.queue)
+
+
+def start_celery_beat(
+    artifacts_dir: Path, tmp_path: Path, *, name: str, env: dict[str, str]
+) -> WorkerProcess:
+    """``celery beat`` in its own process group, publishing the beat schedule to ``env``'s
+    broker and queue; returns once it has started."""
+    log_path = artifacts_dir / f"{name}.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "beat",
+                "-l",
+                "INFO",
+                "-s",
+                str(tmp_path / "beat-schedule"),
+                "--pidfile",
+                str(tmp_path / "beat.pid"),
+            ],
+            cwd=REPO_DIR,
+            env=dict(os.environ, DJANGO_SETTINGS_MODULE="config.settings.test", **env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    beat = WorkerProcess(process, log_path)
+    wait_for(
+        lambda: "beat: Starting..." in beat.log() or process.poll() is not None,
+        timeout=90,
+        what="celery beat to start",
+    )
+    if process.poll() is not None:
+        pytest.fail(f"celery beat did not start:\n{beat.log()[-3000:]}")
+    return beat
