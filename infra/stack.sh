@@ -6,8 +6,12 @@
 #
 #     bash infra/stack.sh start|stop|status
 #
-# Environment (defaults in brackets): PORT [8080], DATABASE_URL
-# [postgres://postgres@127.0.0.1:5432/flourish], CELERY_BROKER_URL
+# Environment (defaults in brackets): PORT [8080]; the database as two roles (DESIGN.md §4):
+# DATABASE_OWNER_URL [postgres://flourish_owner:…@127.0.0.1:5432/flourish] runs the migrations,
+# DATABASE_URL [postgres://flourish_app:…@127.0.0.1:5432/flourish] is what the web server and
+# workers use (passwords generated once, kept in var/stack/), both created through
+# DATABASE_ADMIN_URL [postgres://postgres@127.0.0.1:5432/postgres] when they do not exist yet
+# (infra/db_roles.py); CELERY_BROKER_URL
 # [amqp://guest:guest@127.0.0.1:5672//], DJANGO_ALLOWED_HOSTS [127.0.0.1,localhost],
 # DJANGO_SECRET_KEY [generated once, kept in var/stack/secret-key], FLOWER_PORT [9092: the
 # SuperLink's Fleet, Control and runtime APIs on 127.0.0.1].
@@ -85,7 +89,18 @@ configure() {
 
     export DJANGO_SETTINGS_MODULE=config.settings.production
     export DJANGO_SECRET_KEY="${DJANGO_SECRET_KEY:-$(cat "$key_file")}"
-    export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/flourish}"
+    local role password
+    for role in owner app; do
+        password="$STACK_DIR/db-$role-password"
+        if [[ ! -s "$password" ]]; then
+            (umask 077 && "$BIN/python" -c 'import secrets; print(secrets.token_hex(24))' >"$password")
+        fi
+    done
+    export DATABASE_ADMIN_URL="${DATABASE_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+    export DATABASE_OWNER_URL="${DATABASE_OWNER_URL:-postgres://flourish_owner:$(cat "$STACK_DIR/db-owner-password")@127.0.0.1:5432/flourish}"
+    export DATABASE_URL="${DATABASE_URL:-postgres://flourish_app:$(cat "$STACK_DIR/db-app-password")@127.0.0.1:5432/flourish}"
+    DATABASE_APP_ROLE="$("$BIN/python" -c 'import os, psycopg.conninfo as c; print(c.conninfo_to_dict(os.environ["DATABASE_URL"])["user"])')"
+    export DATABASE_APP_ROLE
     export CELERY_BROKER_URL="${CELERY_BROKER_URL:-amqp://guest:guest@127.0.0.1:5672//}"
     export DJANGO_ALLOWED_HOSTS="${DJANGO_ALLOWED_HOSTS:-127.0.0.1,localhost}"
     # Served over plain HTTP on loopback: no HTTPS redirect, no secure-only cookies, no HSTS.
@@ -100,31 +115,9 @@ configure() {
     export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 }
 
-# Create the database named in DATABASE_URL when it does not exist yet, connecting to the
-# server's `postgres` database to do so.
+# Create the owner and application roles and the database when they do not exist yet.
 ensure_database() {
-    "$BIN/python" - <<'PY' || die "cannot reach PostgreSQL at DATABASE_URL (see above)."
-import os
-import sys
-
-import psycopg
-from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
-params = conninfo_to_dict(os.environ["DATABASE_URL"])
-name = params.get("dbname")
-if not name:
-    sys.exit("stack: DATABASE_URL names no database.")
-try:
-    with psycopg.connect(make_conninfo(**{**params, "dbname": "postgres"}),
-                         connect_timeout=5, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        if not exists:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-            print(f"stack: created database {name}")
-except psycopg.Error as error:
-    sys.exit(f"stack: {error}".strip())
-PY
+    "$BIN/python" infra/db_roles.py || die "cannot prepare the database through DATABASE_ADMIN_URL (see above)."
 }
 
 port_in_use() {
@@ -209,8 +202,8 @@ start() {
     configure
     port_in_use && die "something already listens on 127.0.0.1:$PORT; set PORT to a free port."
     ensure_database
-    say "migrating the database"
-    "$BIN/python" manage.py migrate --noinput -v 1
+    say "migrating the database as the owner role"
+    DATABASE_URL="$DATABASE_OWNER_URL" "$BIN/python" manage.py migrate --noinput -v 1
     say "collecting static files"
     "$BIN/python" manage.py collectstatic --noinput -v 0
 
