@@ -8,8 +8,18 @@ by name, so the environment's ``bin`` must be on ``PATH``; offline, the SuperLin
 app dependencies at run time; stopping them leaves SuperExec children, so whole process groups are
 killed. The SuperLink runs without ``--database``: its state, message contents included, stays in
 memory and never reaches a disk.
+
+Every task (a device's ClientApp, a window's ServerApp) is a new Python process, and Flower gives
+it HEARTBEAT_DEFAULT_INTERVAL (30 s) from the moment its SuperExec claims it to its first
+heartbeat; a process that starts later finds its task token expired and every call it makes is
+refused with ``401 Runtime task-token authentication failed``. Flower's imports take about 3 s of
+CPU when their bytecode must be compiled, as it must on every start where bytecode caching is off
+(``PYTHONDONTWRITEBYTECODE``, a virtual environment installed without compiled files), and a
+fleet on one host starts all its ClientApps at once; under load that passed 30 s. Flower's
+processes therefore share a bytecode cache (about 1.3 s a start).
 """
 
+import json
 import os
 import signal
 import socket
@@ -17,6 +27,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
@@ -25,15 +37,20 @@ from infra.services import free_port
 ROOT = Path(__file__).resolve().parent.parent
 APP_DIR = Path(__file__).resolve().parent / "flower_app"
 SUPERLINK_NAME = "flourish"
+# Compiled bytecode of every module Flower's processes import, outside the source tree.
+BYTECODE_CACHE = ROOT / "var" / "pycache"
 
 
 def process_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """What Flower's processes need: this environment's ``bin`` on ``PATH`` and the project on
-    ``PYTHONPATH`` (the ServerApp imports Django and the project)."""
+    """What Flower's processes need: this environment's ``bin`` on ``PATH``, the project on
+    ``PYTHONPATH`` (the ServerApp imports Django and the project) and a bytecode cache they
+    share, so that a task's process starts inside its claim (see above)."""
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     env["FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION"] = "1"
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env.setdefault("PYTHONPYCACHEPREFIX", str(BYTECODE_CACHE))
     return env | (extra or {})
 
 
@@ -96,16 +113,21 @@ def supernode_start(
 
 
 def supernodes_start(
-    *, superlink: str, node_configs: list[dict], log_dir: Path, env: dict
+    *,
+    superlink: str,
+    node_configs: list[dict],
+    log_dir: Path,
+    env: dict,
+    log_prefix: str = "supernode",
 ) -> list[subprocess.Popen]:
     """One SuperNode per node configuration, each on a free runtime port, logging to
-    ``log_dir/supernode-N.log``: a fleet of devices on one host."""
+    ``log_dir/<log_prefix>-N.log``: a fleet of devices on one host."""
     return [
         supernode_start(
             superlink=superlink,
             runtime_port=free_port(),
             node_config=config,
-            log_path=log_dir / f"supernode-{number}.log",
+            log_path=log_dir / f"{log_prefix}-{number}.log",
             env=env,
         )
         for number, config in enumerate(node_configs)
@@ -128,16 +150,23 @@ def stop(process: subprocess.Popen, *, grace: float = 10.0) -> None:
             continue
 
 
+@contextmanager
+def _flwr_home(superlink: str) -> Iterator[dict[str, str]]:
+    """The environment of a ``flwr`` command that addresses ``superlink`` as SUPERLINK_NAME."""
+    with tempfile.TemporaryDirectory(prefix="flwr-home-") as home:
+        Path(home, "config.toml").write_text(
+            f'[superlink.{SUPERLINK_NAME}]\naddress = "{superlink}"\ninsecure = true\n'
+        )
+        yield process_environment({"FLWR_HOME": home})
+
+
 def flwr_run(
     *, superlink: str, trial_slug: str, window_index: int, reply_timeout: float, timeout: float
 ) -> str:
     """Submit one release window to the SuperLink at ``superlink`` and wait for it to finish;
     its log. The release itself (or its absence) is what the caller checks in the database."""
-    with tempfile.TemporaryDirectory(prefix="flwr-home-") as home:
-        Path(home, "config.toml").write_text(
-            f'[superlink.{SUPERLINK_NAME}]\naddress = "{superlink}"\ninsecure = true\n'
-        )
-        run_config = f'trial="{trial_slug}" window={window_index} timeout={reply_timeout}'
+    run_config = f'trial="{trial_slug}" window={window_index} timeout={reply_timeout}'
+    with _flwr_home(superlink) as env:
         completed = subprocess.run(
             [
                 "flwr",
@@ -148,7 +177,7 @@ def flwr_run(
                 run_config,
                 "--stream",
             ],
-            env=process_environment({"FLWR_HOME": home}),
+            env=env,
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -158,6 +187,31 @@ def flwr_run(
     if completed.returncode != 0:
         raise RuntimeError(f"flwr run failed ({completed.returncode}): {output[-2000:]}")
     return output
+
+
+def supernodes_online(superlink: str) -> int:
+    """How many SuperNodes the SuperLink at ``superlink`` counts online now."""
+    with _flwr_home(superlink) as env:
+        completed = subprocess.run(
+            ["flwr", "supernode", "list", SUPERLINK_NAME, "--format", "json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+    nodes = json.loads(completed.stdout)["nodes"]
+    return sum(node["status"] == "online" for node in nodes)
+
+
+def wait_for_supernodes(superlink: str, count: int, *, timeout: float = 120.0) -> None:
+    """Return once ``count`` SuperNodes are online: a window asks only the devices connected
+    when it starts."""
+    deadline = time.monotonic() + timeout
+    while (online := supernodes_online(superlink)) < count:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{online} of {count} SuperNodes online after {timeout:.0f} s.")
+        time.sleep(1.0)
 
 
 def wait_for_port(host: str, port: int, *, timeout: float = 30.0) -> None:

@@ -8,6 +8,7 @@ versioned and frozen with the plan (its version and SHA-256 are the plan's)::
         "rho_total": 0.5,          # the trial's whole zCDP budget, never refunded or reset
         "rho_per_window": 0.0125,  # spent by each release window
         "delta": 1e-7,             # for reporting the (ε, δ) equivalent only
+        "min_replies_per_arm": 2,  # a window waits until every arm has this many usable replies
         "metrics": [{"code": "minutes", "upper": 4200}, {"code": "sessions"}]
     }
 
@@ -71,6 +72,9 @@ METRICS: dict[str, MetricDefinition] = {
 }
 
 COUNT = "count"  # the released quantity that counts reporting participants per arm
+# Without a plan's own minimum, no arm's release ever rests on one participant's telemetry; a
+# plan raises it where the window's noise would swamp a handful of replies.
+DEFAULT_MIN_REPLIES_PER_ARM = 2
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,7 @@ class TelemetrySchema:
     rho_per_window: float
     delta: float
     metrics: tuple[MetricSpec, ...]
+    min_replies_per_arm: int = DEFAULT_MIN_REPLIES_PER_ARM
 
     @property
     def codes(self) -> tuple[str, ...]:
@@ -124,6 +129,9 @@ def telemetry_errors(section: Any) -> list[str]:
     delta = section.get("delta", 1e-7)
     if not (_positive_number(delta) and delta < 1):
         errors.append("Telemetry: delta must lie strictly between 0 and 1.")
+    minimum = section.get("min_replies_per_arm", DEFAULT_MIN_REPLIES_PER_ARM)
+    if not (_whole(minimum) and minimum >= 1):
+        errors.append("Telemetry: min_replies_per_arm must be a whole number of at least 1.")
     metrics = section.get("metrics")
     if not (isinstance(metrics, list) and metrics):
         return errors + ["Telemetry: list at least one metric."]
@@ -171,6 +179,7 @@ def telemetry_schema(section: dict[str, Any]) -> TelemetrySchema:
         rho_per_window=float(section["rho_per_window"]),
         delta=float(section.get("delta", 1e-7)),
         metrics=tuple(metrics),
+        min_replies_per_arm=section.get("min_replies_per_arm", DEFAULT_MIN_REPLIES_PER_ARM),
     )
 
 

@@ -6,12 +6,14 @@ the SuperLink) or directly on an in-process grid in tests and benchmarks. In a S
 it sets Django up itself, from ``DJANGO_SETTINGS_MODULE`` and ``DATABASE_URL``.
 """
 
+import logging
 import os
 
 from flwr.app import Context
 from flwr.serverapp import Grid, ServerApp
 
 app = ServerApp()
+logger = logging.getLogger(__name__)
 
 
 @app.main()
@@ -20,13 +22,17 @@ def main(grid: Grid, context: Context) -> None:
     import django
 
     django.setup()
-    from federated.window import telemetry_window_run
+    from federated.window import WindowNotReady, telemetry_window_run
     from trials.models import Trial
 
     config = context.run_config
-    telemetry_window_run(
-        grid=grid,
-        trial=Trial.objects.get(slug=str(config["trial"])),
-        window_index=int(config["window"]),
-        timeout=float(config.get("timeout", 60.0)),
-    )
+    try:
+        telemetry_window_run(
+            grid=grid,
+            trial=Trial.objects.get(slug=str(config["trial"])),
+            window_index=int(config["window"]),
+            timeout=float(config.get("timeout", 60.0)),
+        )
+    except WindowNotReady as waiting:
+        # An expected outcome, not a failure: the task finds no release and asks again later.
+        logger.warning("%s", waiting)

@@ -52,6 +52,7 @@ def telemetry_window_release(trial_id: int, window_index: int) -> str:
     if not TelemetryRelease.objects.filter(trial=trial, window_index=window_index).exists():
         raise RuntimeError(
             f"The Flower run for window {window_index} of {trial.slug} ended without a release "
-            "(see the SuperLink's log); it will be retried under the same reservation."
+            "(too few usable replies, or the run failed: see the SuperLink's log); it will be "
+            "retried under the same reservation."
         )
     return "released"

@@ -2,16 +2,21 @@
 
 1. Reserve the window's privacy cost in the ledger (keyed; over budget → refused, no device is
    asked and nothing is released).
-2. Query every connected device for the window's bounded vector.
+2. Query every connected device for the window's bounded vector; a device whose reply is an
+   error (its ClientApp crashed, or lost its task token) is asked again while the time lasts.
 3. Keep one reply per participant, and only from participants of this trial, not withdrawn, with
    telemetry consent in force now; re-clamp every value (devices are not trusted).
-4. Release per-arm noisy counts and sums with OpenDP and store only those, atomically.
+4. Unless every arm has the plan's minimum number of usable replies, draw no noise, release
+   nothing and raise :class:`WindowNotReady`: the window is run again later under the same
+   reservation, which is never taken twice and never refunded.
+5. Release per-arm noisy counts and sums with OpenDP and store only those, atomically.
 
 Replies exist only in this function's memory: they are never logged, stored or returned.
 """
 
 import logging
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Sequence
 
 from django.utils import timezone
 from flwr.app import ConfigRecord, Message, MessageType, RecordDict
@@ -23,9 +28,15 @@ from federated.schema import TelemetrySchema, clamp_reply
 from federated.selectors import charge_key, telemetry_schema_in_force, window_bounds
 from federated.services import privacy_charge_reserve, telemetry_release_store
 from trials.models import ConsentScope, Participant, Trial
-from trials.services import assignment_token_participant_id
+from trials.services import assignment_token_participant_id, event_record
 
 logger = logging.getLogger(__name__)
+# Rounds of asking within one run: the first, then again for devices whose reply was an error.
+QUERY_ROUNDS = 3
+
+
+class WindowNotReady(RuntimeError):
+    """Too few usable replies in some arm: nothing was released, the reservation stands."""
 
 
 def telemetry_window_run(
@@ -53,11 +64,34 @@ def telemetry_window_run(
     if charge.status == PrivacyCharge.Status.RELEASED:
         return charge.release
     node_ids = list(grid.get_node_ids())
-    logger.info("Telemetry window %s of %s: querying %d nodes.", window_index, trial, len(node_ids))
-    replies = grid.send_and_receive(
-        [_query(node_id, schema, window) for node_id in node_ids], timeout=timeout
+    replies = _ask(grid, node_ids, schema, window, timeout)
+    logger.info(
+        "Telemetry window %s of %s: %d of %d nodes replied.",
+        window_index,
+        trial,
+        len(replies),
+        len(node_ids),
     )
-    noisy = release(plan, vectors_by_arm(replies, trial, schema), reserved_nano_rho=charge.nano_rho)
+    by_arm = vectors_by_arm(replies, trial, schema)
+    short = sorted(
+        arm for arm, vectors in by_arm.items() if len(vectors) < schema.min_replies_per_arm
+    )
+    if short:
+        # Counts stay out of the record: exact per-arm counts are what the release protects.
+        event_record(
+            trial=trial,
+            kind="telemetry_window_waiting",
+            key=charge.key,
+            window_index=window_index,
+            arms=short,
+            min_replies_per_arm=schema.min_replies_per_arm,
+        )
+        raise WindowNotReady(
+            f"Window {window_index} of {trial.slug} waits: arm(s) {', '.join(short)} have fewer "
+            f"than {schema.min_replies_per_arm} usable replies. Nothing was released; it is "
+            "asked again later under the same privacy reservation."
+        )
+    noisy = release(plan, by_arm, reserved_nano_rho=charge.nano_rho)
     return telemetry_release_store(
         charge=charge,
         trial=trial,
@@ -66,6 +100,35 @@ def telemetry_window_run(
         window=window,
         noisy=noisy,
     )
+
+
+def _ask(
+    grid: Grid,
+    node_ids: Sequence[int],
+    schema: TelemetrySchema,
+    window: tuple,
+    timeout: float | None,
+) -> list[Message]:
+    """The replies that are not errors, one per node at most. Flower answers for a device whose
+    ClientApp failed with an error reply; such a device is asked again (a fresh ClientApp) as
+    long as ``timeout`` lasts. A device that has not answered by then is not waited for."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    answered: list[Message] = []
+    pending = list(node_ids)
+    for _ in range(QUERY_ROUNDS):
+        remaining = None if deadline is None else deadline - time.monotonic()
+        if not pending or (remaining is not None and remaining <= 0):
+            break
+        failed = set()
+        for reply in grid.send_and_receive(
+            [_query(node_id, schema, window) for node_id in pending], timeout=remaining
+        ):
+            if reply.has_error():
+                failed.add(reply.metadata.src_node_id)
+            else:
+                answered.append(reply)
+        pending = [node_id for node_id in pending if node_id in failed]
+    return answered
 
 
 def _query(node_id: int, schema: TelemetrySchema, window: tuple) -> Message:

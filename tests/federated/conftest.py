@@ -58,6 +58,18 @@ def enrol_with_device(
     return Device(participant, log, config)
 
 
+def enrol_devices(trial: Trial, directory: Path, *, per_arm: int) -> list[Device]:
+    """Participants with devices, enrolled until every arm has at least ``per_arm`` (the
+    allocation is random, so an arm may get more)."""
+    devices: list[Device] = []
+    arms = {arm.slug: 0 for arm in trial.arms.all()}
+    while min(arms.values()) < per_arm:
+        device = enrol_with_device(trial, len(devices), directory)
+        arms[device.participant.allocation.arm.slug] += 1
+        devices.append(device)
+    return devices
+
+
 def use_in_window(device: Device, trial: Trial, *, minutes: int, sessions: int = 1) -> None:
     """Record ``sessions`` daytime sessions of ``minutes`` in total inside window 0."""
     _, schema = telemetry_schema_in_force(trial)

@@ -7,7 +7,7 @@ from federated.grid import InProcessGrid
 from federated.models import PrivacyBudget, TelemetryRelease
 from federated.window import telemetry_window_run
 from tests.analytics.test_admin import staff
-from tests.federated.conftest import enrol_with_device, telemetry_trial
+from tests.federated.conftest import enrol_devices, telemetry_trial
 from trials.models import TrialMember
 from trials.services import member_add
 
@@ -16,7 +16,9 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def released(trial, tmp_path):
-    grid = InProcessGrid(device_app, [enrol_with_device(trial, 0, tmp_path).node_config])
+    grid = InProcessGrid(
+        device_app, [d.node_config for d in enrol_devices(trial, tmp_path, per_arm=2)]
+    )
     return telemetry_window_run(grid=grid, trial=trial, window_index=0)
 
 

@@ -1,35 +1,44 @@
-"""One release window on Flower's real deployment engine over loopback: a SuperLink, four
-SuperNodes (devices) and ``flwr run``; the ServerApp runs in Flower's own process and writes to
-this test's PostgreSQL database. Everything is stopped, process groups included."""
+"""One release window on Flower's real deployment engine over loopback: a SuperLink, a
+SuperNode per device (at least two in each arm) and ``flwr run``; the ServerApp runs in Flower's
+own process and writes to this test's PostgreSQL database. While one arm's devices are offline
+the window waits; once they connect, every device answers. Everything is stopped, process groups
+included."""
 
 import os
 import shutil
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
 from federated.deployment import (
     current_database_url,
+    flwr_run,
     process_environment,
     stop,
     superlink_start,
     supernodes_start,
     wait_for_port,
+    wait_for_supernodes,
 )
-from federated.models import PrivacyBudget, ReleasedAggregate, TelemetryRelease
+from federated.models import PrivacyBudget, PrivacyCharge, ReleasedAggregate, TelemetryRelease
 from federated.tasks import telemetry_window_release
 from infra.services import free_port
 from tests.conftest import wait_for
-from tests.federated.conftest import enrol_with_device, telemetry_trial, use_in_window
+from tests.federated.conftest import enrol_devices, telemetry_trial, use_in_window
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
-def test_a_window_released_through_superlink_and_supernodes(tmp_path, artifacts_dir, settings):
+def test_a_window_waits_for_every_arm_then_is_released_through_superlink_and_supernodes(
+    tmp_path, artifacts_dir, settings
+):
     trial = telemetry_trial("loopback")
-    devices = [enrol_with_device(trial, n, tmp_path) for n in range(4)]
+    devices = enrol_devices(trial, tmp_path, per_arm=2)
     for number, device in enumerate(devices):
         use_in_window(device, trial, minutes=45 + number, sessions=3)
+    early = [d.node_config for d in devices if d.participant.allocation.arm.slug == "a"]
+    late = [d.node_config for d in devices if d.participant.allocation.arm.slug != "a"]
     env = process_environment(
         {
             "DATABASE_URL": current_database_url(),
@@ -42,32 +51,63 @@ def test_a_window_released_through_superlink_and_supernodes(tmp_path, artifacts_
     shutil.rmtree(logs, ignore_errors=True)  # the processes append to their logs
     logs.mkdir()
     port = free_port()
+    superlink_address = f"127.0.0.1:{port}"
     superlink = superlink_start(
         host="127.0.0.1", port=port, log_path=logs / "superlink.log", env=env
     )
+    settings.FLOWER_SUPERLINK, settings.FLOWER_REPLY_TIMEOUT = superlink_address, 120.0
+    logs_of_runs = []
+
+    def submit(**kwargs) -> str:
+        logs_of_runs.append(flwr_run(**kwargs))
+        return logs_of_runs[-1]
+
     nodes = []
     try:
         wait_for_port("127.0.0.1", port)
+        # Only arm a's devices are online: the window must wait, holding its reservation.
         nodes = supernodes_start(
-            superlink=f"127.0.0.1:{port}",
-            node_configs=[device.node_config for device in devices],
-            log_dir=logs,
-            env=env,
+            superlink=superlink_address, node_configs=early, log_dir=logs, env=env
         )
-        settings.FLOWER_SUPERLINK, settings.FLOWER_REPLY_TIMEOUT = f"127.0.0.1:{port}", 60.0
+        # A window asks the devices connected when it starts: wait until they all are.
+        wait_for_supernodes(superlink_address, len(early))
         # The task's body, in this process: it submits the run with `flwr run` and checks that
         # the release was stored.
-        assert telemetry_window_release(trial.pk, 0) == "released"
-        assert telemetry_window_release(trial.pk, 0) == "already released"
+        with (
+            mock.patch("federated.tasks.flwr_run", side_effect=submit),
+            pytest.raises(RuntimeError, match="without a release"),
+        ):
+            telemetry_window_release(trial.pk, 0)
+        assert "arm(s) b have fewer than 2 usable replies" in logs_of_runs[0]
+        assert not TelemetryRelease.objects.filter(trial=trial).exists()
+        reserved = PrivacyCharge.objects.get(budget__trial=trial)
+
+        nodes += supernodes_start(
+            superlink=superlink_address,
+            node_configs=late,
+            log_dir=logs,
+            env=env,
+            log_prefix="supernode-late",
+        )
+        wait_for_supernodes(superlink_address, len(devices))
+        with mock.patch("federated.tasks.flwr_run", side_effect=submit):
+            assert telemetry_window_release(trial.pk, 0) == "released"
+            assert telemetry_window_release(trial.pk, 0) == "already released"
+        # Every device answered, and every answer counted (the ServerApp's own log, streamed).
+        total = len(devices)
+        assert f"{total} of {total} nodes replied" in logs_of_runs[1]
+        assert f"{total} usable replies of {total}" in logs_of_runs[1]
         release = TelemetryRelease.objects.get(trial=trial)
         assert ReleasedAggregate.objects.filter(release=release).count() == 2 * 4
-        assert PrivacyBudget.objects.get(trial=trial).spent_nano_rho == release.charge.nano_rho
+        # Released under the reservation the waiting run took, paid once.
+        assert release.charge.pk == reserved.pk
+        assert PrivacyBudget.objects.get(trial=trial).spent_nano_rho == reserved.nano_rho
     finally:
         for process in [*nodes, superlink]:
             stop(process)
     assert all(p.poll() is not None for p in [*nodes, superlink])
     # SuperExec children run in sessions of their own and exit when their parent has gone.
-    wait_for(lambda: not _running_with(f"127.0.0.1:{port}"), timeout=30, what="Flower to exit")
+    wait_for(lambda: not _running_with(superlink_address), timeout=30, what="Flower to exit")
 
 
 def _running_with(argument: str) -> list[int]:

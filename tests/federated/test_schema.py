@@ -2,7 +2,13 @@ import math
 
 import pytest
 
-from federated.schema import METRICS, clamp_reply, telemetry_errors, telemetry_schema
+from federated.schema import (
+    DEFAULT_MIN_REPLIES_PER_ARM,
+    METRICS,
+    clamp_reply,
+    telemetry_errors,
+    telemetry_schema,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -20,6 +26,8 @@ def test_schema_fills_registry_labels_and_default_bounds_per_window():
     assert (minutes.lower, minutes.upper, minutes.unit) == (0, 4200, "minutes")
     assert sessions.upper == METRICS["sessions"].upper_per_day * 7
     assert schema.delta == 1e-7 and schema.codes == ("minutes", "sessions")
+    assert schema.min_replies_per_arm == DEFAULT_MIN_REPLIES_PER_ARM == 2
+    assert telemetry_schema(SECTION | {"min_replies_per_arm": 25}).min_replies_per_arm == 25
 
 
 @pytest.mark.parametrize(
@@ -37,6 +45,10 @@ def test_schema_fills_registry_labels_and_default_bounds_per_window():
         ({"metrics": [{"code": "minutes", "lower": 10, "upper": 5}]}, "bounds"),
         ({"metrics": [{"code": "minutes", "upper": 1e3}]}, "bounds"),
         ({"metrics": [{"code": "minutes", "lower": 10}]}, None),
+        ({"min_replies_per_arm": 0}, "min_replies_per_arm"),
+        ({"min_replies_per_arm": 2.5}, "min_replies_per_arm"),
+        ({"min_replies_per_arm": True}, "min_replies_per_arm"),
+        ({"min_replies_per_arm": 1}, None),
     ],
 )
 def test_errors_say_what_to_fix(change, message):

@@ -8,7 +8,7 @@ from federated.grid import InProcessGrid
 from federated.selectors import telemetry_windows_due
 from federated.tasks import telemetry_windows_sweep
 from federated.window import telemetry_window_run
-from tests.federated.conftest import TELEMETRY, enrol_with_device, telemetry_trial
+from tests.federated.conftest import TELEMETRY, enrol_devices, enrol_with_device, telemetry_trial
 
 pytestmark = pytest.mark.django_db
 
@@ -16,7 +16,9 @@ pytestmark = pytest.mark.django_db
 def test_ended_unreleased_windows_are_due(trial, tmp_path):
     assert telemetry_windows_due() == []  # nobody enrolled: no windows
     # The first participant enrolled 30 days ago; with 7-day windows, windows 0–3 have ended.
-    grid = InProcessGrid(device_app, [enrol_with_device(trial, 0, tmp_path).node_config])
+    grid = InProcessGrid(
+        device_app, [d.node_config for d in enrol_devices(trial, tmp_path, per_arm=2)]
+    )
     assert telemetry_windows_due() == [(trial.pk, n) for n in range(4)]
     telemetry_window_run(grid=grid, trial=trial, window_index=1)
     assert telemetry_windows_due() == [(trial.pk, n) for n in (0, 2, 3)]

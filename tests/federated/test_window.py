@@ -9,7 +9,7 @@ import pytest
 from django.apps import apps
 from django.db import connection
 from django.utils import timezone
-from flwr.app import ConfigRecord, Message, MetricRecord, RecordDict
+from flwr.app import ConfigRecord, Error, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
 from federated.client.app import app as device_app
@@ -20,12 +20,25 @@ from federated.schema import COUNT
 from federated.selectors import (
     telemetry_release_rows,
     telemetry_schema_in_force,
+    telemetry_windows_due,
     window_bounds,
 )
 from federated.services import PrivacyBudgetExhausted
-from federated.window import _query, telemetry_window_run, vectors_by_arm
-from tests.federated.conftest import enrol_with_device, use_in_window
-from trials.models import ConsentScope
+from federated.window import (
+    QUERY_ROUNDS,
+    WindowNotReady,
+    _query,
+    telemetry_window_run,
+    vectors_by_arm,
+)
+from tests.federated.conftest import (
+    TELEMETRY,
+    enrol_devices,
+    enrol_with_device,
+    telemetry_trial,
+    use_in_window,
+)
+from trials.models import ConsentScope, TrialEvent
 from trials.services import assignment_token, consent_revoke
 
 pytestmark = pytest.mark.django_db
@@ -74,7 +87,7 @@ def test_device_vectors_reach_the_release_only_as_noisy_per_arm_aggregates(trial
 
 
 def test_a_window_runs_once_its_retry_changes_nothing(trial, tmp_path):
-    devices = [enrol_with_device(trial, n, tmp_path) for n in range(3)]
+    devices = enrol_devices(trial, tmp_path, per_arm=2)
     grid = InProcessGrid(device_app, [d.node_config for d in devices])
     first = telemetry_window_run(grid=grid, trial=trial, window_index=0)
     values = list(ReleasedAggregate.objects.values_list("value", flat=True).order_by("pk"))
@@ -93,7 +106,7 @@ def test_an_unfinished_window_is_not_released(trial, tmp_path):
 
 
 def test_a_run_killed_after_reserving_reuses_its_reservation_and_pays_once(trial, tmp_path):
-    devices = [enrol_with_device(trial, n, tmp_path) for n in range(3)]
+    devices = enrol_devices(trial, tmp_path, per_arm=2)
 
     class Crash(Exception):
         pass
@@ -132,7 +145,9 @@ def test_without_budget_no_device_is_asked_and_nothing_is_released(trial, tmp_pa
             asked.append(1)
             return super().send_and_receive(messages, timeout=timeout)
 
-    grid = CountingGrid(device_app, [enrol_with_device(trial, 0, tmp_path).node_config])
+    grid = CountingGrid(
+        device_app, [d.node_config for d in enrol_devices(trial, tmp_path, per_arm=2)]
+    )
     for window in range(4):  # 0.05 ρ buys five windows of 0.01
         telemetry_window_run(grid=grid, trial=trial, window_index=window)
     budget = PrivacyBudget.objects.get(trial=trial)
@@ -150,6 +165,93 @@ def _ended(window: int):
     """Pretend enough time has passed for ``window`` to have ended."""
     later = timezone.now() + timedelta(days=7 * (window + 1))
     return mock.patch("federated.window.timezone.now", return_value=later)
+
+
+class OnlyGrid(InProcessGrid):
+    """The devices of ``arms`` only: the others are offline."""
+
+    def __init__(self, devices, arms):
+        super().__init__(
+            device_app,
+            [d.node_config for d in devices if d.participant.allocation.arm.slug in arms],
+        )
+
+
+def test_a_window_short_of_replies_waits_and_is_released_later_under_the_same_reservation(
+    trial, tmp_path
+):
+    devices = enrol_devices(trial, tmp_path, per_arm=2)
+    with mock.patch("federated.window.release") as draw_noise:
+        with pytest.raises(WindowNotReady, match="arm\\(s\\) b have fewer than 2"):
+            telemetry_window_run(grid=OnlyGrid(devices, {"a"}), trial=trial, window_index=0)
+    draw_noise.assert_not_called()
+    assert not TelemetryRelease.objects.exists()
+    charge = PrivacyCharge.objects.get()
+    assert charge.status == PrivacyCharge.Status.RESERVED
+    spent = PrivacyBudget.objects.get(trial=trial).spent_nano_rho
+    assert spent == charge.nano_rho
+    assert (trial.pk, 0) in telemetry_windows_due()  # beat's sweep asks again
+    waiting = TrialEvent.objects.get(trial=trial, kind="telemetry_window_waiting")
+    # Which arm waits, never how many replied: exact counts are what the release protects.
+    assert waiting.detail == {
+        "key": charge.key,
+        "window_index": 0,
+        "arms": ["b"],
+        "min_replies_per_arm": 2,
+    }
+
+    release = telemetry_window_run(grid=OnlyGrid(devices, {"a", "b"}), trial=trial, window_index=0)
+    assert release.charge.pk == charge.pk and PrivacyCharge.objects.count() == 1
+    assert PrivacyBudget.objects.get(trial=trial).spent_nano_rho == spent  # paid once
+
+
+def test_the_plans_minimum_decides(db, tmp_path):
+    strict = telemetry_trial("strict", TELEMETRY | {"min_replies_per_arm": 3})
+    devices = enrol_devices(strict, tmp_path, per_arm=2)
+    by_arm = {}
+    for device in devices:
+        by_arm.setdefault(device.participant.allocation.arm.slug, []).append(device)
+    two_each = [d for arm in by_arm.values() for d in arm[:2]]
+    grid = InProcessGrid(device_app, [d.node_config for d in two_each])
+    with pytest.raises(WindowNotReady, match="fewer than 3"):
+        telemetry_window_run(grid=grid, trial=strict, window_index=0)
+    assert not TelemetryRelease.objects.exists()
+
+
+class FailingGrid(InProcessGrid):
+    """Devices whose ClientApp fails the first ``failures[node]`` times it is asked: Flower
+    then answers for them with an error reply."""
+
+    def __init__(self, configs, failures):
+        super().__init__(device_app, configs)
+        self.failures, self.asked = failures, []
+
+    def send_and_receive(self, messages, *, timeout=None):
+        messages = list(messages)
+        self.asked.append(sorted(m.metadata.dst_node_id for m in messages))
+        replies = []
+        for message in messages:
+            node = message.metadata.dst_node_id
+            if self.failures.get(node, 0) > 0:
+                self.failures[node] -= 1
+                replies.append(Message(Error(code=1, reason="ClientApp crashed"), reply_to=message))
+            else:
+                replies.extend(super().send_and_receive([message], timeout=timeout))
+        return replies
+
+
+def test_a_device_whose_clientapp_failed_is_asked_again(trial, tmp_path):
+    devices = enrol_devices(trial, tmp_path, per_arm=2)
+    grid = FailingGrid([d.node_config for d in devices], {1: 1, 2: 1})
+    assert telemetry_window_run(grid=grid, trial=trial, window_index=0) is not None
+    assert grid.asked == [list(range(1, len(devices) + 1)), [1, 2]]
+
+
+def test_a_device_that_keeps_failing_is_asked_a_bounded_number_of_times(trial, tmp_path):
+    devices = enrol_devices(trial, tmp_path, per_arm=3)  # its arm keeps the minimum without it
+    grid = FailingGrid([d.node_config for d in devices], {1: 10})
+    assert telemetry_window_run(grid=grid, trial=trial, window_index=0) is not None
+    assert sum(1 in asked for asked in grid.asked) == QUERY_ROUNDS
 
 
 def test_hostile_and_ineligible_replies_never_count(trial, tmp_path):
