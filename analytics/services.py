@@ -16,6 +16,7 @@ from analytics.analysis import analyse
 from analytics.models import AnalysisRun
 from config.celery import RUN_HEARTBEAT_SECONDS, RUN_STALE_AFTER
 from trials.models import Trial
+from trials.selectors import preregistration_in_force
 from trials.services import event_record, preregistration_current
 
 logger = logging.getLogger(__name__)
@@ -49,12 +50,23 @@ def analysis_run_create(
     actor: AbstractBaseUser | None = None,
     enqueue: bool = True,
 ) -> AnalysisRun:
-    """Record a run against the current frozen plan; with ``enqueue`` a worker executes it once
-    the transaction commits. ``ordinal`` asks for (True) or leaves out (False) the item-level
-    sensitivity model; by default it runs where a GPU is present."""
-    prereg = preregistration_current(trial)
-    if prereg is None:
-        raise ValidationError("The trial has no frozen pre-registration to analyse against.")
+    """Record a run; with ``enqueue`` a worker executes it once the transaction commits. A
+    confirmatory run analyses the plan in force (the latest version every required body
+    approved); an exploratory one the latest frozen version. ``ordinal`` asks for (True) or
+    leaves out (False) the item-level sensitivity model; by default it runs where a GPU is
+    present."""
+    if kind == AnalysisRun.Kind.CONFIRMATORY:
+        prereg = preregistration_in_force(trial)
+        if prereg is None:
+            raise ValidationError(
+                "No version of the plan has been approved by every required oversight body: a "
+                "confirmatory run analyses only an approved plan (an exploratory run can "
+                "analyse the latest frozen version)."
+            )
+    else:
+        prereg = preregistration_current(trial)
+        if prereg is None:
+            raise ValidationError("The trial has no frozen pre-registration to analyse against.")
     run = AnalysisRun.objects.create(
         trial=trial,
         preregistration=prereg,
@@ -177,7 +189,9 @@ def analysis_run_execute(
 ) -> AnalysisRun:
     """Execute a run once, however often it is delivered: a finished or failed run, or one a
     live worker holds, is left alone; an unfinished run re-runs with the same data and seed and
-    so writes the same result. While it executes, the worker heart-beats."""
+    so writes the same result. While it executes, the worker heart-beats; if it dies, or the
+    analysis raises anything but a ValueError (bad data, a failed run), beat's sweep hands the
+    run to another worker once the heartbeat is stale."""
     run = _claim(run_id, stale_after=stale_after, max_attempts=max_attempts)
     if run is None:
         return AnalysisRun.objects.get(pk=run_id)
