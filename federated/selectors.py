@@ -10,7 +10,7 @@ from federated.mechanism import NANO, accuracy, nano_rho_floor, release_plan, rh
 from federated.models import PrivacyBudget, PrivacyCharge, ReleasedAggregate
 from federated.schema import COUNT, METRICS, TelemetrySchema, telemetry_schema
 from trials.models import PreRegistration, Trial
-from trials.services import preregistration_current
+from trials.selectors import preregistration_in_force
 
 Z95 = 1.959963984540054  # standard normal 0.975 quantile
 # Devices report while participants are enrolled or followed up; the last window may end later.
@@ -23,8 +23,9 @@ def charge_key(trial: Trial, version: int, window_index: int) -> str:
 
 
 def telemetry_schema_in_force(trial: Trial) -> tuple[PreRegistration, TelemetrySchema] | None:
-    """The frozen plan in force and the telemetry schema it declares; None without telemetry."""
-    preregistration = preregistration_current(trial)
+    """The plan in force (the latest version every required body approved) and the telemetry
+    schema it declares; None without telemetry."""
+    preregistration = preregistration_in_force(trial)
     if preregistration is None:
         return None
     section = preregistration.plan["plan"].get("telemetry")  # the frozen record wraps the plan

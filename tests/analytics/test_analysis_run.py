@@ -5,7 +5,7 @@ from statsmodels.stats.multitest import multipletests
 from analytics.models import AnalysisRun
 from analytics.services import analysis_run_create, analysis_run_execute
 from trials.models import TrialEvent
-from trials.services import preregistration_amend, preregistration_current
+from trials.services import approval_record, preregistration_amend, preregistration_current
 
 pytestmark = pytest.mark.django_db
 
@@ -74,7 +74,10 @@ def test_run_is_enqueued_only_after_commit(small_trial, django_capture_on_commit
 def test_the_registered_multiplicity_correction_is_the_one_applied(small_trial):
     holm = _run(small_trial)
     plan = preregistration_current(small_trial).plan["plan"] | {"multiplicity": "bh"}
-    preregistration_amend(trial=small_trial, plan=plan, rationale="FDR control, as agreed.")
+    amended = preregistration_amend(trial=small_trial, plan=plan, rationale="FDR control.")
+    # A confirmatory run analyses the amendment once every required body has approved it.
+    for link in small_trial.oversight.filter(required=True):
+        approval_record(body=link.body, preregistration=amended)
     bh = _run(small_trial)
     assert bh.results["multiplicity"] == "bh" and holm.results["multiplicity"] == "holm"
     for method in ("mixedlm", "ancova"):
