@@ -1,6 +1,7 @@
 """Writes to trials/: every change goes through one of these functions, atomically, with its
 audit row (DESIGN.md §4)."""
 
+import re
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -62,6 +63,8 @@ ALLOWED_TRANSITIONS: dict[str, set[str]] = {
 AMENDABLE_STATES = {State.REGISTERED, State.ENROLLING, State.FOLLOW_UP, State.SUSPENDED}
 
 ASSIGNMENT_TOKEN_SALT = "flourish.trials.assignment"
+# What trials.models.new_participant_id makes: URL-safe base64, at most the column's 32 characters.
+PSEUDONYM = re.compile(r"[A-Za-z0-9_-]{1,32}")
 
 
 def _event(trial: Trial, kind: str, actor: User | None, *, record=None, **detail) -> TrialEvent:
@@ -737,7 +740,13 @@ def assignment_token(participant: Participant) -> str:
 
 
 def assignment_token_participant_id(token: str) -> str | None:
+    """The pseudonym a token names, or None for anything that is not one of our tokens. A
+    validly signed payload is checked too: it must look like a pseudonym (a short URL-safe
+    string), since only a pseudonym is ever signed here."""
     try:
-        return signing.loads(token, salt=ASSIGNMENT_TOKEN_SALT)
+        payload = signing.loads(token, salt=ASSIGNMENT_TOKEN_SALT)
     except signing.BadSignature:
         return None
+    if not isinstance(payload, str) or not PSEUDONYM.fullmatch(payload):
+        return None
+    return payload

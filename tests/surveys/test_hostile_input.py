@@ -401,13 +401,6 @@ def test_assignment_api_answers_a_validly_signed_foreign_payload_without_an_erro
     assert _assignment(client, token).status_code == 404
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "trials.views.assignment passes a signed payload straight to the query: a string with "
-        "NUL makes PostgreSQL raise DataError (500). Forging it needs the SECRET_KEY."
-    ),
-)
 def test_assignment_api_answers_a_signed_payload_with_nul_with_404(client, db):
     token = signing.dumps("\x00", salt=ASSIGNMENT_TOKEN_SALT, compress=False)
     assert _assignment(client, token).status_code == 404
