@@ -47,13 +47,16 @@ def _forget_queue(broker: Broker) -> None:
     (Redis would otherwise restore it into the queue once its visibility timeout passed)."""
     with Connection(broker.url) as connection:
         channel = connection.default_channel
-        if broker.url.startswith("redis://"):
-            client = channel.client
-            for tag, payload in client.hscan_iter(channel.unacked_key):
-                if json.loads(payload)[-1] == broker.queue:  # [message, exchange, routing key]
-                    client.zrem(channel.unacked_index_key, tag)
-                    client.hdel(channel.unacked_key, tag)
-        channel.queue_delete(broker.queue)
+        if not broker.url.startswith("redis://"):
+            channel.queue_delete(broker.queue)
+            return
+        # Kombu's Redis channel deletes only the queues it declared itself; these are keys.
+        client = channel.client
+        for tag, payload in client.hscan_iter(channel.unacked_key):
+            if json.loads(payload)[-1] == broker.queue:  # [message, exchange, routing key]
+                client.zrem(channel.unacked_index_key, tag)
+                client.hdel(channel.unacked_key, tag)
+        client.delete(broker.queue, channel.keyprefix_queue % broker.queue)
 
 
 def start_celery_beat(
