@@ -27,6 +27,7 @@ import flask
 from dash import Dash, Input, Output, dcc, html
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
+from django.templatetags.static import static
 
 from dashboards import panels as p
 from dashboards.plotly_bundle import BUNDLE_DIR, SCRIPT
@@ -47,32 +48,6 @@ INDEX = """<!DOCTYPE html>
 <title>{%title%}</title>
 {%favicon%}
 {%css%}
-<style>
-  :root { --ink: #1a1a1a; --muted: #4a4a4a; --accent: #0b5394; --line: #c8c8c8; }
-  body { margin: 0; font: 16px/1.5 system-ui, sans-serif; color: var(--ink); background: #fff; }
-  main { max-width: 80rem; margin: 0 auto; padding: 1rem; }
-  h1 { font-size: 1.5rem; margin: .2rem 0; } h2 { font-size: 1.2rem; margin: 0; }
-  a { color: var(--accent); }
-  :focus-visible { outline: 3px solid #e69f00; outline-offset: 2px; }
-  section.panel { border: 1px solid var(--line); border-radius: .5rem; padding: 1rem;
-    margin: 1rem 0; }
-  .panel-head { display: flex; flex-wrap: wrap; gap: .6rem; align-items: baseline; }
-  .badge { display: inline-block; padding: .1rem .6rem; border-radius: .3rem; font-size: .85rem;
-    font-weight: 600; text-transform: uppercase; letter-spacing: .03em; }
-  .badge.confirmatory { background: #0072b2; color: #fff; }
-  .badge.exploratory { background: #fff; color: #7a3d00; border: 2px solid #d55e00; }
-  .reading { font-size: 1.05rem; margin: .5rem 0 .8rem; }
-  .figures { display: grid; grid-template-columns: repeat(auto-fit, minmax(30rem, 1fr));
-    gap: .8rem; }
-  @media (max-width: 40rem) { .figures { grid-template-columns: 1fr; } }
-  .table-wrap { overflow-x: auto; margin: .8rem 0; }
-  table { border-collapse: collapse; width: 100%; font-size: .9rem; }
-  caption { text-align: left; font-weight: 600; padding: .3rem 0; }
-  th, td { text-align: left; padding: .3rem .5rem; border-bottom: 1px solid var(--line);
-    vertical-align: top; }
-  td.hash { font-family: ui-monospace, monospace; word-break: break-all; }
-  .muted, .note { color: var(--muted); }
-</style>
 </head>
 <body>
 <main>{%app_entry%}</main>
@@ -226,6 +201,8 @@ def dash_app() -> Dash:
         title="Flourish dashboard",
         update_title=None,
         index_string=INDEX,
+        # A file, not a <style> in the index: the Content-Security-Policy allows no inline style.
+        external_stylesheets=[static("dashboards/dashboard.css")],
         # The only asset: Plotly's basic bundle, a script ahead of the renderer.
         assets_folder=str(BUNDLE_DIR),
         # Callbacks run in Django's request thread, where the ORM must stay synchronous.

@@ -2,6 +2,8 @@
 every request passes through Django's login and permission checks before it reaches Dash (see
 ``dashboards.dash_app`` for why Dash is mounted this way). Nothing here fits a model."""
 
+from csp.constants import SELF, UNSAFE_INLINE
+from csp.decorators import csp_update
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
@@ -10,11 +12,22 @@ from django.views.decorators.csrf import csrf_exempt
 from werkzeug.test import EnvironBuilder
 
 from analytics.models import AnalysisRun
+from config.security import csp_hash
 from dashboards.dash_app import USER_KEY, dash_app
 from dashboards.selectors import VIEW_PERMISSION, latest_finished_run, may_view
 from trials.models import Trial
 from trials.selectors import trials_analysed_by
 
+# plotly.js's style for each rich-text tag it draws (src/lib/svg_text_utils.js, TAG_STYLES).
+PLOTLY_TAG_STYLES = (
+    "font-size:70%",
+    "text-decoration:line-through",
+    "text-decoration:underline",
+    "font-weight:bold",
+    "font-style:italic",
+    "cursor:pointer",
+    "font-style:italic;font-weight:bold",
+)
 # Hop-by-hop headers belong to one connection and must not be copied between servers.
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length"}
 
@@ -79,7 +92,27 @@ def trial_detail(request: HttpRequest, slug: str) -> HttpResponse:
     trial = get_object_or_404(Trial, slug=slug)
     if not may_view(request.user, trial):
         raise PermissionDenied("You are not an analyst or coordinator of this trial.")
-    return _to_dash(request)
+    return csp_update(_dash_policy())(_to_dash)(request)
+
+
+def _dash_policy() -> dict[str, list[str]]:
+    """What the dashboard page adds to the site's Content-Security-Policy (config.settings)."""
+    return {
+        # Dash's index runs inline scripts (its renderer's start): allowed by their hashes,
+        # Dash's documented way (Dash.csp_hashes) to keep 'unsafe-inline' out of script-src.
+        "script-src": dash_app().csp_hashes(),
+        # Dash's renderer and core components and plotly.js insert their CSS as <style>
+        # elements from their scripts, with no nonce (their webpack builds fix
+        # __webpack_nonce__ to undefined), and Dash's CSS changes with every release. Allowed
+        # for <style> elements on this page only: CSS runs no script, and an injected style
+        # could send nothing away, since images, fonts and requests come only from this server.
+        "style-src-elem": [SELF, UNSAFE_INLINE],
+        # Plotly writes rich text (the figures' <b> titles) as style attributes from one fixed
+        # table (plotly.js svg_text_utils TAG_STYLES): exactly those are allowed.
+        "style-src-attr": [csp_hash(style) for style in PLOTLY_TAG_STYLES],
+        # A figure's PNG download is drawn from a blob: image of its SVG (Plotly.toImage).
+        "img-src": [SELF, "blob:"],
+    }
 
 
 # Dash posts its callbacks as JSON without Django's CSRF token. The callbacks only read, and

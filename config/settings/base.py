@@ -12,12 +12,18 @@ Environment variables read here:
 ``EMAIL_URL``-style settings: ``EMAIL_HOST``, ``EMAIL_PORT``, ``EMAIL_HOST_USER``,
 ``EMAIL_HOST_PASSWORD``, ``EMAIL_USE_TLS``, ``DEFAULT_FROM_EMAIL``
 ``FLOURISH_SITE_URL``   the address participants' links start with (``https://…``)
+``LOGIN_FAILURE_LIMIT`` failed sign-ins per user name and address before a lock-out
+``LOGIN_COOLOFF_MINUTES`` how long a lock-out lasts
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF, UNSAFE_HASHES
+
+from config.security import csp_hash
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 # Local state of the embedded demo (SQLite file, file-system broker); ignored by git.
@@ -81,6 +87,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "simple_history",
+    "csp",
+    "axes",
     "trials",
     "surveys",
     "analytics",
@@ -90,6 +98,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "config.security.PersonalLinkHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -100,6 +110,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Lets the configuration history name the signed-in user who made each change.
     "simple_history.middleware.HistoryRequestMiddleware",
+    # Last, as django-axes requires: turns a locked-out sign-in into its lock-out page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -130,6 +142,25 @@ DATABASES = {
 DATABASE_APP_ROLE = env_str("DATABASE_APP_ROLE", "")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# django-axes first: it refuses a locked-out user name and address before any password is
+# checked (so even the right password is refused during a lock-out), then Django's own backend.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Login throttling on every sign-in form (/admin/login/ and /accounts/login/): failures count per
+# user name *and* address, so guessing one account's password stops after the limit while
+# neither a shared office address nor a stranger typing someone's user name locks others out.
+# Every failure, lock-out and sign-in is a row (AccessAttempt, AccessFailureLog, AccessLog; read
+# only, in the admin, to superusers) and a WARNING log line from the "axes" loggers.
+AXES_FAILURE_LIMIT = int(env_str("LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=int(env_str("LOGIN_COOLOFF_MINUTES", "30")))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
+AXES_LOCKOUT_CALLABLE = "config.security.lockout_response"  # 429 Too Many Requests
+AXES_CLIENT_IP_CALLABLE = "config.security.client_ip"
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -145,10 +176,35 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
+# The site's own style sheet (config/static), beside the apps' static folders.
+STATICFILES_DIRS = [BASE_DIR / "config" / "static"]
 STATIC_ROOT = VAR_DIR / "static"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+
+# Content-Security-Policy on every response (django-csp 4): scripts, styles, images, fonts and
+# data fetches only from this server, no inline script or style (the templates link their CSS
+# and JavaScript as files), nothing may frame a page, and forms post only back to this server.
+# The dashboard page adds what Dash and Plotly need, and only that (dashboards.views).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        # Style attributes: only these two exact ones (CSP3 'unsafe-hashes'), which admin pages
+        # write: simple-history's version list and a frozen plan's content (trials.admin).
+        "style-src-attr": [
+            UNSAFE_HASHES,
+            csp_hash("border-top: 0"),
+            csp_hash("white-space:pre-wrap"),
+        ],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+    }
 }
 
 LOGIN_URL = "login"

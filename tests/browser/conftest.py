@@ -1,5 +1,6 @@
 """Headless Chromium (Debian's ``chromium`` package), driven by Playwright, against the live
-server."""
+server. Every page a browser test opens runs under the site's Content-Security-Policy, and a
+violation of it on any page fails the test (``chromium``'s teardown)."""
 
 import os
 from pathlib import Path
@@ -9,9 +10,42 @@ import pytest
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
+# Reports each violation the page's scripts can see (CSP3's securitypolicyviolation event).
+VIOLATION_LISTENER = """document.addEventListener('securitypolicyviolation', (event) => {
+  window.reportCspViolation(`${event.effectiveDirective} blocked ${event.blockedURI || 'inline'}`
+    + ` at ${event.sourceFile || event.documentURI}:${event.lineNumber}`);
+});"""
+
+
+class CspWatchedBrowser:
+    """The browser, each of whose contexts records Content-Security-Policy violations: from the
+    page's own event (with JavaScript on) and from Chromium's console message ("Refused to …
+    because it violates the following Content Security Policy directive"), which Chromium also
+    writes with JavaScript off."""
+
+    def __init__(self, browser) -> None:
+        self._browser = browser
+        self.violations: list[str] = []
+
+    def new_context(self, **options):
+        context = self._browser.new_context(**options)
+        context.expose_binding(
+            "reportCspViolation", lambda source, text: self.violations.append(text)
+        )
+        context.add_init_script(VIOLATION_LISTENER)
+        context.on("console", self._console)
+        return context
+
+    def _console(self, message) -> None:
+        if "Content Security Policy" in message.text:
+            self.violations.append(f"{message.location['url']}: {message.text}")
+
+    def __getattr__(self, name: str):
+        return getattr(self._browser, name)
+
 
 @pytest.fixture(scope="session")
-def chromium():
+def chromium_browser():
     if not CHROMIUM.exists():
         pytest.skip(
             f"No Chromium at {CHROMIUM}: install Debian's `chromium` package (or set "
@@ -26,6 +60,16 @@ def chromium():
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
         yield browser
         browser.close()
+
+
+@pytest.fixture
+def chromium(chromium_browser):
+    """The browser for one test; the test fails if any page broke the site's CSP."""
+    watched = CspWatchedBrowser(chromium_browser)
+    yield watched
+    assert not watched.violations, "Content-Security-Policy violations:\n" + "\n".join(
+        watched.violations
+    )
 
 
 @pytest.fixture(params=[True, False], ids=["javascript", "no-javascript"])
