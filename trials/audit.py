@@ -15,6 +15,7 @@ logging" (USENIX Security 2009), §2, in its simplest, linear form.
 
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from django.apps import apps
 from django.contrib.auth.models import AbstractBaseUser
@@ -57,6 +58,53 @@ def record_content(row, fields: tuple[str, ...]) -> dict:
     return _as_json({name: getattr(row, name) for name in fields})
 
 
+def chain_link(
+    *,
+    trial_id: int,
+    sequence: int,
+    previous_hash: str,
+    kind: str,
+    detail: dict,
+    actor_name: str = "",
+    at: datetime | None = None,
+) -> dict:
+    """The columns of the event at ``sequence`` that follows ``previous_hash``, hash included:
+    the one way a link is made, by ``audit_append`` and by the migrations that chained the rows
+    written before the chain existed (with their historical models)."""
+    at = at or timezone.now()
+    content = event_content(
+        trial_id=trial_id,
+        sequence=sequence,
+        kind=kind,
+        at=at.isoformat(),
+        actor_name=actor_name,
+        detail=detail,
+    )
+    return {
+        "trial_id": trial_id,
+        "sequence": sequence,
+        "kind": kind,
+        "at": at,
+        "actor_name": actor_name,
+        "detail": detail,
+        "previous_hash": previous_hash,
+        "hash": event_hash(content, previous_hash),
+    }
+
+
+def record_chained_link(
+    *, trial_id: int, sequence: int, previous_hash: str, label: str, pk: int, content: dict
+) -> dict:
+    """The link by which a migration vouches for a row written before the chain existed."""
+    return chain_link(
+        trial_id=trial_id,
+        sequence=sequence,
+        previous_hash=previous_hash,
+        kind="record_chained",
+        detail={"record": {"model": label, "pk": pk, "content": content}},
+    )
+
+
 def record_reference(record: models.Model) -> dict:
     """How an event names the row it records, with the content it vouches for."""
     return {
@@ -83,33 +131,18 @@ def audit_append(
     # Stored as JSON and read back as JSON: hash exactly what a verifier will read.
     detail = _as_json(detail)
     head = TrialEvent.objects.filter(trial=locked).order_by("-sequence").first()
-    sequence = head.sequence + 1 if head else 1
-    previous = head.hash if head else GENESIS
-    at = timezone.now()
-    actor_name = actor.get_username() if actor is not None else ""
-    content = event_content(
+    link = chain_link(
         trial_id=locked.pk,
-        sequence=sequence,
+        sequence=head.sequence + 1 if head else 1,
+        previous_hash=head.hash if head else GENESIS,
         kind=kind,
-        at=at.isoformat(),
-        actor_name=actor_name,
         detail=detail,
+        actor_name=actor.get_username() if actor is not None else "",
     )
-    digest = event_hash(content, previous)
-    event = TrialEvent.objects.create(
-        trial=locked,
-        sequence=sequence,
-        kind=kind,
-        actor=actor,
-        actor_name=actor_name,
-        at=at,
-        detail=detail,
-        previous_hash=previous,
-        hash=digest,
-    )
+    event = TrialEvent.objects.create(actor=actor, **link)
     if record is not None:
-        type(record).objects.filter(pk=record.pk).update(chain_hash=digest)
-        record.chain_hash = digest
+        type(record).objects.filter(pk=record.pk).update(chain_hash=event.hash)
+        record.chain_hash = event.hash
     return event
 
 

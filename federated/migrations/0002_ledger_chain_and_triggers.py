@@ -9,9 +9,8 @@ Written for PostgreSQL and SQLite (the demo), like trials' 0003.
 """
 
 from django.db import migrations, models
-from django.utils import timezone
 
-from trials.audit import event_content, event_hash, record_content
+from trials.audit import record_chained_link, record_content
 
 # A snapshot of PrivacyCharge.audit_fields as of this migration.
 CHARGE_FIELDS = ("budget_id", "key", "nano_rho", "measurements", "d_in", "reserved_at")
@@ -56,34 +55,16 @@ def _chain_existing(apps, schema_editor):
     for charge in PrivacyCharge.objects.select_related("budget").order_by("pk"):
         trial_id = charge.budget.trial_id
         head = TrialEvent.objects.filter(trial_id=trial_id).order_by("-sequence").first()
-        sequence, previous = head.sequence + 1, head.hash
-        detail = {
-            "record": {
-                "model": "federated.privacycharge",
-                "pk": charge.pk,
-                "content": record_content(charge, CHARGE_FIELDS),
-            }
-        }
-        at = timezone.now()
-        content = event_content(
+        link = record_chained_link(
             trial_id=trial_id,
-            sequence=sequence,
-            kind="record_chained",
-            at=at.isoformat(),
-            actor_name="",
-            detail=detail,
+            sequence=head.sequence + 1,
+            previous_hash=head.hash,
+            label="federated.privacycharge",
+            pk=charge.pk,
+            content=record_content(charge, CHARGE_FIELDS),
         )
-        digest = event_hash(content, previous)
-        TrialEvent.objects.create(
-            trial_id=trial_id,
-            sequence=sequence,
-            kind="record_chained",
-            at=at,
-            detail=detail,
-            previous_hash=previous,
-            hash=digest,
-        )
-        PrivacyCharge.objects.filter(pk=charge.pk).update(chain_hash=digest)
+        TrialEvent.objects.create(**link)
+        PrivacyCharge.objects.filter(pk=charge.pk).update(chain_hash=link["hash"])
 
 
 def _install(apps, schema_editor):

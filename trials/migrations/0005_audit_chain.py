@@ -8,7 +8,7 @@ triggers of 0003 are widened so that none of these columns changes once written.
 from django.db import migrations, models
 from django.utils import timezone
 
-from trials.audit import GENESIS, event_content, event_hash, record_content
+from trials.audit import GENESIS, chain_link, record_chained_link, record_content
 
 # Snapshots of the models' audit_fields as of this migration.
 APPROVAL_FIELDS = ("body_id", "preregistration_id", "decided_at", "note")
@@ -90,55 +90,35 @@ def _chain_existing(apps, schema_editor):
     ]
     for trial in Trial.objects.all():
         previous, sequence = GENESIS, 0
-        for event in TrialEvent.objects.filter(trial=trial).select_related("actor").order_by(
-            "at", "id"
-        ):
+        events = TrialEvent.objects.filter(trial=trial).select_related("actor")
+        for event in events.order_by("at", "id"):
             sequence += 1
-            actor_name = event.actor.username if event.actor_id else ""
-            content = event_content(
+            link = chain_link(
                 trial_id=trial.pk,
                 sequence=sequence,
+                previous_hash=previous,
                 kind=event.kind,
-                at=event.at.isoformat(),
-                actor_name=actor_name,
                 detail=event.detail,
+                actor_name=event.actor.username if event.actor_id else "",
+                at=event.at,
             )
-            digest = event_hash(content, previous)
-            TrialEvent.objects.filter(pk=event.pk).update(
-                sequence=sequence, actor_name=actor_name, previous_hash=previous, hash=digest
-            )
-            previous = digest
+            columns = ("sequence", "actor_name", "previous_hash", "hash")
+            TrialEvent.objects.filter(pk=event.pk).update(**{c: link[c] for c in columns})
+            previous = link["hash"]
         for model, trial_path, fields in chained:
             for row in model.objects.filter(**{trial_path: trial}).order_by("pk"):
                 sequence += 1
-                detail = {
-                    "record": {
-                        "model": model._meta.label_lower,
-                        "pk": row.pk,
-                        "content": record_content(row, fields),
-                    }
-                }
-                at = timezone.now()
-                content = event_content(
+                link = record_chained_link(
                     trial_id=trial.pk,
                     sequence=sequence,
-                    kind="record_chained",
-                    at=at.isoformat(),
-                    actor_name="",
-                    detail=detail,
-                )
-                digest = event_hash(content, previous)
-                TrialEvent.objects.create(
-                    trial=trial,
-                    sequence=sequence,
-                    kind="record_chained",
-                    at=at,
-                    detail=detail,
                     previous_hash=previous,
-                    hash=digest,
+                    label=model._meta.label_lower,
+                    pk=row.pk,
+                    content=record_content(row, fields),
                 )
-                model.objects.filter(pk=row.pk).update(chain_hash=digest)
-                previous = digest
+                TrialEvent.objects.create(**link)
+                model.objects.filter(pk=row.pk).update(chain_hash=link["hash"])
+                previous = link["hash"]
 
 
 class Migration(migrations.Migration):
