@@ -134,6 +134,7 @@ def _deployment() -> dict:
         superlink_start,
         supernodes_start,
         wait_for_port,
+        wait_for_supernodes,
     )
     from federated.grid import InProcessGrid
     from federated.window import telemetry_window_run
@@ -166,6 +167,8 @@ def _deployment() -> dict:
         nodes = supernodes_start(
             superlink=f"127.0.0.1:{port}", node_configs=configs, log_dir=directory, env=env
         )
+        # A window asks only the devices connected when it starts: time the window, not the fleet.
+        wait_for_supernodes(f"127.0.0.1:{port}", len(configs))
         started = time.perf_counter()
         flwr_run(
             superlink=f"127.0.0.1:{port}",
