@@ -176,27 +176,25 @@ class TrialScopedAdmin(TrialScopedMixin, RecordAdmin):
 
 
 class ArmInline(admin.TabularInline):
+    """The trial's arms at a glance. An arm is edited on its own page, which shows every field
+    of its configuration (a row here could not, and a form missing required fields would stop
+    the whole trial page from saving) and applies the amendment rule once registered."""
+
     model = Arm
-    form = ArmForm
     extra = 0
     fields = ["slug", "name", "is_control", "model_id", "model_version", "config_hash", "edit"]
-    readonly_fields = ["config_hash", "edit"]
-    show_change_link = True
+    readonly_fields = fields
+    can_delete = False
 
     @admin.display(description="")
     def edit(self, arm: Arm) -> str:
-        if not arm.pk:
-            return ""
         url = reverse("admin:trials_arm_change", args=[arm.pk])
         return format_html('<a href="{}">configuration…</a>', url)
 
     def has_add_permission(self, request, obj=None) -> bool:
-        return obj is not None and obj.state == State.DRAFT and can_coordinate(request.user, obj)
+        return False  # "Add an arm" on the trial page opens the arm's own form
 
     def has_change_permission(self, request, obj=None) -> bool:
-        return self.has_add_permission(request, obj)
-
-    def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
 
@@ -353,10 +351,7 @@ class TrialAdmin(TrialScopedAdmin):
     def save_formset(self, request, form, formset, change) -> None:
         trial = form.instance
         for instance in formset.save(commit=False):
-            if isinstance(instance, Arm):
-                instance.trial = trial
-                arm_save(arm=instance, actor=request.user)
-            elif isinstance(instance, TrialOversight):
+            if isinstance(instance, TrialOversight):
                 oversight_assign(
                     trial=trial, body=instance.body, required=instance.required, actor=request.user
                 )

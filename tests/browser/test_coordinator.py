@@ -56,13 +56,15 @@ def test_coordinator_registers_a_trial_through_to_open_enrolment(
     trial = Trial.objects.get(slug="journey")
     assert trial.state == Trial.State.DRAFT and trial.members.get().user.username == "carol"
 
-    # 2. Its two arms (assistant configurations).
+    # 2. Its two arms (assistant configurations), each added from the trial's page.
+    trial_page = f"{base}/admin/trials/trial/{trial.pk}/change/"
     for slug, name, control, prompt in [
         ("a", "A: helpful assistant", True, "Be helpful."),
         ("b", "B: flourishing-oriented assistant", False, "Support the user's own judgement."),
     ]:
-        page.goto(f"{base}/admin/trials/arm/add/")
-        page.get_by_label("Trial").select_option(label="journey")
+        page.goto(trial_page)
+        page.get_by_role("link", name="Add an arm").click()
+        assert page.get_by_label("Trial").input_value() == str(trial.pk)
         page.get_by_label("Slug").fill(slug)
         page.get_by_label("Name").fill(name)
         if control:
@@ -73,8 +75,17 @@ def test_coordinator_registers_a_trial_through_to_open_enrolment(
         page.get_by_label("System prompt").fill(prompt)
         page.get_by_role("button", name="Save", exact=True).click()
         page.get_by_text("was added successfully").wait_for()
-    page.screenshot(path=artifacts_dir / "coordinator-2-arms.png", full_page=True)
     assert trial.arms.count() == 2
+    # The draft trial's page, arms listed, still saves: a new title and its oversight body.
+    page.goto(trial_page)
+    page.get_by_label("Title").fill("Journey trial (pilot)")
+    page.locator("#oversight-group .add-row a").click()
+    page.locator("select[name='oversight-0-body']").select_option(label="Ethics board")
+    page.get_by_role("button", name="Save and continue editing").click()
+    page.get_by_text("was changed successfully").wait_for()
+    page.screenshot(path=artifacts_dir / "coordinator-2-arms.png", full_page=True)
+    trial.refresh_from_db()
+    assert trial.title == "Journey trial (pilot)" and trial.oversight.get().body == ethics
 
     # 3. The plan, with its power calculation, then frozen.
     page.goto(f"{base}/admin/trials/preregistration/add/")
@@ -101,14 +112,10 @@ def test_coordinator_registers_a_trial_through_to_open_enrolment(
     prereg = trial.preregistrations.get()
     assert prereg.frozen_at is not None and len(prereg.sha256) == 64
 
-    # 4. Register, and assign the ethics board as a required body.
+    # 4. Register.
     _action(page, base, "trial", "journey", "Register (the frozen plan is in force)")
     page.get_by_text("journey: now registered").wait_for()
-    page.goto(f"{base}/admin/trials/trial/{trial.pk}/change/")
-    page.locator("#oversight-group .add-row a").click()
-    page.locator("select[name='oversight-0-body']").select_option(label="Ethics board")
-    page.get_by_role("button", name="Save and continue editing").click()
-    page.get_by_text("was changed successfully").wait_for()
+    page.goto(trial_page)
     page.screenshot(path=artifacts_dir / "coordinator-5-registered.png", full_page=True)
 
     # Enrolment cannot open before the body approves this version.
