@@ -6,6 +6,7 @@ import threading
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, connection, transaction
@@ -14,7 +15,6 @@ from django.utils import timezone
 
 from analytics.analysis import analyse
 from analytics.models import AnalysisRun
-from config.celery import RUN_HEARTBEAT_SECONDS, RUN_STALE_AFTER
 from trials.models import Trial
 from trials.selectors import preregistration_in_force
 from trials.services import event_record, preregistration_current
@@ -23,6 +23,11 @@ logger = logging.getLogger(__name__)
 REPO_DIR = Path(__file__).resolve().parent.parent
 # A run whose worker dies this many times is marked failed rather than tried again.
 MAX_ATTEMPTS = 3
+
+
+def _stale_after() -> timedelta:
+    """How long a running run's worker may stay silent before the run is handed on."""
+    return timedelta(seconds=settings.ANALYSIS_RUN_STALE_SECONDS)
 
 
 def code_version() -> str:
@@ -183,8 +188,8 @@ def _set_progress(run: AnalysisRun, progress: float) -> None:
 def analysis_run_execute(
     *,
     run_id: int,
-    stale_after: timedelta = RUN_STALE_AFTER,
-    heartbeat_every: float = RUN_HEARTBEAT_SECONDS,
+    stale_after: timedelta | None = None,
+    heartbeat_every: float | None = None,
     max_attempts: int = MAX_ATTEMPTS,
 ) -> AnalysisRun:
     """Execute a run once, however often it is delivered: a finished or failed run, or one a
@@ -192,10 +197,11 @@ def analysis_run_execute(
     so writes the same result. While it executes, the worker heart-beats; if it dies, or the
     analysis raises anything but a ValueError (bad data, a failed run), beat's sweep hands the
     run to another worker once the heartbeat is stale."""
-    run = _claim(run_id, stale_after=stale_after, max_attempts=max_attempts)
+    run = _claim(run_id, stale_after=stale_after or _stale_after(), max_attempts=max_attempts)
     if run is None:
         return AnalysisRun.objects.get(pk=run_id)
-    with _Heartbeat(run, heartbeat_every):
+    # Ten reports in the span after which the run counts as abandoned.
+    with _Heartbeat(run, heartbeat_every or _stale_after().total_seconds() / 10):
         try:
             results, diagnostics, snapshot = _analyse(run)
         except ValueError as error:
@@ -244,7 +250,7 @@ def analysis_run_fail(*, run_id: int, error: str) -> AnalysisRun:
 
 
 def analysis_runs_requeue_stale(
-    *, stale_after: timedelta = RUN_STALE_AFTER, max_attempts: int = MAX_ATTEMPTS
+    *, stale_after: timedelta | None = None, max_attempts: int = MAX_ATTEMPTS
 ) -> list[int]:
     """Beat's sweep: hand every run whose worker went silent (killed, its machine lost) back to
     the queue, and every queued run whose message never reached a worker to the broker again;
@@ -252,6 +258,7 @@ def analysis_runs_requeue_stale(
     ``SKIP LOCKED``, so overlapping sweeps and executing workers never block each other. The ids
     re-queued."""
     requeued = []
+    stale_after = stale_after or _stale_after()
     while (run := _take_stale(stale_after, max_attempts)) is not None:
         if run.status == AnalysisRun.Status.QUEUED:
             requeued.append(run.pk)

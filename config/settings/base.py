@@ -14,6 +14,8 @@ Environment variables read here:
 ``FLOURISH_SITE_URL``   the address participants' links start with (``https://…``)
 ``LOGIN_FAILURE_LIMIT`` failed sign-ins per user name and address before a lock-out
 ``LOGIN_COOLOFF_MINUTES`` how long a lock-out lasts
+``ANALYSIS_RUN_STALE_SECONDS``, ``ANALYSIS_RUN_SWEEP_SECONDS`` when beat re-queues an analysis
+                        run whose worker went silent, and how often it looks
 """
 
 import os
@@ -242,7 +244,20 @@ CELERY_TASK_IGNORE_RESULT = True  # results live in PostgreSQL rows, not in a re
 CELERY_TASK_TIME_LIMIT = 30 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 25 * 60
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = {"confirm_publish": True}
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # Redis hands a message not acknowledged within this time to another worker, even while the
+    # first still executes it: it must outlast the longest task (the hard time limit).
+    CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] = CELERY_TASK_TIME_LIMIT + 600
+# An analysis run whose worker has not reported for this long is re-queued by beat's sweep
+# (analytics.services); the worker executing a run reports ten times in that span.
+ANALYSIS_RUN_STALE_SECONDS = float(env_str("ANALYSIS_RUN_STALE_SECONDS", "300"))
+ANALYSIS_RUN_SWEEP_SECONDS = float(env_str("ANALYSIS_RUN_SWEEP_SECONDS", "60"))
 CELERY_BEAT_SCHEDULE: dict = {
+    # Runs whose worker stopped heart-beating; cheap when there are none.
+    "analysis-runs-sweep": {
+        "task": "analytics.tasks.analysis_runs_sweep",
+        "schedule": ANALYSIS_RUN_SWEEP_SECONDS,
+    },
     # Due invitations and reminders are rows; the sweep is cheap when nothing is due.
     "invitations-sweep": {"task": "surveys.tasks.invitations_sweep", "schedule": 60.0},
     "quality-sweep": {"task": "surveys.tasks.quality_sweep", "schedule": 600.0},
