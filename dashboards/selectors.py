@@ -93,7 +93,7 @@ def trial_record(trial: Trial) -> TrialRecord:
         approvals=approvals,
         missing_approvals=missing_approvals(trial),
         deviations=deviations,
-        pending_versions=[p.version for p in preregistrations_pending(trial)],
+        pending_versions=[p.version for p in preregistrations_pending(trial, prereg)],
         audit_chain_head="event {}, SHA-256 {}".format(*audit_chain_head(trial)),
     )
 

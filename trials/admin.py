@@ -315,7 +315,8 @@ class TrialAdmin(TrialScopedAdmin):
             return "not frozen"
         in_force = preregistration_in_force(trial)
         parts = [f"v{in_force.version} in force · {in_force.sha256[:12]}…"] if in_force else []
-        parts += [f"v{p.version} pending approval" for p in preregistrations_pending(trial)]
+        pending = preregistrations_pending(trial, in_force)
+        parts += [f"v{p.version} pending approval" for p in pending]
         return "; ".join(parts)
 
     @admin.display(description="approvals")

@@ -68,9 +68,11 @@ def preregistration_in_force(trial: Trial) -> PreRegistration | None:
     return None
 
 
-def preregistrations_pending(trial: Trial) -> list[PreRegistration]:
-    """Frozen versions newer than the one in force, awaiting approval (newest first)."""
-    in_force = preregistration_in_force(trial)
+def preregistrations_pending(
+    trial: Trial, in_force: PreRegistration | None
+) -> list[PreRegistration]:
+    """Frozen versions newer than ``in_force`` (``preregistration_in_force``, which the caller
+    has at hand), awaiting approval (newest first)."""
     frozen = trial.preregistrations.filter(frozen_at__isnull=False).order_by("-version")
     if in_force is not None:
         frozen = frozen.filter(version__gt=in_force.version)

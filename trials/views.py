@@ -45,14 +45,12 @@ def assignment(request: HttpRequest, token: str) -> JsonResponse:
     config_hash = sha256_of(config)
     registered_hash = in_force.plan["arms"][arm.slug]
     live_hash = sha256_of(arm_config(arm))
-    known_hashes = {registered_hash} | {
-        pending.plan["arms"].get(arm.slug) for pending in preregistrations_pending(trial)
+    # The arm as it stands must be one a frozen version registered: this one, or an amendment
+    # awaiting approval (looked up only when the arm has moved on).
+    registered = live_hash == registered_hash or live_hash in {
+        pending.plan["arms"].get(arm.slug) for pending in preregistrations_pending(trial, in_force)
     }
-    if (
-        config_hash != registered_hash
-        or live_hash != arm.config_hash
-        or live_hash not in known_hashes
-    ):
+    if config_hash != registered_hash or live_hash != arm.config_hash or not registered:
         # The arm no longer matches any registered version (changed outside the services): serve
         # nothing rather than an unregistered assistant, and leave a trace for the coordinators.
         event_record(

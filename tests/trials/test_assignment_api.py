@@ -98,8 +98,9 @@ def test_an_amendment_reaches_participants_only_once_every_required_body_approve
         changes={"system_prompt": "Be kind, and brief."},
         rationale="Shorter answers.",
     )
-    assert preregistration_in_force(trial).version == 1
-    assert [p.version for p in preregistrations_pending(trial)] == [amended.version]
+    in_force = preregistration_in_force(trial)
+    assert in_force.version == 1
+    assert [p.version for p in preregistrations_pending(trial, in_force)] == [amended.version]
     body = client.get(url(token)).json()
     assert body["configuration"]["system_prompt"] == approved_prompt
     assert body["preregistration"]["version"] == 1
@@ -111,4 +112,4 @@ def test_an_amendment_reaches_participants_only_once_every_required_body_approve
     assert body["configuration"]["system_prompt"] == "Be kind, and brief."
     assert body["preregistration"] == {"version": amended.version, "sha256": amended.sha256}
     assert body["config_hash"] == Arm.objects.get(pk=arm.pk).config_hash
-    assert preregistrations_pending(trial) == []
+    assert preregistrations_pending(trial, preregistration_in_force(trial)) == []
