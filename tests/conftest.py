@@ -106,6 +106,32 @@ class WorkerProcess:
         return self.log_path.read_text(errors="replace")
 
 
+def start_celery_process(
+    artifacts_dir: Path, *, name: str, arguments: list[str], env: dict[str, str]
+) -> WorkerProcess:
+    """``celery -A config <arguments>`` with the test settings and ``env``, in its own process
+    group (so a test can kill it whole), logging to ``artifacts_dir/<name>.log``; returns once it
+    says it is ready (a worker's "ready.", beat's "Starting...")."""
+    log_path = artifacts_dir / f"{name}.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", *arguments, "-l", "INFO"],
+            cwd=REPO_DIR,
+            env=dict(os.environ, DJANGO_SETTINGS_MODULE="config.settings.test", **env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    started = WorkerProcess(process, log_path)
+    deadline = time.monotonic() + 90
+    while not any(sign in started.log() for sign in (" ready.", "beat: Starting...")):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"celery {arguments[0]} did not start:\n{started.log()[-3000:]}")
+        time.sleep(0.2)
+    return started
+
+
 def start_celery_worker(
     artifacts_dir: Path, *, name: str, queue: str, extra_env: dict[str, str] | None = None
 ) -> WorkerProcess:
@@ -119,47 +145,10 @@ def start_celery_worker(
         f"postgres://{url['USER']}:{url['PASSWORD'] or ''}@{url['HOST']}:{url['PORT']}"
         f"/{test_db['NAME']}"
     )
-    log_path = artifacts_dir / f"{name}.log"
-    env = dict(
-        os.environ,
-        DATABASE_URL=worker_db_url,
-        DJANGO_SETTINGS_MODULE="config.settings.test",
-        **(extra_env or {}),
-    )
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                "-l",
-                "INFO",
-                "-Q",
-                queue,
-                "-c",
-                "1",
-                "-n",
-                f"{name}-{os.getpid()}@%h",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-            ],
-            cwd=REPO_DIR,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group, so a test can kill it whole
-        )
-    worker = WorkerProcess(process, log_path)
-    deadline = time.monotonic() + 90
-    while " ready." not in worker.log():
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"The Celery worker did not start:\n{worker.log()[-3000:]}")
-        time.sleep(0.2)
+    env = {"DATABASE_URL": worker_db_url, **(extra_env or {})}
+    arguments = ["worker", "-Q", queue, "-c", "1", "-n", f"{name}-{os.getpid()}@%h"]
+    arguments += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+    worker = start_celery_process(artifacts_dir, name=name, arguments=arguments, env=env)
     _worker_logs.append(worker.log_path)
     return worker
 

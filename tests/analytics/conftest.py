@@ -1,10 +1,7 @@
 """Real brokers and a real ``celery beat`` for the fault tests of analysis runs."""
 
 import json
-import os
 import secrets
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +10,7 @@ import pytest
 from kombu import Connection
 
 from infra.services import broker_answers
-from tests.conftest import REPO_DIR, WorkerProcess, wait_for
+from tests.conftest import WorkerProcess, start_celery_process
 
 # Both brokers the platform supports, on their usual local ports (Redis on a database of its own).
 BROKERS = {
@@ -64,35 +61,7 @@ def start_celery_beat(
 ) -> WorkerProcess:
     """``celery beat`` in its own process group, publishing the beat schedule to ``env``'s
     broker and queue; returns once it has started."""
-    log_path = artifacts_dir / f"{name}.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "beat",
-                "-l",
-                "INFO",
-                "-s",
-                str(tmp_path / "beat-schedule"),
-                "--pidfile",
-                str(tmp_path / "beat.pid"),
-            ],
-            cwd=REPO_DIR,
-            env=dict(os.environ, DJANGO_SETTINGS_MODULE="config.settings.test", **env),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    beat = WorkerProcess(process, log_path)
-    wait_for(
-        lambda: "beat: Starting..." in beat.log() or process.poll() is not None,
-        timeout=90,
-        what="celery beat to start",
+    schedule, pidfile = str(tmp_path / "beat-schedule"), str(tmp_path / "beat.pid")
+    return start_celery_process(
+        artifacts_dir, name=name, arguments=["beat", "-s", schedule, "--pidfile", pidfile], env=env
     )
-    if process.poll() is not None:
-        pytest.fail(f"celery beat did not start:\n{beat.log()[-3000:]}")
-    return beat
