@@ -24,18 +24,18 @@ from analytics.selectors import (
     trial_item_frame,
     trial_scores_frame,
 )
-from analytics.stats.ancova import ancova
-from analytics.stats.attrition import differential_attrition
-from analytics.stats.bayes_growth import GrowthFit, growth_data_from_frame, growth_fit
-from analytics.stats.divergence import (
+from stats.ancova import ancova
+from stats.attrition import differential_attrition
+from stats.bayes_growth import GrowthFit, growth_data_from_frame, growth_fit
+from stats.divergence import (
     engagement_flourishing_divergence,
     gaussian_draws,
     released_mean_difference,
 )
-from analytics.stats.growth import ArmContrast, gee_growth, mixedlm_growth
-from analytics.stats.ordinal import ordinal_data_from_frame, ordinal_growth_fit
-from analytics.stats.sequential import spending_boundaries
-from analytics.stats.srm import sample_ratio_mismatch
+from stats.growth import ArmContrast, gee_growth, mixedlm_growth
+from stats.ordinal import ordinal_data_from_frame, ordinal_growth_fit
+from stats.sequential import spending_boundaries
+from stats.srm import sample_ratio_mismatch
 from surveys.models import Instrument
 from surveys.reports import trial_survey_report
 from trials.models import FlourishingProfile, Trial

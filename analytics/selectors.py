@@ -3,9 +3,9 @@
 import pandas as pd
 from django.db.models import Count
 
-from analytics.stats.divergence import ReleasedMean
 from federated.schema import COUNT
 from federated.selectors import telemetry_schema_in_force
+from stats.divergence import ReleasedMean
 from surveys.models import Instrument, Response, Score
 from surveys.scoring import keyed_values
 from trials.models import Participant, Trial
@@ -123,7 +123,7 @@ ENGAGEMENT_METRICS = ["minutes", "sessions", "conversations"]
 
 def telemetry_engagement_releases(trial: Trial) -> dict | None:
     """The latest DP telemetry release of an engagement metric, per arm, as
-    :class:`~analytics.stats.divergence.ReleasedMean` inputs; None without one.
+    :class:`~stats.divergence.ReleasedMean` inputs; None without one.
 
     Only the noisy aggregates the federated app stored are read (never a device's values)."""
     in_force = telemetry_schema_in_force(trial)

@@ -11,9 +11,9 @@ convergence) of a confirmatory run; everything else is exploratory.
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from analytics.stats.diagnostics import MAX_RHAT, MIN_ESS
 from dashboards.figures import GREY, OKABE_ITO, Figure, rgba
 from dashboards.selectors import TrialRecord
+from stats.diagnostics import MAX_RHAT, MIN_ESS
 
 CONFIRMATORY = "confirmatory"
 EXPLORATORY = "exploratory"

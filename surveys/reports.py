@@ -1,7 +1,7 @@
 """The per-trial survey quality report: reliability, factor structure, invariance, test–retest
 and reliable change for every score, from the stored responses (read-only).
 
-Each figure comes from ``surveys.psychometrics``; where the data cannot support one (too few
+Each figure comes from ``stats.psychometrics``; where the data cannot support one (too few
 respondents, a group too small), the report says why instead of showing a number.
 """
 
@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from surveys import psychometrics
+from stats import psychometrics
 from surveys.models import Instrument, Response
 from surveys.scoring import keyed_values
 from trials.models import Trial

@@ -13,7 +13,7 @@ from django.db.models import Count, Exists, F, OuterRef
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 
-from surveys import quality
+from stats import quality
 from surveys.links import absolute, data_path, survey_path
 from surveys.models import Instrument, Invitation, Response, ResponseDraft, Score, Wave
 from surveys.registry import definition_errors, shipped_definitions

@@ -13,7 +13,7 @@ from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
 from analytics.selectors import consort_counts
-from analytics.stats.srm import sample_ratio_mismatch
+from stats.srm import sample_ratio_mismatch
 from trials.audit import audit_chain_verify
 from trials.forms import (
     ArmForm,

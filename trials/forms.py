@@ -5,7 +5,7 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 
-from analytics.stats.power import ancova_sample_size
+from stats.power import ancova_sample_size
 from trials.models import (
     Arm,
     ConsentDocument,

@@ -7,8 +7,8 @@ statsmodels' richer fit costs at the size of a large trial.
 import numpy as np
 
 from analytics.simulate import simulate_scores
-from analytics.stats.ancova import ancova
 from infra.bench import Measurement, best_of
+from stats.ancova import ancova
 
 
 def run() -> list[Measurement]:

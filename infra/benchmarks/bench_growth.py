@@ -22,7 +22,7 @@ the last observed score (MAR), unclipped scores (so the true effect holds exactl
   includes compilation and its γ draws are put through the same gates (it does not draw more
   when they fail, so its time to the gates is then a lower bound). Ours is fitted to the same
   data both in a fresh process (cold, the figure compared) and in this one (warm). Ours runs its
-  4 chains in parallel threads, as a worker does (``analytics.stats.compiled.chain_method``), so
+  4 chains in parallel threads, as a worker does (``stats.compiled.chain_method``), so
   on 2 cores it uses both while PyMC's default uses one: CPU seconds are reported beside wall
   times.
 
@@ -57,7 +57,7 @@ from analytics.simulate import DIMENSIONS, simulate_scores
 from infra.bench import Measurement
 
 if TYPE_CHECKING:  # the fits import JAX and PyMC themselves, in the processes that run them
-    from analytics.stats.diagnostics import GateReport
+    from stats.diagnostics import GateReport
 
 PARTICIPANTS = 10_000
 WAVES = 12
@@ -149,7 +149,7 @@ def _gates(report: "GateReport") -> dict:
 
 def _ours(frame: pd.DataFrame, seed: int) -> dict:
     """Our fit from the long frame, timed from the frame (the statistics are part of the work)."""
-    from analytics.stats.bayes_growth import growth_data_from_frame, growth_fit
+    from stats.bayes_growth import growth_data_from_frame, growth_fit
 
     started, cpu, now = time.perf_counter(), _cpu_seconds(), time.time()
     data = growth_data_from_frame(frame, control="control")
@@ -174,7 +174,7 @@ def _pymc(frame: pd.DataFrame, seed: int) -> dict:
     """The per-observation non-centred model, sampled by ``pm.sample()`` with its defaults."""
     import pymc as pm
 
-    from analytics.stats.diagnostics import convergence_gates
+    from stats.diagnostics import convergence_gates
 
     dimensions = tuple(model.dimension for model in DIMENSIONS)
     D = len(dimensions)

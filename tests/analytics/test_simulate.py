@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from analytics.simulate import answers_for_score, simulate_scores
-from analytics.stats.ancova import ancova
+from stats.ancova import ancova
 from surveys.registry import shipped_definitions
 from surveys.scoring import scores
 

@@ -7,10 +7,10 @@ import pytest
 
 from analytics.seeding import synthetic_telemetry_release
 from analytics.services import analysis_run_create, analysis_run_execute
-from analytics.stats.divergence import ReleasedMean, released_mean_difference
 from federated.mechanism import release, release_plan
 from federated.models import TelemetryRelease
 from federated.schema import COUNT, telemetry_schema
+from stats.divergence import ReleasedMean, released_mean_difference
 
 UPPER = 1200
 SCHEMA = telemetry_schema(

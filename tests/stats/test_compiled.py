@@ -1,4 +1,4 @@
-"""How samplers run in a process (``analytics.stats.compiled``): where their chains go, and the
+"""How samplers run in a process (``stats.compiled``): where their chains go, and the
 bound on what JAX keeps compiled. The end-to-end check of the bound is the coverage study: 75
 fits in each of its processes, about twice what one process held before it failed with LLVM's
 "Cannot allocate memory"."""
@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from analytics.stats import compiled
+from stats import compiled
 
 pytestmark = pytest.mark.unit
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from analytics.stats.ancova import ancova
+from stats.ancova import ancova
 
 pytestmark = pytest.mark.unit
 

@@ -5,7 +5,7 @@ import pytest
 from scipy import stats
 
 from analytics.simulate import DIMENSIONS, simulate_scores
-from analytics.stats.bayes_growth import (
+from stats.bayes_growth import (
     group_totals,
     growth_data_from_frame,
     growth_fit,

@@ -11,7 +11,7 @@ import pytest
 import statsmodels.formula.api as smf
 
 from analytics.simulate import DIMENSIONS, simulate_scores
-from analytics.stats.bayes_growth import growth_data_from_frame, growth_fit
+from stats.bayes_growth import growth_data_from_frame, growth_fit
 
 pytestmark = pytest.mark.unit
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from analytics.stats.srm import sample_ratio_mismatch
+from stats.srm import sample_ratio_mismatch
 
 pytestmark = pytest.mark.unit
 

@@ -9,7 +9,7 @@ import numpyro.distributions as dist
 import pandas as pd
 import pytest
 
-from analytics.stats.ordinal import (
+from stats.ordinal import (
     OrdinalData,
     graded_response_log_prob,
     ordinal_data_from_frame,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from analytics.stats.attrition import differential_attrition
+from stats.attrition import differential_attrition
 
 pytestmark = pytest.mark.unit
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from statsmodels.tools.numdiff import approx_fprime
 
-from analytics.stats.growth import (
+from stats.growth import (
     _BOUNDARY_NOTE,
     _FORMULA,
     _SignSafeMixedLM,

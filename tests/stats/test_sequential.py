@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from analytics.stats.sequential import alpha_spent, spending_boundaries
+from stats.sequential import alpha_spent, spending_boundaries
 
 pytestmark = pytest.mark.unit
 

@@ -74,8 +74,8 @@ import pandas as pd
 from jax.scipy.linalg import solve_triangular
 from numpyro.infer import MCMC, NUTS, init_to_uniform
 
-from analytics.stats import compiled
-from analytics.stats.diagnostics import GateReport, convergence_gates
+from stats import compiled
+from stats.diagnostics import GateReport, convergence_gates
 
 jax.config.update("jax_enable_x64", True)  # sums of squares over many participants need f64
 

@@ -80,8 +80,8 @@ import pandas as pd
 from numpyro.distributions import constraints
 from numpyro.infer import MCMC, NUTS
 
-from analytics.stats import compiled
-from analytics.stats.diagnostics import GateReport, convergence_gates
+from stats import compiled
+from stats.diagnostics import GateReport, convergence_gates
 
 INTERVAL = (0.025, 0.975)
 CUTPOINT_PRIOR_SD = 3.0

@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 from scipy.spatial.distance import mahalanobis as scipy_mahalanobis
 
-from surveys.quality import (
+from stats.quality import (
     DEFAULT_THRESHOLDS,
     FLAG_LONGSTRING,
     FLAG_MAHALANOBIS,

@@ -7,7 +7,7 @@ import pytest
 from scipy import stats
 from statsmodels.stats.power import NormalIndPower, TTestIndPower
 
-from analytics.stats.power import ancova_power, ancova_sample_size, design_multiplier
+from stats.power import ancova_power, ancova_sample_size, design_multiplier
 
 pytestmark = pytest.mark.unit
 

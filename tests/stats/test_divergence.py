@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from analytics.stats.divergence import engagement_flourishing_divergence, gaussian_draws
+from stats.divergence import engagement_flourishing_divergence, gaussian_draws
 
 pytestmark = pytest.mark.unit
 

@@ -17,7 +17,7 @@ import semopy
 import statsmodels.api as sm
 from semopy.examples import holzinger39
 
-from surveys.psychometrics import (
+from stats.psychometrics import (
     _PanelDesign,
     _reml_variance_ratio,
     cfa_fit,
