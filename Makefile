@@ -28,6 +28,7 @@ bench: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 # Re-resolve the exact versions after changing pyproject.toml's ranges.
 lock: $(VENV)/.installed

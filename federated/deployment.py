@@ -13,12 +13,11 @@ Every task (a device's ClientApp, a window's ServerApp) is a new Python process,
 it HEARTBEAT_DEFAULT_INTERVAL (30 s) from the moment its SuperExec claims it to its first
 heartbeat; a process that starts later finds its task token expired and every call it makes is
 refused with ``401 Runtime task-token authentication failed`` (Flower then starts the task
-again, often after the window's reply timeout). Flower's imports take about 3 s of CPU when their
-bytecode must be compiled, as it must on every start where bytecode caching is off
+again, often after the window's reply timeout). Flower's imports are slow when their bytecode
+must be compiled, as it must on every start where bytecode caching is off
 (``PYTHONDONTWRITEBYTECODE``, a virtual environment installed without compiled files), and a
-fleet on one host starts all its ClientApps at once: on two busy cores that passed 30 s. Flower's
-processes therefore share a bytecode cache, 1.3 s a start (eight devices on two cores: a window
-took 52 s without it, 16 s with it).
+fleet on one host starts all its ClientApps at once, which on a busy small host passed those 30 s.
+Flower's processes therefore share a bytecode cache.
 """
 
 import json
@@ -33,8 +32,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
-
-from infra.services import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 APP_DIR = Path(__file__).resolve().parent / "flower_app"
@@ -118,21 +115,27 @@ def supernodes_start(
     *,
     superlink: str,
     node_configs: list[dict],
+    runtime_ports: list[int],
     log_dir: Path,
     env: dict,
     log_prefix: str = "supernode",
 ) -> list[subprocess.Popen]:
-    """One SuperNode per node configuration, each on a free runtime port, logging to
-    ``log_dir/<log_prefix>-N.log``: a fleet of devices on one host."""
+    """One SuperNode per node configuration, each on its own runtime port (the caller's free
+    ports), logging to ``log_dir/<log_prefix>-N.log``: a fleet of devices on one host."""
+    if len(runtime_ports) != len(node_configs):
+        raise ValueError(
+            f"{len(node_configs)} node configurations need as many runtime ports, "
+            f"not {len(runtime_ports)}."
+        )
     return [
         supernode_start(
             superlink=superlink,
-            runtime_port=free_port(),
+            runtime_port=port,
             node_config=config,
             log_path=log_dir / f"{log_prefix}-{number}.log",
             env=env,
         )
-        for number, config in enumerate(node_configs)
+        for number, (config, port) in enumerate(zip(node_configs, runtime_ports, strict=True))
     ]
 
 

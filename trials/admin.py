@@ -1,19 +1,17 @@
 """The coordinator's workplace. Every write goes through trials.services; every list and page is
-limited to the trials the signed-in user may see (trials.selectors)."""
+limited to the trials the signed-in user may see, and every object asks its trial's rule
+(trials.rules)."""
 
 import json
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
-from analytics.selectors import consort_counts
-from stats.srm import sample_ratio_mismatch
 from trials.audit import audit_chain_verify
 from trials.forms import (
     ArmForm,
@@ -38,19 +36,16 @@ from trials.models import (
     TrialMember,
     TrialOversight,
 )
-from trials.plan import randomisation_settings
 from trials.registry_export import (
     export_arguments,
     osf_preregistration,
     preregistration_markdown,
 )
+from trials.rules import permitted
 from trials.selectors import (
     bodies_of,
-    can_coordinate,
     preregistration_in_force,
     preregistrations_pending,
-    trials_coordinated_by,
-    trials_visible_to,
 )
 from trials.services import (
     ARM_CONFIG_FIELDS,
@@ -116,9 +111,11 @@ class RecordAdmin(SimpleHistoryAdmin):
 
 
 class TrialScopedMixin:
-    """Per-trial object permissions for any admin of a model that belongs to a trial: users see
-    the trials they belong to, coordinators change only their own, nothing is deleted, and an
-    object of another trial is a 403 (with an audit row), never a redirect or a page."""
+    """Per-trial object permissions for any admin of a model that belongs to a trial: the
+    group's model permission for the kind of record, then the rule on the record's trial
+    (``trials.view_trial``, ``trials.change_trial``). Users see the trials they belong to,
+    coordinators change only their own, nothing is deleted, and an object of another trial is a
+    403 (with an audit row), never a redirect or a page."""
 
     trial_path = "trial"
 
@@ -128,7 +125,7 @@ class TrialScopedMixin:
         return obj
 
     def get_queryset(self, request):
-        visible = trials_visible_to(request.user)
+        visible = permitted(request.user, "trials.view_trial")
         return super().get_queryset(request).filter(**{f"{self.trial_path}__in": visible})
 
     def get_object(self, request, object_id, from_field=None):
@@ -152,19 +149,21 @@ class TrialScopedMixin:
     def has_view_permission(self, request, obj=None) -> bool:
         allowed = super().has_view_permission(request, obj)
         return allowed and (
-            obj is None or trials_visible_to(request.user).filter(pk=self.trial_of(obj).pk).exists()
+            obj is None or request.user.has_perm("trials.view_trial", self.trial_of(obj))
         )
 
     def has_change_permission(self, request, obj=None) -> bool:
         allowed = super().has_change_permission(request, obj)
-        return allowed and (obj is None or can_coordinate(request.user, self.trial_of(obj)))
+        return allowed and (
+            obj is None or request.user.has_perm("trials.change_trial", self.trial_of(obj))
+        )
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "trial":
-            kwargs["queryset"] = trials_coordinated_by(request.user)
+            kwargs["queryset"] = permitted(request.user, "trials.change_trial")
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
@@ -204,7 +203,7 @@ class AppendOnlyInline(admin.TabularInline):
     extra = 0
 
     def can_append(self, request, trial: Trial | None) -> bool:
-        return trial is not None and can_coordinate(request.user, trial)
+        return trial is not None and request.user.has_perm("trials.change_trial", trial)
 
     def has_add_permission(self, request, obj=None) -> bool:
         return self.can_append(request, obj)
@@ -262,7 +261,7 @@ def _transition_action(target: str, label: str):
     @admin.action(description=label, permissions=["change"])
     def action(modeladmin, request, queryset):
         for trial in queryset:
-            if not can_coordinate(request.user, trial):
+            if not request.user.has_perm("trials.change_trial", trial):
                 modeladmin.message_user(
                     request, f"{trial.slug}: only its coordinators can do that.", messages.ERROR
                 )
@@ -362,7 +361,6 @@ class TrialAdmin(TrialScopedAdmin):
     def get_urls(self):
         view = self.admin_site.admin_view
         return [
-            path("<int:pk>/consort/", view(self.consort_view), name="trials_trial_consort"),
             path(
                 "<int:pk>/oversight/<str:decision>/",
                 view(self.oversight_view),
@@ -377,34 +375,16 @@ class TrialAdmin(TrialScopedAdmin):
             raise PermissionDenied("You do not work on this trial.")
         return trial
 
-    def consort_view(self, request: HttpRequest, pk: int) -> HttpResponse:
-        """The CONSORT flow counts, with the sample-ratio-mismatch check on allocation."""
-        trial = self._visible(request, pk)
-        counts = consort_counts(trial)
-        srm = None
-        current = preregistration_current(trial)
-        allocated = {arm["slug"]: arm["allocated"] for arm in counts["arms"]}
-        if current is not None and sum(allocated.values()) > 0:
-            ratio = randomisation_settings(current.plan["plan"])["ratio"] or dict.fromkeys(
-                allocated, 1
-            )
-            srm = sample_ratio_mismatch(allocated, ratio)
-        context = self.admin_site.each_context(request) | {
-            "title": f"CONSORT flow: {trial.title}",
-            "trial": trial,
-            "counts": counts,
-            "srm": srm,
-            "opts": self.model._meta,
-        }
-        return TemplateResponse(request, "admin/trials/trial/consort.html", context)
-
     def oversight_view(self, request: HttpRequest, pk: int, decision: str) -> HttpResponse:
         """A body member approves the current plan version, or suspends the trial."""
         if decision not in ("approve", "suspend"):
             raise PermissionDenied("Unknown decision.")
         trial = self._visible(request, pk)
+        permission = (
+            "trials.approve_preregistration" if decision == "approve" else "trials.suspend_trial"
+        )
         bodies = bodies_of(request.user, trial)
-        if not bodies.exists():
+        if not request.user.has_perm(permission, trial) or not bodies.exists():
             raise PermissionDenied("Only members of a body overseeing this trial can decide.")
         form = OversightDecisionForm(request.POST or None, bodies=bodies)
         current = preregistration_current(trial)
@@ -493,9 +473,9 @@ class PreRegistrationAdmin(TrialScopedAdmin):
     def approved_by(self, prereg: PreRegistration) -> str:
         return ", ".join(a.body.name for a in prereg.approvals.select_related("body")) or "—"
 
-    @admin.display(description="frozen content")
+    @admin.display(description="frozen record")
     def content(self, prereg: PreRegistration) -> str:
-        text = json.dumps(prereg.plan, indent=2, ensure_ascii=False, sort_keys=True)
+        text = json.dumps(prereg.record, indent=2, ensure_ascii=False, sort_keys=True)
         return format_html("<pre style='white-space:pre-wrap'>{}</pre>", text)
 
     @admin.display(description="export")
@@ -527,7 +507,7 @@ class PreRegistrationAdmin(TrialScopedAdmin):
             if prereg is not None and prereg.frozen_at is not None:
                 event_record(
                     trial=prereg.trial,
-                    kind="edit_refused",
+                    kind=TrialEvent.Kind.EDIT_REFUSED,
                     actor=request.user,
                     model="preregistration",
                     version=prereg.version,
@@ -548,7 +528,7 @@ class PreRegistrationAdmin(TrialScopedAdmin):
     def freeze(self, request, queryset) -> None:
         for draft in queryset.filter(frozen_at__isnull=True):
             trial = draft.trial
-            if not can_coordinate(request.user, trial):
+            if not request.user.has_perm("trials.change_trial", trial):
                 self.message_user(request, f"{trial}: coordinators only.", messages.ERROR)
                 continue
             try:
@@ -674,7 +654,7 @@ class ParticipantAdmin(TrialScopedAdmin):
     @admin.action(description="Withdraw (on the participant's request)", permissions=["change"])
     def withdraw(self, request, queryset) -> None:
         for participant in queryset:
-            if can_coordinate(request.user, participant.trial):
+            if request.user.has_perm("trials.change_trial", participant.trial):
                 participant_withdraw(
                     participant=participant,
                     reason="withdrew (recorded by coordinator)",
@@ -692,13 +672,12 @@ class OversightBodyAdmin(RecordAdmin):
     filter_horizontal = ["members"]
 
     def get_queryset(self, request):
-        # A body's membership is its own business and that of the trials it oversees.
-        bodies = super().get_queryset(request)
-        if request.user.is_superuser:
-            return bodies
-        visible = trials_visible_to(request.user)
-        mine = Q(members=request.user) | Q(trialoversight__trial__in=visible)
-        return bodies.filter(pk__in=OversightBody.objects.filter(mine).values("pk"))
+        readable = permitted(request.user, "trials.view_oversightbody")
+        return super().get_queryset(request).filter(pk__in=readable.values("pk"))
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        allowed = super().has_view_permission(request, obj)
+        return allowed and (obj is None or request.user.has_perm("trials.view_oversightbody", obj))
 
     def get_object(self, request, object_id, from_field=None):
         obj = super().get_object(request, object_id, from_field)

@@ -165,7 +165,11 @@ def _deployment() -> dict:
         wait_for_port("127.0.0.1", port)
         started_nodes = time.perf_counter()
         nodes = supernodes_start(
-            superlink=f"127.0.0.1:{port}", node_configs=configs, log_dir=directory, env=env
+            superlink=f"127.0.0.1:{port}",
+            node_configs=configs,
+            runtime_ports=[free_port() for _ in configs],
+            log_dir=directory,
+            env=env,
         )
         # A window asks only the devices connected when it starts: time the window, not the fleet.
         wait_for_supernodes(f"127.0.0.1:{port}", len(configs))

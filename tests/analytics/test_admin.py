@@ -6,8 +6,9 @@ from django.contrib.auth.models import Group
 
 from analytics.models import AnalysisRun
 from analytics.services import analysis_run_create, analysis_run_execute
+from tests.trials.factories import enrolling_trial
 from trials.models import TrialMember
-from trials.services import member_add
+from trials.services import member_add, participant_enrol, screening_record
 
 pytestmark = pytest.mark.django_db
 
@@ -59,3 +60,24 @@ def test_runs_of_other_trials_are_not_listed(client, small_trial):
     client.force_login(staff("ana", "Analysts"))  # an analyst of no trial
     listing = client.get("/admin/analytics/analysisrun/").content.decode()
     assert "0 analysis runs" in listing
+
+
+def test_the_trial_page_shows_its_consort_flow_and_checks_the_ratio(client):
+    alice = staff("alice", "Coordinators")
+    trial = enrolling_trial("c", actor=alice)
+    screening_record(trial=trial, eligible=False, exclusion_reason="Under 18")
+    for n in range(6):
+        screening = screening_record(trial=trial, eligible=True)
+        participant_enrol(
+            trial=trial,
+            email=f"p{n}@example.org",
+            consent_document=trial.consent_documents.get(),
+            scopes=["surveys"],
+            screening=screening,
+        )
+    client.force_login(alice)
+    consort = f"/admin/trials/trial/{trial.pk}/consort/"
+    assert consort in client.get(f"/admin/trials/trial/{trial.pk}/change/").content.decode()
+    page = client.get(consort).content.decode()
+    assert "Assessed for eligibility</th><td>7" in page
+    assert "Under 18: 1" in page and "no mismatch" in page

@@ -67,7 +67,11 @@ def test_a_window_waits_for_every_arm_then_is_released_through_superlink_and_sup
         wait_for_port("127.0.0.1", port)
         # Only arm a's devices are online: the window must wait, holding its reservation.
         nodes = supernodes_start(
-            superlink=superlink_address, node_configs=early, log_dir=logs, env=env
+            superlink=superlink_address,
+            node_configs=early,
+            runtime_ports=[free_port() for _ in early],
+            log_dir=logs,
+            env=env,
         )
         # A window asks the devices connected when it starts: wait until they all are.
         wait_for_supernodes(superlink_address, len(early))
@@ -85,6 +89,7 @@ def test_a_window_waits_for_every_arm_then_is_released_through_superlink_and_sup
         nodes += supernodes_start(
             superlink=superlink_address,
             node_configs=late,
+            runtime_ports=[free_port() for _ in late],
             log_dir=logs,
             env=env,
             log_prefix="supernode-late",
