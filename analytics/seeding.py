@@ -177,7 +177,7 @@ def _record_responses(trial, cohort, simulated, seed: int) -> None:
     """Submit, through the survey service, item answers that score as simulated."""
     rng = np.random.default_rng(seed + 2)
     instruments = Instrument.objects.filter(code__in=["who5", "swls"])
-    definitions = {i.definition["scores"][0]["dimension"]: i.definition for i in instruments}
+    definitions = {i.definition.scores[0].dimension: i.definition for i in instruments}
     waves = {w.index: w for w in trial.waves.all()}
     table = simulated.scores.pivot_table(
         index=["participant", "wave"], columns="dimension", values="score"
@@ -186,7 +186,7 @@ def _record_responses(trial, cohort, simulated, seed: int) -> None:
         participant = cohort[int(row["participant"])]
         wave = waves[int(row["wave"])]
         answers = {
-            definition["code"]: answers_for_score(definition, row[dimension], rng)
+            definition.code: answers_for_score(definition, row[dimension], rng)
             for dimension, definition in definitions.items()
         }
         submitted = participant.enrolled_at + timedelta(

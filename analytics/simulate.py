@@ -18,6 +18,8 @@ import pandas as pd
 from scipy import optimize
 from scipy.special import expit
 
+from surveys.instrument import InstrumentDefinition
+
 
 @dataclass(frozen=True)
 class DimensionModel:
@@ -154,21 +156,22 @@ def _last_waves(
     return last_wave
 
 
-def answers_for_score(definition: dict, target: float, rng: np.random.Generator) -> dict[str, int]:
+def answers_for_score(
+    definition: InstrumentDefinition, target: float, rng: np.random.Generator
+) -> dict[str, int]:
     """Item answers whose score, under ``definition``'s sum rule, is as close to ``target`` as the
     scale allows; the total is spread over the items at random."""
-    items = definition["items"]
-    low, high = definition["scale"]["min"], definition["scale"]["max"]
-    (rule,) = definition["scores"]
-    if rule["rule"] != "sum" or "items" in rule:
-        raise ValueError(f"{definition['code']} is not scored as one sum of all its items.")
-    multiplier = rule.get("multiplier", 1)
-    total = int(np.clip(round(target / multiplier), low * len(items), high * len(items)))
+    items = definition.items
+    low, high = definition.scale.min, definition.scale.max
+    (score,) = definition.scores
+    if score.rule != "sum" or score.items is not None:
+        raise ValueError(f"{definition.code} is not scored as one sum of all its items.")
+    total = int(np.clip(round(target / score.multiplier), low * len(items), high * len(items)))
     values = np.full(len(items), low)
     for _ in range(total - low * len(items)):
         open_items = np.flatnonzero(values < high)
         values[rng.choice(open_items)] += 1
     answers = {}
     for item, value in zip(items, values, strict=True):
-        answers[item["code"]] = int(low + high - value) if item["reverse"] else int(value)
+        answers[item.code] = int(low + high - value) if item.reverse else int(value)
     return answers

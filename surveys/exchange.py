@@ -43,8 +43,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from surveys.instrument import InstrumentDefinition, Item, ScoreRule
 from surveys.models import Instrument, Response, Score, Wave
-from surveys.registry import language_version, point_labels
 from surveys.services import response_submit
 from trials.models import Allocation, ConsentGrant, ConsentScope, Participant, Trial
 from trials.spreadsheet import csv_file, unneutralised
@@ -164,10 +164,7 @@ def responses_frame(trial: Trial) -> pd.DataFrame:
         .values_list("participant_id", "wave__index", "answers", "languages", "submitted_at")
     )
     codes = {code for response in responses for code in response[2]}
-    items = {
-        i.code: [item["code"] for item in i.definition["items"]]
-        for i in Instrument.objects.filter(code__in=codes)
-    }
+    items = {i.code: i.definition.item_codes for i in Instrument.objects.filter(code__in=codes)}
     rows = [
         {
             "trial": trial.slug,
@@ -248,63 +245,63 @@ def _redcap_row(
     return row
 
 
-def _choices(definition: Mapping, item: Mapping, language: str) -> str:
+def _choices(definition: InstrumentDefinition, item: Item, language: str) -> str:
     """REDCap's ``"value, label | …"``; a scale with anchors only labels its two ends, as the
     participant pages do."""
-    labels = point_labels(definition, item, language)
+    labels = definition.point_labels(item, language)
     return " | ".join(f"{value}, {words or value}" for value, words in labels)
 
 
-def _item_fields(definition: Mapping) -> list[dict[str, str]]:
-    english = language_version(definition, "en")
+def _item_fields(definition: InstrumentDefinition) -> list[dict[str, str]]:
+    english = definition.language_version("en")
     return [
         _redcap_row(
-            name=item["code"],
-            form=definition["code"],
+            name=item.code,
+            form=definition.code,
             # The instruction is shown once, above the instrument's first question.
-            section=definition["stem"][english] if position == 0 else "",
+            section=definition.stem[english] if position == 0 else "",
             field_type="radio",
-            label=item["text"][english],
+            label=item.text[english],
             choices=_choices(definition, item, english),
             required="y",
-            annotation="reverse-keyed" if item["reverse"] else "",
+            annotation="reverse-keyed" if item.reverse else "",
         )
-        for position, item in enumerate(definition["items"])
+        for position, item in enumerate(definition.items)
     ]
 
 
-def _equation(definition: Mapping, rule: Mapping) -> str:
+def _equation(definition: InstrumentDefinition, score: ScoreRule) -> str:
     """The score rule in REDCap's calc syntax (reverse-keyed items mirrored; a prorated sum is
     the mean times the number of items)."""
-    low, high = definition["scale"]["min"], definition["scale"]["max"]
-    reverse = {item["code"] for item in definition["items"] if item["reverse"]}
-    items = rule.get("items", [item["code"] for item in definition["items"]])
+    low, high = definition.scale.min, definition.scale.max
+    reverse = {item.code for item in definition.items if item.reverse}
+    items = definition.scored_items(score)
     terms = ", ".join(f"({low + high} - [{c}])" if c in reverse else f"[{c}]" for c in items)
-    if rule["rule"] == "mean":
+    if score.rule == "mean":
         equation = f"mean({terms})"
-    elif rule.get("min_answered", len(items)) == len(items):
+    elif definition.min_answered(score) == len(items):
         equation = f"sum({terms})"
     else:
         equation = f"mean({terms}) * {len(items)}"
-    multiplier = rule.get("multiplier", 1)
+    multiplier = score.multiplier
     return equation if multiplier == 1 else f"({equation}) * {multiplier}"
 
 
-def _score_fields(definition: Mapping) -> list[dict[str, str]]:
+def _score_fields(definition: InstrumentDefinition) -> list[dict[str, str]]:
     rows = []
-    for rule in definition["scores"]:
-        scored = len(rule.get("items", definition["items"]))
-        low, high = rule["range"]
+    for score in definition.scores:
+        scored = len(definition.scored_items(score))
+        low, high = score.range
         rows.append(
             _redcap_row(
-                name=rule["code"],
-                form=definition["code"],
+                name=score.code,
+                form=definition.code,
                 field_type="calc",
-                label=f"{definition['name']}: score {rule['code']}",
-                choices=_equation(definition, rule),
+                label=f"{definition.name}: score {score.code}",
+                choices=_equation(definition, score),
                 annotation=(
-                    f"dimension {rule['dimension']}; range {low}-{high}; computed when at least "
-                    f"{rule.get('min_answered', scored)} of {scored} items are answered"
+                    f"dimension {score.dimension}; range {low}-{high}; computed when at least "
+                    f"{definition.min_answered(score)} of {scored} items are answered"
                 ),
             )
         )
@@ -541,7 +538,7 @@ class _Context:
     arms: dict[str, str]
     waves: dict[int, Wave]
     # Wave index → instrument code → definition: what each wave asks.
-    questions: dict[int, dict[str, Mapping]]
+    questions: dict[int, dict[str, InstrumentDefinition]]
     # (participant id, wave index) → the answers already stored.
     stored: dict[tuple[str, int], dict]
     # Participants whose consent to surveys is active (checked again when each is written).
@@ -621,13 +618,13 @@ def _question_problems(cells: Mapping[str, object], context: _Context) -> list[s
     if definition is None:
         return [f"instrument {_shown(code)} is not asked in wave {index}", *problems]
     item = _text(cells["item"])
-    if item not in {entry["code"] for entry in definition["items"]}:
+    if item not in definition.item_codes:
         problems.append(f"unknown item {_shown(item)} of instrument {code}")
     language = _text(cells["language"])
-    if language and language not in definition["languages"]:
-        offered = ", ".join(definition["languages"])
+    if language and language not in definition.languages:
+        offered = ", ".join(definition.languages)
         problems.append(f"language {_shown(language)} is not a version of {code} ({offered})")
-    low, high = definition["scale"]["min"], definition["scale"]["max"]
+    low, high = definition.scale.min, definition.scale.max
     if value is not None and not low <= value <= high:
         problems.append(f"value {value} is outside the scale of {code} ({low} to {high})")
     return problems
@@ -702,8 +699,8 @@ def _completeness_errors(rows: list[_Row], context: _Context) -> list[RowError]:
     where = f"{first.participant.pk}'s response to wave {first.wave.index} ({_lines(rows)})"
     errors = []
     for code, definition in context.questions[first.wave.index].items():
-        missing = [i["code"] for i in definition["items"] if (code, i["code"]) not in answered]
-        if len(missing) == len(definition["items"]):
+        missing = [item for item in definition.item_codes if (code, item) not in answered]
+        if len(missing) == len(definition.items):
             errors.append(RowError(first.line, f"incomplete: {where} lacks instrument {code}"))
         elif missing:
             message = f"incomplete: {where} lacks {code} items {', '.join(missing)}"

@@ -1,15 +1,52 @@
-"""Measuring flourishing (DESIGN.md §2 "surveys/")."""
+"""Measuring flourishing: instruments, wave schedules, invitations, responses and scores."""
 
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
+from django.db.models.fields.json import KeyTransform
 
+from surveys.instrument import InstrumentDefinition
 from trials.models import Participant, Trial
+
+
+class _DefinitionEncoder(DjangoJSONEncoder):
+    def default(self, o):
+        return o.to_json() if isinstance(o, InstrumentDefinition) else super().default(o)
+
+
+class InstrumentDefinitionField(models.JSONField):
+    """A JSON column that reads back as an :class:`InstrumentDefinition` and stores one as the
+    JSON its author wrote (``InstrumentDefinition.to_json``), so what is stored never changes
+    shape. Rows are read with ``InstrumentDefinition.from_stored``."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        # The encoder writes a definition wherever Django turns the value into JSON: saving,
+        # lookups, the admin's read-only display.
+        kwargs["encoder"] = _DefinitionEncoder
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self):
+        # Only Python's view of the column is typed; migrations see the plain JSONField it is.
+        name, _, args, kwargs = super().deconstruct()
+        kwargs.pop("encoder")
+        return name, "django.db.models.JSONField", args, kwargs
+
+    def from_db_value(self, value, expression, connection):
+        value = super().from_db_value(value, expression, connection)
+        if value is None or isinstance(expression, KeyTransform):  # a key of it, not all of it
+            return value
+        return InstrumentDefinition.from_stored(value)
+
+    def value_to_string(self, obj) -> object:
+        # Serialisers (dumpdata) write plain JSON.
+        value = self.value_from_object(obj)
+        return value.to_json() if isinstance(value, InstrumentDefinition) else value
 
 
 class Instrument(models.Model):
     """A questionnaire: shipped in ``surveys/instruments/`` or loaded from a licensed pack.
 
-    ``definition`` holds what the registry validated (see registry.py): items, keying, response
-    scale, scores and their dimensions, recall window, licence and language versions. ``name``,
+    ``definition`` is an :class:`~surveys.instrument.InstrumentDefinition`: items, keying,
+    response scale, scores and their dimensions, recall window, licence and languages. ``name``,
     ``version``, ``licence`` and ``validated`` are copied from it (by the services that load
     instruments) so the admin can list and filter on them.
     """
@@ -26,7 +63,9 @@ class Instrument(models.Model):
         default=True, help_text="False for the project's own items that are still being validated."
     )
     origin = models.CharField(max_length=20, choices=Origin.choices, default=Origin.REPOSITORY)
-    definition = models.JSONField(help_text="Items, scale, scoring rule, languages, licence.")
+    definition = InstrumentDefinitionField(
+        help_text="Items, scale, scoring rule, languages, licence."
+    )
     loaded_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -52,7 +52,7 @@ def _attempt(compute: Callable[[], object]) -> Figure:
 def instrument_item_frame(trial: Trial, instrument: Instrument) -> pd.DataFrame:
     """One row per response to ``instrument``: keyed item values (higher = more), with the
     participant, wave, language version and community."""
-    items = [item["code"] for item in instrument.definition["items"]]
+    items = instrument.definition.item_codes
     rows = []
     responses = Response.objects.filter(wave__trial=trial, wave__instruments=instrument).values(
         "participant_id", "participant__community__slug", "wave__index", "answers", "languages"
@@ -119,12 +119,11 @@ def trial_survey_report(trial: Trial) -> list[ScoreReport]:
     reports = []
     for instrument in instruments:
         frame = instrument_item_frame(trial, instrument)
-        all_items = [item["code"] for item in instrument.definition["items"]]
-        for rule in instrument.definition["scores"]:
+        for score in instrument.definition.scores:
             report = ScoreReport(
                 instrument=instrument.code,
-                score=rule["code"],
-                items=rule.get("items", all_items),
+                score=score.code,
+                items=instrument.definition.scored_items(score),
                 validated=instrument.validated,
             )
             _fill(report, frame)

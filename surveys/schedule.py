@@ -47,7 +47,7 @@ def schedule_errors(waves: Iterable[tuple[Wave, Sequence[Instrument]]]) -> list[
     last_asked: dict[str, Wave] = {}
     for wave, instruments in ordered:
         for instrument in instruments:
-            recall = instrument.definition["recall_window_days"]
+            recall = instrument.definition.recall_window_days
             previous = last_asked.get(instrument.code)
             if previous is not None and wave.day_offset - previous.day_offset < recall:
                 errors.append(

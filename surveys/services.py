@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage, get_connection
 from django.db import IntegrityError, transaction
@@ -14,13 +15,15 @@ from django.template.loader import render_to_string
 from django.utils import timezone, translation
 
 from stats import quality
+from surveys.instrument import DefinitionError, InstrumentDefinition, InstrumentPack
 from surveys.links import absolute, data_path, survey_path
 from surveys.models import Instrument, Invitation, Response, ResponseDraft, Score, Wave
-from surveys.registry import definition_errors, shipped_definitions
+from surveys.registry import shipped_definitions
 from surveys.schedule import schedule_errors, wave_window
 from surveys.scoring import scores, validate_answers
-from trials.models import ConsentScope, Participant, Trial
-from trials.services import consent_active
+from trials.locks import trial_lock
+from trials.models import ConsentScope, Participant, Trial, TrialEvent
+from trials.services import consent_active, event_record
 
 logger = logging.getLogger(__name__)
 
@@ -28,12 +31,12 @@ logger = logging.getLogger(__name__)
 INVITING_STATES = (Trial.State.ENROLLING, Trial.State.FOLLOW_UP)
 
 
-def _instrument_fields(definition: Mapping, origin: str) -> dict:
+def _instrument_fields(definition: InstrumentDefinition, origin: str) -> dict:
     return {
-        "name": definition["name"],
-        "version": definition["version"],
-        "licence": definition["licence"],
-        "validated": definition["validated"],
+        "name": definition.name,
+        "version": definition.version,
+        "licence": definition.licence,
+        "validated": definition.validated,
         "origin": origin,
         "definition": definition,
     }
@@ -52,31 +55,21 @@ def instruments_sync() -> list[Instrument]:
 
 @transaction.atomic
 def instrument_pack_load(*, pack: object) -> list[Instrument]:
-    """Load a deploying organisation's licensed instruments (``{"pack": name, "instruments":
-    [definition, …]}``) into the database; every definition is checked before any is stored.
+    """Load a deploying organisation's licensed instruments (an ``InstrumentPack``'s JSON) into
+    the database; every definition is checked before any is stored.
 
     A pack cannot replace a shipped instrument, and loading the same pack again updates it.
     """
-    if not isinstance(pack, Mapping) or not isinstance(pack.get("instruments"), list):
-        raise ValidationError('A pack is a JSON object with an "instruments" list.')
-    problems: list[str] = []
-    shipped = shipped_definitions()
-    for position, definition in enumerate(pack["instruments"], start=1):
-        code = definition.get("code") if isinstance(definition, Mapping) else None
-        problems += [f"Instrument {position} ({code}): {e}" for e in definition_errors(definition)]
-        if code in shipped:
-            problems.append(f"Instrument {position} ({code}): a shipped instrument has that code.")
-    codes = [d.get("code") for d in pack["instruments"] if isinstance(d, Mapping)]
-    if len(set(codes)) != len(codes):
-        problems.append("Two instruments in the pack share a code.")
-    if problems:
-        raise ValidationError(problems)
+    try:
+        loaded = InstrumentPack.from_json(pack, reserved_codes=shipped_definitions())
+    except DefinitionError as error:
+        raise ValidationError(error.problems) from error
     return [
         Instrument.objects.update_or_create(
-            code=definition["code"],
+            code=definition.code,
             defaults=_instrument_fields(definition, Instrument.Origin.PACK),
         )[0]
-        for definition in pack["instruments"]
+        for definition in loaded.instruments
     ]
 
 
@@ -90,14 +83,10 @@ def wave_create(
     window_days: int = 7,
     reminder_days: Iterable[int] = (),
     one_page: bool = False,
+    actor: AbstractBaseUser | None = None,
 ) -> Wave:
-    """Add a wave to the trial's schedule; the whole schedule must still respect every
+    """Add a wave to a draft trial's schedule; the whole schedule must still respect every
     instrument's recall window and keep the waves' windows apart."""
-    codes = list(instrument_codes)
-    instruments = list(Instrument.objects.filter(code__in=codes))
-    unknown = set(codes) - {i.code for i in instruments}
-    if unknown:
-        raise ValidationError(f"Unknown instruments: {', '.join(sorted(unknown))}.")
     wave = Wave(
         trial=trial,
         index=index,
@@ -106,12 +95,73 @@ def wave_create(
         reminder_days=sorted(set(reminder_days)),
         one_page=one_page,
     )
-    planned = [(w, list(w.instruments.all())) for w in trial.waves.prefetch_related("instruments")]
-    errors = schedule_errors([*planned, (wave, instruments)])
+    return _wave_store(wave, instrument_codes, TrialEvent.Kind.WAVE_CREATED, actor)
+
+
+@transaction.atomic
+def wave_change(
+    *,
+    wave: Wave,
+    index: int,
+    day_offset: int,
+    instrument_codes: Iterable[str],
+    window_days: int,
+    reminder_days: Iterable[int],
+    one_page: bool,
+    actor: AbstractBaseUser | None = None,
+) -> Wave:
+    """Change a wave of a draft trial's schedule, under the same rules as adding one."""
+    wave = Wave.objects.get(pk=wave.pk)
+    wave.index, wave.day_offset, wave.window_days = index, day_offset, window_days
+    wave.reminder_days, wave.one_page = sorted(set(reminder_days)), one_page
+    return _wave_store(wave, instrument_codes, TrialEvent.Kind.WAVE_CHANGED, actor)
+
+
+def wave_schedule_errors(*, wave: Wave, instruments: Iterable[Instrument]) -> list[str]:
+    """Every reason why ``wave`` (new or changed) with ``instruments`` cannot join its trial's
+    schedule, as sentences (the admin's form shows them before anything is saved)."""
+    trial = wave.trial
+    if trial.state != Trial.State.DRAFT:
+        # The waves are what the plan's outcomes are measured at: registered, they are the
+        # protocol, and only an amendment (with new approvals) could change them.
+        return [
+            f"The trial is {trial.get_state_display().lower()}: its wave schedule is part of the "
+            "registered protocol and can only be changed while the trial is a draft."
+        ]
+    others = trial.waves.exclude(pk=wave.pk).prefetch_related("instruments")
+    planned = [(other, list(other.instruments.all())) for other in others]
+    return schedule_errors([*planned, (wave, list(instruments))])
+
+
+def _wave_store(
+    wave: Wave,
+    instrument_codes: Iterable[str],
+    kind: TrialEvent.Kind,
+    actor: AbstractBaseUser | None,
+) -> Wave:
+    # The trial's row lock keeps a registration from slipping in between check and save.
+    wave.trial = trial_lock(wave.trial)
+    codes = list(instrument_codes)
+    instruments = list(Instrument.objects.filter(code__in=codes))
+    unknown = set(codes) - {i.code for i in instruments}
+    if unknown:
+        raise ValidationError(f"Unknown instruments: {', '.join(sorted(unknown))}.")
+    errors = wave_schedule_errors(wave=wave, instruments=instruments)
     if errors:
         raise ValidationError(errors)
     wave.save()
     wave.instruments.set(instruments)
+    event_record(
+        trial=wave.trial,
+        kind=kind,
+        actor=actor,
+        wave=wave.index,
+        day_offset=wave.day_offset,
+        window_days=wave.window_days,
+        reminder_days=wave.reminder_days,
+        one_page=wave.one_page,
+        instruments=sorted(codes),
+    )
     return wave
 
 
@@ -183,13 +233,13 @@ def draft_save(
     return draft
 
 
-def _answer_vector(definition: Mapping, answers: Mapping[str, int]) -> list[float]:
+def _answer_vector(definition: InstrumentDefinition, answers: Mapping[str, int]) -> list[float]:
     """Answers in presentation order, NaN where unanswered (the quality indices' input)."""
-    return [float(answers.get(item["code"], float("nan"))) for item in definition["items"]]
+    return [float(answers.get(code, float("nan"))) for code in definition.item_codes]
 
 
 def quality_indices(
-    definition: Mapping,
+    definition: InstrumentDefinition,
     answers: Mapping[str, int],
     seconds: float | None,
     mahalanobis_p: float | None = None,
@@ -206,12 +256,12 @@ def score_fields(instrument: Instrument, answers: Mapping[str, int]) -> list[dic
     return [
         {
             "instrument": instrument,
-            "code": rule["code"],
-            "dimension": rule["dimension"],
-            "value": computed[rule["code"]],
+            "code": score.code,
+            "dimension": score.dimension,
+            "value": computed[score.code],
         }
-        for rule in instrument.definition["scores"]
-        if rule["code"] in computed
+        for score in instrument.definition.scores
+        if score.code in computed
     ]
 
 
@@ -471,12 +521,29 @@ def invitations_send_due(*, now: datetime | None = None) -> dict[str, int]:
 
 
 @transaction.atomic
-def invitation_release(*, invitation: Invitation) -> Invitation:
+def invitation_release(
+    *, invitation: Invitation, actor: AbstractBaseUser | None = None
+) -> Invitation:
     """A coordinator who checked that an ``unknown`` or ``failed`` invitation did not arrive
-    lets the sweep send it again."""
-    invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
+    lets the sweep send it again (a second e-mail to a person: audited, with who decided)."""
+    invitation = (
+        Invitation.objects.select_for_update(of=("self",))
+        .select_related("wave__trial")
+        .get(pk=invitation.pk)
+    )
     if invitation.state not in (Invitation.State.UNKNOWN, Invitation.State.FAILED):
         raise ValidationError("Only an unknown or failed invitation can be sent again.")
+    previous = invitation.state
     invitation.state, invitation.note = Invitation.State.PENDING, "released by a coordinator"
     invitation.save(update_fields=["state", "note"])
+    event_record(
+        trial=invitation.wave.trial,
+        kind=TrialEvent.Kind.INVITATION_RELEASED,
+        actor=actor,
+        invitation=invitation.pk,
+        participant=invitation.participant_id,
+        wave=invitation.wave.index,
+        sequence=invitation.sequence,
+        previous=previous,
+    )
     return invitation

@@ -30,7 +30,6 @@ from surveys.links import (
     survey_path,
 )
 from surveys.models import Instrument, Wave
-from surveys.registry import language_version, point_labels
 from surveys.scoring import validate_answers
 from surveys.selectors import WaveState, survey_status, wave_open_for
 from surveys.services import draft_save, participant_locale_set, response_submit
@@ -116,27 +115,27 @@ def _participant_pages(view: Callable) -> Callable:
 
 def _instrument_page(instrument: Instrument, language: str, answers: dict, errors: dict) -> dict:
     definition = instrument.definition
-    version = language_version(definition, language)
+    version = definition.language_version(language)
     # An anchored scale is printed as numbered points with the words at both ends (0–10).
-    anchored = "labels" not in definition["scale"]
+    anchored = definition.scale.labels is None
     items = []
-    for item in definition["items"]:
+    for item in definition.items:
         items.append(
             {
-                "code": item["code"],
-                "field": f"{instrument.code}:{item['code']}",
-                "text": item["text"][version],
+                "code": item.code,
+                "field": f"{instrument.code}:{item.code}",
+                "text": item.text[version],
                 "choices": [
                     (value, f"{value} – {words}" if anchored and words else words or str(value))
-                    for value, words in point_labels(definition, item, version)
+                    for value, words in definition.point_labels(item, version)
                 ],
-                "selected": answers.get(item["code"]),
-                "error": errors.get(item["code"]),
+                "selected": answers.get(item.code),
+                "error": errors.get(item.code),
             }
         )
     return {
         "code": instrument.code,
-        "stem": definition["stem"][version],
+        "stem": definition.stem[version],
         "language": version,
         "items": items,
     }
@@ -145,12 +144,12 @@ def _instrument_page(instrument: Instrument, language: str, answers: dict, error
 def _posted_answers(instrument: Instrument, data) -> dict[str, object]:
     """Form fields ``<instrument>:<item>`` → answers; non-numbers are kept to be reported."""
     chosen: dict[str, object] = {}
-    for item in instrument.definition["items"]:
-        raw = data.get(f"{instrument.code}:{item['code']}", "")
+    for code in instrument.definition.item_codes:
+        raw = data.get(f"{instrument.code}:{code}", "")
         if _ANSWER.fullmatch(raw):
-            chosen[item["code"]] = int(raw)
+            chosen[code] = int(raw)
         elif raw:
-            chosen[item["code"]] = raw
+            chosen[code] = raw
     return chosen
 
 
@@ -193,12 +192,12 @@ def _posted_timings(page: list[Instrument], data) -> dict[str, dict[str, float]]
         shown = float(signing.loads(data.get("shown", ""), salt=_SHOWN_SALT))
     except (signing.BadSignature, TypeError, ValueError):
         shown = None
-    sizes = {i.code: len(i.definition["items"]) for i in page}
+    sizes = {i.code: len(i.definition.items) for i in page}
     if shown is not None:
         seconds = min(max(time.time() - shown, 0.0), MAX_PAGE_SECONDS)
         total = sum(sizes.values())
         timings["pages"] = {code: seconds * size / total for code, size in sizes.items()}
-    known = {item["code"] for i in page for item in i.definition["items"]}
+    known = {code for i in page for code in i.definition.item_codes}
     items = _posted_item_seconds(data.get("item_seconds", ""), known)
     if items:
         timings["items"] = items
@@ -321,7 +320,7 @@ def survey(request: HttpRequest, token: str, participant: Participant, wave: Wav
 
 def _finish(request, token, participant, wave, pages, answers, started_at, timings) -> HttpResponse:
     instruments = [instrument for page in pages for instrument in page]
-    languages = {i.code: language_version(i.definition, participant.locale) for i in instruments}
+    languages = {i.code: i.definition.language_version(participant.locale) for i in instruments}
     try:
         response_submit(
             participant=participant,
@@ -335,7 +334,7 @@ def _finish(request, token, participant, wave, pages, answers, started_at, timin
         # A page left unanswered (e.g. reached by editing the address): go back to it.
         missing = error.message_dict if hasattr(error, "error_dict") else {}
         for number, page in enumerate(pages):
-            items = {item["code"] for i in page for item in i.definition["items"]}
+            items = {code for i in page for code in i.definition.item_codes}
             if items & set(missing):
                 return redirect(f"{reverse('surveys:survey', args=[token])}?page={number}")
         return _message(request, _("We could not save your answers"), " ".join(error), 409)

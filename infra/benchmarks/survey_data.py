@@ -79,7 +79,7 @@ def rows_check(
     accepted: exactly one Response per accepted submission, none for anyone else, and every
     Response's Score rows."""
     wave = Wave.objects.get(pk=cohort.wave_id)
-    per_response = sum(len(i.definition["scores"]) for i in wave.instruments.all())
+    per_response = sum(len(i.definition.scores) for i in wave.instruments.all())
     responses = Counter(Response.objects.filter(wave=wave).values_list("participant_id", flat=True))
     score_rows = Counter(
         Score.objects.filter(response__wave=wave).values_list("response__participant_id", flat=True)

@@ -1,5 +1,6 @@
 """Licensed packs, wave schedules that respect recall windows, and the survey admin."""
 
+import html
 import io
 import json
 from pathlib import Path
@@ -20,9 +21,8 @@ from surveys.services import (
     wave_quality_refresh,
     waves_quality_refresh,
 )
-from tests.trials.factories import draft_trial
 from trials.models import ConsentDocument
-from trials.services import participant_enrol
+from trials.services import participant_enrol, trial_create
 
 pytestmark = pytest.mark.django_db
 
@@ -90,7 +90,9 @@ def test_a_bad_pack_loads_nothing_and_names_every_problem(tmp_path):
     with pytest.raises(ValidationError) as error:
         instrument_pack_load(pack={"instruments": [_pack_instrument("fine"), broken, clash]})
     messages = " ".join(error.value.messages)
-    assert "Instrument 2 (broken): score broken_wellbeing: dimension must be one of" in messages
+    assert "Instrument 2 (broken): scores → 1 → dimension: Input should be 'life_satisfaction'" in (
+        messages
+    )
     assert "Instrument 3 (who5): a shipped instrument has that code." in messages
     assert not Instrument.objects.filter(code="fine").exists()
     with pytest.raises(CommandError, match="Cannot read"):
@@ -109,7 +111,7 @@ def test_a_pack_of_garbage_is_refused_with_a_clear_message(tmp_path):
 
 def test_pack_instruments_with_end_anchors_render_numbered_choices(client, small_trial):
     instrument_pack_load(pack={"instruments": [_pack_instrument()]})
-    trial = draft_trial("packed")
+    trial = trial_create(slug="packed", title="Packed")
     wave = wave_create(trial=trial, index=0, day_offset=0, instrument_codes=["sfi_demo"])
     from surveys.views import _instrument_page
 
@@ -123,7 +125,7 @@ def test_pack_instruments_with_end_anchors_render_numbered_choices(client, small
 
 
 def test_the_schedule_respects_recall_windows_and_keeps_waves_apart():
-    trial = draft_trial("schedule")
+    trial = trial_create(slug="schedule", title="Schedule")  # no waves yet
     wave_create(trial=trial, index=0, day_offset=0, instrument_codes=["who5", "swls"])
     with pytest.raises(ValidationError) as error:
         wave_create(trial=trial, index=1, day_offset=7, instrument_codes=["who5"])
@@ -161,11 +163,23 @@ def test_coordinator_loads_a_pack_in_the_admin(client):
     bad.name = "bad.json"
     refused = client.post("/admin/surveys/instrument/load-pack/", {"pack": bad})
     assert "The file is not JSON" in refused.content.decode()
+    # A malformed definition: the page names each field and what it may be; nothing is loaded.
+    broken = _pack_instrument("broken")
+    broken["scale"]["anchors"]["en"] = ["Not at all"]
+    broken["items"][0]["revers"] = broken["items"][0].pop("reverse")
+    upload = io.BytesIO(json.dumps({"instruments": [broken]}).encode())
+    upload.name = "broken.json"
+    refused = client.post("/admin/surveys/instrument/load-pack/", {"pack": upload})
+    page = html.unescape(refused.content.decode())
+    assert "Instrument 1 (broken): scale → anchors → en → 2: Field required." in page
+    assert "Instrument 1 (broken): items → 1 → reverse: Field required." in page
+    assert "Instrument 1 (broken): items → 1 → revers: not a known field." in page
+    assert not Instrument.objects.filter(code="broken").exists()
 
 
 def test_coordinator_adds_waves_in_the_admin_and_sees_schedule_errors(client):
     coordinator = staff("dora", "Coordinators")
-    trial = draft_trial("admin-waves", actor=coordinator)
+    trial = trial_create(slug="admin-waves", title="Admin waves", actor=coordinator)
     client.force_login(coordinator)
     who5 = Instrument.objects.get(code="who5")
     form = {

@@ -1,6 +1,7 @@
 import pytest
 
-from surveys.registry import REDISTRIBUTABLE_LICENCES, definition_errors, shipped_definitions
+from surveys.instrument import REDISTRIBUTABLE_LICENCES, InstrumentDefinition
+from surveys.registry import shipped_definitions
 from surveys.scoring import scores, validate_answers
 
 pytestmark = pytest.mark.unit
@@ -10,11 +11,10 @@ def test_shipped_instruments_are_only_redistributable_ones():
     definitions = shipped_definitions()
     assert set(definitions) == {"who5", "swls", "flourishing_scale", "ai_assistant"}
     for definition in definitions.values():
-        assert definition["licence"] in REDISTRIBUTABLE_LICENCES
-        assert definition_errors(definition) == []
-        assert set(definition["languages"]) == {"en", "de"}
+        assert definition.licence in REDISTRIBUTABLE_LICENCES
+        assert set(definition.languages) == {"en", "de"}
     # The project's own items say they are not validated yet.
-    assert [d["code"] for d in definitions.values() if not d["validated"]] == ["ai_assistant"]
+    assert [d.code for d in definitions.values() if not d.validated] == ["ai_assistant"]
 
 
 def test_who5_score_range_is_0_to_100():
@@ -56,13 +56,13 @@ def test_own_items_score_two_means_with_reverse_keys_and_one_gap_allowed():
 
 
 def test_reverse_keyed_items_are_mirrored_and_a_prorated_sum_keeps_the_range():
-    definition = dict(shipped_definitions()["swls"])
-    definition["items"] = [dict(definition["items"][0], reverse=True), *definition["items"][1:]]
+    swls = shipped_definitions()["swls"].to_json()
+    swls["items"][0]["reverse"] = True
     answers = {f"swls_{i}": 7 for i in range(1, 6)}
-    assert scores(definition, answers) == {"swls": 35 - 7 + 1}
-    definition["scores"] = [dict(definition["scores"][0], min_answered=4)]
+    assert scores(InstrumentDefinition.from_json(swls), answers) == {"swls": 35 - 7 + 1}
+    swls["scores"][0]["min_answered"] = 4
     four = {f"swls_{i}": 6 for i in range(2, 6)}
-    assert scores(definition, four) == {"swls": 30.0}  # mean 6 × 5 items
+    assert scores(InstrumentDefinition.from_json(swls), four) == {"swls": 30.0}  # mean 6 × 5
 
 
 @pytest.mark.parametrize(
@@ -91,17 +91,3 @@ def test_unknown_items_are_rejected():
     who5 = shipped_definitions()["who5"]
     answers = {f"who5_{i}": 3 for i in range(1, 6)} | {"who5_9": 1}
     assert "who5_9" in validate_answers(who5, answers)
-
-
-def test_definition_errors_name_each_problem():
-    broken = dict(shipped_definitions()["who5"])
-    broken["licence"] = "whatever"
-    broken["scale"] = dict(broken["scale"], labels={"en": ["a", "b"], "de": ["a"]})
-    broken["scores"] = [dict(broken["scores"][0], dimension="happiness", items=["who5_9"])]
-    errors = " ".join(definition_errors(broken))
-    assert "licence must be one of" in errors
-    assert "scale labels (en) need one label per point (6)" in errors
-    assert "dimension must be one of" in errors
-    assert "unknown items who5_9" in errors
-    assert definition_errors([]) == ["An instrument definition must be a JSON object."]
-    assert "Missing keys" in definition_errors({"code": "x"})[0]
