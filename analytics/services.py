@@ -13,7 +13,6 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from analytics.analysis import analyse
 from analytics.models import AnalysisRun
 from trials.models import Trial
 from trials.selectors import preregistration_in_force
@@ -301,6 +300,10 @@ def _take_stale(stale_after: timedelta, max_attempts: int) -> AnalysisRun | None
 
 
 def _analyse(run: AnalysisRun) -> tuple[dict, dict, str]:
+    # The models load JAX, numpyro and statsmodels: only the worker that runs them imports them,
+    # never the web process (tests/config/test_startup_imports.py).
+    from analytics.analysis import analyse
+
     return analyse(
         trial=run.trial,
         plan=run.preregistration.plan["plan"],

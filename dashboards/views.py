@@ -13,7 +13,6 @@ from werkzeug.test import EnvironBuilder
 
 from analytics.models import AnalysisRun
 from config.security import csp_hash
-from dashboards.dash_app import USER_KEY, dash_app
 from dashboards.selectors import VIEW_PERMISSION, latest_finished_run, may_view
 from trials.models import Trial
 from trials.selectors import trials_analysed_by
@@ -57,6 +56,9 @@ def trial_list(request: HttpRequest) -> HttpResponse:
 
 def _to_dash(request: HttpRequest) -> HttpResponse:
     """Run the Dash (Flask) WSGI app on this request and return its answer as Django's."""
+    # Dash loads on the first dashboard request, not when the URL conf does.
+    from dashboards.dash_app import USER_KEY, dash_app
+
     builder = EnvironBuilder(
         path=request.path,
         method=request.method,
@@ -97,6 +99,8 @@ def trial_detail(request: HttpRequest, slug: str) -> HttpResponse:
 
 def _dash_policy() -> dict[str, list[str]]:
     """What the dashboard page adds to the site's Content-Security-Policy (config.settings)."""
+    from dashboards.dash_app import dash_app
+
     return {
         # Dash's index runs inline scripts (its renderer's start): allowed by their hashes,
         # Dash's documented way (Dash.csp_hashes) to keep 'unsafe-inline' out of script-src.

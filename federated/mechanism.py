@@ -24,20 +24,33 @@ OpenDP draws noise from the operating system's randomness; it cannot be seeded, 
 noise are statistical.
 """
 
+from __future__ import annotations
+
 import math
 from dataclasses import dataclass
 from fractions import Fraction
-
-import opendp.prelude as dp
+from functools import cache
+from typing import TYPE_CHECKING
 
 from federated.schema import COUNT, TelemetrySchema
 
-dp.enable_features("contrib")
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    import opendp.prelude as dp
 
 NANO = 10**9  # the ledger counts ρ in integer nano-units
 INTEGER = "i64"  # sums of many bounded minutes overflow 32 bits
-_DOMAIN = dp.vector_domain(dp.atom_domain(T=INTEGER))
-_METRIC = dp.symmetric_distance()
+
+
+@cache
+def _opendp() -> ModuleType:
+    """OpenDP, imported on first use: the web process imports this module for the ledger's
+    figures, and OpenDP loads scikit-learn (tests/config/test_startup_imports.py)."""
+    import opendp.prelude as dp
+
+    dp.enable_features("contrib")
+    return dp
 
 
 def nano_rho_floor(rho: float) -> int:
@@ -76,7 +89,7 @@ class ReleasePlan:
 
     def serialized(self) -> dict[str, str]:
         """Each quantity's OpenDP measurement as JSON (``dp.deserialize`` restores it)."""
-        return {q.quantity: dp.serialize(q.measurement()) for q in self.quantities}
+        return {q.quantity: _opendp().serialize(q.measurement()) for q in self.quantities}
 
 
 @dataclass(frozen=True)
@@ -86,12 +99,16 @@ class NoisyValue:
 
 
 def _count(scale: float) -> dp.Measurement:
-    return dp.t.make_count(_DOMAIN, _METRIC, TO=INTEGER) >> dp.m.then_gaussian(scale)
+    dp = _opendp()
+    domain, metric = dp.vector_domain(dp.atom_domain(T=INTEGER)), dp.symmetric_distance()
+    return dp.t.make_count(domain, metric, TO=INTEGER) >> dp.m.then_gaussian(scale)
 
 
 def _clamped_sum(lower: int, upper: int, scale: float) -> dp.Measurement:
+    dp = _opendp()
+    domain, metric = dp.vector_domain(dp.atom_domain(T=INTEGER)), dp.symmetric_distance()
     return (
-        dp.t.make_clamp(_DOMAIN, _METRIC, (lower, upper))
+        dp.t.make_clamp(domain, metric, (lower, upper))
         >> dp.t.then_sum()
         >> dp.m.then_gaussian(scale)
     )
@@ -117,7 +134,7 @@ def _calibrated(quantity: str, lower: int, upper: int, rho: float) -> QuantityMe
     def build(scale: float) -> dp.Measurement:
         return QuantityMechanism(quantity, lower, upper, scale, rho=0.0).measurement()
 
-    scale = dp.binary_search_param(build, d_in=1, d_out=rho)
+    scale = _opendp().binary_search_param(build, d_in=1, d_out=rho)
     return QuantityMechanism(quantity, lower, upper, scale, build(scale).map(1))
 
 
@@ -144,7 +161,7 @@ def release(
 
 def accuracy(scale: float, alpha: float = 0.05) -> float:
     """Half-width ``a`` with P(|noise| ≥ a) ≤ alpha for the integer Gaussian of ``scale``."""
-    return dp.discrete_gaussian_scale_to_accuracy(scale, alpha)
+    return _opendp().discrete_gaussian_scale_to_accuracy(scale, alpha)
 
 
 def rho_to_epsilon(rho: float, delta: float) -> float:
@@ -152,6 +169,7 @@ def rho_to_epsilon(rho: float, delta: float) -> float:
     ρ + 2√(ρ ln 1/δ) bound of Bun & Steinke 2016, Prop. 1.3)."""
     if rho <= 0:
         return 0.0
+    dp = _opendp()
     # A unit-sensitivity Gaussian of scale 1/√(2ρ) costs ρ; its privacy profile at δ.
     gaussian = dp.m.make_gaussian(
         dp.atom_domain(T=float, nan=False),

@@ -77,8 +77,6 @@ from numpyro.infer import MCMC, NUTS, init_to_uniform
 from stats import compiled
 from stats.diagnostics import GateReport, convergence_gates
 
-jax.config.update("jax_enable_x64", True)  # sums of squares over many participants need f64
-
 STATISTICS = ("n", "sum_t", "sum_tt", "sum_y", "sum_ty", "sum_yy")
 INTERVAL = (0.025, 0.975)
 
@@ -512,7 +510,9 @@ def growth_fit(
     insurance. If the gates fail on ESS or R̂ alone, more draws are taken (up to ``max_draws``
     per chain); if any transition diverged, the model is refitted once with ``target_accept``
     0.99. A fit that still fails is returned with ``reportable = False`` and the reasons in
-    ``gates``.
+    ``gates``. It runs in float64, which sums of squares over many participants need, set for
+    this call only (``jax.enable_x64`` as a context): other JAX code in the process keeps JAX's
+    default.
 
     Parameters
     ----------
@@ -535,10 +535,11 @@ def growth_fit(
         seed=seed, chains=chains, warmup=warmup, draws=draws, max_draws=max_draws, progress=progress
     )
     try:
-        samples, report = _run(totals, data, target_accept=target_accept, **options)
-        if report.divergences:
-            target_accept = 0.99
+        with jax.enable_x64(True):
             samples, report = _run(totals, data, target_accept=target_accept, **options)
+            if report.divergences:
+                target_accept = 0.99
+                samples, report = _run(totals, data, target_accept=target_accept, **options)
     finally:
         compiled.fit_finished()
     mids = mid_per_wave or {}

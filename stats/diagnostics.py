@@ -4,7 +4,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from arviz_stats import ess, rhat
 
 MAX_RHAT = 1.01
 MIN_ESS = 400
@@ -69,6 +68,10 @@ def convergence_gates(
         raise ValueError("Gates need at least two chains of at least four draws.")
     if divergences < 0:
         raise ValueError("divergences cannot be negative.")
+    # Imported here: the dashboards read this module's thresholds in the web process, and
+    # arviz_stats loads JAX (tests/config/test_startup_imports.py).
+    from arviz_stats import ess, rhat
+
     per_quantity: dict[str, dict[str, float]] = {}
     for name, value in draws.items():
         flat = np.asarray(value, dtype=float).reshape(chains, per_chain, -1)

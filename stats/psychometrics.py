@@ -24,7 +24,6 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
 from numpy.typing import ArrayLike
 from scipy import linalg, optimize, stats
 
@@ -1032,6 +1031,10 @@ def icc_test_retest(
     if np.sum(design.sizes >= 2) < 2:
         raise ValueError("At least 2 subjects must be scored on 2 or more occasions.")
     y = long[score].to_numpy(dtype=float)
+
+    # Imported here: the survey reports import this module in the web process, which must not
+    # load statsmodels at start-up (tests/config/test_startup_imports.py).
+    import statsmodels.api as sm
 
     # Cell-means coding: one fixed mean per occasion, so the fixed effects are the β_j.
     # statsmodels' default gtol (1e-5) leaves errors of ~1e-5 in the ICC; 1e-8 lands on the

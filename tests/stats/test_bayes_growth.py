@@ -1,3 +1,4 @@
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
@@ -76,13 +77,14 @@ def test_marginal_likelihood_equals_the_brute_force_one():
     cov = root @ root.T + np.diag(np.tile([0.6, 0.02], D))
     totals = group_totals(data)
     assert len(totals.count) < data.participants  # participants really were pooled
-    fast = marginal_loglik(
-        totals,
-        intercept=jnp.asarray(beta0 + alpha[totals.arm]),
-        slope=jnp.asarray(beta1 + gamma[totals.arm] + delta[totals.arm, totals.community]),
-        sigma=jnp.asarray(sigma),
-        chol_cov=jnp.asarray(np.linalg.cholesky(cov)),
-    )
+    with jax.enable_x64(True):  # as growth_fit evaluates it
+        fast = marginal_loglik(
+            totals,
+            intercept=jnp.asarray(beta0 + alpha[totals.arm]),
+            slope=jnp.asarray(beta1 + gamma[totals.arm] + delta[totals.arm, totals.community]),
+            sigma=jnp.asarray(sigma),
+            chol_cov=jnp.asarray(np.linalg.cholesky(cov)),
+        )
 
     class Long:  # the brute force's view of the same data
         pass
@@ -128,6 +130,15 @@ def test_a_run_that_fails_the_gates_says_why_and_is_not_reportable():
     fit = growth_fit(data, seed=1, warmup=100, draws=30, max_draws=30)
     assert not fit.reportable and not fit.gates.passed
     assert any("ESS" in reason for reason in fit.gates.reasons)
+
+
+def test_64_bit_mode_lasts_for_the_fit_only():
+    # The same data and settings as the test above, so the compiled sampler is reused.
+    simulated = simulate_scores(n_participants=80, n_waves=4, effect=1.0, seed=2)
+    data = growth_data_from_frame(_frame(simulated), control="a")
+    growth_fit(data, seed=1, warmup=100, draws=30, max_draws=30)
+    assert not jax.config.jax_enable_x64
+    assert jnp.asarray(1.0).dtype == jnp.float32
 
 
 def test_community_composites_weigh_the_standardised_community_effects():
