@@ -4,6 +4,7 @@ author gets, and stored definitions that read and hash as before."""
 import html
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,8 @@ from surveys.models import Instrument
 from surveys.registry import INSTRUMENT_DIR, shipped_definitions
 from trials.canonical import sha256_of
 
-SCHEMA_FILE = Path(__file__).resolve().parents[2] / "docs" / "instrument-schema.json"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+SCHEMA_FILE = DOCS / "instrument-schema.json"
 
 
 def _file(code: str) -> dict:
@@ -39,6 +41,14 @@ def test_the_published_schema_is_the_generated_one():
     assert schema["required"] == ["instruments"] and definition["additionalProperties"] is False
     dimension = schema["$defs"]["ScoreRule"]["properties"]["dimension"]
     assert "autonomy" in dimension["enum"] and "happiness" not in dimension["enum"]
+
+
+@pytest.mark.unit
+def test_the_documented_example_is_a_loadable_pack():
+    guide = (DOCS / "instruments.md").read_text(encoding="utf-8")
+    example = json.loads(re.search(r"```json\n(.*?)```", guide, re.DOTALL).group(1))
+    pack = InstrumentPack.from_json(example, reserved_codes=shipped_definitions())
+    assert [i.code for i in pack.instruments] == ["example_index"]
 
 
 @pytest.mark.unit
