@@ -39,7 +39,7 @@ from stats.srm import sample_ratio_mismatch
 from surveys.models import Instrument
 from surveys.reports import trial_survey_report
 from trials.models import FlourishingProfile, Trial
-from trials.plan import randomisation_settings
+from trials.plan import Plan
 
 GROWTH = "growth_difference_per_wave"
 FINAL_WAVE = "final_wave_difference"
@@ -69,28 +69,27 @@ class Outcome:
     planned: bool
 
 
-def planned_outcomes(plan: dict | None, frame: pd.DataFrame, confirmatory: bool) -> list[Outcome]:
-    """The plan's outcomes (each score of the named instrument on the named dimension), then every
-    other score in the data as an exploratory outcome at the last wave."""
+def planned_outcomes(plan: Plan, frame: pd.DataFrame, confirmatory: bool) -> list[Outcome]:
+    """The plan's outcomes (the named score, or each score of the named instrument on the named
+    dimension), then every other score in the data as an exploratory outcome at the last wave."""
     scores = frame[["instrument", "outcome", "dimension"]].drop_duplicates()
     last_wave = int(frame["wave"].max())
     outcomes: list[Outcome] = []
-    for role in ("primary", "secondary"):
-        for entry in (plan or {}).get(f"{role}_outcomes", []):
-            matching = scores[
-                (scores.instrument == entry["instrument"])
-                & (scores.dimension == entry["dimension"])
-            ]
-            if matching.empty:
-                raise ValueError(
-                    f"No scores of {entry['instrument']} on {entry['dimension']} for the "
-                    f"{role} outcome."
-                )
-            outcomes += [
-                Outcome(code, entry["instrument"], entry["dimension"], entry["wave"], role, True)
-                for code in sorted(matching.outcome)
-                if code not in {o.code for o in outcomes}
-            ]
+    for role, entry in plan.outcomes:
+        matching = scores[
+            (scores.instrument == entry.instrument) & (scores.dimension == entry.dimension)
+        ]
+        if entry.score is not None:
+            matching = matching[matching.outcome == entry.score]
+        if matching.empty:
+            raise ValueError(
+                f"No scores of {entry.instrument} on {entry.dimension} for the {role} outcome."
+            )
+        outcomes += [
+            Outcome(code, entry.instrument, entry.dimension, entry.wave, role, True)
+            for code in sorted(matching.outcome)
+            if code not in {o.code for o in outcomes}
+        ]
     named = {o.code for o in outcomes}
     for row in scores.sort_values("outcome").itertuples():
         if row.outcome not in named:
@@ -105,7 +104,7 @@ def planned_outcomes(plan: dict | None, frame: pd.DataFrame, confirmatory: bool)
 def analyse(
     *,
     trial: Trial,
-    plan: dict | None,
+    plan: Plan | None,
     confirmatory: bool,
     seed: int,
     progress: Callable[[float], None],
@@ -121,11 +120,12 @@ def analyse(
         raise ValueError("The trial has no scores yet.")
     snapshot = hashlib.sha256(frame.to_csv(index=False).encode()).hexdigest()
     arms = list(trial.arms.order_by("-is_control", "slug").values_list("slug", flat=True))
-    control, planned_arm = (plan or {}).get("arms_compared") or [arms[0], None]
+    plan = plan or Plan()  # an exploratory run of a trial with no frozen plan
+    control, planned_arm = plan.arms_compared or [arms[0], None]
     frame = frame[frame.arm.notna()]
     outcomes = planned_outcomes(plan, frame, confirmatory)
-    alpha = float((plan or {}).get("alpha", 0.05))
-    mids = (plan or {}).get("minimal_important_differences", {})
+    alpha = plan.alpha
+    mids = plan.minimal_important_differences
 
     def is_confirmatory(outcome: Outcome, arm: str, method: str) -> bool:
         return outcome.planned and arm == planned_arm and method in PLANNED_METHODS
@@ -136,7 +136,7 @@ def analyse(
         rows = frame[(frame.outcome == outcome.code) & (frame.wave <= outcome.wave)]
         estimates += _frequentist(rows, outcome, control, alpha, is_confirmatory)
         progress(0.4 * (position + 1) / steps)
-    _adjust(estimates, (plan or {}).get("multiplicity", "holm"), alpha)
+    _adjust(estimates, plan.multiplicity, alpha)
 
     bayes_outcomes = [o for o in outcomes if o.planned] or outcomes
     horizon = max(o.wave for o in bayes_outcomes)
@@ -189,14 +189,14 @@ def analyse(
         for wave, group in frame.groupby("wave")
         if wave > 0
     }
-    ratio = randomisation_settings(plan or {})["ratio"] or dict.fromkeys(allocated, 1)
+    ratio = plan.randomisation.ratio_for(list(allocated))
     randomised = {arm: n for arm, n in allocated.items() if n}  # attrition needs people
     results = {
         "kind": "confirmatory" if confirmatory else "exploratory",
         "control": control,
         "planned_contrast": None if planned_arm is None else f"{planned_arm} − {control}",
         "alpha": alpha,
-        "multiplicity": (plan or {}).get("multiplicity", "holm"),
+        "multiplicity": plan.multiplicity,
         "outcomes": [dataclasses.asdict(o) for o in outcomes],
         "estimates": estimates,
         "bayes_growth": _bayes_section(fit, [o.code for o in bayes_outcomes]),
@@ -473,12 +473,12 @@ def _psychometrics(trial: Trial) -> list[dict]:
     ]
 
 
-def _interim(plan, estimates, allocated, responded) -> dict | None:
+def _interim(plan: Plan, estimates, allocated, responded) -> dict | None:
     """Where the trial stands against its planned interim looks, for the primary outcome's
     mixed-model test: the information fraction is the share of the planned sample that has
     reached the primary outcome wave."""
-    looks = (plan or {}).get("interim_looks") or []
-    sample = (plan or {}).get("sample_size")
+    looks = [look.model_dump(mode="json") for look in plan.interim_looks]
+    sample = plan.sample_size
     if not looks:
         return None
     primary = next(
@@ -486,10 +486,10 @@ def _interim(plan, estimates, allocated, responded) -> dict | None:
     )
     if not sample or primary is None:
         return {"looks": looks, "status": "The plan gives no sample size to place the look."}
-    planned_total = sample["per_arm"] * len(allocated)
+    planned_total = sample.per_arm * len(allocated)
     reached = sum(responded.get(primary["wave"], {}).values())
     fraction = min(1.0, reached / planned_total)
-    fractions = [look["information_fraction"] for look in looks]
+    fractions = [look.information_fraction for look in plan.interim_looks]
     done = [f for f in fractions if f <= fraction] + ([1.0] if fraction >= 1.0 else [])
     if not done:
         return {
@@ -499,8 +499,8 @@ def _interim(plan, estimates, allocated, responded) -> dict | None:
         }
     boundaries = spending_boundaries(
         done,
-        alpha=float(plan.get("alpha", 0.05)),
-        spending=looks[0].get("spending", "obrien_fleming"),
+        alpha=plan.alpha,
+        spending=plan.interim_looks[0].spending,
     )
     z = abs(primary["estimate"] / primary["std_error"])
     crossed = z >= boundaries.z[-1]
@@ -522,9 +522,8 @@ def _ordinal(trial: Trial, outcome: Outcome, control: str, seed: int, horizon: i
     """The graded-response growth model on the items behind one score."""
     instrument = Instrument.objects.get(code=outcome.instrument)
     definition = instrument.definition
-    rule = next(r for r in definition["scores"] if r["code"] == outcome.code)
-    items = rule.get("items") or [item["code"] for item in definition["items"]]
-    scale = (definition["scale"]["min"], definition["scale"]["max"])
+    items = definition.scored_items(definition.score(outcome.code))
+    scale = (definition.scale.min, definition.scale.max)
     answers = trial_item_frame(trial, instrument)
     answers = answers[answers["item"].isin(items) & (answers["wave"] <= horizon)]
     data = ordinal_data_from_frame(answers, control=control, categories=dict.fromkeys(items, scale))

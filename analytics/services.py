@@ -306,7 +306,7 @@ def _analyse(run: AnalysisRun) -> tuple[dict, dict, str]:
 
     return analyse(
         trial=run.trial,
-        plan=run.preregistration.plan["plan"],
+        plan=run.preregistration.plan,
         confirmatory=run.kind == AnalysisRun.Kind.CONFIRMATORY,
         seed=run.seed,
         progress=lambda fraction: _set_progress(run, fraction),

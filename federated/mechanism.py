@@ -32,7 +32,8 @@ from fractions import Fraction
 from functools import cache
 from typing import TYPE_CHECKING
 
-from federated.schema import COUNT, TelemetrySchema
+from federated.schema import COUNT
+from trials.telemetry import TelemetrySection
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -114,7 +115,7 @@ def _clamped_sum(lower: int, upper: int, scale: float) -> dp.Measurement:
     )
 
 
-def release_plan(schema: TelemetrySchema) -> ReleasePlan:
+def release_plan(schema: TelemetrySection) -> ReleasePlan:
     """The mechanisms of one window of ``schema``, calibrated to its ``rho_per_window``."""
     share = schema.rho_per_window / (1 + len(schema.metrics))
     quantities = [_calibrated(COUNT, 0, 1, share)]

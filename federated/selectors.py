@@ -8,9 +8,10 @@ from django.utils import timezone
 
 from federated.mechanism import NANO, accuracy, nano_rho_floor, release_plan, rho_to_epsilon
 from federated.models import PrivacyBudget, PrivacyCharge, ReleasedAggregate
-from federated.schema import COUNT, METRICS, TelemetrySchema, telemetry_schema
+from federated.schema import COUNT
 from trials.models import PreRegistration, Trial
 from trials.selectors import preregistration_in_force
+from trials.telemetry import METRICS, TelemetrySection
 
 Z95 = 1.959963984540054  # standard normal 0.975 quantile
 # Devices report while participants are enrolled or followed up; the last window may end later.
@@ -22,14 +23,14 @@ def charge_key(trial: Trial, version: int, window_index: int) -> str:
     return f"telemetry:{trial.slug}:plan-v{version}:window-{window_index}"
 
 
-def telemetry_schema_in_force(trial: Trial) -> tuple[PreRegistration, TelemetrySchema] | None:
+def telemetry_schema_in_force(trial: Trial) -> tuple[PreRegistration, TelemetrySection] | None:
     """The plan in force (the latest version every required body approved) and the telemetry
     schema it declares; None without telemetry."""
     preregistration = preregistration_in_force(trial)
     if preregistration is None:
         return None
-    section = preregistration.plan["plan"].get("telemetry")  # the frozen record wraps the plan
-    return None if section is None else (preregistration, telemetry_schema(section))
+    section = preregistration.plan.telemetry
+    return None if section is None else (preregistration, section)
 
 
 def telemetry_epoch(trial: Trial) -> date | None:
@@ -38,7 +39,7 @@ def telemetry_epoch(trial: Trial) -> date | None:
     return first.date() if first is not None else None
 
 
-def window_bounds(trial: Trial, schema: TelemetrySchema, index: int) -> tuple[date, date]:
+def window_bounds(trial: Trial, schema: TelemetrySection, index: int) -> tuple[date, date]:
     """Window ``index``'s first day and its exclusive end."""
     opened = telemetry_epoch(trial)
     if opened is None:
@@ -49,7 +50,7 @@ def window_bounds(trial: Trial, schema: TelemetrySchema, index: int) -> tuple[da
     return start, start + timedelta(days=schema.window_days)
 
 
-def windows_ended(trial: Trial, schema: TelemetrySchema, *, today: date | None = None) -> range:
+def windows_ended(trial: Trial, schema: TelemetrySection, *, today: date | None = None) -> range:
     """The indices of the windows that have ended (their releases may be run)."""
     opened = telemetry_epoch(trial)
     if opened is None:

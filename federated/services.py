@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from federated.mechanism import NANO, NoisyValue, nano_rho_floor
 from federated.models import PrivacyBudget, PrivacyCharge, ReleasedAggregate, TelemetryRelease
-from federated.schema import TelemetrySchema
+from trials.telemetry import TelemetrySection
 from trials.models import PreRegistration, Trial
 from trials.services import event_record
 
@@ -26,7 +26,7 @@ class PrivacyBudgetExhausted(ValidationError):
     """A reservation that would overspend the trial's budget; nothing was reserved."""
 
 
-def _budget_locked(trial: Trial, schema: TelemetrySchema) -> PrivacyBudget:
+def _budget_locked(trial: Trial, schema: TelemetrySection) -> PrivacyBudget:
     total = nano_rho_floor(schema.rho_total)
     budget, _ = PrivacyBudget.objects.get_or_create(
         trial=trial, defaults={"total_nano_rho": total, "delta": schema.delta}
@@ -42,7 +42,7 @@ def _budget_locked(trial: Trial, schema: TelemetrySchema) -> PrivacyBudget:
 
 
 def privacy_charge_reserve(
-    *, trial: Trial, schema: TelemetrySchema, key: str, nano_rho: int, measurements: dict
+    *, trial: Trial, schema: TelemetrySection, key: str, nano_rho: int, measurements: dict
 ) -> PrivacyCharge:
     """Reserve ``nano_rho`` of ``trial``'s budget under ``key``, or return the existing
     reservation of that key. Raises :class:`PrivacyBudgetExhausted` when it does not fit."""
@@ -58,7 +58,7 @@ def privacy_charge_reserve(
 
 @transaction.atomic
 def _reserve(
-    trial: Trial, schema: TelemetrySchema, key: str, nano_rho: int, measurements: dict
+    trial: Trial, schema: TelemetrySection, key: str, nano_rho: int, measurements: dict
 ) -> PrivacyCharge:
     budget = _budget_locked(trial, schema)
     # Every reservation of this trial waits for the budget's row lock, so this read is current.

@@ -24,7 +24,8 @@ from flwr.serverapp import Grid
 
 from federated.mechanism import release, release_plan
 from federated.models import PrivacyCharge, TelemetryRelease
-from federated.schema import TelemetrySchema, clamp_reply
+from federated.schema import clamp_reply
+from trials.telemetry import TelemetrySection
 from federated.selectors import charge_key, telemetry_schema_in_force, window_bounds
 from federated.services import privacy_charge_reserve, telemetry_release_store
 from trials.models import ConsentScope, Participant, Trial
@@ -105,7 +106,7 @@ def telemetry_window_run(
 def _ask(
     grid: Grid,
     node_ids: Sequence[int],
-    schema: TelemetrySchema,
+    schema: TelemetrySection,
     window: tuple,
     timeout: float | None,
 ) -> list[Message]:
@@ -131,7 +132,7 @@ def _ask(
     return answered
 
 
-def _query(node_id: int, schema: TelemetrySchema, window: tuple) -> Message:
+def _query(node_id: int, schema: TelemetrySection, window: tuple) -> Message:
     config = ConfigRecord(
         {
             "window-start": window[0].isoformat(),
@@ -147,7 +148,7 @@ def _query(node_id: int, schema: TelemetrySchema, window: tuple) -> Message:
 
 
 def vectors_by_arm(
-    replies: Iterable[Message], trial: Trial, schema: TelemetrySchema
+    replies: Iterable[Message], trial: Trial, schema: TelemetrySection
 ) -> dict[str, list[dict[str, int]]]:
     """The usable, re-clamped vectors per arm (every arm of the trial, possibly empty)."""
     candidates: dict[str, dict[str, int]] = {}
@@ -179,7 +180,7 @@ def vectors_by_arm(
     return by_arm
 
 
-def _parse(reply: Message, schema: TelemetrySchema) -> tuple[str | None, dict[str, int] | None]:
+def _parse(reply: Message, schema: TelemetrySection) -> tuple[str | None, dict[str, int] | None]:
     """A reply's participant and clamped vector; (None, None) for anything malformed."""
     try:
         if reply.has_error() or not reply.has_content():

@@ -4,9 +4,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from surveys.models import Response, ResponseDraft, Wave
+from surveys.models import Instrument, Response, ResponseDraft, Wave
 from surveys.schedule import wave_window
-from trials.models import Participant
+from trials.models import Participant, Trial
+from trials.plan import Plan
 
 
 class WaveState(StrEnum):
@@ -48,3 +49,54 @@ def wave_open_for(participant: Participant, now: datetime) -> Wave | None:
         if opens <= now < closes:
             return wave
     return None
+
+
+def plan_survey_errors(trial: Trial, plan: Plan) -> list[str]:
+    """What a plan names that the surveys do not have: instruments, their scores on the named
+    dimension, and waves of the trial's schedule that give that instrument. Registered as a
+    freeze check (``trials.plan.register_freeze_check``) by this app's ``ready()``."""
+    instruments = {i.code: i for i in Instrument.objects.all()}
+    waves = {
+        wave.index: {i.code for i in wave.instruments.all()}
+        for wave in trial.waves.prefetch_related("instruments")
+    }
+    errors = []
+    for role, outcome in plan.outcomes:
+        where = f"{role} outcome {outcome.instrument}, {outcome.dimension}, wave {outcome.wave}"
+        instrument = instruments.get(outcome.instrument)
+        if instrument is None:
+            errors.append(
+                f"{where}: no instrument has the code {outcome.instrument!r} "
+                f"(instruments: {', '.join(sorted(instruments)) or 'none loaded'})."
+            )
+            continue
+        scores = {score.code: score.dimension for score in instrument.definition.scores}
+        on_dimension = sorted(code for code, d in scores.items() if d == outcome.dimension)
+        if not on_dimension:
+            measured = sorted(set(scores.values()))
+            errors.append(
+                f"{where}: {outcome.instrument} does not measure {outcome.dimension} "
+                f"(it measures {', '.join(measured)})."
+            )
+        elif outcome.score is not None and outcome.score not in on_dimension:
+            errors.append(
+                f"{where}: {outcome.instrument} has no score {outcome.score!r} on "
+                f"{outcome.dimension} (scores: {', '.join(on_dimension)})."
+            )
+        if outcome.wave not in waves:
+            errors.append(
+                f"{where}: the trial's schedule has no wave {outcome.wave} "
+                f"(waves: {', '.join(map(str, sorted(waves))) or 'none yet'})."
+            )
+        elif outcome.instrument not in waves[outcome.wave]:
+            given = sorted(waves[outcome.wave])
+            errors.append(
+                f"{where}: wave {outcome.wave} does not give {outcome.instrument} "
+                f"(it gives {', '.join(given) or 'nothing'})."
+            )
+        if 0 in waves and outcome.instrument not in waves[0]:
+            errors.append(
+                f"{where}: the baseline wave (0) does not give {outcome.instrument}, so the "
+                "growth from baseline cannot be estimated."
+            )
+    return errors

@@ -1,6 +1,7 @@
 """Admin forms that turn a coordinator's typing into the structures the services take."""
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, get_args
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -17,14 +18,19 @@ from trials.models import (
     Trial,
 )
 from trials.plan import (
-    MULTIPLICITY_CORRECTIONS,
     NARRATIVE_SECTIONS,
-    RANDOMISATION_METHODS,
-    SPENDING_FUNCTIONS,
-    STRATIFICATION_FACTORS,
-    randomisation_settings,
+    Multiplicity,
+    Outcome,
+    Plan,
+    PlanError,
+    RandomisationMethod,
+    SpendingFunction,
+    StratificationFactor,
+    plan_parse,
 )
+from trials.selectors import preregistration_in_force
 from trials.services import AMENDABLE_STATES, ARM_CONFIG_FIELDS, profile_weights_errors
+from trials.telemetry import DEFAULT_DELTA, DEFAULT_MIN_REPLIES_PER_ARM, METRICS, TelemetrySection
 
 LINES = forms.Textarea(attrs={"rows": 3, "cols": 80})
 
@@ -47,12 +53,21 @@ def _outcomes(text: str) -> list[dict[str, Any]]:
     outcomes = []
     for line in _lines(text):
         parts = [part.strip() for part in line.split(",")]
-        if len(parts) != 3 or not parts[2].isdigit():
+        if len(parts) not in (3, 4) or not parts[2].isdigit():
             raise ValidationError(
-                f"Write each outcome as “dimension, instrument, wave number” (got “{line}”)."
+                "Write each outcome as “dimension, instrument, wave number” or "
+                f"“dimension, instrument, wave number, score” (got “{line}”)."
             )
-        outcomes.append({"dimension": parts[0], "instrument": parts[1], "wave": int(parts[2])})
+        outcome = {"dimension": parts[0], "instrument": parts[1], "wave": int(parts[2])}
+        outcomes.append(outcome | ({"score": parts[3]} if len(parts) == 4 else {}))
     return outcomes
+
+
+def _outcome_lines(outcomes: list[Outcome]) -> str:
+    return "\n".join(
+        ", ".join([o.dimension, o.instrument, str(o.wave), *([o.score] if o.score else [])])
+        for o in outcomes
+    )
 
 
 def _number(value: str, what: str) -> float:
@@ -62,34 +77,114 @@ def _number(value: str, what: str) -> float:
         raise ValidationError(f"{what}: “{value}” is not a number.") from None
 
 
+def _whole(value: str, what: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise ValidationError(f"{what}: “{value}” is not a whole number.") from None
+
+
+def _metric_lines(telemetry: TelemetrySection | None) -> str:
+    if telemetry is None:
+        return ""
+    return "\n".join(f"{m.code}: {m.lower}-{m.upper}" for m in telemetry.metrics)
+
+
+def _metrics(text: str) -> list[dict[str, Any]]:
+    """“code”, “code: upper” or “code: lower-upper”, one per line."""
+    metrics = []
+    for line in _lines(text):
+        code, _, bounds = (part.strip() for part in line.partition(":"))
+        metric: dict[str, Any] = {"code": code}
+        if bounds:
+            lower, dash, upper = (part.strip() for part in bounds.partition("-"))
+            if dash:
+                metric["lower"] = _whole(lower, code)
+            metric["upper"] = _whole(upper if dash else lower, code)
+        metrics.append(metric)
+    return metrics
+
+
+def _block_sizes(text: str) -> list[int]:
+    if not text.strip():
+        return []
+    try:
+        return [int(size) for size in text.replace(" ", "").split(",")]
+    except ValueError:
+        raise ValidationError("Write whole numbers separated by commas.") from None
+
+
+def _ratio(text: str) -> dict[str, int]:
+    return {arm: _whole(weight, arm) for arm, weight in _pairs(text, "arm's weight")}
+
+
+def _mids(text: str) -> dict[str, float]:
+    return {key: _number(value, key) for key, value in _pairs(text, "MID")}
+
+
+def _profile_versions(text: str) -> dict[str, int]:
+    return {slug: _whole(version, slug) for slug, version in _pairs(text, "community weight")}
+
+
+def _fractions(text: str) -> list[float]:
+    return [_number(f, "interim look") for f in text.split(",") if f.strip()]
+
+
+def _choices(values: Any) -> list[tuple[str, str]]:
+    return [(value, value.replace("_", " ")) for value in get_args(values)]
+
+
+def plan_to_start_from(trial: Trial | None) -> Plan:
+    """What a new plan version starts as: the open draft, else the version in force (so an
+    amendment changes only what it means to change), else the latest frozen one, else empty."""
+    if trial is None:
+        return Plan()
+    draft = trial.preregistrations.filter(frozen_at__isnull=True).first()
+    latest = draft or preregistration_in_force(trial) or trial.preregistrations.first()
+    return latest.plan if latest is not None else Plan()
+
+
 class PlanForm(forms.ModelForm):
-    """A draft plan, section by section (the OSF Preregistration template's order)."""
+    """A draft plan, section by section (the OSF Preregistration template's order).
+
+    Every section of ``trials.plan.Plan`` has a field here (a test checks it); what the form
+    builds starts from the plan it was opened with, so nothing it does not show is dropped."""
 
     hypotheses = forms.CharField(widget=LINES, help_text="One hypothesis per line.")
     study_type = forms.CharField(required=False, initial="Experiment: randomised field trial")
     blinding = forms.CharField(required=False, widget=LINES)
     design = forms.CharField(required=False, widget=LINES, label="Study design")
+    data_collection_procedures = forms.CharField(required=False, widget=LINES)
     control_arm = forms.SlugField(help_text="Slug of the control arm.")
     treatment_arm = forms.SlugField(help_text="Slug of the arm compared with it.")
-    randomisation_method = forms.ChoiceField(
-        choices=[(m, m.replace("_", " ")) for m in sorted(RANDOMISATION_METHODS)]
-    )
+    randomisation_method = forms.ChoiceField(choices=_choices(RandomisationMethod))
     strata = forms.MultipleChoiceField(
-        choices=[(f, f) for f in sorted(STRATIFICATION_FACTORS)],
+        choices=_choices(StratificationFactor),
         required=False,
         widget=forms.CheckboxSelectMultiple,
     )
     block_sizes = forms.CharField(initial="4, 6", help_text="Comma-separated, e.g. 4, 6.")
+    randomisation_ratio = forms.CharField(
+        required=False,
+        widget=LINES,
+        label="Allocation ratio",
+        help_text="One per line: arm slug: weight (e.g. a: 1 and b: 2). Empty: equal allocation.",
+    )
     primary_outcomes = forms.CharField(
-        widget=LINES, help_text="One per line: dimension, instrument, wave number."
+        widget=LINES,
+        help_text="One per line: dimension, instrument code, wave number[, score code].",
     )
     secondary_outcomes = forms.CharField(widget=LINES, required=False)
     estimand = forms.CharField(
-        required=False, initial="Intention-to-treat difference between arms at the final wave"
+        required=False,
+        widget=LINES,
+        initial="Intention-to-treat difference between arms in the rate of change per wave "
+        "(the growth model's arm × wave interaction)",
     )
     analysis_model = forms.CharField(required=False, widget=LINES)
+    transformations = forms.CharField(required=False, widget=LINES)
     alpha = forms.FloatField(initial=0.05, min_value=0.0001, max_value=0.5)
-    multiplicity = forms.ChoiceField(choices=[(m, m) for m in sorted(MULTIPLICITY_CORRECTIONS)])
+    multiplicity = forms.ChoiceField(choices=_choices(Multiplicity), initial="holm")
     minimal_important_differences = forms.CharField(
         widget=LINES, required=False, help_text="One per line: dimension: difference."
     )
@@ -111,15 +206,38 @@ class PlanForm(forms.ModelForm):
     interim_looks = forms.CharField(
         required=False, help_text="Information fractions of the interim looks, e.g. 0.5."
     )
-    spending = forms.ChoiceField(
-        choices=[(s, s.replace("_", "–")) for s in sorted(SPENDING_FUNCTIONS)], required=False
-    )
+    spending = forms.ChoiceField(choices=_choices(SpendingFunction), required=False)
     stopping_rule = forms.CharField(required=False, widget=LINES)
     exclusions = forms.CharField(required=False, widget=LINES)
     missing_data = forms.CharField(required=False, widget=LINES)
     guardrails = forms.CharField(required=False, widget=LINES, help_text="One per line.")
     community_weights = forms.CharField(
         required=False, widget=LINES, help_text="One per line: community slug: profile version."
+    )
+    telemetry_window_days = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=366,
+        label="Telemetry window (days)",
+        help_text="Leave the telemetry fields empty for a trial without telemetry.",
+    )
+    telemetry_rho_total = forms.FloatField(
+        required=False, min_value=0, label="Telemetry budget ρ (zCDP, whole trial)"
+    )
+    telemetry_rho_per_window = forms.FloatField(
+        required=False, min_value=0, label="Telemetry ρ per window"
+    )
+    telemetry_delta = forms.FloatField(
+        required=False, initial=DEFAULT_DELTA, label="Telemetry δ (for the (ε, δ) report)"
+    )
+    telemetry_min_replies_per_arm = forms.IntegerField(
+        required=False, min_value=1, initial=DEFAULT_MIN_REPLIES_PER_ARM
+    )
+    telemetry_metrics = forms.CharField(
+        required=False,
+        widget=LINES,
+        help_text=f"One per line: code, code: upper or code: lower-upper (per window). Codes: "
+        f"{', '.join(METRICS)}.",
     )
     exploratory_analyses = forms.CharField(required=False, widget=LINES)
     other = forms.CharField(required=False, widget=LINES)
@@ -130,96 +248,130 @@ class PlanForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        if self.instance.pk:
-            self.initial.update(self._initial_from(self.instance.plan))
+        trial = self.instance.trial if self.instance.pk else self._initial_trial()
+        self.start = self.instance.plan if self.instance.pk else plan_to_start_from(trial)
+        if self.instance.pk or trial is not None:
+            self.initial.update(self.initial_from(self.start))
+
+    def _initial_trial(self) -> Trial | None:
+        pk = self.initial.get("trial")
+        return Trial.objects.filter(pk=pk).first() if str(pk or "").isdigit() else None
 
     @staticmethod
-    def _initial_from(plan: dict[str, Any]) -> dict[str, Any]:
-        randomisation = randomisation_settings(plan)
-        sample = plan.get("sample_size") or {}
-        power = sample.get("power") or {}
-        looks = plan.get("interim_looks") or []
-        outcome_lines = lambda key: "\n".join(  # noqa: E731
-            f"{o['dimension']}, {o['instrument']}, {o['wave']}" for o in plan.get(key, [])
-        )
-        initial = {section: plan.get(section, "") for section in NARRATIVE_SECTIONS}
-        compared = plan.get("arms_compared") or ["", ""]
+    def initial_from(plan: Plan) -> dict[str, Any]:
+        """The form's fields for ``plan``: submitting them unchanged gives ``plan`` back."""
+        randomisation, sample, telemetry = plan.randomisation, plan.sample_size, plan.telemetry
+        power = sample.power if sample else None
+        compared = [*plan.arms_compared, "", ""][:2]
+        initial = {section: getattr(plan, section) for section in NARRATIVE_SECTIONS}
         return initial | {
-            "hypotheses": "\n".join(plan.get("hypotheses", [])),
+            "hypotheses": "\n".join(plan.hypotheses),
             "control_arm": compared[0],
             "treatment_arm": compared[1],
-            "randomisation_method": randomisation["method"],
-            "strata": randomisation["strata"],
-            "block_sizes": ", ".join(str(s) for s in randomisation["block_sizes"]),
-            "primary_outcomes": outcome_lines("primary_outcomes"),
-            "secondary_outcomes": outcome_lines("secondary_outcomes"),
-            "alpha": plan.get("alpha", 0.05),
-            "multiplicity": plan.get("multiplicity", "holm"),
+            "randomisation_method": randomisation.method,
+            "strata": randomisation.strata,
+            "block_sizes": ", ".join(str(s) for s in randomisation.block_sizes),
+            "randomisation_ratio": "\n".join(
+                f"{arm}: {weight}" for arm, weight in (randomisation.ratio or {}).items()
+            ),
+            "primary_outcomes": _outcome_lines(plan.primary_outcomes),
+            "secondary_outcomes": _outcome_lines(plan.secondary_outcomes),
+            "alpha": plan.alpha,
+            "multiplicity": plan.multiplicity,
             "minimal_important_differences": "\n".join(
-                f"{k}: {v:g}" for k, v in plan.get("minimal_important_differences", {}).items()
+                f"{k}: {v:g}" for k, v in plan.minimal_important_differences.items()
             ),
-            "sample_size_per_arm": sample.get("per_arm"),
-            "sample_size_rationale": sample.get("rationale", ""),
-            "power_effect": power.get("effect"),
-            "power_sd": power.get("sd"),
-            "power_rho": power.get("rho"),
-            "power_follow_ups": power.get("follow_ups", 1),
-            "power_attrition": power.get("attrition", 0.2),
-            "power_target": power.get("power", 0.8),
-            "interim_looks": ", ".join(f"{look['information_fraction']:g}" for look in looks),
-            "spending": looks[0].get("spending", "obrien_fleming") if looks else "obrien_fleming",
-            "guardrails": "\n".join(plan.get("guardrails", [])),
+            "sample_size_per_arm": sample.per_arm if sample else None,
+            "sample_size_rationale": sample.rationale if sample else "",
+            "power_effect": power.effect if power else None,
+            "power_sd": power.sd if power else None,
+            "power_rho": power.rho if power else None,
+            "power_follow_ups": power.follow_ups if power else 1,
+            "power_attrition": power.attrition if power else 0.2,
+            "power_target": power.power if power else 0.8,
+            "interim_looks": ", ".join(
+                f"{look.information_fraction:g}" for look in plan.interim_looks
+            ),
+            "spending": plan.interim_looks[0].spending if plan.interim_looks else "obrien_fleming",
+            "guardrails": "\n".join(plan.guardrails),
             "community_weights": "\n".join(
-                f"{slug}: {v['profile_version'] if isinstance(v, dict) else v}"
-                for slug, v in plan.get("community_weights", {}).items()
+                f"{slug}: {w.profile_version}" for slug, w in plan.community_weights.items()
             ),
+            "telemetry_window_days": telemetry.window_days if telemetry else None,
+            "telemetry_rho_total": telemetry.rho_total if telemetry else None,
+            "telemetry_rho_per_window": telemetry.rho_per_window if telemetry else None,
+            "telemetry_delta": telemetry.delta if telemetry else DEFAULT_DELTA,
+            "telemetry_min_replies_per_arm": (
+                telemetry.min_replies_per_arm if telemetry else DEFAULT_MIN_REPLIES_PER_ARM
+            ),
+            "telemetry_metrics": _metric_lines(telemetry),
         }
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
         if self.errors:
             return data
-        plan: dict[str, Any] = {s: data[s] for s in NARRATIVE_SECTIONS if data.get(s)}
+        if not self.instance.pk:
+            self.start = plan_to_start_from(data.get("trial"))
+        plan: dict[str, Any] = self.start.canonical()
+        plan |= {section: data.get(section, "") for section in NARRATIVE_SECTIONS}
         plan["hypotheses"] = _lines(data["hypotheses"])
         plan["arms_compared"] = [data["control_arm"], data["treatment_arm"]]
-        try:
-            sizes = [int(size) for size in data["block_sizes"].replace(" ", "").split(",")]
-        except ValueError:
-            raise ValidationError(
-                {"block_sizes": "Write whole numbers separated by commas."}
-            ) from None
+        ratio = self._parsed("randomisation_ratio", _ratio, data)
         plan["randomisation"] = {
             "method": data["randomisation_method"],
             "strata": data["strata"],
-            "block_sizes": sizes,
+            "block_sizes": self._parsed("block_sizes", _block_sizes, data),
+            "ratio": ratio or None,
         }
-        plan["primary_outcomes"] = _outcomes(data["primary_outcomes"])
-        plan["secondary_outcomes"] = _outcomes(data.get("secondary_outcomes", ""))
+        plan["primary_outcomes"] = self._parsed("primary_outcomes", _outcomes, data)
+        plan["secondary_outcomes"] = self._parsed("secondary_outcomes", _outcomes, data)
         plan["alpha"] = data["alpha"]
         plan["multiplicity"] = data["multiplicity"]
-        plan["minimal_important_differences"] = {
-            key: _number(value, key)
-            for key, value in _pairs(data.get("minimal_important_differences", ""), "MID")
-        }
+        plan["minimal_important_differences"] = self._parsed(
+            "minimal_important_differences", _mids, data
+        )
         plan["guardrails"] = _lines(data.get("guardrails", ""))
-        plan["community_weights"] = {
-            slug: int(_number(version, slug))
-            for slug, version in _pairs(data.get("community_weights", ""), "community weight")
-        }
-        fractions = [
-            _number(f, "interim look")
-            for f in data.get("interim_looks", "").split(",")
-            if f.strip()
-        ]
+        plan["community_weights"] = self._parsed("community_weights", _profile_versions, data)
+        fractions = self._parsed("interim_looks", _fractions, data)
         plan["interim_looks"] = [
             {"information_fraction": f, "spending": data.get("spending") or "obrien_fleming"}
             for f in fractions
         ]
         plan["sample_size"] = self._sample_size(data)
-        if plan["sample_size"] is None:
-            del plan["sample_size"]
-        self.plan = plan
+        plan["telemetry"] = self._telemetry(data)
+        if self.errors:
+            return data
+        try:
+            self.plan = plan_parse(plan)
+        except PlanError as error:
+            raise ValidationError(error.messages) from None
         return data
+
+    def _parsed(self, field: str, parse: Callable[[str], Any], data: dict[str, Any]) -> Any:
+        """``parse`` of the field's text; a mistake is reported on the field and parsing goes
+        on, so the coordinator sees every mistake at once."""
+        try:
+            return parse(data.get(field) or "")
+        except ValidationError as error:
+            self.add_error(field, error)
+            return parse("")
+
+    def _telemetry(self, data: dict[str, Any]) -> dict[str, Any] | None:
+        fields = {
+            "window_days": data.get("telemetry_window_days"),
+            "rho_total": data.get("telemetry_rho_total"),
+            "rho_per_window": data.get("telemetry_rho_per_window"),
+            "metrics": self._parsed("telemetry_metrics", _metrics, data),
+        }
+        if not any(fields.values()):
+            return None
+        return fields | {
+            "delta": data.get("telemetry_delta") or DEFAULT_DELTA,
+            "min_replies_per_arm": (
+                data.get("telemetry_min_replies_per_arm") or DEFAULT_MIN_REPLIES_PER_ARM
+            ),
+        }
 
     def _sample_size(self, data: dict[str, Any]) -> dict[str, Any] | None:
         inputs = {
@@ -251,14 +403,15 @@ class PlanForm(forms.ModelForm):
                 "n_total": result.n_total,
                 "achieved_power": result.achieved_power,
             }
-        elif self.instance.pk:
-            power = (self.instance.plan.get("sample_size") or {}).get("power")
+        elif self.start.sample_size and self.start.sample_size.power:
+            power = self.start.sample_size.power.model_dump(mode="json")
         if per_arm is None:
             return None
-        sample = {"per_arm": per_arm, "rationale": data.get("sample_size_rationale", "")}
-        if power:
-            sample["power"] = power
-        return sample
+        return {
+            "per_arm": per_arm,
+            "rationale": data.get("sample_size_rationale", ""),
+            "power": power,
+        }
 
 
 class ArmForm(forms.ModelForm):

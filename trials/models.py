@@ -8,6 +8,8 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
+from trials.plan import FrozenRecord, Plan, plan_parse
+
 
 def new_secret() -> str:
     return secrets.token_hex(32)
@@ -95,13 +97,20 @@ class Arm(models.Model):
 class PreRegistration(models.Model):
     """One version of a trial's analysis plan.
 
-    A draft holds the coordinator's plan (see trials.plan); freezing replaces it with the canonical
-    content (plan, arm configurations and hashes, allocation commitment) and its SHA-256. The
-    database refuses any UPDATE or DELETE of a frozen row (migration 0003)."""
+    A draft holds the coordinator's plan in ``draft_plan``; freezing stores the canonical record
+    (the plan, the arms' configurations and hashes, the allocation commitment: see
+    ``trials.services``) in ``record`` with its SHA-256 and clears the draft. The database refuses
+    any UPDATE or DELETE of a frozen row (migration 0003). Read the plan through :attr:`plan`,
+    which is typed (``trials.plan.Plan``) whichever state the version is in."""
 
     trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="preregistrations")
     version = models.PositiveIntegerField()
-    plan = models.JSONField(default=dict)
+    draft_plan = models.JSONField(
+        null=True, blank=True, help_text="The plan being written; empty once frozen."
+    )
+    record = models.JSONField(
+        default=dict, help_text="The frozen record that sha256 is the hash of; empty for a draft."
+    )
     rationale = models.TextField(blank=True, help_text="Why this version (amendments).")
     frozen_at = models.DateTimeField(null=True, blank=True)
     sha256 = models.CharField(max_length=64, blank=True)
@@ -115,6 +124,17 @@ class PreRegistration(models.Model):
 
     def __str__(self) -> str:
         return f"{self.trial.slug} v{self.version}"
+
+    @property
+    def frozen_record(self) -> FrozenRecord | None:
+        return FrozenRecord.model_validate(self.record) if self.frozen_at else None
+
+    @property
+    def plan(self) -> Plan:
+        """The frozen plan, or the draft's (an empty plan while nothing is written)."""
+        if self.frozen_at:
+            return plan_parse(self.record["plan"])
+        return plan_parse(self.draft_plan or {})
 
 
 class ProtocolDeviation(models.Model):

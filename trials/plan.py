@@ -1,29 +1,48 @@
-"""The shape of a pre-registered plan, and the checks a plan must pass before it can be frozen.
+"""The pre-registered plan: its sections, their defaults, and what it takes to freeze one.
 
-A plan is a JSON object whose sections follow the OSF Preregistration template and DESIGN.md §2:
-hypotheses; design and randomisation; outcomes bound to instruments, dimensions and waves; the
-estimand and analysis model; alpha and multiplicity correction; sample size with its power
-calculation; interim looks and stopping rule; exclusions; missing data; minimal important
-differences; guardrails; community weights; the telemetry schema (``federated.schema``).
+The sections follow the OSF Preregistration template: hypotheses; design and randomisation;
+outcomes bound to instruments, scores, dimensions and waves; the estimand and analysis model;
+alpha and multiplicity correction; sample size with its power calculation; interim looks and
+stopping rule; exclusions; missing data; minimal important differences; guardrails; community
+weights; the telemetry section (``trials.telemetry``). This module is the one place that knows
+the plan's shape: everything else reads a :class:`Plan` by attribute, and
 ``trials.registry_export`` turns a frozen one into OSF JSON and Markdown.
+
+A draft is checked for shape only (each section that is there has the right type and range) so
+work can be saved half done; :func:`freeze_errors` adds what a frozen plan needs (hypotheses, two
+arms compared, a primary outcome) and checks every name against the trial. Names owned by other
+apps (instruments, their scores, the wave schedule) are checked by the functions those apps
+register with :func:`register_freeze_check`, so this app never imports them (the layers in
+docs/architecture.md).
 """
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal, Self
 
-from federated.schema import telemetry_errors
+from pydantic import Field, ValidationError, field_validator, model_validator
 
-MULTIPLICITY_CORRECTIONS = {"holm", "bh", "none"}
-RANDOMISATION_METHODS = {"permuted_blocks", "salted_hash"}
-STRATIFICATION_FACTORS = {"community", "locale"}
-SPENDING_FUNCTIONS = {"obrien_fleming", "pocock"}
+from trials.dimensions import FLOURISHING_DIMENSIONS
+from trials.documents import Document, error_messages
+from trials.telemetry import TelemetrySection
 
-# Narrative sections: free text the coordinator writes, exported as they stand.
+if TYPE_CHECKING:
+    from trials.models import Trial
+
+Dimension = Literal[tuple(FLOURISHING_DIMENSIONS)]  # type: ignore[valid-type]
+Multiplicity = Literal["holm", "bh", "none"]
+RandomisationMethod = Literal["permuted_blocks", "salted_hash"]
+StratificationFactor = Literal["community", "locale"]
+SpendingFunction = Literal["obrien_fleming", "pocock"]
+
+# Free text the coordinator writes, exported as it stands (OSF template questions).
 NARRATIVE_SECTIONS = [
     "study_type",
     "blinding",
     "design",
+    "data_collection_procedures",
     "estimand",
     "analysis_model",
+    "transformations",
     "stopping_rule",
     "exclusions",
     "missing_data",
@@ -31,131 +50,224 @@ NARRATIVE_SECTIONS = [
     "other",
 ]
 
-DEFAULT_RANDOMISATION = {
-    "method": "permuted_blocks",
-    "strata": ["community"],
-    "block_sizes": [4, 6],
-    "ratio": None,  # None: equal allocation across every arm
-}
+
+class Outcome(Document):
+    """A score of an instrument on a flourishing dimension, compared at a follow-up wave.
+
+    ``score`` picks one of the instrument's scores on that dimension; without it, every score
+    the instrument has on the dimension is an outcome."""
+
+    dimension: Dimension
+    instrument: str = Field(min_length=1)
+    wave: int = Field(ge=1, description="The follow-up wave's index (0 is baseline).")
+    score: str | None = None
 
 
-def randomisation_settings(plan: dict[str, Any]) -> dict[str, Any]:
-    """The plan's randomisation section with defaults filled in."""
-    return DEFAULT_RANDOMISATION | (plan.get("randomisation") or {})
+class Randomisation(Document):
+    method: RandomisationMethod = "permuted_blocks"
+    strata: list[StratificationFactor] = ["community"]
+    block_sizes: list[int] = Field(default=[4, 6], min_length=1)
+    ratio: dict[str, int] | None = Field(
+        default=None, description="Arm slug → allocation weight; none means equal allocation."
+    )
+
+    @field_validator("block_sizes")
+    @classmethod
+    def _positive_sizes(cls, sizes: list[int]) -> list[int]:
+        if not all(size > 0 for size in sizes):
+            raise ValueError("block sizes are positive whole numbers")
+        return sizes
+
+    @field_validator("ratio")
+    @classmethod
+    def _positive_weights(cls, ratio: dict[str, int] | None) -> dict[str, int] | None:
+        if ratio is not None and not all(weight > 0 for weight in ratio.values()):
+            raise ValueError("every arm's weight is a positive whole number")
+        return ratio
+
+    def ratio_for(self, arm_slugs: list[str]) -> dict[str, int]:
+        """The allocation weights over ``arm_slugs``: the plan's, or 1 each."""
+        return dict(self.ratio) if self.ratio else dict.fromkeys(arm_slugs, 1)
 
 
-def plan_errors(plan: Any, *, arm_slugs: list[str], dimensions: set[str]) -> list[str]:
-    """Everything that stops ``plan`` from being frozen, as messages a coordinator can act on."""
-    if not isinstance(plan, dict):
-        return ["The plan must be a JSON object."]
+class InterimLook(Document):
+    information_fraction: float = Field(gt=0, lt=1)
+    spending: SpendingFunction = "obrien_fleming"
+
+
+class PowerCalculation(Document):
+    """The inputs and outputs of the ANCOVA power calculation (``stats.power``) behind a size."""
+
+    method: str
+    effect: float
+    sd: float = Field(gt=0)
+    rho: float = Field(ge=0, lt=1)
+    follow_ups: int = Field(ge=1)
+    attrition: float = Field(ge=0, lt=1)
+    power: float = Field(gt=0, lt=1)
+    alpha: float = Field(gt=0, lt=1)
+    design_multiplier: float
+    n_per_arm: int
+    n_total: int
+    achieved_power: float
+
+
+class SampleSize(Document):
+    per_arm: int = Field(ge=1)
+    rationale: str = ""
+    power: PowerCalculation | None = None
+
+
+class CommunityWeights(Document):
+    """A community's flourishing profile version; freezing copies its weights in."""
+
+    profile_version: int = Field(ge=1)
+    weights: dict[str, float] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_version(cls, data: Any) -> Any:
+        # A draft may name just the version: {"community": 2}.
+        return {"profile_version": data} if isinstance(data, int) else data
+
+
+class Plan(Document):
+    hypotheses: list[str] = []
+    arms_compared: list[str] = Field(
+        default=[], description="Two arm slugs, control first.", max_length=2
+    )
+    randomisation: Randomisation = Randomisation()
+    primary_outcomes: list[Outcome] = []
+    secondary_outcomes: list[Outcome] = []
+    alpha: float = Field(default=0.05, gt=0, lt=1)
+    multiplicity: Multiplicity = "holm"
+    interim_looks: list[InterimLook] = []
+    minimal_important_differences: dict[Dimension, float] = {}  # type: ignore[valid-type]
+    sample_size: SampleSize | None = None
+    guardrails: list[str] = []
+    community_weights: dict[str, CommunityWeights] = {}
+    telemetry: TelemetrySection | None = None
+    study_type: str = ""
+    blinding: str = ""
+    design: str = ""
+    data_collection_procedures: str = ""
+    estimand: str = ""
+    analysis_model: str = ""
+    transformations: str = ""
+    stopping_rule: str = ""
+    exclusions: str = ""
+    missing_data: str = ""
+    exploratory_analyses: str = ""
+    other: str = ""
+
+    @field_validator("minimal_important_differences")
+    @classmethod
+    def _positive_mids(cls, mids: dict[str, float]) -> dict[str, float]:
+        if not all(value > 0 for value in mids.values()):
+            raise ValueError("each minimal important difference is a positive number")
+        return mids
+
+    @model_validator(mode="after")
+    def _looks_increase(self) -> Self:
+        fractions = [look.information_fraction for look in self.interim_looks]
+        if fractions != sorted(set(fractions)):
+            raise ValueError("interim looks need increasing information fractions")
+        return self
+
+    @property
+    def control(self) -> str:
+        return self.arms_compared[0]
+
+    @property
+    def outcomes(self) -> list[tuple[str, Outcome]]:
+        """Every planned outcome with its role, primary first."""
+        return [("primary", o) for o in self.primary_outcomes] + [
+            ("secondary", o) for o in self.secondary_outcomes
+        ]
+
+    def canonical(self) -> dict[str, Any]:
+        """The JSON object that is stored and hashed: every section, defaults written out, so a
+        later change of a default never changes what a frozen plan meant."""
+        return self.model_dump(mode="json")
+
+
+class FrozenRecord(Document):
+    """What freezing stores and hashes: the plan with what it was frozen against."""
+
+    trial: str
+    plan: Plan
+    arms: dict[str, str] = Field(description="Arm slug → SHA-256 of its configuration.")
+    arm_configs: dict[str, dict[str, Any]] = Field(description="Arm slug → its configuration.")
+    allocation_sequence_sha256: str
+
+
+class PlanError(ValueError):
+    """A plan that cannot be stored or frozen; ``messages`` says each problem."""
+
+    def __init__(self, messages: list[str]):
+        super().__init__(" ".join(messages))
+        self.messages = messages
+
+
+def plan_parse(data: Any) -> Plan:
+    """``data`` (a stored or submitted JSON object) as a :class:`Plan`, or :class:`PlanError`."""
+    if isinstance(data, Plan):
+        return data
+    if not isinstance(data, dict):
+        raise PlanError(["The plan must be a JSON object."])
+    try:
+        return Plan.model_validate(data)
+    except ValidationError as error:
+        raise PlanError(error_messages(error)) from None
+
+
+FreezeCheck = Callable[["Trial", Plan], list[str]]
+_freeze_checks: list[FreezeCheck] = []
+
+
+def register_freeze_check(check: FreezeCheck) -> None:
+    """Add a check every plan must pass to be frozen (an app's ``ready()`` registers its own)."""
+    if check not in _freeze_checks:
+        _freeze_checks.append(check)
+
+
+def freeze_errors(trial: "Trial", plan: Plan, *, arm_slugs: list[str]) -> list[str]:
+    """Everything that stops ``plan`` from being frozen for ``trial``, as messages a coordinator
+    can act on: each names the valid choices."""
     errors: list[str] = []
-    hypotheses = plan.get("hypotheses")
-    if not (
-        isinstance(hypotheses, list)
-        and hypotheses
-        and all(isinstance(h, str) and h.strip() for h in hypotheses)
-    ):
+    arms = ", ".join(arm_slugs) or "none yet"
+    if not [h for h in plan.hypotheses if h.strip()]:
         errors.append("State at least one hypothesis.")
-    compared = plan.get("arms_compared")
-    if not (
-        isinstance(compared, list)
-        and len(compared) == 2
-        and set(compared) <= set(arm_slugs)
-        and compared[0] != compared[1]
-    ):
+    compared = plan.arms_compared
+    if not (len(compared) == 2 and set(compared) <= set(arm_slugs) and compared[0] != compared[1]):
         errors.append(
-            "arms_compared must name two different arms of this trial, control first "
-            f"(arms: {', '.join(arm_slugs) or 'none yet'})."
+            f"arms_compared must name two different arms of this trial, control first "
+            f"(arms: {arms})."
         )
-    for role in ("primary_outcomes", "secondary_outcomes"):
-        outcomes = plan.get(role, [])
-        if role == "primary_outcomes" and not outcomes:
-            errors.append("Name at least one primary outcome.")
-        if not isinstance(outcomes, list):
-            errors.append(f"{role} must be a list.")
-            continue
-        for number, outcome in enumerate(outcomes, start=1):
-            errors += _outcome_errors(role, number, outcome, dimensions)
-    alpha = plan.get("alpha")
-    if not (isinstance(alpha, int | float) and 0 < alpha < 1):
-        errors.append("alpha must be a number between 0 and 1.")
-    if plan.get("multiplicity") not in MULTIPLICITY_CORRECTIONS:
-        errors.append(f"multiplicity must be one of {', '.join(sorted(MULTIPLICITY_CORRECTIONS))}.")
-    errors += _randomisation_errors(randomisation_settings(plan), arm_slugs)
-    errors += _interim_errors(plan.get("interim_looks", []))
-    mids = plan.get("minimal_important_differences", {})
-    if not isinstance(mids, dict) or not all(
-        isinstance(v, int | float) and v > 0 for v in mids.values()
-    ):
-        errors.append("minimal_important_differences maps dimensions to positive numbers.")
-    sample = plan.get("sample_size")
-    if sample is not None and not (
-        isinstance(sample, dict)
-        and isinstance(sample.get("per_arm"), int)
-        and sample["per_arm"] > 0
-    ):
-        errors.append("sample_size.per_arm must be a positive whole number.")
-    if "telemetry" in plan:
-        errors += telemetry_errors(plan["telemetry"])
-    for section in NARRATIVE_SECTIONS:
-        if section in plan and not isinstance(plan[section], str):
-            errors.append(f"{section} must be text.")
+    if not plan.primary_outcomes:
+        errors.append("Name at least one primary outcome.")
+    outcome_dimensions = {outcome.dimension for _, outcome in plan.outcomes}
+    for dimension in sorted(set(plan.minimal_important_differences) - outcome_dimensions):
+        errors.append(
+            f"minimal_important_differences: {dimension} is not an outcome of this plan "
+            f"(outcomes: {', '.join(sorted(outcome_dimensions)) or 'none'})."
+        )
+    errors += _randomisation_errors(plan.randomisation, arm_slugs)
+    for check in _freeze_checks:
+        errors += check(trial, plan)
     return errors
 
 
-def _outcome_errors(role: str, number: int, outcome: Any, dimensions: set[str]) -> list[str]:
-    where = f"{role.replace('_', ' ')[:-1]} {number}"
-    if not isinstance(outcome, dict):
-        return [f"{where} must be an object with dimension, instrument and wave."]
-    errors = []
-    if outcome.get("dimension") not in dimensions:
-        errors.append(
-            f"{where}: dimension must be one of {', '.join(sorted(dimensions)) or '(none)'}."
-        )
-    if not isinstance(outcome.get("instrument"), str):
-        errors.append(f"{where}: name the instrument.")
-    wave = outcome.get("wave")
-    if not (isinstance(wave, int) and wave >= 1):
-        errors.append(f"{where}: wave must be a follow-up wave number (1 or more).")
-    return errors
-
-
-def _randomisation_errors(settings: dict[str, Any], arm_slugs: list[str]) -> list[str]:
-    errors = []
-    if settings["method"] not in RANDOMISATION_METHODS:
-        errors.append(
-            f"randomisation.method must be one of {', '.join(sorted(RANDOMISATION_METHODS))}."
-        )
-        return errors
-    if not set(settings["strata"]) <= STRATIFICATION_FACTORS:
-        errors.append(f"randomisation.strata may use {', '.join(sorted(STRATIFICATION_FACTORS))}.")
-    ratio = settings["ratio"] or dict.fromkeys(arm_slugs, 1)
-    if set(ratio) != set(arm_slugs) or not all(
-        isinstance(v, int) and v > 0 for v in ratio.values()
-    ):
-        errors.append("randomisation.ratio must give every arm a positive whole number.")
-        return errors
+def _randomisation_errors(randomisation: Randomisation, arm_slugs: list[str]) -> list[str]:
+    ratio = randomisation.ratio_for(arm_slugs)
+    if set(ratio) != set(arm_slugs):
+        return [
+            "randomisation.ratio must give every arm of this trial a weight "
+            f"(arms: {', '.join(arm_slugs)})."
+        ]
     unit = sum(ratio.values())
-    sizes = settings["block_sizes"]
-    if settings["method"] == "permuted_blocks" and not (
-        isinstance(sizes, list)
-        and sizes
-        and all(isinstance(s, int) and s > 0 and s % unit == 0 for s in sizes)
+    if randomisation.method == "permuted_blocks" and any(
+        size % unit for size in randomisation.block_sizes
     ):
-        errors.append(f"randomisation.block_sizes must be multiples of {unit} (the ratio's sum).")
-    return errors
-
-
-def _interim_errors(looks: Any) -> list[str]:
-    if not isinstance(looks, list):
-        return ["interim_looks must be a list."]
-    fractions = [look.get("information_fraction") for look in looks if isinstance(look, dict)]
-    if (
-        len(fractions) != len(looks)
-        or not all(isinstance(f, int | float) and 0 < f < 1 for f in fractions)
-        or fractions != sorted(set(fractions))
-    ):
-        return ["interim_looks need increasing information fractions between 0 and 1."]
-    if any(look.get("spending", "obrien_fleming") not in SPENDING_FUNCTIONS for look in looks):
-        return [f"interim_looks spending must be one of {', '.join(sorted(SPENDING_FUNCTIONS))}."]
+        return [f"randomisation.block_sizes must be multiples of {unit} (the ratio's sum)."]
     return []

@@ -1,6 +1,6 @@
 """Export a frozen pre-registration to the OSF Preregistration template and to Markdown.
 
-Pure functions: they read the frozen ``content`` (a PreRegistration's ``plan`` field) and never
+Pure functions: they read the frozen ``content`` (a PreRegistration's ``record``) and never
 the database, so an export can be re-made from the canonical JSON alone.
 
 The JSON mirrors the OSF Preregistration template (osf.io ``osf-preregistration-3.json``): one
@@ -34,12 +34,14 @@ import re
 from datetime import datetime
 from typing import Any
 
+from pydantic import ValidationError
+
 from trials.audit import audit_chain_head
-from trials.plan import randomisation_settings
+from trials.documents import error_messages
+from trials.plan import FrozenRecord, Plan
 
 NOT_SPECIFIED = "Not specified"
 TEMPLATE = {"name": "OSF Preregistration", "version": 3}
-REQUIRED_PLAN_KEYS = ("hypotheses", "arms_compared", "primary_outcomes", "alpha", "multiplicity")
 HASH_INPUT = (
     "the UTF-8 canonical JSON of the frozen content (sorted keys, separators ',' and ':', "
     "non-ASCII characters kept)"
@@ -73,7 +75,8 @@ def osf_preregistration(
     ``audit_chain_head`` (position and hash of the trial's newest audit event when exported,
     see trials.audit) is published with it, so that a later verification can show that no
     event up to it was removed."""
-    plan = _plan(content)
+    record = _record(content)
+    plan = record.plan
     return {
         "template": TEMPLATE,
         "provenance": {
@@ -91,15 +94,15 @@ def osf_preregistration(
             "title": _q("Title", title),
             "hypotheses": _q(
                 "Hypotheses",
-                "\n".join(f"{n}. {h}" for n, h in enumerate(plan["hypotheses"], 1)),
-                plan["hypotheses"],
+                "\n".join(f"{n}. {h}" for n, h in enumerate(plan.hypotheses, 1)),
+                plan.hypotheses,
             ),
         },
         "design_plan": {
-            "study_type": _q("Study type", _text(plan.get("study_type"))),
-            "blinding": _q("Blinding", _text(plan.get("blinding"))),
-            "study_design": _q("Study design", _text(plan.get("design"))),
-            "randomization": _randomization(plan, content.get("allocation_sequence_sha256")),
+            "study_type": _q("Study type", _text(plan.study_type)),
+            "blinding": _q("Blinding", _text(plan.blinding)),
+            "study_design": _q("Study design", _text(plan.design)),
+            "randomization": _randomization(plan, record.allocation_sequence_sha256),
         },
         "sampling_plan": {
             # Version 1 is frozen before enrolment can open, so no data exist yet; a later
@@ -123,27 +126,25 @@ def osf_preregistration(
             "stopping_rule": _stopping_rule(plan),
         },
         "variables": {
-            "manipulated_variables": _manipulated(plan, content),
+            "manipulated_variables": _manipulated(record),
             "measured_variables": _measured(plan),
             "indices": _indices(plan),
         },
         "analysis_plan": {
             "statistical_models": _statistical_models(plan),
-            "transformations": _q("Transformations", _text(plan.get("transformations"))),
+            "transformations": _q("Transformations", _text(plan.transformations)),
             "inference_criteria": _inference_criteria(plan),
-            "data_exclusion": _q("Data exclusion", _text(plan.get("exclusions"))),
-            "missing_data": _q("Missing data", _text(plan.get("missing_data"))),
-            "exploratory_analysis": _q(
-                "Exploratory analysis", _text(plan.get("exploratory_analyses"))
-            ),
+            "data_exclusion": _q("Data exclusion", _text(plan.exclusions)),
+            "missing_data": _q("Missing data", _text(plan.missing_data)),
+            "exploratory_analysis": _q("Exploratory analysis", _text(plan.exploratory_analyses)),
         },
         "other": {
             "guardrails": _q(
                 "Guardrails",
-                "\n".join(f"- {g}" for g in plan.get("guardrails", [])) or NOT_SPECIFIED,
-                plan.get("guardrails"),
+                "\n".join(f"- {g}" for g in plan.guardrails) or NOT_SPECIFIED,
+                plan.guardrails or None,
             ),
-            "other": _q("Other", _text(plan.get("other"))),
+            "other": _q("Other", _text(plan.other)),
         },
     }
 
@@ -210,14 +211,14 @@ def preregistration_markdown(
     return "\n".join(lines) + "\n"
 
 
-def _plan(content: dict) -> dict:
-    plan = content.get("plan")
-    if not isinstance(plan, dict):
-        raise ValueError("The frozen content has no 'plan' object.")
-    missing = [key for key in REQUIRED_PLAN_KEYS if key not in plan]
-    if missing:
-        raise ValueError(f"The plan lacks required keys: {', '.join(missing)}.")
-    return plan
+def _record(content: dict) -> FrozenRecord:
+    try:
+        record = FrozenRecord.model_validate(content)
+    except ValidationError as error:
+        raise ValueError(" ".join(error_messages(error, prefix="The frozen record: "))) from None
+    if not (record.plan.hypotheses and len(record.plan.arms_compared) == 2):
+        raise ValueError("The frozen plan has no hypotheses or no arms compared.")
+    return record
 
 
 def _q(title: str, answer: str, data: Any = None) -> dict:
@@ -233,14 +234,14 @@ def _join(parts: list[str]) -> str:
     return " ".join(parts) if parts else NOT_SPECIFIED
 
 
-def _randomization(plan: dict, sequence_sha256: str | None) -> dict:
+def _randomization(plan: Plan, sequence_sha256: str | None) -> dict:
     # With the platform's defaults filled in: what allocation will really do.
-    r = randomisation_settings(plan)
-    parts = [f"Method: {RANDOMISATION_DESCRIPTIONS.get(r['method'], r['method'])}."]
-    if r["method"] == "permuted_blocks":  # strata and blocks mean nothing to salted hashing
-        parts.append(f"Strata: {', '.join(r['strata']) or 'none'}.")
-        parts.append(f"Block sizes: {', '.join(map(str, r['block_sizes']))}.")
-    ratio = sorted((r["ratio"] or {}).items())
+    r = plan.randomisation
+    parts = [f"Method: {RANDOMISATION_DESCRIPTIONS[r.method]}."]
+    if r.method == "permuted_blocks":  # strata and blocks mean nothing to salted hashing
+        parts.append(f"Strata: {', '.join(r.strata) or 'none'}.")
+        parts.append(f"Block sizes: {', '.join(map(str, r.block_sizes))}.")
+    ratio = sorted((r.ratio or {}).items())
     parts.append(
         f"Allocation ratio {':'.join(a for a, _ in ratio)} = {':'.join(str(n) for _, n in ratio)}."
         if ratio
@@ -251,30 +252,28 @@ def _randomization(plan: dict, sequence_sha256: str | None) -> dict:
             "The concealed allocation sequence was generated at registration; its SHA-256 is "
             f"{sequence_sha256}."
         )
-    data = r | {"allocation_sequence_sha256": sequence_sha256}
+    data = r.model_dump(mode="json") | {"allocation_sequence_sha256": sequence_sha256}
     return _q("Randomization", " ".join(parts), data)
 
 
-def _outcomes(plan: dict) -> list[dict]:
+def _outcomes(plan: Plan) -> list[dict]:
     return [
-        {"role": role, **outcome}
-        for role in ("primary", "secondary")
-        for outcome in plan.get(f"{role}_outcomes", [])
+        {"role": role, **outcome.model_dump(mode="json", exclude_none=True)}
+        for role, outcome in plan.outcomes
     ]
 
 
-def _data_collection(plan: dict) -> dict:
-    waves = sorted({(o["wave"], o["instrument"]) for o in _outcomes(plan)})
+def _data_collection(plan: Plan) -> dict:
+    waves = sorted({(o.wave, o.instrument) for _, o in plan.outcomes})
     schedule = "; ".join(f"{instrument} at wave {wave}" for wave, instrument in waves)
-    parts = [plan["data_collection_procedures"]] if plan.get("data_collection_procedures") else []
+    parts = [plan.data_collection_procedures] if plan.data_collection_procedures else []
     parts.append(f"Outcomes are collected by survey instruments at these waves: {schedule}.")
     return _q("Data collection procedures", " ".join(parts))
 
 
-def _sample_size(plan: dict) -> dict:
-    size = plan.get("sample_size") or {}
-    per_arm = size.get("per_arm")
-    arms = plan["arms_compared"]
+def _sample_size(plan: Plan) -> dict:
+    per_arm = plan.sample_size.per_arm if plan.sample_size else None
+    arms = plan.arms_compared
     answer = (
         f"Target {per_arm} participants per arm across {len(arms)} arms ({', '.join(arms)})."
         if per_arm is not None
@@ -283,19 +282,19 @@ def _sample_size(plan: dict) -> dict:
     return _q("Sample size", answer, {"per_arm": per_arm, "arms": arms})
 
 
-def _sample_size_rationale(plan: dict) -> dict:
-    size = plan.get("sample_size") or {}
-    power = size.get("power") or {}
-    parts = [size["rationale"]] if size.get("rationale") else []
+def _sample_size_rationale(plan: Plan) -> dict:
+    size = plan.sample_size
+    power = size.power.model_dump(mode="json") if size and size.power else {}
+    parts = [size.rationale] if size and size.rationale else []
     if power:
         inputs = "; ".join(f"{key} = {_plain(value)}" for key, value in sorted(power.items()))
         parts.append(f"Power calculation: {inputs}.")
     return _q("Sample size rationale", _join(parts), power or None)
 
 
-def _stopping_rule(plan: dict) -> dict:
-    looks = plan.get("interim_looks") or []
-    parts = [plan["stopping_rule"]] if plan.get("stopping_rule") else []
+def _stopping_rule(plan: Plan) -> dict:
+    looks = [look.model_dump(mode="json") for look in plan.interim_looks]
+    parts = [plan.stopping_rule] if plan.stopping_rule else []
     if looks:
         described = "; ".join(
             f"at information fraction {look.get('information_fraction')}"
@@ -306,10 +305,9 @@ def _stopping_rule(plan: dict) -> dict:
     return _q("Stopping rule", _join(parts), looks or None)
 
 
-def _manipulated(plan: dict, content: dict) -> dict:
-    hashes = content.get("arms", {})
-    configs = content.get("arm_configs", {})
-    slugs = list(dict.fromkeys([*plan["arms_compared"], *sorted(hashes)]))
+def _manipulated(record: FrozenRecord) -> dict:
+    hashes, configs = record.arms, record.arm_configs
+    slugs = list(dict.fromkeys([*record.plan.arms_compared, *sorted(hashes)]))
     arms = [
         {
             "arm": slug,
@@ -333,7 +331,7 @@ def _manipulated(plan: dict, content: dict) -> dict:
     return _q("Manipulated variables", answer, arms)
 
 
-def _measured(plan: dict) -> dict:
+def _measured(plan: Plan) -> dict:
     outcomes = _outcomes(plan)
     answer = "\n".join(
         f"- {o['role'].capitalize()}: {o['dimension']}, measured with {o['instrument']} "
@@ -343,8 +341,8 @@ def _measured(plan: dict) -> dict:
     return _q("Measured variables", answer, outcomes)
 
 
-def _indices(plan: dict) -> dict:
-    weights = plan.get("community_weights") or {}
+def _indices(plan: Plan) -> dict:
+    weights = {slug: w.model_dump(mode="json") for slug, w in plan.community_weights.items()}
     if not weights:
         return _q("Indices", NOT_SPECIFIED)
     lines = [
@@ -355,32 +353,32 @@ def _indices(plan: dict) -> dict:
         terms = " + ".join(
             f"{w} × {dimension}" for dimension, w in sorted(profile["weights"].items())
         )
-        lines.append(f"- {community} (profile v{profile.get('profile_version', '?')}): {terms}")
+        lines.append(f"- {community} (profile v{profile['profile_version']}): {terms}")
     return _q("Indices", "\n".join(lines), weights)
 
 
-def _statistical_models(plan: dict) -> dict:
-    control, *treatments = plan["arms_compared"]
+def _statistical_models(plan: Plan) -> dict:
+    control, *treatments = plan.arms_compared
     contrasts = ", ".join(f"{arm} vs {control}" for arm in treatments) or NOT_SPECIFIED
     answer = (
-        f"Estimand: {_text(plan.get('estimand'))}\n"
-        f"Analysis model: {_text(plan.get('analysis_model'))}\n"
+        f"Estimand: {_text(plan.estimand)}\n"
+        f"Analysis model: {_text(plan.analysis_model)}\n"
         f"Confirmatory contrasts (control {control}): {contrasts}"
     )
     return _q("Statistical models", _markdown_lines(answer))
 
 
-def _inference_criteria(plan: dict) -> dict:
-    mids = plan.get("minimal_important_differences") or {}
-    mid_text = ", ".join(f"{d} {v}" for d, v in sorted(mids.items())) or NOT_SPECIFIED
-    multiplicity = plan["multiplicity"]
+def _inference_criteria(plan: Plan) -> dict:
+    mids = plan.minimal_important_differences
+    mid_text = ", ".join(f"{d} {v:g}" for d, v in sorted(mids.items())) or NOT_SPECIFIED
+    multiplicity = plan.multiplicity
     answer = (
-        f"Alpha: {plan['alpha']}\n"
-        f"Multiplicity: {MULTIPLICITY.get(multiplicity, multiplicity)}\n"
+        f"Alpha: {plan.alpha}\n"
+        f"Multiplicity: {MULTIPLICITY[multiplicity]}\n"
         f"Minimal important differences: {mid_text}"
     )
     data = {
-        "alpha": plan["alpha"],
+        "alpha": plan.alpha,
         "multiplicity": multiplicity,
         "minimal_important_differences": mids,
     }
@@ -452,7 +450,7 @@ def export_arguments(prereg) -> dict:
         "version": prereg.version,
         "frozen_at": prereg.frozen_at,
         "sha256": prereg.sha256,
-        "content": prereg.plan,
+        "content": prereg.record,
         "rationale": prereg.rationale,
         "audit_chain_head": {"sequence": head_sequence, "sha256": head_hash},
     }

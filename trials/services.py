@@ -36,7 +36,7 @@ from trials.models import (
     TrialMember,
     TrialOversight,
 )
-from trials.plan import plan_errors, randomisation_settings
+from trials.plan import Plan, PlanError, freeze_errors, plan_parse
 from trials.randomisation import (
     permuted_block_arm,
     salted_hash_arm,
@@ -203,7 +203,7 @@ def arm_amend(
         setattr(arm, field, value)
     _arm_store(arm)
     current = preregistration_current(trial)
-    prereg = _freeze_version(trial, current.plan["plan"], rationale, actor)
+    prereg = _freeze_version(trial, current.plan, rationale, actor)
     _deviation(
         trial,
         current,
@@ -246,57 +246,72 @@ def _draft_or_next_version(trial: Trial) -> PreRegistration:
 
 @transaction.atomic
 def preregistration_draft_save(
-    *, trial: Trial, plan: dict[str, Any], rationale: str = "", actor: User | None = None
+    *, trial: Trial, plan: Plan | dict[str, Any], rationale: str = "", actor: User | None = None
 ) -> PreRegistration:
-    """Keep work on the next version; nothing is checked until it is frozen."""
+    """Keep work on the next version. Only the shape is checked (each section present has the
+    right type); what a frozen plan needs is checked when it is frozen."""
+    plan = _parsed(plan)
     trial = trial_lock(trial)
     draft = _draft_or_next_version(trial)
-    draft.plan = plan
+    draft.draft_plan = plan.canonical()
     draft.rationale = rationale
     draft.save()
     _event(trial, "preregistration_draft_saved", actor, version=draft.version)
     return draft
 
 
-def _community_weights(requested: Any) -> dict[str, dict[str, Any]]:
-    """Resolve ``{community: version}`` to the profile's weights, so the plan holds them."""
-    if not isinstance(requested, dict):
-        raise ValidationError("community_weights maps community slugs to profile versions.")
+def _parsed(plan: Plan | dict[str, Any]) -> Plan:
+    try:
+        return plan_parse(plan)
+    except PlanError as error:
+        raise ValidationError(error.messages) from None
+
+
+def _community_weights(plan: Plan) -> dict[str, dict[str, Any]]:
+    """The plan's ``{community: profile version}`` with each profile's weights copied in, so the
+    frozen plan holds the weights it will be analysed with."""
     resolved = {}
-    for slug, version in requested.items():
-        if isinstance(version, dict):  # already resolved, e.g. copied from a frozen version
-            version = version.get("profile_version")
-        profile = FlourishingProfile.objects.filter(community__slug=slug, version=version).first()
+    for slug, named in plan.community_weights.items():
+        profile = FlourishingProfile.objects.filter(
+            community__slug=slug, version=named.profile_version
+        ).first()
         if profile is None:
-            raise ValidationError(f"Community {slug} has no flourishing profile version {version}.")
+            versions = FlourishingProfile.objects.filter(community__slug=slug).values_list(
+                "version", flat=True
+            )
+            raise ValidationError(
+                f"Community {slug} has no flourishing profile version {named.profile_version} "
+                f"(versions: {', '.join(map(str, versions)) or 'none'})."
+            )
         resolved[slug] = {"profile_version": profile.version, "weights": profile.weights}
     return resolved
 
 
 def _freeze_version(
-    trial: Trial, plan: dict[str, Any], rationale: str, actor: User | None
+    trial: Trial, plan: Plan | dict[str, Any], rationale: str, actor: User | None
 ) -> PreRegistration:
-    """Validate ``plan`` and store it, with the arms and the allocation commitment, as the next
-    frozen version (the open draft, if any, becomes it)."""
+    """Check ``plan`` against the trial and store it, with the arms and the allocation
+    commitment, as the next frozen version (the open draft, if any, becomes it)."""
+    plan = _parsed(plan)
     arms = list(trial.arms.select_related("flourishing_profile__community").order_by("slug"))
     if len(arms) < 2:
         raise ValidationError("A trial needs at least two arms before its plan is frozen.")
-    errors = plan_errors(
-        plan, arm_slugs=[a.slug for a in arms], dimensions=set(FLOURISHING_DIMENSIONS)
-    )
+    errors = freeze_errors(trial, plan, arm_slugs=[a.slug for a in arms])
     if errors:
         raise ValidationError(errors)
-    plan = dict(plan, community_weights=_community_weights(plan.get("community_weights", {})))
-    randomisation = randomisation_settings(plan)
+    plan = _parsed(plan.canonical() | {"community_weights": _community_weights(plan)})
     content = {
         "trial": trial.slug,
-        "plan": plan,
+        "plan": plan.canonical(),
         "arms": {arm.slug: arm.config_hash for arm in arms},
         "arm_configs": {arm.slug: arm_config(arm) for arm in arms},
-        "allocation_sequence_sha256": sequence_commitment(trial.allocation_salt, randomisation),
+        "allocation_sequence_sha256": sequence_commitment(
+            trial.allocation_salt, plan.randomisation.model_dump(mode="json")
+        ),
     }
     prereg = _draft_or_next_version(trial)
-    prereg.plan = content
+    prereg.record = content
+    prereg.draft_plan = None
     prereg.rationale = rationale
     prereg.frozen_at = timezone.now()
     prereg.sha256 = sha256_of(content)
@@ -307,7 +322,7 @@ def _freeze_version(
 
 @transaction.atomic
 def preregistration_freeze(
-    *, trial: Trial, plan: dict[str, Any] | None = None, actor: User | None = None
+    *, trial: Trial, plan: Plan | dict[str, Any] | None = None, actor: User | None = None
 ) -> PreRegistration:
     """Freeze the first version of a draft trial's plan (``plan``, or the saved draft's)."""
     trial = trial_lock(trial)
@@ -350,7 +365,7 @@ def preregistration_amend(
     *,
     trial: Trial,
     rationale: str,
-    plan: dict[str, Any] | None = None,
+    plan: Plan | dict[str, Any] | None = None,
     actor: User | None = None,
 ) -> PreRegistration:
     """A new frozen version of a registered trial's plan, recorded as a protocol deviation.
@@ -555,10 +570,9 @@ def screening_record(
 
 
 def _allocate(trial: Trial, participant: Participant, prereg: PreRegistration) -> Allocation:
-    plan = prereg.plan["plan"]
-    settings = randomisation_settings(plan)
+    settings = prereg.plan.randomisation
     arms = {arm.slug: arm for arm in trial.arms.all()}
-    if settings["method"] == "salted_hash":
+    if settings.method == "salted_hash":
         slug = salted_hash_arm(trial.allocation_salt, participant.id, list(arms))
         return Allocation.objects.create(
             participant=participant, arm=arms[slug], allocated_at=participant.enrolled_at
@@ -567,10 +581,13 @@ def _allocate(trial: Trial, participant: Participant, prereg: PreRegistration) -
         "community": participant.community.slug if participant.community else "",
         "locale": participant.locale,
     }
-    stratum = stratum_lock(trial, stratum_key(attributes, settings["strata"]))
-    ratio = settings["ratio"] or dict.fromkeys(arms, 1)
+    stratum = stratum_lock(trial, stratum_key(attributes, settings.strata))
     slug = permuted_block_arm(
-        trial.allocation_salt, stratum.key, stratum.next_position, ratio, settings["block_sizes"]
+        trial.allocation_salt,
+        stratum.key,
+        stratum.next_position,
+        settings.ratio_for(list(arms)),
+        settings.block_sizes,
     )
     allocation = Allocation.objects.create(
         participant=participant,

@@ -73,7 +73,7 @@ def test_run_is_enqueued_only_after_commit(small_trial, django_capture_on_commit
 
 def test_the_registered_multiplicity_correction_is_the_one_applied(small_trial):
     holm = _run(small_trial)
-    plan = preregistration_current(small_trial).plan["plan"] | {"multiplicity": "bh"}
+    plan = preregistration_current(small_trial).plan.model_copy(update={"multiplicity": "bh"})
     amended = preregistration_amend(trial=small_trial, plan=plan, rationale="FDR control.")
     # A confirmatory run analyses the amendment once every required body has approved it.
     for link in small_trial.oversight.filter(required=True):

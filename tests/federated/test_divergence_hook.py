@@ -9,11 +9,12 @@ from analytics.seeding import synthetic_telemetry_release
 from analytics.services import analysis_run_create, analysis_run_execute
 from federated.mechanism import release, release_plan
 from federated.models import TelemetryRelease
-from federated.schema import COUNT, telemetry_schema
+from federated.schema import COUNT
 from stats.divergence import ReleasedMean, released_mean_difference
+from trials.telemetry import TelemetrySection
 
 UPPER = 1200
-SCHEMA = telemetry_schema(
+SCHEMA = TelemetrySection.model_validate(
     {
         "window_days": 7,
         "rho_total": 100.0,

@@ -9,7 +9,8 @@ import pytest
 from scipy import stats
 
 from federated.mechanism import NANO, release, release_plan, rho_to_epsilon
-from federated.schema import COUNT, telemetry_schema
+from federated.schema import COUNT
+from trials.telemetry import TelemetrySection
 
 SECTION = {
     "window_days": 7,
@@ -21,7 +22,7 @@ SECTION = {
 
 @pytest.mark.unit
 def test_every_quantity_costs_its_share_and_the_window_fits_its_rho():
-    schema = telemetry_schema(SECTION)
+    schema = TelemetrySection.model_validate(SECTION)
     plan = release_plan(schema)
     assert [q.quantity for q in plan.quantities] == [COUNT, "minutes", "sessions"]
     for q in plan.quantities:
@@ -36,14 +37,14 @@ def test_every_quantity_costs_its_share_and_the_window_fits_its_rho():
 
 @pytest.mark.unit
 def test_release_refuses_before_drawing_noise_when_the_reservation_is_short():
-    plan = release_plan(telemetry_schema(SECTION))
+    plan = release_plan(TelemetrySection.model_validate(SECTION))
     with pytest.raises(ValueError, match="nothing was released"):
         release(plan, {"a": [{"minutes": 1, "sessions": 1}]}, reserved_nano_rho=plan.nano_rho - 1)
 
 
 @pytest.mark.unit
 def test_release_gives_every_arm_every_quantity_as_whole_numbers():
-    plan = release_plan(telemetry_schema(SECTION))
+    plan = release_plan(TelemetrySection.model_validate(SECTION))
     noisy = release(
         plan,
         {"a": [{"minutes": 60, "sessions": 2}] * 50, "b": []},
@@ -83,7 +84,7 @@ def test_noise_follows_the_integer_gaussian_and_the_audit_respects_the_claimed_e
     Claimed: ρ = 0.125 for the count (its share of the window), so ε(δ = 0.01) ≈ 1.13. A
     correct mechanism's audited lower bound must stay below the claim; one whose noise is half
     the calibrated scale (true ρ = 0.5, ε ≈ 2.75) must be caught above it."""
-    schema = telemetry_schema(SECTION | {"rho_per_window": 0.375})
+    schema = TelemetrySection.model_validate(SECTION | {"rho_per_window": 0.375})
     plan = release_plan(schema)
     count = plan.quantities[0]
     claimed = rho_to_epsilon(count.rho, 0.01)

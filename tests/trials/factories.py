@@ -1,5 +1,6 @@
 """Small trials built through the services, for the trials/ tests."""
 
+from surveys.services import wave_create
 from trials.models import ConsentDocument, ConsentScope, OversightBody, Trial
 from trials.services import (
     approval_record,
@@ -30,9 +31,12 @@ def valid_plan(**overrides) -> dict:
 
 
 def draft_trial(slug: str = "t", actor=None) -> Trial:
+    """Two arms and three fortnightly WHO-5 waves (0 is baseline): what ``valid_plan`` names."""
     trial = trial_create(slug=slug, title=slug.upper(), actor=actor)
     arm_create(trial=trial, slug="a", name="A", is_control=True, **ARM)
     arm_create(trial=trial, slug="b", name="B", **ARM | {"system_prompt": "Be kind."})
+    for index in range(3):
+        wave_create(trial=trial, index=index, day_offset=14 * index, instrument_codes=["who5"])
     return trial
 
 

@@ -133,7 +133,9 @@ def test_a_malformed_plan_form_says_what_is_wrong_and_saves_nothing(client, alic
     )
     assert response.status_code == 200
     text = response.content.decode()
-    assert "dimension, instrument, wave number" in text
+    # Every mistake is reported on its field at once.
+    assert "Write each outcome as “dimension, instrument, wave number”" in text
+    assert "Write whole numbers separated by commas." in text
     assert not PreRegistration.objects.filter(trial=trial).exists()
 
 

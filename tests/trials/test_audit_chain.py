@@ -11,13 +11,13 @@ from django.core.management.base import CommandError
 from django.db import connection
 
 from federated.models import PrivacyBudget, PrivacyCharge
-from federated.schema import telemetry_schema
 from federated.services import privacy_charge_reserve
 from tests.federated.conftest import TELEMETRY
 from tests.trials.factories import enrolling_trial
 from trials.audit import GENESIS, audit_chain_verify
 from trials.models import Approval, ProtocolDeviation, TrialEvent
 from trials.services import deviation_record, participant_enrol
+from trials.telemetry import TelemetrySection
 
 CHAINED_TABLES = [
     "trials_trialevent",
@@ -57,7 +57,11 @@ def trial(transactional_db):
     )
     deviation_record(trial=trial, description="Wave 2 went out a day late.")
     privacy_charge_reserve(
-        trial=trial, schema=telemetry_schema(TELEMETRY), key="w0", nano_rho=1000, measurements={}
+        trial=trial,
+        schema=TelemetrySection.model_validate(TELEMETRY),
+        key="w0",
+        nano_rho=1000,
+        measurements={},
     )
     return trial
 

@@ -125,8 +125,8 @@ def test_arm_amendment_makes_a_new_version_a_deviation_and_pauses_enrolment():
     )
     arm.refresh_from_db()
     assert prereg.version == before.version + 1
-    assert prereg.plan["arms"]["b"] == arm.config_hash != before.plan["arms"]["b"]
-    assert prereg.plan["arm_configs"]["b"]["model_version"] == "2"
+    assert prereg.record["arms"]["b"] == arm.config_hash != before.record["arms"]["b"]
+    assert prereg.record["arm_configs"]["b"]["model_version"] == "2"
     deviation = ProtocolDeviation.objects.get(trial=trial)
     assert deviation.kind == "arm_change" and deviation.preregistration == before
     with pytest.raises(ValidationError, match="paused"):

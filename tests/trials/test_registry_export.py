@@ -40,9 +40,22 @@ CONTENT = {
         "sample_size": {
             "per_arm": 150,
             "rationale": "80% power for d = 0.35.",
-            "power": {"effect_size": 0.35, "power": 0.8},
+            "power": {
+                "method": "ANCOVA of the follow-up mean adjusted for baseline",
+                "effect": 5.25,
+                "sd": 15.0,
+                "rho": 0.5,
+                "follow_ups": 1,
+                "attrition": 0.2,
+                "power": 0.8,
+                "alpha": 0.05,
+                "design_multiplier": 0.75,
+                "n_per_arm": 150,
+                "n_total": 300,
+                "achieved_power": 0.8,
+            },
         },
-        "interim_looks": [{"information_fraction": 0.5, "boundary": "obrien_fleming"}],
+        "interim_looks": [{"information_fraction": 0.5, "spending": "obrien_fleming"}],
         "stopping_rule": "Stop at 300 enrolled participants.",
         "minimal_important_differences": {"mental_wellbeing": 10},
         "guardrails": ["Engagement rising while flourishing does not."],
@@ -132,9 +145,9 @@ def test_plan_content_lands_in_its_osf_question():
     osf = osf_preregistration(**export())
     randomization = osf["design_plan"]["randomization"]["answer"]
     assert "community, locale" in randomization and "c" * 64 in randomization
-    assert "effect_size = 0.35" in osf["sampling_plan"]["sample_size_rationale"]["answer"]
+    assert "effect = 5.25" in osf["sampling_plan"]["sample_size_rationale"]["answer"]
     assert (
-        "information fraction 0.5, boundary: obrien_fleming"
+        "information fraction 0.5, spending: obrien_fleming"
         in osf["sampling_plan"]["stopping_rule"]["answer"]
     )
     inference = osf["analysis_plan"]["inference_criteria"]["answer"]
@@ -168,7 +181,7 @@ def test_missing_narratives_say_not_specified():
         k: CONTENT["plan"][k]
         for k in ("hypotheses", "arms_compared", "primary_outcomes", "alpha", "multiplicity")
     }
-    osf = osf_preregistration(**export({"trial": "demo", "plan": plan}, rationale=""))
+    osf = osf_preregistration(**export(CONTENT | {"plan": plan}, rationale=""))
     for section, question in [
         ("design_plan", "study_type"),
         ("design_plan", "blinding"),
@@ -194,8 +207,10 @@ def test_missing_narratives_say_not_specified():
 
 @pytest.mark.unit
 def test_a_plan_without_required_keys_is_refused():
-    with pytest.raises(ValueError, match="lacks required keys: hypotheses"):
+    with pytest.raises(ValueError, match="The frozen record: trial: Field required"):
         osf_preregistration(**export({"plan": {"alpha": 0.05}}))
+    with pytest.raises(ValueError, match="no hypotheses"):
+        osf_preregistration(**export(CONTENT | {"plan": {"alpha": 0.05}}))
 
 
 @pytest.mark.unit
@@ -234,7 +249,7 @@ def test_unicode_survives_the_json_export():
 def frozen(db):
     trial = Trial.objects.create(slug="demo", title="Flourishing trial ✓")
     PreRegistration.objects.create(
-        trial=trial, version=1, plan=CONTENT, frozen_at=timezone.now(), sha256=sha256_of(CONTENT)
+        trial=trial, version=1, record=CONTENT, frozen_at=timezone.now(), sha256=sha256_of(CONTENT)
     )
     return trial
 
@@ -247,7 +262,9 @@ def run(*args, **options) -> str:
 
 @pytest.mark.django_db
 def test_command_exports_the_latest_frozen_version(frozen, tmp_path):
-    PreRegistration.objects.create(trial=frozen, version=2, plan=CONTENT)  # a draft, not frozen
+    PreRegistration.objects.create(
+        trial=frozen, version=2, draft_plan=CONTENT["plan"]
+    )  # a draft, not frozen
     osf = json.loads(run("demo"))
     assert osf["provenance"]["version"] == 1
     assert osf["provenance"]["sha256"] == sha256_of(CONTENT)
@@ -268,7 +285,7 @@ def test_command_exports_the_latest_frozen_version(frozen, tmp_path):
     ],
 )
 def test_command_refuses_unknown_or_unfrozen_versions(frozen, args, message):
-    PreRegistration.objects.create(trial=frozen, version=2, plan=CONTENT)
+    PreRegistration.objects.create(trial=frozen, version=2, draft_plan=CONTENT["plan"])
     with pytest.raises(CommandError, match=message):
         run(*args)
 
@@ -276,7 +293,7 @@ def test_command_refuses_unknown_or_unfrozen_versions(frozen, args, message):
 @pytest.mark.django_db
 def test_command_refuses_a_trial_with_nothing_frozen(db):
     trial = Trial.objects.create(slug="draft", title="Draft")
-    PreRegistration.objects.create(trial=trial, version=1, plan=CONTENT)
+    PreRegistration.objects.create(trial=trial, version=1, draft_plan=CONTENT["plan"])
     with pytest.raises(CommandError, match="'draft' has no frozen pre-registration"):
         run("draft")
 
@@ -285,7 +302,7 @@ def test_command_refuses_a_trial_with_nothing_frozen(db):
 def test_command_refuses_content_that_does_not_match_its_hash(db):
     trial = Trial.objects.create(slug="tampered", title="Tampered")
     PreRegistration.objects.create(
-        trial=trial, version=1, plan=CONTENT, frozen_at=timezone.now(), sha256="0" * 64
+        trial=trial, version=1, record=CONTENT, frozen_at=timezone.now(), sha256="0" * 64
     )
     with pytest.raises(CommandError, match="does not match its stored SHA-256"):
         run("tampered")

@@ -42,7 +42,7 @@ class Command(BaseCommand):
             raise CommandError(f"No trial with slug {slug!r}.")
         prereg = _preregistration(trial, prereg_version)
         # Refuse to publish an export whose content no longer matches the hash it was frozen with.
-        if sha256_of(prereg.plan) != prereg.sha256:
+        if sha256_of(prereg.record) != prereg.sha256:
             raise CommandError(
                 f"Version {prereg.version} of {slug!r} does not match its stored SHA-256."
             )
