@@ -9,6 +9,7 @@ written to ``bench-results/<UTC time>.json``.
     make bench BENCH_ARGS=ancova                     # those whose module name contains "ancova"
     make bench BENCH_ARGS="survey --duration 10"     # a shorter run of the load benchmark
     make bench BENCH_ARGS="growth --pymc-minutes 5"  # the growth benchmark, PyMC capped at 5 min
+    make bench BENCH_ARGS=startup                    # manage.py check and the web server's start
 """
 
 import argparse
@@ -86,17 +87,25 @@ def own_database(server_url: str, name: str) -> Iterator[str]:
 
 
 @contextmanager
-def gunicorn(port: int, *, env: dict, log: IO, workers: int = 2) -> Iterator[None]:
-    """The product's WSGI app under gunicorn on 127.0.0.1:``port``, from when ``/healthz``
-    answers until the block ends. Two sync workers by default, as the production-like stack runs
-    on these two-core machines."""
+def gunicorn(
+    port: int,
+    *,
+    env: dict,
+    log: IO,
+    workers: int = 2,
+    app: str = "config.wsgi:application",
+    start_timeout: float = 60.0,
+) -> Iterator[None]:
+    """The product's WSGI app (or ``app``) under gunicorn on 127.0.0.1:``port``, from when
+    ``/healthz`` answers until the block ends. Two sync workers by default, as the
+    production-like stack runs on these two-core machines."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind",
+        [sys.executable, "-m", "gunicorn", app, "--bind",
          f"127.0.0.1:{port}", "--workers", str(workers), "--no-control-socket"],
         cwd=REPO_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + start_timeout
         while True:
             if process.poll() is not None or time.monotonic() > deadline:
                 log.flush()
