@@ -30,7 +30,8 @@ from pydantic import (
     model_validator,
 )
 
-from trials.dimensions import FLOURISHING_DIMENSIONS
+from trials import documents
+from trials.dimensions import Dimension
 from trials.documents import Document, error_messages
 
 LICENCE_CLASSES = {
@@ -44,7 +45,6 @@ LICENCE_CLASSES = {
 REDISTRIBUTABLE_LICENCES = {"public-domain", "free-with-attribution", "CC0-1.0"}
 
 Licence = Literal[tuple(LICENCE_CLASSES)]  # type: ignore[valid-type]
-Dimension = Literal[tuple(FLOURISHING_DIMENSIONS)]  # type: ignore[valid-type]
 Number = int | float
 # JSON has no tuples: a pair is a two-element array (the container alone is not strict).
 TextPair = Annotated[tuple[str, str], Strict(False)]
@@ -337,18 +337,10 @@ def _duplicates(kind: str, codes: Iterable[str]) -> list[str]:
     return [f"two {kind}s share the code {code}" for code in sorted(counts) if counts[code] > 1]
 
 
-def json_schema() -> dict[str, Any]:
-    """The JSON Schema of a pack file, the definition under ``$defs``; published as
-    docs/instrument-schema.json."""
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        **InstrumentPack.model_json_schema(),
-    }
-
-
 def schema_text() -> str:
-    """The published file's exact text."""
-    return json.dumps(json_schema(), indent=2, ensure_ascii=False) + "\n"
+    """The JSON Schema of a pack file (the definition under ``$defs``), as published in
+    docs/instrument-schema.json."""
+    return documents.schema_text(InstrumentPack)
 
 
 def main(argv: list[str] | None = None) -> int:

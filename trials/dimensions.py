@@ -5,6 +5,8 @@ them as outcomes. The set follows the domains of the Global Flourishing Study's 
 plus the assistant-specific one this platform exists to watch: autonomy and reliance on AI.
 """
 
+from typing import Literal
+
 FLOURISHING_DIMENSIONS: dict[str, str] = {
     "life_satisfaction": "happiness and life satisfaction",
     "mental_wellbeing": "mental wellbeing",
@@ -15,3 +17,7 @@ FLOURISHING_DIMENSIONS: dict[str, str] = {
     "financial_stability": "financial and material stability",
     "autonomy": "autonomy and reliance on AI",
 }
+
+# The names above as a type, for the typed documents that name a dimension (trials.plan,
+# surveys.instrument): their JSON Schemas list the valid names.
+Dimension = Literal[tuple(FLOURISHING_DIMENSIONS)]  # type: ignore[valid-type]

@@ -7,6 +7,8 @@ docs/architecture.md, "The documents". They all read and write plain JSON, so wh
 hashed stays a JSON object.
 """
 
+import json
+
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 
@@ -31,3 +33,9 @@ def error_messages(error: ValidationError, *, prefix: str = "") -> list[str]:
             text = "not a known field"
         messages.append(f"{prefix}{where}: {text}." if where else f"{prefix}{text}.")
     return messages
+
+
+def schema_text(model: type[BaseModel]) -> str:
+    """``model``'s JSON Schema (draft 2020-12) as the exact text published under docs/."""
+    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema"}
+    return json.dumps(schema | model.model_json_schema(), indent=2, ensure_ascii=False) + "\n"

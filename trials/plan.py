@@ -16,19 +16,22 @@ register with :func:`register_freeze_check`, so this app never imports them (the
 docs/architecture.md).
 """
 
+import argparse
+import json
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Self
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from trials.dimensions import FLOURISHING_DIMENSIONS
-from trials.documents import Document, error_messages
+from trials.dimensions import Dimension
+from trials.documents import Document, error_messages, schema_text
 from trials.telemetry import TelemetrySection
 
 if TYPE_CHECKING:
     from trials.models import Trial
 
-Dimension = Literal[tuple(FLOURISHING_DIMENSIONS)]  # type: ignore[valid-type]
 Multiplicity = Literal["holm", "bh", "none"]
 RandomisationMethod = Literal["permuted_blocks", "salted_hash"]
 StratificationFactor = Literal["community", "locale"]
@@ -271,3 +274,33 @@ def _randomisation_errors(randomisation: Randomisation, arm_slugs: list[str]) ->
     ):
         return [f"randomisation.block_sizes must be multiples of {unit} (the ratio's sum)."]
     return []
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m trials.plan --schema`` prints the plan's JSON Schema (docs/plan-schema.json);
+    ``python -m trials.plan FILE ...`` checks plan files' shape (what freezing checks against a
+    trial comes on top, in :func:`freeze_errors`)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m trials.plan",
+        description="Print the plan's JSON Schema, or check the shape of plan files.",
+    )
+    parser.add_argument("--schema", action="store_true", help="print the JSON Schema")
+    parser.add_argument("plans", nargs="*", type=Path, help="plan files (JSON) to check")
+    options = parser.parse_args(argv)
+    if options.schema:
+        sys.stdout.write(schema_text(Plan))
+    failed = False
+    for path in options.plans:
+        try:
+            plan_parse(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError) as error:  # PlanError and JSON errors are ValueErrors
+            failed = True
+            problems = getattr(error, "messages", [str(error)])
+            print(f"{path}: not a plan", *problems, sep="\n  ", file=sys.stderr)
+        else:
+            print(f"{path}: ok")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

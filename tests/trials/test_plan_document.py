@@ -1,12 +1,17 @@
 """The plan as a typed document: its shape, what freezing refuses, the admin form round trip."""
 
+import json
+from pathlib import Path
+
 import pytest
 from django.core.exceptions import ValidationError
 
 from tests.trials.factories import draft_trial, enrolling_trial, valid_plan
+from trials.documents import schema_text
 from trials.forms import PlanForm
 from trials.models import Community, PreRegistration
 from trials.plan import Plan, PlanError, plan_parse
+from trials.plan import main as plan_main
 from trials.selectors import preregistration_in_force
 from trials.services import (
     preregistration_draft_save,
@@ -221,3 +226,24 @@ def test_an_amendment_starts_from_the_version_in_force(client, django_user_model
     assert draft.plan.telemetry == in_force.plan.telemetry
     assert draft.plan.guardrails == ["Watch usage.", "Watch late-night use."]
     assert draft.plan.model_copy(update={"guardrails": in_force.plan.guardrails}) == in_force.plan
+
+
+@pytest.mark.unit
+def test_the_published_schema_is_the_generated_one():
+    # Regenerate with: python -m trials.plan --schema > docs/plan-schema.json
+    published = Path(__file__).resolve().parents[2] / "docs" / "plan-schema.json"
+    assert published.read_text(encoding="utf-8") == schema_text(Plan)
+    schema = json.loads(published.read_text(encoding="utf-8"))
+    assert schema["additionalProperties"] is False
+    assert schema["properties"]["multiplicity"]["enum"] == ["holm", "bh", "none"]
+
+
+@pytest.mark.unit
+def test_the_command_checks_plan_files(tmp_path, capsys):
+    good, bad = tmp_path / "good.json", tmp_path / "bad.json"
+    good.write_text(json.dumps(EVERY_SECTION), encoding="utf-8")
+    bad.write_text(json.dumps(valid_plan(alpha=2)), encoding="utf-8")
+    assert plan_main([str(good)]) == 0
+    assert plan_main([str(good), str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert "bad.json: not a plan" in err and "alpha: Input should be less than 1" in err
