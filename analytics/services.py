@@ -14,7 +14,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from analytics.models import AnalysisRun
-from trials.models import Trial
+from trials.models import Trial, TrialEvent
 from trials.selectors import preregistration_in_force
 from trials.services import event_record, preregistration_current
 
@@ -84,7 +84,7 @@ def analysis_run_create(
     )
     event_record(
         trial=trial,
-        kind="analysis_run_started",
+        kind=TrialEvent.Kind.ANALYSIS_RUN_STARTED,
         actor=actor,
         run=run.pk,
         run_kind=kind,
@@ -140,7 +140,9 @@ def _give_up(run: AnalysisRun, now: datetime) -> None:
     )
     run.finished_at = now
     run.save(update_fields=["status", "error", "finished_at"])
-    event_record(trial=run.trial, kind="analysis_run_failed", run=run.pk, attempts=run.attempts)
+    event_record(
+        trial=run.trial, kind=TrialEvent.Kind.ANALYSIS_RUN_FAILED, run=run.pk, attempts=run.attempts
+    )
 
 
 def _mine(run: AnalysisRun) -> QuerySet[AnalysisRun]:
@@ -219,11 +221,16 @@ def analysis_run_execute(
 def _finish(run: AnalysisRun, status: str, **fields: object) -> AnalysisRun:
     """Store the outcome of this attempt with its audit row, unless another attempt owns the
     run by now (then that attempt's outcome stands)."""
+    kind = (
+        TrialEvent.Kind.ANALYSIS_RUN_FINISHED
+        if status == AnalysisRun.Status.FINISHED
+        else TrialEvent.Kind.ANALYSIS_RUN_FAILED
+    )
     with transaction.atomic():
         if _mine(run).update(status=status, finished_at=timezone.now(), **fields):
             event_record(
                 trial=run.trial,
-                kind=f"analysis_run_{status}",
+                kind=kind,
                 run=run.pk,
                 attempt=run.attempts,
             )
@@ -244,7 +251,9 @@ def analysis_run_fail(*, run_id: int, error: str) -> AnalysisRun:
                 timezone.now(),
             )
             run.save(update_fields=["status", "error", "finished_at"])
-            event_record(trial=run.trial, kind="analysis_run_failed", run=run.pk, error=error)
+            event_record(
+                trial=run.trial, kind=TrialEvent.Kind.ANALYSIS_RUN_FAILED, run=run.pk, error=error
+            )
     return run
 
 
@@ -290,7 +299,7 @@ def _take_stale(stale_after: timedelta, max_attempts: int) -> AnalysisRun | None
         run.save(update_fields=["status", "heartbeat_at"])
         event_record(
             trial=run.trial,
-            kind="analysis_run_requeued",
+            kind=TrialEvent.Kind.ANALYSIS_RUN_REQUEUED,
             run=run.pk,
             attempts=run.attempts,
             silent_since=silent_since.isoformat(),

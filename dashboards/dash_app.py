@@ -31,7 +31,7 @@ from django.templatetags.static import static
 
 from dashboards import panels as p
 from dashboards.plotly_bundle import BUNDLE_DIR, SCRIPT
-from dashboards.selectors import dashboard_data, may_view
+from dashboards.selectors import dashboard_data
 from trials.models import Trial
 from trials.spreadsheet import csv_text
 
@@ -176,7 +176,7 @@ def render(pathname: str | None) -> list:
         trial = Trial.objects.get(slug=_slug(pathname))
     except Trial.DoesNotExist as error:
         raise Http404("No such trial.") from error
-    if not may_view(flask.request.environ[USER_KEY], trial):
+    if not flask.request.environ[USER_KEY].has_perm("trials.view_results", trial):
         raise PermissionDenied("You are not an analyst or coordinator of this trial.")
     return dashboard_children(trial)
 

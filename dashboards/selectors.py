@@ -3,7 +3,6 @@ aggregates of the trial's rows. Nothing here fits a model."""
 
 from dataclasses import dataclass, field
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Count
 from django.db.models.functions import TruncDate
 
@@ -11,14 +10,8 @@ from analytics.models import AnalysisRun
 from federated.selectors import privacy_budget_summary, telemetry_release_rows
 from trials.audit import audit_chain_head
 from trials.models import Participant, Trial
-from trials.selectors import (
-    preregistration_in_force,
-    preregistrations_pending,
-    trials_analysed_by,
-)
+from trials.selectors import preregistration_in_force, preregistrations_pending
 from trials.services import missing_approvals
-
-VIEW_PERMISSION = "analytics.view_analysisrun"
 
 
 @dataclass(frozen=True)
@@ -47,11 +40,6 @@ class DashboardData:
     enrolment: list[dict]
     privacy_budget: dict | None = None
     telemetry: list[dict] = field(default_factory=list)
-
-
-def may_view(user: AbstractBaseUser | AnonymousUser, trial: Trial) -> bool:
-    """Analysts and coordinators of the trial with the permission to read analysis runs."""
-    return user.has_perm(VIEW_PERMISSION) and trials_analysed_by(user).filter(pk=trial.pk).exists()
 
 
 def latest_finished_run(trial: Trial) -> AnalysisRun | None:

@@ -1,6 +1,7 @@
 """Analysts' pages: the trial list (a Django template) and the per-trial Dash dashboard, whose
-every request passes through Django's login and permission checks before it reaches Dash (see
-``dashboards.dash_app`` for why Dash is mounted this way). Nothing here fits a model."""
+every request passes through Django's login and the rule ``trials.view_results``
+(``trials.rules``) before it reaches Dash (see ``dashboards.dash_app`` for why Dash is mounted
+this way). Nothing here fits a model."""
 
 from csp.constants import SELF, UNSAFE_INLINE
 from csp.decorators import csp_update
@@ -13,9 +14,12 @@ from werkzeug.test import EnvironBuilder
 
 from analytics.models import AnalysisRun
 from config.security import csp_hash
-from dashboards.selectors import VIEW_PERMISSION, latest_finished_run, may_view
+from dashboards.selectors import latest_finished_run
 from trials.models import Trial
-from trials.selectors import trials_analysed_by
+from trials.rules import permitted
+
+# Asked without a trial, the rule says whether the user may read any trial's results.
+VIEW_RESULTS = "trials.view_results"
 
 # plotly.js's style for each rich-text tag it draws (src/lib/svg_text_utils.js, TAG_STYLES).
 PLOTLY_TAG_STYLES = (
@@ -44,10 +48,10 @@ def headline(run: AnalysisRun) -> dict | None:
 
 
 @login_required
-@permission_required(VIEW_PERMISSION, raise_exception=True)
+@permission_required(VIEW_RESULTS, raise_exception=True)
 def trial_list(request: HttpRequest) -> HttpResponse:
     rows = []
-    for trial in trials_analysed_by(request.user).order_by("slug"):
+    for trial in permitted(request.user, VIEW_RESULTS).order_by("slug"):
         run = latest_finished_run(trial)
         primary = headline(run) if run else None
         rows.append({"trial": trial, "run": run, "primary": primary})
@@ -88,11 +92,11 @@ def _to_dash(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-@permission_required(VIEW_PERMISSION, raise_exception=True)
+@permission_required(VIEW_RESULTS, raise_exception=True)
 def trial_detail(request: HttpRequest, slug: str) -> HttpResponse:
     """The dashboard page of one trial (Dash's index page, once access is checked)."""
     trial = get_object_or_404(Trial, slug=slug)
-    if not may_view(request.user, trial):
+    if not request.user.has_perm(VIEW_RESULTS, trial):
         raise PermissionDenied("You are not an analyst or coordinator of this trial.")
     return csp_update(_dash_policy())(_to_dash)(request)
 
@@ -123,7 +127,7 @@ def _dash_policy() -> dict[str, list[str]]:
 # the session cookie is SameSite=Lax, so a cross-site post carries no session anyway.
 @csrf_exempt
 @login_required
-@permission_required(VIEW_PERMISSION, raise_exception=True)
+@permission_required(VIEW_RESULTS, raise_exception=True)
 def dash_resource(request: HttpRequest, resource: str) -> HttpResponse:
     """Dash's own routes (layout, callbacks, scripts); the callback checks the trial itself."""
     return _to_dash(request)

@@ -17,9 +17,9 @@ from django.utils import timezone
 
 from federated.mechanism import NANO, NoisyValue, nano_rho_floor
 from federated.models import PrivacyBudget, PrivacyCharge, ReleasedAggregate, TelemetryRelease
-from trials.telemetry import TelemetrySection
-from trials.models import PreRegistration, Trial
+from trials.models import PreRegistration, Trial, TrialEvent
 from trials.services import event_record
+from trials.telemetry import TelemetrySection
 
 
 class PrivacyBudgetExhausted(ValidationError):
@@ -52,7 +52,9 @@ def privacy_charge_reserve(
         return _reserve(trial, schema, key, nano_rho, measurements)
     except PrivacyBudgetExhausted as refused:
         # The refusal is audited on its own: the reservation's transaction rolled back.
-        event_record(trial=trial, kind="privacy_budget_refused", key=key, nano_rho=nano_rho)
+        event_record(
+            trial=trial, kind=TrialEvent.Kind.PRIVACY_BUDGET_REFUSED, key=key, nano_rho=nano_rho
+        )
         raise refused
 
 
@@ -84,7 +86,7 @@ def _reserve(
     )
     event_record(
         trial=trial,
-        kind="privacy_budget_reserved",
+        kind=TrialEvent.Kind.PRIVACY_BUDGET_RESERVED,
         record=charge,
         key=key,
         nano_rho=nano_rho,
@@ -134,5 +136,10 @@ def telemetry_release_store(
     charge.status = PrivacyCharge.Status.RELEASED
     charge.released_at = timezone.now()
     charge.save(update_fields=["status", "released_at"])
-    event_record(trial=trial, kind="telemetry_released", key=charge.key, window_index=window_index)
+    event_record(
+        trial=trial,
+        kind=TrialEvent.Kind.TELEMETRY_RELEASED,
+        key=charge.key,
+        window_index=window_index,
+    )
     return release

@@ -25,11 +25,11 @@ from flwr.serverapp import Grid
 from federated.mechanism import release, release_plan
 from federated.models import PrivacyCharge, TelemetryRelease
 from federated.schema import clamp_reply
-from trials.telemetry import TelemetrySection
 from federated.selectors import charge_key, telemetry_schema_in_force, window_bounds
 from federated.services import privacy_charge_reserve, telemetry_release_store
-from trials.models import ConsentScope, Participant, Trial
+from trials.models import ConsentScope, Participant, Trial, TrialEvent
 from trials.services import assignment_token_participant_id, event_record
+from trials.telemetry import TelemetrySection
 
 logger = logging.getLogger(__name__)
 # Rounds of asking within one run: the first, then again for devices whose reply was an error.
@@ -81,7 +81,7 @@ def telemetry_window_run(
         # Counts stay out of the record: exact per-arm counts are what the release protects.
         event_record(
             trial=trial,
-            kind="telemetry_window_waiting",
+            kind=TrialEvent.Kind.TELEMETRY_WINDOW_WAITING,
             key=charge.key,
             window_index=window_index,
             arms=short,

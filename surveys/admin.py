@@ -14,16 +14,17 @@ from django.utils.html import format_html
 
 from surveys.models import Instrument, Invitation, Response, Wave
 from surveys.reports import trial_survey_report
-from surveys.schedule import schedule_errors
 from surveys.services import (
     instrument_pack_load,
     invitation_release,
+    wave_change,
     wave_create,
     wave_quality_refresh,
+    wave_schedule_errors,
 )
 from trials.admin import TrialScopedAdmin
 from trials.models import Trial
-from trials.selectors import trials_visible_to
+from trials.rules import permitted
 
 
 class PackForm(forms.Form):
@@ -105,12 +106,23 @@ class WaveForm(forms.ModelForm):
             window_days=cleaned["window_days"],
             reminder_days=cleaned.get("reminder_days") or [],
         )
-        others = trial.waves.exclude(pk=self.instance.pk).prefetch_related("instruments")
-        planned = [(other, list(other.instruments.all())) for other in others]
-        errors = schedule_errors([*planned, (wave, list(cleaned.get("instruments", [])))])
+        # What the service would refuse, shown on the form before anything is saved.
+        errors = wave_schedule_errors(wave=wave, instruments=cleaned.get("instruments", []))
         if errors:
             raise ValidationError(errors)
         return cleaned
+
+    def service_arguments(self) -> dict:
+        """The form's values as wave_create and wave_change take them."""
+        data = self.cleaned_data
+        return {
+            "index": data["index"],
+            "day_offset": data["day_offset"],
+            "window_days": data["window_days"],
+            "reminder_days": data.get("reminder_days") or [],
+            "one_page": data["one_page"],
+            "instrument_codes": [instrument.code for instrument in data["instruments"]],
+        }
 
 
 @admin.register(Wave)
@@ -144,23 +156,16 @@ class WaveAdmin(TrialScopedAdmin):
         return allowed and (obj is None or obj.trial.state == Trial.State.DRAFT)
 
     def save_model(self, request, obj, form, change):
+        # WaveForm.clean has already refused what the services would refuse.
+        arguments = form.service_arguments() | {"actor": request.user}
         if change:
-            super().save_model(request, obj, form, change)
-            return
-        created = wave_create(
-            trial=obj.trial,
-            index=obj.index,
-            day_offset=obj.day_offset,
-            window_days=obj.window_days,
-            reminder_days=obj.reminder_days,
-            one_page=obj.one_page,
-            instrument_codes=[i.code for i in form.cleaned_data["instruments"]],
-        )
-        form.instance = obj = created
+            saved = wave_change(wave=obj, **arguments)
+        else:
+            saved = wave_create(trial=obj.trial, **arguments)
+        obj.pk = saved.pk
 
     def save_related(self, request, form, formsets, change):
-        if change:
-            super().save_related(request, form, formsets, change)
+        pass  # the service has set the wave's instruments; a wave has no inlines
 
     def get_urls(self):
         report = self.admin_site.admin_view(self.report_view)
@@ -170,7 +175,7 @@ class WaveAdmin(TrialScopedAdmin):
         ]
 
     def report_view(self, request, trial_id: int):
-        trial = get_object_or_404(trials_visible_to(request.user), pk=trial_id)
+        trial = get_object_or_404(permitted(request.user, "trials.view_trial"), pk=trial_id)
         context = {
             **self.admin_site.each_context(request),
             "title": f"Survey quality — {trial.slug}",
@@ -180,7 +185,8 @@ class WaveAdmin(TrialScopedAdmin):
         return TemplateResponse(request, "admin/surveys/wave/report.html", context)
 
     def changelist_view(self, request, extra_context=None):
-        trials = trials_visible_to(request.user).filter(waves__isnull=False).distinct()
+        visible = permitted(request.user, "trials.view_trial")
+        trials = visible.filter(waves__isnull=False).distinct()
         reports = [(t, reverse("admin:surveys_wave_report", args=[t.pk])) for t in trials]
         return super().changelist_view(request, {**(extra_context or {}), "reports": reports})
 
@@ -202,7 +208,7 @@ class InvitationAdmin(TrialScopedAdmin):
             if not self.has_change_permission(request, invitation):
                 raise PermissionDenied
             try:
-                invitation_release(invitation=invitation)
+                invitation_release(invitation=invitation, actor=request.user)
             except ValidationError as error:
                 self.message_user(request, f"{invitation}: {error.messages[0]}", messages.ERROR)
 

@@ -138,7 +138,7 @@ class TrialScopedMixin:
             if hidden is not None:
                 event_record(
                     trial=self.trial_of(hidden),
-                    kind="access_refused",
+                    kind=TrialEvent.Kind.ACCESS_REFUSED,
                     actor=request.user,
                     model=self.model._meta.model_name,
                     object=str(object_id),

@@ -7,6 +7,8 @@ class TrialsConfig(AppConfig):
     verbose_name = "Trials"
 
     def ready(self) -> None:
+        # Importing trials.rules registers the per-trial permissions.
+        import trials.rules  # noqa: F401
         from trials.database_roles import application_role_grant
         from trials.roles import roles_sync
 

@@ -100,7 +100,7 @@ def record_chained_link(
         trial_id=trial_id,
         sequence=sequence,
         previous_hash=previous_hash,
-        kind="record_chained",
+        kind=TrialEvent.Kind.RECORD_CHAINED.value,
         detail={"record": {"model": label, "pk": pk, "content": content}},
     )
 
@@ -117,13 +117,16 @@ def record_reference(record: models.Model) -> dict:
 def audit_append(
     *,
     trial: Trial,
-    kind: str,
+    kind: TrialEvent.Kind,
     actor: AbstractBaseUser | None = None,
     record: models.Model | None = None,
     detail: dict | None = None,
 ) -> TrialEvent:
     """Append the next event to ``trial``'s chain; the caller's transaction holds the trial row
-    until it commits, so events are appended one after another."""
+    until it commits, so events are appended one after another. ``kind`` must be one of
+    ``TrialEvent.Kind``: a new kind of event is added there first."""
+    if kind not in TrialEvent.Kind.values:
+        raise ValueError(f"{kind!r} is not a kind of audit event (TrialEvent.Kind).")
     locked = trial_lock(trial)
     detail = dict(detail or {})
     if record is not None:
@@ -135,7 +138,8 @@ def audit_append(
         trial_id=locked.pk,
         sequence=head.sequence + 1 if head else 1,
         previous_hash=head.hash if head else GENESIS,
-        kind=kind,
+        # The value, a plain string, is what the event's hash covers.
+        kind=TrialEvent.Kind(kind).value,
         detail=detail,
         actor_name=actor.get_username() if actor is not None else "",
     )

@@ -428,9 +428,54 @@ class TrialEvent(models.Model):
     """Audit row, written in the same transaction as the change it records, as the next link of
     the trial's hash chain (trials.audit): deleting, reordering or editing any row shows."""
 
+    class Kind(models.TextChoices):
+        """Every kind of event, in one place (trials.audit refuses any other). The value is part
+        of each event's hash: a value never changes once events of its kind exist."""
+
+        # The trial and the people who run it
+        TRIAL_CREATED = "trial_created"
+        TRIAL_DESCRIBED = "trial_described"
+        MEMBER_ADDED = "member_added"
+        STATE_CHANGED = "state_changed"
+        # Arms and the plan
+        ARM_CREATED = "arm_created"
+        ARM_CHANGED = "arm_changed"
+        ARM_AMENDED = "arm_amended"
+        PREREGISTRATION_DRAFT_SAVED = "preregistration_draft_saved"
+        PREREGISTRATION_FROZEN = "preregistration_frozen"
+        DEVIATION_RECORDED = "deviation_recorded"
+        # Oversight
+        OVERSIGHT_ASSIGNED = "oversight_assigned"
+        APPROVAL_RECORDED = "approval_recorded"
+        # Participants and consent
+        PARTICIPANT_ENROLLED = "participant_enrolled"
+        PARTICIPANT_WITHDREW = "participant_withdrew"
+        CONSENT_GRANTED = "consent_granted"
+        CONSENT_REVOKED = "consent_revoked"
+        # Surveys
+        WAVE_CREATED = "wave_created"
+        WAVE_CHANGED = "wave_changed"
+        INVITATION_RELEASED = "invitation_released"
+        # Analyses
+        ANALYSIS_RUN_STARTED = "analysis_run_started"
+        ANALYSIS_RUN_REQUEUED = "analysis_run_requeued"
+        ANALYSIS_RUN_FINISHED = "analysis_run_finished"
+        ANALYSIS_RUN_FAILED = "analysis_run_failed"
+        # Telemetry and the privacy ledger
+        PRIVACY_BUDGET_RESERVED = "privacy_budget_reserved"
+        PRIVACY_BUDGET_REFUSED = "privacy_budget_refused"
+        TELEMETRY_RELEASED = "telemetry_released"
+        TELEMETRY_WINDOW_WAITING = "telemetry_window_waiting"
+        # Refusals and integrity
+        ACCESS_REFUSED = "access_refused"
+        EDIT_REFUSED = "edit_refused"
+        ARM_INTEGRITY_FAILURE = "arm_integrity_failure"
+        # A row written before the chain existed, vouched for by a migration
+        RECORD_CHAINED = "record_chained"
+
     trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="events")
     sequence = models.PositiveIntegerField(help_text="1, 2, 3, … within the trial.")
-    kind = models.CharField(max_length=50)
+    kind = models.CharField(max_length=50, choices=Kind.choices)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )

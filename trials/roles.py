@@ -1,7 +1,7 @@
 """The platform's groups and their model permissions, kept in step with the code.
 
 Model permissions say what kind of thing a group may touch; which trials a person may touch is
-per-trial (trials.selectors). Synchronised after every ``migrate``, so a fresh database and an
+per-trial (trials.rules). Synchronised after every ``migrate``, so a fresh database and an
 upgraded one end up with the same groups.
 """
 

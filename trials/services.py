@@ -67,7 +67,9 @@ ASSIGNMENT_TOKEN_SALT = "flourish.trials.assignment"
 PSEUDONYM = re.compile(r"[A-Za-z0-9_-]{1,32}")
 
 
-def _event(trial: Trial, kind: str, actor: User | None, *, record=None, **detail) -> TrialEvent:
+def _event(
+    trial: Trial, kind: TrialEvent.Kind, actor: User | None, *, record=None, **detail
+) -> TrialEvent:
     return audit_append(trial=trial, kind=kind, actor=actor, record=record, detail=detail)
 
 
@@ -77,7 +79,7 @@ def _actor_id(actor: User | None) -> int | None:
 
 @transaction.atomic
 def event_record(
-    *, trial: Trial, kind: str, actor: User | None = None, record=None, **detail
+    *, trial: Trial, kind: TrialEvent.Kind, actor: User | None = None, record=None, **detail
 ) -> TrialEvent:
     """An audit row on its own, e.g. a refused attempt that rolled back the change it tried;
     with ``record``, the event vouches for that row's content (trials.audit)."""
@@ -95,7 +97,7 @@ def trial_create(
     trial = Trial(slug=slug, title=title, description=description)
     trial.full_clean()
     trial.save()
-    _event(trial, "trial_created", actor)
+    _event(trial, TrialEvent.Kind.TRIAL_CREATED, actor)
     if actor is not None:
         TrialMember.objects.create(trial=trial, user=actor, role=TrialMember.Role.COORDINATOR)
     return trial
@@ -110,7 +112,7 @@ def trial_describe(
     trial.title, trial.description = title, description
     trial.full_clean()
     trial.save(update_fields=["title", "description"])
-    _event(trial, "trial_described", actor)
+    _event(trial, TrialEvent.Kind.TRIAL_DESCRIBED, actor)
     return trial
 
 
@@ -120,7 +122,7 @@ def member_add(
 ) -> TrialMember:
     member, created = TrialMember.objects.get_or_create(trial=trial, user=user, role=role)
     if created:
-        _event(trial, "member_added", actor, user=user.get_username(), role=role)
+        _event(trial, TrialEvent.Kind.MEMBER_ADDED, actor, user=user.get_username(), role=role)
     return member
 
 
@@ -162,7 +164,7 @@ def arm_save(*, arm: Arm, actor: User | None = None) -> Arm:
         )
     created = arm.pk is None
     _arm_store(arm)
-    kind = "arm_created" if created else "arm_changed"
+    kind = TrialEvent.Kind.ARM_CREATED if created else TrialEvent.Kind.ARM_CHANGED
     _event(trial, kind, actor, arm=arm.slug, config_hash=arm.config_hash)
     return arm
 
@@ -213,7 +215,7 @@ def arm_amend(
     )
     _event(
         trial,
-        "arm_amended",
+        TrialEvent.Kind.ARM_AMENDED,
         actor,
         arm=arm.slug,
         previous_hash=previous_hash,
@@ -256,7 +258,7 @@ def preregistration_draft_save(
     draft.draft_plan = plan.canonical()
     draft.rationale = rationale
     draft.save()
-    _event(trial, "preregistration_draft_saved", actor, version=draft.version)
+    _event(trial, TrialEvent.Kind.PREREGISTRATION_DRAFT_SAVED, actor, version=draft.version)
     return draft
 
 
@@ -316,7 +318,13 @@ def _freeze_version(
     prereg.frozen_at = timezone.now()
     prereg.sha256 = sha256_of(content)
     prereg.save()
-    _event(trial, "preregistration_frozen", actor, version=prereg.version, sha256=prereg.sha256)
+    _event(
+        trial,
+        TrialEvent.Kind.PREREGISTRATION_FROZEN,
+        actor,
+        version=prereg.version,
+        sha256=prereg.sha256,
+    )
     return prereg
 
 
@@ -355,7 +363,12 @@ def _deviation(
         trial=trial, preregistration=prereg, kind=kind, description=description, recorded_by=actor
     )
     _event(
-        trial, "deviation_recorded", actor, record=deviation, deviation=kind, version=prereg.version
+        trial,
+        TrialEvent.Kind.DEVIATION_RECORDED,
+        actor,
+        record=deviation,
+        deviation=kind,
+        version=prereg.version,
     )
     return deviation
 
@@ -418,7 +431,7 @@ def oversight_assign(
         trial=trial, body=body, defaults={"required": required}
     )
     if created:
-        _event(trial, "oversight_assigned", actor, body=body.name, required=required)
+        _event(trial, TrialEvent.Kind.OVERSIGHT_ASSIGNED, actor, body=body.name, required=required)
     return link
 
 
@@ -449,7 +462,7 @@ def approval_record(
     if created:
         _event(
             trial,
-            "approval_recorded",
+            TrialEvent.Kind.APPROVAL_RECORDED,
             actor,
             record=approval,
             body=body.name,
@@ -493,7 +506,7 @@ def trial_transition(
     previous = trial.state
     trial.state = to
     trial.save(update_fields=["state"])
-    _event(trial, "state_changed", actor, previous=previous, to=to, reason=reason)
+    _event(trial, TrialEvent.Kind.STATE_CHANGED, actor, previous=previous, to=to, reason=reason)
     return trial
 
 
@@ -657,7 +670,7 @@ def participant_enrol(
     # The audit row names the pseudonym only, never contact details.
     _event(
         trial,
-        "participant_enrolled",
+        TrialEvent.Kind.PARTICIPANT_ENROLLED,
         None,
         participant=participant.id,
         scopes=scopes,
@@ -689,7 +702,7 @@ def consent_grant(
     )
     _event(
         participant.trial,
-        "consent_granted",
+        TrialEvent.Kind.CONSENT_GRANTED,
         actor,
         participant=participant.id,
         scope=scope,
@@ -712,7 +725,13 @@ def consent_revoke(
         return None
     grant.revoked_at = timezone.now()
     grant.save(update_fields=["revoked_at"])
-    _event(participant.trial, "consent_revoked", actor, participant=participant.id, scope=scope)
+    _event(
+        participant.trial,
+        TrialEvent.Kind.CONSENT_REVOKED,
+        actor,
+        participant=participant.id,
+        scope=scope,
+    )
     return grant
 
 
@@ -737,7 +756,7 @@ def participant_withdraw(
     participant.save(update_fields=["withdrawn_at", "withdrawal_reason", "erased_at"])
     _event(
         participant.trial,
-        "participant_withdrew",
+        TrialEvent.Kind.PARTICIPANT_WITHDREW,
         actor,
         participant=participant.id,
         reason=participant.withdrawal_reason,

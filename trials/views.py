@@ -8,18 +8,17 @@ case (unknown, tampered or revoked token, withdrawn participant, trial not runni
 
 import logging
 
+import rules
 from django.http import Http404, HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from trials.canonical import sha256_of
-from trials.models import Participant, Trial
+from trials.models import Participant, TrialEvent
 from trials.selectors import preregistration_in_force, preregistrations_pending
 from trials.services import arm_config, assignment_token_participant_id, event_record
 
 security_log = logging.getLogger("flourish.security")
-
-RUNNING_STATES = {Trial.State.ENROLLING, Trial.State.FOLLOW_UP}
 
 
 @require_GET
@@ -31,10 +30,11 @@ def assignment(request: HttpRequest, token: str) -> JsonResponse:
         raise Http404("No assignment.")
     participant = (
         Participant.objects.select_related("trial", "allocation__arm__flourishing_profile")
-        .filter(pk=participant_id, withdrawn_at__isnull=True, trial__state__in=RUNNING_STATES)
+        .filter(pk=participant_id)
         .first()
     )
-    if participant is None or not hasattr(participant, "allocation"):
+    # The token names the participant; the rule (trials.rules) says whether they are served.
+    if participant is None or not rules.test_rule("trials.receive_assignment", participant):
         raise Http404("No assignment.")
     trial, arm = participant.trial, participant.allocation.arm
     in_force = preregistration_in_force(trial)
@@ -56,7 +56,7 @@ def assignment(request: HttpRequest, token: str) -> JsonResponse:
         # nothing rather than an unregistered assistant, and leave a trace for the coordinators.
         event_record(
             trial=trial,
-            kind="arm_integrity_failure",
+            kind=TrialEvent.Kind.ARM_INTEGRITY_FAILURE,
             arm=arm.slug,
             registered_hash=registered_hash,
             found_hash=live_hash,

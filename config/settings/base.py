@@ -146,9 +146,12 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # django-axes first: it refuses a locked-out user name and address before any password is
 # checked (so even the right password is refused during a lock-out), then Django's own backend.
+# The groups' model permissions come from ModelBackend; the per-trial object permissions from
+# the rules of trials/rules.py (rules' backend authenticates nobody).
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
+    "rules.permissions.ObjectPermissionBackend",
 ]
 # Login throttling on every sign-in form (/admin/login/ and /accounts/login/): failures count per
 # user name *and* address, so guessing one account's password stops after the limit while

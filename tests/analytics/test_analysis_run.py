@@ -3,7 +3,7 @@ from django.core.management import call_command
 from statsmodels.stats.multitest import multipletests
 
 from analytics.models import AnalysisRun
-from analytics.services import analysis_run_create, analysis_run_execute
+from analytics.services import analysis_run_create, analysis_run_execute, analysis_run_fail
 from trials.models import TrialEvent
 from trials.services import approval_record, preregistration_amend, preregistration_current
 
@@ -43,7 +43,22 @@ def test_run_records_plan_version_snapshot_and_every_estimate(small_trial):
     assert run.results["consort"]["arms"][0]["allocated"] > 0
     assert run.results["srm"]["mismatch"] is False
     assert [w["wave"] for w in run.results["attrition"]] == [1, 2]
-    assert TrialEvent.objects.filter(trial=small_trial, kind="analysis_run_started").exists()
+    events = TrialEvent.objects.filter(trial=small_trial, detail__run=run.pk)
+    assert list(events.order_by("sequence").values_list("kind", flat=True)) == [
+        TrialEvent.Kind.ANALYSIS_RUN_STARTED,
+        TrialEvent.Kind.ANALYSIS_RUN_FINISHED,
+    ]
+
+
+def test_a_failed_run_is_audited_with_its_reason(small_trial):
+    run = analysis_run_create(trial=small_trial, enqueue=False)
+    failed = analysis_run_fail(run_id=run.pk, error="past the time limit")
+    assert failed.status == AnalysisRun.Status.FAILED
+    event = TrialEvent.objects.get(trial=small_trial, kind=TrialEvent.Kind.ANALYSIS_RUN_FAILED)
+    assert event.detail == {"run": run.pk, "error": "past the time limit"}
+    # Failing a failed run again changes nothing and writes nothing.
+    analysis_run_fail(run_id=run.pk, error="again")
+    assert TrialEvent.objects.filter(kind=TrialEvent.Kind.ANALYSIS_RUN_FAILED).count() == 1
 
 
 def test_an_exploratory_run_labels_every_estimate_exploratory(small_trial):

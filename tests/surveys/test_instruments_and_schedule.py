@@ -17,11 +17,13 @@ from surveys.services import (
     instrument_pack_load,
     invitations_plan,
     response_submit,
+    wave_change,
     wave_create,
     wave_quality_refresh,
     waves_quality_refresh,
 )
-from trials.models import ConsentDocument
+from tests.trials.factories import draft_trial, enrolling_trial
+from trials.models import ConsentDocument, TrialEvent
 from trials.services import participant_enrol, trial_create
 
 pytestmark = pytest.mark.django_db
@@ -194,6 +196,55 @@ def test_coordinator_adds_waves_in_the_admin_and_sees_schedule_errors(client):
     refused = client.post("/admin/surveys/wave/add/", {**form, "index": 1, "day_offset": 7})
     assert "asks about the last 14 days" in refused.content.decode()
     assert list(trial.waves.values_list("index", "reminder_days")) == [(0, [3])]
+    # Saved through the service: audited, with who did it.
+    event = trial.events.get(kind=TrialEvent.Kind.WAVE_CREATED)
+    assert event.actor == coordinator and event.detail["instruments"] == ["who5"]
+
+
+def test_a_draft_s_schedule_changes_are_audited_and_a_registered_one_is_refused(client):
+    coordinator = staff("hal", "Coordinators")
+    draft = draft_trial("sched", actor=coordinator)  # WHO-5 on days 0, 14 and 28
+    client.force_login(coordinator)
+    who5 = Instrument.objects.get(code="who5")
+    form = {
+        "trial": draft.pk,
+        "index": 2,
+        "day_offset": 35,
+        "window_days": 5,
+        "reminder_days": "[2]",
+        "instruments": [who5.pk],
+    }
+    wave = draft.waves.get(index=2)
+    assert client.post(f"/admin/surveys/wave/{wave.pk}/change/", form).status_code == 302
+    wave.refresh_from_db()
+    assert (wave.day_offset, wave.window_days, wave.reminder_days) == (35, 5, [2])
+    event = draft.events.get(kind=TrialEvent.Kind.WAVE_CHANGED)
+    assert event.actor == coordinator and event.detail["day_offset"] == 35
+
+    running = enrolling_trial("running", actor=coordinator)
+    audited = running.events.count()
+    message = "schedule is part of the registered protocol"
+    with pytest.raises(ValidationError, match=message):
+        wave_create(trial=running, index=3, day_offset=60, instrument_codes=["who5"])
+    with pytest.raises(ValidationError, match=message):
+        wave_change(
+            wave=running.waves.get(index=2),
+            index=2,
+            day_offset=35,
+            window_days=5,
+            reminder_days=[],
+            one_page=False,
+            instrument_codes=["who5"],
+        )
+    added = {**form, "trial": running.pk, "index": 3, "day_offset": 60}
+    refused = client.post("/admin/surveys/wave/add/", added)
+    assert refused.status_code == 200 and message in refused.content.decode()
+    # Its waves are read-only in the admin, and a posted change is refused.
+    wave = running.waves.get(index=2)
+    changed = client.post(f"/admin/surveys/wave/{wave.pk}/change/", {**form, "trial": running.pk})
+    assert changed.status_code == 403
+    assert list(running.waves.values_list("day_offset", flat=True)) == [0, 14, 28]
+    assert running.events.count() == audited
 
 
 def test_quality_report_and_refresh_flag_careless_answers(client, small_trial):
@@ -284,6 +335,9 @@ def test_invitations_in_doubt_are_listed_and_released_from_the_admin(client, sma
     )
     row.refresh_from_db()
     assert row.state == "pending"
+    event = small_trial.events.get(kind=TrialEvent.Kind.INVITATION_RELEASED)
+    assert event.actor == coordinator
+    assert (event.detail["invitation"], event.detail["previous"]) == (row.pk, "unknown")
 
 
 def test_shipped_definitions_are_what_the_database_holds():
