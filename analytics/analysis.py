@@ -3,20 +3,46 @@
 A confirmatory run analyses the pre-registered outcomes, for the pre-registered contrast, with the
 pre-registered models, up to the pre-registered outcome wave. Every other estimate it reports
 (other outcomes, other arms, sensitivity models) is labelled exploratory, and so is everything in
-an exploratory run. The results are one JSON document (stored in ``AnalysisRun.results``) whose
-``estimates`` list is what dashboards and ``analyze_trial --json`` read.
+an exploratory run. What it finds is a typed document, :class:`analytics.results.Results` (with
+:class:`~analytics.results.Diagnostics`), stored as JSON in ``AnalysisRun.results``; dashboards
+and ``analyze_trial --json`` read it.
 """
 
 import dataclasses
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import jax
 import numpy as np
 import pandas as pd
 from statsmodels.stats.multitest import multipletests
 
+from analytics.results import (
+    AlphaFigure,
+    BayesGrowth,
+    BayesianEstimate,
+    CommunityEffect,
+    Consort,
+    Diagnostics,
+    Divergence,
+    Estimate,
+    FrequentistEstimate,
+    Gates,
+    Interim,
+    InvarianceFigure,
+    OmegaFigure,
+    OrdinalEstimate,
+    OrdinalRun,
+    Outcome,
+    PosteriorDensity,
+    Reliability,
+    Results,
+    SampleRatioMismatch,
+    ScorePsychometrics,
+    Section,
+    TrajectoryPoint,
+    WaveAttrition,
+)
 from analytics.selectors import (
     allocated_per_arm,
     consort_counts,
@@ -57,18 +83,6 @@ RELIANCE_OUTCOME = "ai_independence"
 DENSITY_BINS = 60
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """One analysed score: ``code`` is the score's code, ``wave`` the outcome wave."""
-
-    code: str
-    instrument: str
-    dimension: str
-    wave: int
-    role: str  # primary, secondary or exploratory
-    planned: bool
-
-
 def planned_outcomes(plan: Plan, frame: pd.DataFrame, confirmatory: bool) -> list[Outcome]:
     """The plan's outcomes (the named score, or each score of the named instrument on the named
     dimension), then every other score in the data as an exploratory outcome at the last wave."""
@@ -86,7 +100,14 @@ def planned_outcomes(plan: Plan, frame: pd.DataFrame, confirmatory: bool) -> lis
                 f"No scores of {entry.instrument} on {entry.dimension} for the {role} outcome."
             )
         outcomes += [
-            Outcome(code, entry.instrument, entry.dimension, entry.wave, role, True)
+            Outcome(
+                code=code,
+                instrument=entry.instrument,
+                dimension=entry.dimension,
+                wave=entry.wave,
+                role=role,
+                planned=True,
+            )
             for code in sorted(matching.outcome)
             if code not in {o.code for o in outcomes}
         ]
@@ -94,10 +115,17 @@ def planned_outcomes(plan: Plan, frame: pd.DataFrame, confirmatory: bool) -> lis
     for row in scores.sort_values("outcome").itertuples():
         if row.outcome not in named:
             outcomes.append(
-                Outcome(row.outcome, row.instrument, row.dimension, last_wave, "exploratory", False)
+                Outcome(
+                    code=row.outcome,
+                    instrument=row.instrument,
+                    dimension=row.dimension,
+                    wave=last_wave,
+                    role="exploratory",
+                    planned=False,
+                )
             )
     if not confirmatory:
-        outcomes = [dataclasses.replace(o, planned=False) for o in outcomes]
+        outcomes = [o.model_copy(update={"planned": False}) for o in outcomes]
     return outcomes
 
 
@@ -110,7 +138,8 @@ def analyse(
     progress: Callable[[float], None],
     ordinal: bool | None = None,
 ) -> tuple[dict, dict, str]:
-    """Results, diagnostics and the data snapshot's SHA-256 for one run.
+    """Results, diagnostics (as the JSON of :mod:`analytics.results`'s documents) and the data
+    snapshot's SHA-256 for one run.
 
     ``ordinal`` adds the item-level graded-response model as a sensitivity analysis; by default
     it runs where JAX sees a GPU, since on a CPU it takes minutes for a mid-sized trial.
@@ -130,13 +159,13 @@ def analyse(
     def is_confirmatory(outcome: Outcome, arm: str, method: str) -> bool:
         return outcome.planned and arm == planned_arm and method in PLANNED_METHODS
 
-    estimates: list[dict] = []
+    estimates: list[Estimate] = []
     steps = len(outcomes) + 2
     for position, outcome in enumerate(outcomes):
         rows = frame[(frame.outcome == outcome.code) & (frame.wave <= outcome.wave)]
         estimates += _frequentist(rows, outcome, control, alpha, is_confirmatory)
         progress(0.4 * (position + 1) / steps)
-    _adjust(estimates, plan.multiplicity, alpha)
+    estimates = _adjust(estimates, plan.multiplicity, alpha)
 
     bayes_outcomes = [o for o in outcomes if o.planned] or outcomes
     horizon = max(o.wave for o in bayes_outcomes)
@@ -157,17 +186,16 @@ def analyse(
         progress=lambda fraction: progress(0.4 + 0.55 * fraction),
     )
     estimates += _bayes_estimates(fit, bayes_outcomes, mids, is_confirmatory)
-    ordinal_runs = []
+    ordinal_runs: list[OrdinalRun] = []
     if ordinal if ordinal is not None else jax.default_backend() == "gpu":
         for outcome in bayes_outcomes:
             result = _ordinal(trial, outcome, control, seed, horizon)
-            ordinal_runs.append({"outcome": outcome.code, **dataclasses.asdict(result)})
+            ordinal_runs.append(_section(OrdinalRun, {"outcome": outcome.code, **_plain(result)}))
             estimates += [
-                _estimate(
-                    outcome,
-                    effect.arm,
-                    "bayes_ordinal",
-                    LATENT_GROWTH,
+                OrdinalEstimate(
+                    **_identity(outcome, effect.arm),
+                    method="bayes_ordinal",
+                    estimand=LATENT_GROWTH,
                     estimate=effect.mean,
                     std_error=effect.sd,
                     ci_low=effect.ci_low,
@@ -177,7 +205,6 @@ def analyse(
                     n_observations=result.observations,
                     reportable=result.reportable,
                     not_reportable_because=list(result.gates.reasons),
-                    warnings=[],
                     confirmatory=False,
                 )
                 for effect in result.effects
@@ -191,46 +218,70 @@ def analyse(
     }
     ratio = plan.randomisation.ratio_for(list(allocated))
     randomised = {arm: n for arm, n in allocated.items() if n}  # attrition needs people
-    results = {
-        "kind": "confirmatory" if confirmatory else "exploratory",
-        "control": control,
-        "planned_contrast": None if planned_arm is None else f"{planned_arm} − {control}",
-        "alpha": alpha,
-        "multiplicity": plan.multiplicity,
-        "outcomes": [dataclasses.asdict(o) for o in outcomes],
-        "estimates": estimates,
-        "bayes_growth": _bayes_section(fit, [o.code for o in bayes_outcomes]),
-        "trajectories": _trajectories(frame),
-        "srm": dataclasses.asdict(sample_ratio_mismatch(allocated, ratio)),
-        "attrition": [
-            dataclasses.asdict(w)
+    results = Results(
+        kind="confirmatory" if confirmatory else "exploratory",
+        control=control,
+        planned_contrast=None if planned_arm is None else f"{planned_arm} − {control}",
+        alpha=alpha,
+        multiplicity=plan.multiplicity,
+        outcomes=outcomes,
+        estimates=estimates,
+        bayes_growth=_bayes_section(fit, [o.code for o in bayes_outcomes]),
+        trajectories=_trajectories(frame),
+        srm=_section(SampleRatioMismatch, sample_ratio_mismatch(allocated, ratio)),
+        attrition=[
+            _section(WaveAttrition, w)
             for w in differential_attrition(
                 randomised,
                 {w: {a: r.get(a, 0) for a in randomised} for w, r in responded.items()},
                 alpha=alpha,
             )
         ],
-        "consort": consort_counts(trial),
-        "interim": _interim(plan, estimates, allocated, responded),
-        "divergence": _divergence(
+        consort=Consort.model_validate(consort_counts(trial)),
+        interim=_interim(plan, estimates, allocated, responded),
+        divergence=_divergence(
             fit, bayes_outcomes, control, telemetry_engagement_releases(trial), seed
         ),
-        "ordinal": ordinal_runs,
-        "psychometrics": _psychometrics(trial),
-    }
-    diagnostics = {
-        "gates": dataclasses.asdict(fit.gates),
-        "reportable": fit.reportable,
-        "bayes_seconds": fit.seconds,
-        "bayes_groups": fit.groups,
-        "target_accept": fit.target_accept,
-        "rows": len(frame),
-    }
+        ordinal=ordinal_runs,
+        psychometrics=_psychometrics(trial),
+    )
+    diagnostics = Diagnostics(
+        gates=_section(Gates, fit.gates),
+        reportable=fit.reportable,
+        bayes_seconds=fit.seconds,
+        bayes_groups=fit.groups,
+        target_accept=fit.target_accept,
+        rows=len(frame),
+    )
     progress(1.0)
-    return results, diagnostics, snapshot
+    return results.model_dump(mode="json"), diagnostics.model_dump(mode="json"), snapshot
 
 
-def _estimate(outcome: Outcome, arm: str, method: str, estimand: str, **fields) -> dict:
+def _section[S: Section](model: type[S], value: object) -> S:
+    """A statistics result (a frozen dataclass, or its fields) as its section of the document:
+    read by attribute, its tuples taken as the document's lists."""
+    return model.model_validate(value, from_attributes=True, strict=False)
+
+
+def _plain(value: object) -> object:
+    """A statistics result as JSON-ready data: a dataclass as its fields without the arrays
+    (draws and loadings stay out of the document), mapping keys as text, NaN as null
+    (PostgreSQL's jsonb has no NaN; an undefined statistic, e.g. a p-value at 0 df)."""
+    if dataclasses.is_dataclass(value):
+        value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {
+            str(k): _plain(v)
+            for k, v in value.items()
+            if not isinstance(v, np.ndarray | pd.DataFrame | pd.Series)
+        }
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return None if isinstance(value, float) and not np.isfinite(value) else value
+
+
+def _identity(outcome: Outcome, arm: str) -> dict[str, str | int]:
+    """The fields that say what an estimate is about: its outcome and the arm compared."""
     return {
         "outcome": outcome.code,
         "instrument": outcome.instrument,
@@ -238,34 +289,30 @@ def _estimate(outcome: Outcome, arm: str, method: str, estimand: str, **fields) 
         "role": outcome.role,
         "wave": outcome.wave,
         "arm": arm,
-        "method": method,
-        "estimand": estimand,
-        **fields,
     }
 
 
-def _contrast(outcome, contrast: ArmContrast, method, is_confirmatory) -> dict:
-    reasons = [] if contrast.converged else ["the fit did not converge"]
-    return _estimate(
-        outcome,
-        contrast.arm,
-        method,
-        GROWTH,
+def _contrast(outcome, contrast: ArmContrast, method, is_confirmatory) -> FrequentistEstimate:
+    return FrequentistEstimate(
+        **_identity(outcome, contrast.arm),
+        method=method,
+        estimand=GROWTH,
         estimate=contrast.estimate,
         std_error=contrast.std_error,
         ci_low=contrast.ci_low,
         ci_high=contrast.ci_high,
         p_value=contrast.p_value,
+        p_adjusted=contrast.p_value,  # until the plan's correction (_adjust)
         n_participants=contrast.n_participants,
         n_observations=contrast.n_observations,
         reportable=contrast.converged,
-        not_reportable_because=reasons,
+        not_reportable_because=[] if contrast.converged else ["the fit did not converge"],
         warnings=list(contrast.warnings),
         confirmatory=is_confirmatory(outcome, contrast.arm, method),
     )
 
 
-def _frequentist(rows, outcome, control, alpha, is_confirmatory) -> list[dict]:
+def _frequentist(rows, outcome, control, alpha, is_confirmatory) -> list[FrequentistEstimate]:
     estimates = []
     for method, fit in (("mixedlm", mixedlm_growth), ("gee", gee_growth)):
         for contrast in fit(rows, control=control, alpha=alpha):
@@ -279,42 +326,42 @@ def _frequentist(rows, outcome, control, alpha, is_confirmatory) -> list[dict]:
         pair = complete[complete.arm.isin([control, arm])]
         effect = ancova(pair[outcome.wave], pair[0], (pair.arm == arm).astype(int), alpha=alpha)
         estimates.append(
-            _estimate(
-                outcome,
-                arm,
-                "ancova",
-                FINAL_WAVE,
+            FrequentistEstimate(
+                **_identity(outcome, arm),
+                method="ancova",
+                estimand=FINAL_WAVE,
                 estimate=effect.estimate,
                 std_error=effect.std_error,
                 ci_low=effect.ci_low,
                 ci_high=effect.ci_high,
                 p_value=effect.p_value,
+                p_adjusted=effect.p_value,
                 n_participants=effect.n,
                 n_observations=effect.n,
                 reportable=True,
-                not_reportable_because=[],
-                warnings=[],
                 confirmatory=is_confirmatory(outcome, arm, "ancova"),
             )
         )
     return estimates
 
 
-def _adjust(estimates: list[dict], correction: str, alpha: float) -> None:
+def _adjust(estimates: list[Estimate], correction: str, alpha: float) -> list[Estimate]:
     """The pre-registered correction across the confirmatory family of each frequentist model
     (statsmodels' implementation); other estimates keep their raw p-value."""
-    for estimate in estimates:
-        estimate.setdefault("p_adjusted", estimate.get("p_value"))
     if correction == "none":
-        return
+        return estimates
+    adjusted = list(estimates)
     for method in ("mixedlm", "ancova"):
-        family = [e for e in estimates if e["method"] == method and e["confirmatory"]]
+        family = [i for i, e in enumerate(adjusted) if e.method == method and e.confirmatory]
         if len(family) > 1:
-            adjusted = multipletests(
-                [e["p_value"] for e in family], alpha=alpha, method=MULTIPLICITY_METHODS[correction]
+            p_values = multipletests(
+                [adjusted[i].p_value for i in family],
+                alpha=alpha,
+                method=MULTIPLICITY_METHODS[correction],
             )[1]
-            for estimate, p in zip(family, adjusted, strict=True):
-                estimate["p_adjusted"] = float(p)
+            for i, p in zip(family, p_values, strict=True):
+                adjusted[i] = adjusted[i].model_copy(update={"p_adjusted": float(p)})
+    return adjusted
 
 
 def _community_weights(trial: Trial, outcomes: list[Outcome]) -> dict[str, dict[str, float]]:
@@ -335,18 +382,17 @@ def _community_weights(trial: Trial, outcomes: list[Outcome]) -> dict[str, dict[
     return weights
 
 
-def _bayes_estimates(fit: GrowthFit, outcomes, mids, is_confirmatory) -> list[dict]:
+def _bayes_estimates(fit: GrowthFit, outcomes, mids, is_confirmatory) -> list[BayesianEstimate]:
     by_code = {o.code: o for o in outcomes}
     rows = []
     for effect in fit.effects:
         outcome = by_code[effect.dimension]
         summary = effect.growth_difference_per_wave
         rows.append(
-            _estimate(
-                outcome,
-                effect.arm,
-                "bayes_growth",
-                GROWTH,
+            BayesianEstimate(
+                **_identity(outcome, effect.arm),
+                method="bayes_growth",
+                estimand=GROWTH,
                 estimate=summary.mean,
                 std_error=summary.sd,
                 ci_low=summary.ci_low,
@@ -360,25 +406,24 @@ def _bayes_estimates(fit: GrowthFit, outcomes, mids, is_confirmatory) -> list[di
                 n_observations=fit.observations,
                 reportable=fit.reportable,
                 not_reportable_because=list(fit.gates.reasons),
-                warnings=[],
                 confirmatory=is_confirmatory(outcome, effect.arm, "bayes_growth"),
             )
         )
     return rows
 
 
-def _bayes_section(fit: GrowthFit, codes: list[str]) -> dict:
-    return {
-        "reportable": fit.reportable,
-        "not_reportable_because": list(fit.gates.reasons),
-        "community_effects": [dataclasses.asdict(c) for c in fit.community_effects],
-        "participants": fit.participants,
-        "observations": fit.observations,
-        "posterior_densities": _posterior_densities(fit, codes),
-    }
+def _bayes_section(fit: GrowthFit, codes: list[str]) -> BayesGrowth:
+    return BayesGrowth(
+        reportable=fit.reportable,
+        not_reportable_because=list(fit.gates.reasons),
+        community_effects=[_section(CommunityEffect, c) for c in fit.community_effects],
+        participants=fit.participants,
+        observations=fit.observations,
+        posterior_densities=_posterior_densities(fit, codes),
+    )
 
 
-def _posterior_densities(fit: GrowthFit, codes: list[str]) -> list[dict]:
+def _posterior_densities(fit: GrowthFit, codes: list[str]) -> list[PosteriorDensity]:
     """Per arm and outcome, a histogram of γ's draws (score points per wave) normalised to a
     density: dashboards draw the posterior from it without the draws themselves."""
     gamma = fit.draws["gamma"]
@@ -390,17 +435,17 @@ def _posterior_densities(fit: GrowthFit, codes: list[str]) -> list[dict]:
                 gamma[:, :, a, d].ravel(), bins=DENSITY_BINS, density=True
             )
             densities.append(
-                {
-                    "arm": arm,
-                    "outcome": code,
-                    "x": ((edges[:-1] + edges[1:]) / 2).tolist(),
-                    "density": density.tolist(),
-                }
+                PosteriorDensity(
+                    arm=arm,
+                    outcome=code,
+                    x=((edges[:-1] + edges[1:]) / 2).tolist(),
+                    density=density.tolist(),
+                )
             )
     return densities
 
 
-def _trajectories(frame: pd.DataFrame) -> list[dict]:
+def _trajectories(frame: pd.DataFrame) -> list[TrajectoryPoint]:
     """Observed mean score per outcome, arm and wave with a normal 95% interval: the growth
     curves a dashboard draws, kept with the run so they match the data the models saw."""
     grouped = frame.groupby(["outcome", "arm", "wave"]).score.agg(["count", "mean", "std"])
@@ -408,72 +453,53 @@ def _trajectories(frame: pd.DataFrame) -> list[dict]:
     for (outcome, arm, wave), row in grouped.iterrows():
         half = 1.959964 * row["std"] / np.sqrt(row["count"]) if row["count"] > 1 else np.nan
         rows.append(
-            {
-                "outcome": outcome,
-                "arm": arm,
-                "wave": int(wave),
-                "n": int(row["count"]),
-                "mean": float(row["mean"]),
-                "ci_low": None if np.isnan(half) else float(row["mean"] - half),
-                "ci_high": None if np.isnan(half) else float(row["mean"] + half),
-            }
+            TrajectoryPoint(
+                outcome=outcome,
+                arm=arm,
+                wave=int(wave),
+                n=int(row["count"]),
+                mean=float(row["mean"]),
+                ci_low=None if np.isnan(half) else float(row["mean"] - half),
+                ci_high=None if np.isnan(half) else float(row["mean"] + half),
+            )
         )
     return rows
 
 
-def _figure_json(figure) -> dict:
-    """A survey report figure as JSON: its value's fields, or the reason there is none."""
-    value = figure.value
-    if value is None:
-        return {"value": None, "reason": figure.reason}
-    if dataclasses.is_dataclass(value):
-        value = {
-            k: _finite(v)
-            for k, v in dataclasses.asdict(value).items()
-            if not isinstance(v, np.ndarray)
-        }
-    elif isinstance(value, dict) and "steps" in value:
-        value = {
-            **value,
-            "steps": [
-                {k: _finite(v) for k, v in dataclasses.asdict(step).items()}
-                for step in value["steps"]
-            ],
-        }
-    return {"value": value, "reason": ""}
+def _figure[S: Section](model: type[S], figure) -> S:
+    """A survey report figure as its section: its value's fields, or the reason there is none."""
+    if figure.value is None:
+        return model(reason=figure.reason)
+    return _section(model, {"value": _plain(figure.value), "reason": ""})
 
 
-def _finite(value):
-    # PostgreSQL's jsonb has no NaN; an undefined statistic (a p-value at 0 df) is stored as null.
-    return None if isinstance(value, float) and not np.isfinite(value) else value
-
-
-def _psychometrics(trial: Trial) -> list[dict]:
+def _psychometrics(trial: Trial) -> list[ScorePsychometrics]:
     """Reliability per wave and measurement invariance per score (surveys.reports), stored with
     the run so that no dashboard request fits a factor model."""
     return [
-        {
-            "instrument": report.instrument,
-            "score": report.score,
-            "validated": report.validated,
-            "reliability": [
-                {
-                    "wave": int(row["wave"]),
-                    "n": int(row["n"]),
-                    "alpha": _figure_json(row["alpha"]),
-                    "omega": _figure_json(row["omega"]),
-                }
+        ScorePsychometrics(
+            instrument=report.instrument,
+            score=report.score,
+            validated=report.validated,
+            reliability=[
+                Reliability(
+                    wave=int(row["wave"]),
+                    n=int(row["n"]),
+                    alpha=_figure(AlphaFigure, row["alpha"]),
+                    omega=_figure(OmegaFigure, row["omega"]),
+                )
                 for row in report.by_wave
             ],
-            "invariance": {
-                group: _figure_json(figure) for group, figure in report.invariance.items()
+            invariance={
+                group: _figure(InvarianceFigure, figure)
+                for group, figure in report.invariance.items()
             },
-        }
+        )
         for report in trial_survey_report(trial)
     ]
 
 
-def _interim(plan: Plan, estimates, allocated, responded) -> dict | None:
+def _interim(plan: Plan, estimates: list[Estimate], allocated, responded) -> Interim | None:
     """Where the trial stands against its planned interim looks, for the primary outcome's
     mixed-model test: the information fraction is the share of the planned sample that has
     reached the primary outcome wave."""
@@ -481,41 +507,37 @@ def _interim(plan: Plan, estimates, allocated, responded) -> dict | None:
     sample = plan.sample_size
     if not looks:
         return None
-    primary = next(
-        (e for e in estimates if e["role"] == "primary" and e["method"] == "mixedlm"), None
-    )
+    primary = next((e for e in estimates if e.role == "primary" and e.method == "mixedlm"), None)
     if not sample or primary is None:
-        return {"looks": looks, "status": "The plan gives no sample size to place the look."}
+        return Interim(looks=looks, status="The plan gives no sample size to place the look.")
     planned_total = sample.per_arm * len(allocated)
-    reached = sum(responded.get(primary["wave"], {}).values())
+    reached = sum(responded.get(primary.wave, {}).values())
     fraction = min(1.0, reached / planned_total)
     fractions = [look.information_fraction for look in plan.interim_looks]
     done = [f for f in fractions if f <= fraction] + ([1.0] if fraction >= 1.0 else [])
     if not done:
-        return {
-            "looks": looks,
-            "information_fraction": fraction,
-            "status": "Before the first planned look.",
-        }
+        return Interim(
+            looks=looks, information_fraction=fraction, status="Before the first planned look."
+        )
     boundaries = spending_boundaries(
         done,
         alpha=plan.alpha,
         spending=plan.interim_looks[0].spending,
     )
-    z = abs(primary["estimate"] / primary["std_error"])
-    crossed = z >= boundaries.z[-1]
-    return {
-        "looks": looks,
-        "information_fraction": fraction,
-        "look": len(done),
-        "boundary_z": boundaries.z[-1],
-        "boundary_p": boundaries.nominal_p[-1],
-        "primary_z": z,
-        "crossed": bool(crossed),
-        "status": "The efficacy boundary is crossed."
+    z = abs(primary.estimate / primary.std_error)
+    crossed = bool(z >= boundaries.z[-1])
+    return Interim(
+        looks=looks,
+        information_fraction=fraction,
+        look=len(done),
+        boundary_z=float(boundaries.z[-1]),
+        boundary_p=float(boundaries.nominal_p[-1]),
+        primary_z=z,
+        crossed=crossed,
+        status="The efficacy boundary is crossed."
         if crossed
         else "The efficacy boundary is not crossed: continue as planned.",
-    }
+    )
 
 
 def _ordinal(trial: Trial, outcome: Outcome, control: str, seed: int, horizon: int):
@@ -532,7 +554,7 @@ def _ordinal(trial: Trial, outcome: Outcome, control: str, seed: int, horizon: i
 
 def _divergence(
     fit: GrowthFit, outcomes: list[Outcome], control: str, telemetry: dict | None, seed: int
-) -> list[dict]:
+) -> list[Divergence]:
     """Per arm: P(engagement rose while the primary flourishing outcome did not).
 
     Engagement is read from two sources, each reported on its own: the survey's reliance score
@@ -572,14 +594,15 @@ def _divergence(
                     )
                 )
         results += [
-            dataclasses.asdict(
+            _section(
+                Divergence,
                 engagement_flourishing_divergence(
                     engagement,
                     flourishing_draws,
                     arm=arm,
                     engagement_source=source,
                     flourishing_source=f"survey: {flourishing.code}",
-                )
+                ),
             )
             for engagement, source in sources
         ]

@@ -1,9 +1,13 @@
+import numpy as np
 import pytest
 from django.core.management import call_command
 from statsmodels.stats.multitest import multipletests
 
 from analytics.models import AnalysisRun
+from analytics.results import Diagnostics, Results
+from analytics.selectors import trial_scores_frame
 from analytics.services import analysis_run_create, analysis_run_execute, analysis_run_fail
+from surveys.reports import trial_survey_report
 from trials.models import TrialEvent
 from trials.services import approval_record, preregistration_amend, preregistration_current
 
@@ -25,6 +29,9 @@ def test_run_records_plan_version_snapshot_and_every_estimate(small_trial):
     prereg = preregistration_current(small_trial)
     assert run.preregistration == prereg and run.preregistration_sha256 == prereg.sha256
     assert len(run.data_snapshot_sha256) == 64
+    # What is stored is exactly the JSON of the typed documents (analytics.results).
+    assert Results.model_validate(run.results).model_dump(mode="json") == run.results
+    assert Diagnostics.model_validate(run.diagnostics).model_dump(mode="json") == run.diagnostics
     estimates = run.results["estimates"]
     # Every planned outcome × the planned contrast × every method, once.
     keys = [(e["outcome"], e["arm"], e["method"]) for e in estimates]
@@ -59,6 +66,29 @@ def test_a_failed_run_is_audited_with_its_reason(small_trial):
     # Failing a failed run again changes nothing and writes nothing.
     analysis_run_fail(run_id=run.pk, error="again")
     assert TrialEvent.objects.filter(kind=TrialEvent.Kind.ANALYSIS_RUN_FAILED).count() == 1
+
+
+def test_stored_trajectories_densities_and_psychometrics_match_their_sources(small_trial):
+    results = Results.model_validate(_run(small_trial).results)
+    frame = trial_scores_frame(small_trial)
+    for point in results.trajectories:
+        scores = frame[
+            (frame.outcome == point.outcome) & (frame.arm == point.arm) & (frame.wave == point.wave)
+        ].score
+        assert point.n == len(scores) and point.mean == pytest.approx(scores.mean())
+        half = 1.959964 * scores.std(ddof=1) / np.sqrt(len(scores))
+        assert point.ci_high - point.mean == pytest.approx(half)
+    bayes = {(e.outcome, e.arm): e for e in results.estimates if e.method == "bayes_growth"}
+    for density in results.bayes_growth.posterior_densities:
+        width = density.x[1] - density.x[0]
+        assert sum(density.density) * width == pytest.approx(1.0)
+        # The histogram's mean is the posterior mean up to the binning.
+        mean = sum(x * d for x, d in zip(density.x, density.density, strict=True)) * width
+        assert mean == pytest.approx(bayes[density.outcome, density.arm].estimate, abs=width)
+    reports = {r.score: r for r in trial_survey_report(small_trial)}
+    for score in results.psychometrics:
+        expected = reports[score.score].by_wave[0]["alpha"].value.alpha
+        assert score.reliability[0].alpha.value.alpha == pytest.approx(expected)
 
 
 def test_an_exploratory_run_labels_every_estimate_exploratory(small_trial):
