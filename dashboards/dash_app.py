@@ -143,13 +143,13 @@ def panel_component(slug: str, panel: p.Panel) -> html.Section:
 def dashboard_children(trial: Trial) -> list:
     """The whole page for one trial, from stored rows only."""
     data = dashboard_data(trial)
-    run = p.run_summary(data.run) if data.run else None
+    run = data.run
     panels = p.dashboard_panels(
         data.record, run, data.enrolment, data.privacy_budget, data.telemetry
     )
     figures = sum(len(panel.figures) for panel in panels)
     if run:
-        summary = f"Showing {run['kind']} analysis run {run['id']}, finished {run['finished_at']}."
+        summary = f"Showing {run.kind} analysis run {run.id}, finished {run.finished_at}."
     elif data.latest_run:
         summary = f"Analysis run {data.latest_run.pk} is {data.latest_run.status}."
     else:

@@ -1,5 +1,7 @@
 """The dashboard's panels, built from stored results only (pure functions: no database, no
-model fitting).
+model fitting). They read the typed documents of ``analytics.results`` and ``federated.release``
+by attribute; a new panel is a function here taking :class:`~analytics.results.Results`, added
+to :func:`dashboard_panels`.
 
 Every panel carries a confirmatory/exploratory label, a title, a one-line plain-language reading
 computed from the numbers it shows, its figures (Plotly, with titles and axis labels in units)
@@ -11,8 +13,21 @@ convergence) of a confirmatory run; everything else is exploratory.
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from analytics.results import (
+    BayesianEstimate,
+    CommunityEffect,
+    Consort,
+    Diagnostics,
+    Divergence,
+    Estimate,
+    FrequentistEstimate,
+    OrdinalEstimate,
+    PosteriorSummary,
+    Results,
+)
 from dashboards.figures import GREY, OKABE_ITO, Figure, rgba
-from dashboards.selectors import TrialRecord
+from dashboards.selectors import RunSummary, TrialRecord
+from federated.release import PrivacyBudgetSummary, ReleasedValue
 from stats.diagnostics import MAX_RHAT, MIN_ESS
 
 CONFIRMATORY = "confirmatory"
@@ -63,6 +78,11 @@ def _p(value: float | None) -> str:
     return "< 0.001" if value < 0.001 else f"{value:.3f}"
 
 
+def _cell(value: float | None, digits: int) -> float | str:
+    """A table cell: the value rounded, or empty where there is none."""
+    return "" if value is None else round(value, digits)
+
+
 def _p_phrase(value: float | None) -> str:
     text = _p(value)
     return f"p {text}" if text.startswith("<") else f"p = {text}"
@@ -75,7 +95,7 @@ def arm_colours(arms: Iterable[str]) -> dict[str, str]:
 # --- status -----------------------------------------------------------------------------------
 
 
-def status_panel(record: TrialRecord, run: dict | None, label: str) -> Panel:
+def status_panel(record: TrialRecord, run: RunSummary | None, label: str) -> Panel:
     approved = ", ".join(a["body"] for a in record.approvals) or "no body"
     missing = record.missing_approvals
     pending = ", ".join(f"version {v}" for v in record.pending_versions)
@@ -89,13 +109,13 @@ def status_panel(record: TrialRecord, run: dict | None, label: str) -> Panel:
     ]
     if run:
         registration += [
-            ["Analysis run", f"{run['id']} ({run['kind']}), finished {run['finished_at']}"],
-            ["Run's pre-registration SHA-256", run["preregistration_sha256"]],
-            ["Code version", run["code_version"]],
-            ["Data snapshot SHA-256", run["data_snapshot_sha256"]],
+            ["Analysis run", f"{run.id} ({run.kind}), finished {run.finished_at}"],
+            ["Run's pre-registration SHA-256", run.preregistration_sha256],
+            ["Code version", run.code_version],
+            ["Data snapshot SHA-256", run.data_snapshot_sha256],
         ]
-    if run and run["results"].get("interim"):
-        registration.append(["Interim looks", run["results"]["interim"]["status"]])
+    if run and run.results.interim:
+        registration.append(["Interim looks", run.results.interim.status])
     if record.preregistration_version:
         reading = (
             f"The trial is {record.state}; version {record.preregistration_version} of the plan "
@@ -143,10 +163,10 @@ def status_panel(record: TrialRecord, run: dict | None, label: str) -> Panel:
 # --- CONSORT ----------------------------------------------------------------------------------
 
 
-def consort_figure(consort: dict) -> Figure:
+def consort_figure(consort: Consort) -> Figure:
     """The CONSORT 2010 flow as boxes and arrows, each box's numbers from the stored counts."""
     fig = Figure("CONSORT flow of participants", "", "", height=520)
-    arms = consort["arms"]
+    arms = consort.arms
     width = 1.0 / max(len(arms), 1)
 
     def box(x: float, y: float, text: str, w: float = 0.26) -> None:
@@ -167,23 +187,23 @@ def consort_figure(consort: dict) -> Figure:
             text="", showarrow=True, arrowhead=2, arrowcolor=GREY,
         )  # fmt: skip
 
-    box(0.5, 0.92, f"Assessed for eligibility (n = {consort['assessed']})")
-    excluded = "<br>".join(f"{r}: {n}" for r, n in consort["excluded_reasons"].items())
-    box(0.85, 0.78, f"Excluded (n = {consort['excluded']})<br>{excluded}", w=0.28)
-    box(0.5, 0.64, f"Consented and randomised (n = {consort['consented']})")
+    box(0.5, 0.92, f"Assessed for eligibility (n = {consort.assessed})")
+    excluded = "<br>".join(f"{r}: {n}" for r, n in consort.excluded_reasons.items())
+    box(0.85, 0.78, f"Excluded (n = {consort.excluded})<br>{excluded}", w=0.28)
+    box(0.5, 0.64, f"Consented and randomised (n = {consort.consented})")
     arrow(0.5, 0.92, 0.5, 0.64)
     for i, arm in enumerate(arms):
         x = width * (i + 0.5)
-        reasons = "; ".join(f"{r}: {n}" for r, n in arm["withdrawal_reasons"].items())
-        box(x, 0.46, f"Allocated to {arm['slug']} (n = {arm['allocated']})", w=width * 0.9)
+        reasons = "; ".join(f"{r}: {n}" for r, n in arm.withdrawal_reasons.items())
+        box(x, 0.46, f"Allocated to {arm.slug} (n = {arm.allocated})", w=width * 0.9)
         box(
             x,
             0.28,
-            f"Answered wave {consort['final_wave']} (n = {arm['followed_up']})<br>"
-            f"Withdrew (n = {arm['withdrawn']}){'<br>' + reasons if reasons else ''}",
+            f"Answered wave {consort.final_wave} (n = {arm.followed_up})<br>"
+            f"Withdrew (n = {arm.withdrawn}){'<br>' + reasons if reasons else ''}",
             w=width * 0.9,
         )
-        box(x, 0.10, f"Analysed, ANCOVA (n = {arm['analysed']})", w=width * 0.9)
+        box(x, 0.10, f"Analysed, ANCOVA (n = {arm.analysed})", w=width * 0.9)
         arrow(0.5, 0.64, x, 0.46)
         arrow(x, 0.46, x, 0.28)
         arrow(x, 0.28, x, 0.10)
@@ -192,16 +212,16 @@ def consort_figure(consort: dict) -> Figure:
     return fig
 
 
-def consort_panel(consort: dict, label: str) -> Panel:
-    allocated = sum(a["allocated"] for a in consort["arms"])
-    analysed = sum(a["analysed"] for a in consort["arms"])
+def consort_panel(consort: Consort, label: str) -> Panel:
+    allocated = sum(a.allocated for a in consort.arms)
+    analysed = sum(a.analysed for a in consort.arms)
     share = analysed / allocated if allocated else 0
     return Panel(
         key="consort",
         title="CONSORT flow",
         label=label,
         reading=f"Of {allocated} participants randomised, {analysed} ({share:.0%}) answered "
-        f"both the baseline and wave {consort['final_wave']} and enter the final-wave analysis.",
+        f"both the baseline and wave {consort.final_wave} and enter the final-wave analysis.",
         figures=[consort_figure(consort)],
         tables=[
             Table(
@@ -210,14 +230,14 @@ def consort_panel(consort: dict, label: str) -> Panel:
                 ["Arm", "Allocated", "Followed up", "Analysed", "Withdrawn", "Reasons"],
                 [
                     [
-                        a["slug"],
-                        a["allocated"],
-                        a["followed_up"],
-                        a["analysed"],
-                        a["withdrawn"],
-                        "; ".join(f"{r}: {n}" for r, n in a["withdrawal_reasons"].items()),
+                        a.slug,
+                        a.allocated,
+                        a.followed_up,
+                        a.analysed,
+                        a.withdrawn,
+                        "; ".join(f"{r}: {n}" for r, n in a.withdrawal_reasons.items()),
                     ]
-                    for a in consort["arms"]
+                    for a in consort.arms
                 ],
             )
         ],
@@ -227,9 +247,9 @@ def consort_panel(consort: dict, label: str) -> Panel:
 # --- enrolment, SRM, attrition ----------------------------------------------------------------
 
 
-def enrolment_panel(enrolment: list[dict], results: dict, colours: dict, label: str) -> Panel:
-    srm = results["srm"]
-    attrition = results["attrition"]
+def enrolment_panel(enrolment: list[dict], results: Results, colours: dict, label: str) -> Panel:
+    srm = results.srm
+    attrition = results.attrition
     cumulative = Figure(
         "Enrolment over time", "Date enrolled (UTC)", "Participants enrolled (cumulative count)"
     )
@@ -256,8 +276,8 @@ def enrolment_panel(enrolment: list[dict], results: dict, colours: dict, label: 
         response.add_trace(
             dict(
                 type="scatter",
-                x=[w["wave"] for w in attrition],
-                y=[100 * w["response_rate"].get(arm, 0) for w in attrition],
+                x=[w.wave for w in attrition],
+                y=[100 * w.response_rate.get(arm, 0) for w in attrition],
                 name=f"arm {arm}",
                 mode="lines+markers",
                 line={"color": colour},
@@ -265,20 +285,20 @@ def enrolment_panel(enrolment: list[dict], results: dict, colours: dict, label: 
         )
     response.axis("y", range=[0, 105])
     response.axis("x", dtick=1)
-    differential = [w["wave"] for w in attrition if w["differential"]]
+    differential = [w.wave for w in attrition if w.differential]
     last = attrition[-1] if attrition else None
     reading = (
-        ("Allocation departs from the planned ratio (SRM " if srm["mismatch"] else "No sign of ")
-        + f"sample-ratio mismatch (χ² = {srm['chi2']:.2f}, {_p_phrase(srm['p_value'])})"
-        + (")" if srm["mismatch"] else "")
+        ("Allocation departs from the planned ratio (SRM " if srm.mismatch else "No sign of ")
+        + f"sample-ratio mismatch (χ² = {srm.chi2:.2f}, {_p_phrase(srm.p_value)})"
+        + (")" if srm.mismatch else "")
         + "; "
         + (
             f"response rates differ between arms at wave(s) {', '.join(map(str, differential))}."
             if differential
             else "response rates do not differ between arms at any wave"
             + (
-                f" (wave {last['wave']}: "
-                + ", ".join(f"{a} {r:.0%}" for a, r in last["response_rate"].items())
+                f" (wave {last.wave}: "
+                + ", ".join(f"{a} {r:.0%}" for a, r in last.response_rate.items())
                 + ")."
                 if last
                 else "."
@@ -294,10 +314,10 @@ def enrolment_panel(enrolment: list[dict], results: dict, colours: dict, label: 
         tables=[
             Table(
                 "srm",
-                f"Sample-ratio mismatch: χ² = {srm['chi2']:.2f}, df = {srm['df']}, "
-                f"{_p_phrase(srm['p_value'])} (flagged below {srm['threshold']})",
+                f"Sample-ratio mismatch: χ² = {srm.chi2:.2f}, df = {srm.df}, "
+                f"{_p_phrase(srm.p_value)} (flagged below {srm.threshold})",
                 ["Arm", "Observed", "Expected"],
-                [[a, n, round(srm["expected"][a], 1)] for a, n in srm["observed"].items()],
+                [[a, n, round(srm.expected[a], 1)] for a, n in srm.observed.items()],
             ),
             Table(
                 "attrition",
@@ -305,17 +325,17 @@ def enrolment_panel(enrolment: list[dict], results: dict, colours: dict, label: 
                 ["Wave", "Arm", "Randomised", "Responded", "Response rate", "χ²", "p", "Flag"],
                 [
                     [
-                        w["wave"],
+                        w.wave,
                         arm,
-                        w["allocated"][arm],
-                        w["responded"][arm],
-                        round(w["response_rate"][arm], 4),
-                        round(w["chi2"], 3),
-                        round(w["p_value"], 4),
-                        "differential" if w["differential"] else "",
+                        w.allocated[arm],
+                        w.responded[arm],
+                        round(w.response_rate[arm], 4),
+                        round(w.chi2, 3),
+                        round(w.p_value, 4),
+                        "differential" if w.differential else "",
                     ]
                     for w in attrition
-                    for arm in w["allocated"]
+                    for arm in w.allocated
                 ],
             ),
         ],
@@ -325,23 +345,26 @@ def enrolment_panel(enrolment: list[dict], results: dict, colours: dict, label: 
 # --- forest plots -----------------------------------------------------------------------------
 
 
-def _row_name(estimate: dict, control: str, several_outcomes: bool) -> str:
-    name = f"{estimate['arm']} − {control} · {METHOD_NAMES[estimate['method']]}"
+def _row_name(estimate: Estimate, control: str, several_outcomes: bool) -> str:
+    name = f"{estimate.arm} − {control} · {METHOD_NAMES[estimate.method]}"
     if several_outcomes:
-        name = f"{estimate['outcome']}: {name}"
-    return name if estimate["confirmatory"] else f"{name} (exploratory)"
+        name = f"{estimate.outcome}: {name}"
+    return name if estimate.confirmatory else f"{name} (exploratory)"
 
 
-def _mid_per_wave(estimates: Sequence[dict]) -> float | None:
+def _mid_per_wave(estimates: Sequence[Estimate]) -> float | None:
     """The MID spread over the waves to the outcome wave: the growth difference per wave that
     reaches the minimal important difference by then."""
-    with_mid = next((e for e in estimates if e.get("mid") is not None and e["wave"]), None)
-    return None if with_mid is None else with_mid["mid"] / with_mid["wave"]
+    with_mid = next(
+        (e for e in estimates if isinstance(e, BayesianEstimate) and e.mid is not None and e.wave),
+        None,
+    )
+    return None if with_mid is None else with_mid.mid / with_mid.wave
 
 
-def forest_figure(dimension: str, estimates: Sequence[dict], control: str) -> Figure:
-    growth = [e for e in estimates if e["estimand"] == "growth_difference_per_wave"]
-    several = len({e["outcome"] for e in growth}) > 1
+def forest_figure(dimension: str, estimates: Sequence[Estimate], control: str) -> Figure:
+    growth = [e for e in estimates if e.estimand == "growth_difference_per_wave"]
+    several = len({e.outcome for e in growth}) > 1
     fig = Figure(
         f"{words(dimension)}: difference in growth per wave",
         "Score points per wave (95% interval)",
@@ -351,31 +374,31 @@ def forest_figure(dimension: str, estimates: Sequence[dict], control: str) -> Fi
     )
     mid = _mid_per_wave(estimates)
     for col, methods in ((1, FREQUENTIST_GROWTH), (2, ("bayes_growth",))):
-        for e in (e for e in growth if e["method"] in methods):
-            colour = OKABE_ITO[0] if e["method"] != "gee" else OKABE_ITO[2]
+        for e in (e for e in growth if e.method in methods):
+            colour = OKABE_ITO[0] if e.method != "gee" else OKABE_ITO[2]
             fig.add_trace(
                 {
                     "type": "scatter",
-                    "x": [e["estimate"]],
+                    "x": [e.estimate],
                     "y": [_row_name(e, control, several)],
                     "mode": "markers",
                     "marker": {
                         "size": 11,
-                        "color": colour if e["confirmatory"] else "white",
+                        "color": colour if e.confirmatory else "white",
                         "line": {"color": colour, "width": 2},
                         "symbol": "diamond" if col == 2 else "square",
                     },
                     "error_x": {
                         "type": "data",
                         "symmetric": False,
-                        "array": [e["ci_high"] - e["estimate"]],
-                        "arrayminus": [e["estimate"] - e["ci_low"]],
+                        "array": [e.ci_high - e.estimate],
+                        "arrayminus": [e.estimate - e.ci_low],
                         "color": colour,
                         "thickness": 2,
                     },
                     "showlegend": False,
-                    "hovertemplate": f"{_row_name(e, control, several)}<br>{e['estimate']:.3f} "
-                    f"[{e['ci_low']:.3f}, {e['ci_high']:.3f}]<extra></extra>",
+                    "hovertemplate": f"{_row_name(e, control, several)}<br>{e.estimate:.3f} "
+                    f"[{e.ci_low:.3f}, {e.ci_high:.3f}]<extra></extra>",
                 },
                 col=col,
             )
@@ -391,35 +414,33 @@ def forest_figure(dimension: str, estimates: Sequence[dict], control: str) -> Fi
     return fig
 
 
-def _estimate_reading(dimension: str, estimates: Sequence[dict], control: str) -> str:
-    key = next(
-        (e for e in estimates if e["method"] == "mixedlm" and e["confirmatory"]),
-        next((e for e in estimates if e["method"] == "mixedlm"), None),
-    )
-    bayes = next((e for e in estimates if e["method"] == "bayes_growth"), None)
+def _estimate_reading(dimension: str, estimates: Sequence[Estimate], control: str) -> str:
+    mixed = [e for e in estimates if isinstance(e, FrequentistEstimate) and e.method == "mixedlm"]
+    key = next((e for e in mixed if e.confirmatory), next(iter(mixed), None))
+    bayes = next((e for e in estimates if isinstance(e, BayesianEstimate)), None)
     if key is None and bayes is None:
         return f"No growth estimate for {words(dimension).lower()}."
     parts = []
     if key is not None:
-        direction = "faster" if key["estimate"] > 0 else "slower"
+        direction = "faster" if key.estimate > 0 else "slower"
         parts.append(
-            f"On {words(dimension).lower()}, arm {key['arm']} grew "
-            f"{abs(key['estimate']):.2f} score points per wave {direction} than {control} "
-            f"(95% CI {key['ci_low']:.2f} to {key['ci_high']:.2f}, adjusted "
-            f"{_p_phrase(key.get('p_adjusted'))})"
+            f"On {words(dimension).lower()}, arm {key.arm} grew "
+            f"{abs(key.estimate):.2f} score points per wave {direction} than {control} "
+            f"(95% CI {key.ci_low:.2f} to {key.ci_high:.2f}, adjusted "
+            f"{_p_phrase(key.p_adjusted)})"
         )
     if bayes is not None:
-        above = bayes.get("prob_above_mid")
+        above = bayes.prob_above_mid
         parts.append(
-            f"the Bayesian model gives P(benefit) = {bayes['prob_benefit']:.2f}"
+            f"the Bayesian model gives P(benefit) = {bayes.prob_benefit:.2f}"
             + ("" if above is None else f" and P(> MID) = {above:.2f}")
         )
-    unreportable = [e for e in estimates if not e["reportable"]]
+    unreportable = [e for e in estimates if not e.reportable]
     tail = f" {len(unreportable)} estimate(s) are not reportable." if unreportable else ""
     return "; ".join(parts) + "." + tail
 
 
-def estimates_table(name: str, caption: str, estimates: Sequence[dict]) -> Table:
+def estimates_table(name: str, caption: str, estimates: Sequence[Estimate]) -> Table:
     return Table(
         name,
         caption,
@@ -445,38 +466,42 @@ def estimates_table(name: str, caption: str, estimates: Sequence[dict]) -> Table
         ],
         [
             [
-                e["outcome"],
-                e["dimension"],
-                e["role"],
-                e["wave"],
-                e["arm"],
-                METHOD_NAMES.get(e["method"], e["method"]),
-                e["estimand"],
-                round(e["estimate"], 4),
-                round(e["std_error"], 4),
-                round(e["ci_low"], 4),
-                round(e["ci_high"], 4),
-                _p(e.get("p_value")) if "p_value" in e else "",
-                _p(e.get("p_adjusted")) if "p_value" in e else "",
-                _fmt(e.get("prob_benefit"), 3) if "prob_benefit" in e else "",
-                _fmt(e.get("prob_above_mid"), 3) if e.get("prob_above_mid") is not None else "",
-                e["n_participants"],
-                CONFIRMATORY if e["confirmatory"] else EXPLORATORY,
-                "yes" if e["reportable"] else "no: " + "; ".join(e["not_reportable_because"]),
+                e.outcome,
+                e.dimension,
+                e.role,
+                e.wave,
+                e.arm,
+                METHOD_NAMES[e.method],
+                e.estimand,
+                round(e.estimate, 4),
+                round(e.std_error, 4),
+                round(e.ci_low, 4),
+                round(e.ci_high, 4),
+                _p(e.p_value) if isinstance(e, FrequentistEstimate) else "",
+                _p(e.p_adjusted) if isinstance(e, FrequentistEstimate) else "",
+                _fmt(e.prob_benefit, 3)
+                if isinstance(e, BayesianEstimate | OrdinalEstimate)
+                else "",
+                _fmt(e.prob_above_mid, 3)
+                if isinstance(e, BayesianEstimate) and e.prob_above_mid is not None
+                else "",
+                e.n_participants,
+                CONFIRMATORY if e.confirmatory else EXPLORATORY,
+                "yes" if e.reportable else "no: " + "; ".join(e.not_reportable_because),
             ]
             for e in estimates
         ],
     )
 
 
-def forest_panels(results: dict) -> list[Panel]:
-    control = results["control"]
-    by_dimension: dict[str, list[dict]] = {}
-    for e in results["estimates"]:
-        by_dimension.setdefault(e["dimension"], []).append(e)
+def forest_panels(results: Results) -> list[Panel]:
+    control = results.control
+    by_dimension: dict[str, list[Estimate]] = {}
+    for e in results.estimates:
+        by_dimension.setdefault(e.dimension, []).append(e)
     panels = []
     for dimension, estimates in by_dimension.items():
-        confirmatory = any(e["confirmatory"] for e in estimates)
+        confirmatory = any(e.confirmatory for e in estimates)
         panels.append(
             Panel(
                 key=f"forest-{dimension}",
@@ -504,34 +529,32 @@ def forest_panels(results: dict) -> list[Panel]:
 # --- posteriors -------------------------------------------------------------------------------
 
 
-def posterior_panel(results: dict, colours: dict) -> Panel | None:
-    densities = results["bayes_growth"].get("posterior_densities", [])
+def posterior_panel(results: Results, colours: dict) -> Panel | None:
+    densities = results.bayes_growth.posterior_densities
     if not densities:
         return None
-    control = results["control"]
-    bayes = [e for e in results["estimates"] if e["method"] == "bayes_growth"]
+    control = results.control
+    bayes = [e for e in results.estimates if isinstance(e, BayesianEstimate)]
     figures = []
-    for outcome in dict.fromkeys(d["outcome"] for d in densities):
-        rows = [e for e in bayes if e["outcome"] == outcome]
+    for outcome in dict.fromkeys(d.outcome for d in densities):
+        rows = [e for e in bayes if e.outcome == outcome]
         fig = Figure(
             f"Posterior of the growth difference: {outcome}",
             f"Growth difference vs {control} (score points per wave)",
             "Posterior density (per score point per wave)",
         )
-        for d in (d for d in densities if d["outcome"] == outcome):
-            e = next((r for r in rows if r["arm"] == d["arm"]), None)
+        for d in (d for d in densities if d.outcome == outcome):
+            e = next((r for r in rows if r.arm == d.arm), None)
             fig.add_trace(
                 dict(
                     type="scatter",
-                    x=d["x"],
-                    y=d["density"],
-                    name=f"{d['arm']} − {control}: P(benefit) = {e['prob_benefit']:.2f}"
-                    if e
-                    else d["arm"],
+                    x=d.x,
+                    y=d.density,
+                    name=f"{d.arm} − {control}: P(benefit) = {e.prob_benefit:.2f}" if e else d.arm,
                     mode="lines",
                     fill="tozeroy",
-                    line={"color": colours.get(d["arm"], OKABE_ITO[0])},
-                    fillcolor=rgba(colours.get(d["arm"], OKABE_ITO[0]), 0.2),
+                    line={"color": colours.get(d.arm, OKABE_ITO[0])},
+                    fillcolor=rgba(colours.get(d.arm, OKABE_ITO[0]), 0.2),
                 )
             )
         fig.add_vline(0, line={"color": GREY, "width": 1})
@@ -541,14 +564,14 @@ def posterior_panel(results: dict, colours: dict) -> Panel | None:
                 mid, line={"color": OKABE_ITO[1], "dash": "dash"}, text=f"MID {mid:.2f}/wave"
             )
         figures.append(fig)
-    lead = next((e for e in bayes if e["confirmatory"]), bayes[0] if bayes else None)
+    lead = next((e for e in bayes if e.confirmatory), bayes[0] if bayes else None)
     reading = (
-        f"For {lead['outcome']}, the probability that arm {lead['arm']} helps more than "
-        f"{control} is {lead['prob_benefit']:.2f}"
+        f"For {lead.outcome}, the probability that arm {lead.arm} helps more than "
+        f"{control} is {lead.prob_benefit:.2f}"
         + (
             ""
-            if lead.get("prob_above_mid") is None
-            else f"; that it helps by at least the MID, {lead['prob_above_mid']:.2f}"
+            if lead.prob_above_mid is None
+            else f"; that it helps by at least the MID, {lead.prob_above_mid:.2f}"
         )
         + "."
         if lead
@@ -557,7 +580,7 @@ def posterior_panel(results: dict, colours: dict) -> Panel | None:
     return Panel(
         key="posteriors",
         title="Posterior distributions and P(benefit)",
-        label=CONFIRMATORY if any(e["confirmatory"] for e in bayes) else EXPLORATORY,
+        label=CONFIRMATORY if any(e.confirmatory for e in bayes) else EXPLORATORY,
         reading=reading,
         figures=figures,
         tables=[estimates_table("posteriors", "Bayesian growth estimates", bayes)],
@@ -567,13 +590,13 @@ def posterior_panel(results: dict, colours: dict) -> Panel | None:
 # --- trajectories -----------------------------------------------------------------------------
 
 
-def trajectory_panel(results: dict, colours: dict) -> Panel | None:
-    points = results.get("trajectories", [])
+def trajectory_panel(results: Results, colours: dict) -> Panel | None:
+    points = results.trajectories
     if not points:
         return None
     # The plan's order: primary outcome first.
-    order = [o["code"] for o in results["outcomes"]]
-    outcomes = sorted(dict.fromkeys(p["outcome"] for p in points), key=order.index)
+    order = [o.code for o in results.outcomes]
+    outcomes = sorted(dict.fromkeys(p.outcome for p in points), key=order.index)
     figures = []
     for outcome in outcomes:
         fig = Figure(
@@ -583,13 +606,13 @@ def trajectory_panel(results: dict, colours: dict) -> Panel | None:
         )
         fig.axis("x", dtick=1)
         for arm, colour in colours.items():
-            rows = [p for p in points if p["outcome"] == outcome and p["arm"] == arm]
-            banded = [p for p in rows if p["ci_low"] is not None]
+            rows = [p for p in points if p.outcome == outcome and p.arm == arm]
+            banded = [p for p in rows if p.ci_low is not None]
             fig.add_trace(
                 dict(
                     type="scatter",
-                    x=[p["wave"] for p in banded] + [p["wave"] for p in reversed(banded)],
-                    y=[p["ci_high"] for p in banded] + [p["ci_low"] for p in reversed(banded)],
+                    x=[p.wave for p in banded] + [p.wave for p in reversed(banded)],
+                    y=[p.ci_high for p in banded] + [p.ci_low for p in reversed(banded)],
                     mode="lines",
                     fill="toself",
                     fillcolor=rgba(colour, 0.18),
@@ -601,8 +624,8 @@ def trajectory_panel(results: dict, colours: dict) -> Panel | None:
             fig.add_trace(
                 dict(
                     type="scatter",
-                    x=[p["wave"] for p in rows],
-                    y=[p["mean"] for p in rows],
+                    x=[p.wave for p in rows],
+                    y=[p.mean for p in rows],
                     name=f"arm {arm}",
                     mode="lines+markers",
                     line={"color": colour},
@@ -612,9 +635,9 @@ def trajectory_panel(results: dict, colours: dict) -> Panel | None:
     first = outcomes[0]
     changes = []
     for arm in colours:
-        rows = [p for p in points if p["outcome"] == first and p["arm"] == arm]
+        rows = [p for p in points if p.outcome == first and p.arm == arm]
         if len(rows) > 1:
-            changes.append(f"arm {arm} {rows[-1]['mean'] - rows[0]['mean']:+.2f}")
+            changes.append(f"arm {arm} {rows[-1].mean - rows[0].mean:+.2f}")
     return Panel(
         key="trajectories",
         title="Growth trajectories per arm",
@@ -630,13 +653,13 @@ def trajectory_panel(results: dict, colours: dict) -> Panel | None:
                 ["Outcome", "Arm", "Wave", "n", "Mean", "95% low", "95% high"],
                 [
                     [
-                        p["outcome"],
-                        p["arm"],
-                        p["wave"],
-                        p["n"],
-                        round(p["mean"], 4),
-                        "" if p["ci_low"] is None else round(p["ci_low"], 4),
-                        "" if p["ci_high"] is None else round(p["ci_high"], 4),
+                        p.outcome,
+                        p.arm,
+                        p.wave,
+                        p.n,
+                        round(p.mean, 4),
+                        _cell(p.ci_low, 4),
+                        _cell(p.ci_high, 4),
                     ]
                     for p in points
                 ],
@@ -648,32 +671,47 @@ def trajectory_panel(results: dict, colours: dict) -> Panel | None:
 # --- communities ------------------------------------------------------------------------------
 
 
-def community_panel(results: dict) -> Panel | None:
-    effects = results["bayes_growth"].get("community_effects", [])
+def _community_row(
+    effect: CommunityEffect, dimension: str, weight: float, s: PosteriorSummary
+) -> list:
+    return [
+        effect.community,
+        effect.arm,
+        dimension,
+        round(weight, 3),
+        round(s.mean, 4),
+        round(s.ci_low, 4),
+        round(s.ci_high, 4),
+        round(s.prob_benefit, 3),
+    ]
+
+
+def community_panel(results: Results) -> Panel | None:
+    effects = results.bayes_growth.community_effects
     if not effects:
         return None
-    control = results["control"]
+    control = results.control
     fig = Figure(
         "Community-weighted composite by community",
         "Composite growth difference (baseline SD per wave, 95% interval)",
         "Community · contrast",
         height=max(300, 90 + 50 * len(effects)),
     )
-    with_composite = [c for c in effects if c["composite"]]
+    with_composite = [c for c in effects if c.composite]
     for i, c in enumerate(with_composite):
-        s = c["composite"]
+        s = c.composite
         fig.add_trace(
             dict(
                 type="scatter",
-                x=[s["mean"]],
-                y=[f"{c['community']} · {c['arm']} − {control}"],
+                x=[s.mean],
+                y=[f"{c.community} · {c.arm} − {control}"],
                 mode="markers",
                 marker={"size": 11, "color": OKABE_ITO[i % len(OKABE_ITO)], "symbol": "diamond"},
                 error_x={
                     "type": "data",
                     "symmetric": False,
-                    "array": [s["ci_high"] - s["mean"]],
-                    "arrayminus": [s["mean"] - s["ci_low"]],
+                    "array": [s.ci_high - s.mean],
+                    "arrayminus": [s.mean - s.ci_low],
                 },
                 showlegend=False,
             )
@@ -681,38 +719,16 @@ def community_panel(results: dict) -> Panel | None:
     fig.add_vline(0, line={"color": GREY, "width": 1})
     rows = []
     for c in effects:
-        for dimension, s in c["per_dimension"].items():
-            rows.append(
-                [
-                    c["community"],
-                    c["arm"],
-                    dimension,
-                    round(c["weights"].get(dimension, 0.0), 3),
-                    round(s["mean"], 4),
-                    round(s["ci_low"], 4),
-                    round(s["ci_high"], 4),
-                    round(s["prob_benefit"], 3),
-                ]
-            )
-        if c["composite"]:
-            s = c["composite"]
-            rows.append(
-                [
-                    c["community"],
-                    c["arm"],
-                    "weighted composite (SD units)",
-                    1.0,
-                    round(s["mean"], 4),
-                    round(s["ci_low"], 4),
-                    round(s["ci_high"], 4),
-                    round(s["prob_benefit"], 3),
-                ]
-            )
+        rows += [
+            _community_row(c, dimension, c.weights.get(dimension, 0.0), s)
+            for dimension, s in c.per_dimension.items()
+        ]
+        if c.composite:
+            rows.append(_community_row(c, "weighted composite (SD units)", 1.0, c.composite))
     reading = (
         "Composite P(benefit): "
         + "; ".join(
-            f"arm {c['arm']} in {c['community']} {c['composite']['prob_benefit']:.2f}"
-            for c in with_composite
+            f"arm {c.arm} in {c.community} {c.composite.prob_benefit:.2f}" for c in with_composite
         )
         + "."
         if with_composite
@@ -748,13 +764,13 @@ def community_panel(results: dict) -> Panel | None:
 # --- divergence -------------------------------------------------------------------------------
 
 
-def _divergence_label(row: dict) -> str:
+def _divergence_label(row: Divergence) -> str:
     # Sources read "<kind>: <detail>" (analytics.analysis): the kind names the bar.
-    return f"{row['arm']} ({row['engagement_source'].partition(':')[0]})"
+    return f"{row.arm} ({row.engagement_source.partition(':')[0]})"
 
 
-def divergence_panel(results: dict, colours: dict) -> Panel:
-    rows = results.get("divergence", [])
+def divergence_panel(results: Results, colours: dict) -> Panel:
+    rows = results.divergence
     if not rows:
         return Panel(
             key="divergence",
@@ -773,16 +789,16 @@ def divergence_panel(results: dict, colours: dict) -> Panel:
         dict(
             type="bar",
             x=[_divergence_label(r) for r in rows],
-            y=[r["probability"] for r in rows],
-            marker={"color": [colours.get(r["arm"], OKABE_ITO[0]) for r in rows]},
+            y=[r.probability for r in rows],
+            marker={"color": [colours.get(r.arm, OKABE_ITO[0]) for r in rows]},
             showlegend=False,
         )
     )
     fig.add_hline(
-        rows[0]["threshold"], line={"color": OKABE_ITO[1], "dash": "dash"}, text="flag threshold"
+        rows[0].threshold, line={"color": OKABE_ITO[1], "dash": "dash"}, text="flag threshold"
     )
     fig.axis("y", range=[0, 1])
-    flagged = [_divergence_label(r) for r in rows if r["flagged"]]
+    flagged = [_divergence_label(r) for r in rows if r.flagged]
     return Panel(
         key="divergence",
         title="Engagement vs flourishing divergence",
@@ -810,14 +826,14 @@ def divergence_panel(results: dict, colours: dict) -> Panel:
                 ],
                 [
                     [
-                        r["arm"],
-                        r["engagement_source"],
-                        r["flourishing_source"],
-                        round(r["prob_engagement_rose"], 3),
-                        round(r["prob_flourishing_rose"], 3),
-                        round(r["probability"], 3),
-                        r["threshold"],
-                        "yes" if r["flagged"] else "no",
+                        r.arm,
+                        r.engagement_source,
+                        r.flourishing_source,
+                        round(r.prob_engagement_rose, 3),
+                        round(r.prob_flourishing_rose, 3),
+                        round(r.probability, 3),
+                        r.threshold,
+                        "yes" if r.flagged else "no",
                     ]
                     for r in rows
                 ],
@@ -829,19 +845,19 @@ def divergence_panel(results: dict, colours: dict) -> Panel:
 # --- DP telemetry -----------------------------------------------------------------------------
 
 
-def budget_gauge(budget: dict) -> Figure:
+def budget_gauge(budget: PrivacyBudgetSummary) -> Figure:
     """The privacy budget as a bar gauge: what is spent, then what remains, on an axis that
     ends at the plan's total ρ (bars rather than Plotly's dial, which the dashboards' basic
     Plotly bundle does not carry; see ``dashboards.plotly_bundle``)."""
     fig = Figure(
-        f"Privacy budget: {budget['spent_rho']:.3f} of {budget['total_rho']:.3f} ρ spent",
+        f"Privacy budget: {budget.spent_rho:.3f} of {budget.total_rho:.3f} ρ spent",
         x_title="ρ (zero-concentrated DP)",
         y_title="Budget",
         height=240,
     )
     for name, value, marker in [
-        ("spent", budget["spent_rho"], {"color": OKABE_ITO[0]}),
-        ("remaining", budget["remaining_rho"],
+        ("spent", budget.spent_rho, {"color": OKABE_ITO[0]}),
+        ("remaining", budget.remaining_rho,
          {"color": "white", "line": {"color": OKABE_ITO[0], "width": 2}}),
     ]:  # fmt: skip
         fig.add_trace(
@@ -856,42 +872,40 @@ def budget_gauge(budget: dict) -> Figure:
             }
         )
     fig.layout["barmode"] = "stack"
-    fig.axis("x", range=[0, budget["total_rho"]])
+    fig.axis("x", range=[0, budget.total_rho])
     fig.axis("y", showticklabels=False)
     return fig
 
 
-def releases_figure(releases: list[dict], colours: dict) -> Figure:
+def releases_figure(releases: list[ReleasedValue], colours: dict) -> Figure:
     """Each metric's released values per window and arm, one metric at a time (a menu in the
     figure switches, in the browser): one figure to draw however many metrics the plan has.
 
     Means per participant compare across arms; sums grow with how many devices report, so they
     stay in the table, and the count of reporting devices is one of the choices."""
-    groups = list(
-        dict.fromkeys((r["metric"], r["statistic"]) for r in releases if r["statistic"] != "sum")
-    )
+    groups = list(dict.fromkeys((r.metric, r.statistic) for r in releases if r.statistic != "sum"))
     groups.sort(key=lambda group: group[1] == "count")  # the means first, as they compare
 
     def titles(group: tuple[str, str]) -> tuple[str, str]:
-        first = next(r for r in releases if (r["metric"], r["statistic"]) == group)
+        first = next(r for r in releases if (r.metric, r.statistic) == group)
         return (
-            f"{first['label']} ({group[1]}), DP releases",
-            f"{first['unit']} ({group[1]}, 95% interval)",
+            f"{first.label} ({group[1]}), DP releases",
+            f"{first.unit} ({group[1]}, 95% interval)",
         )
 
     title, y_title = titles(groups[0])
     fig = Figure(title, "End of release window (date)", y_title)
     owners = []
     for position, group in enumerate(groups):
-        rows = [r for r in releases if (r["metric"], r["statistic"]) == group]
-        for arm in dict.fromkeys(r["arm"] for r in rows):
-            points = [r for r in rows if r["arm"] == arm]
+        rows = [r for r in releases if (r.metric, r.statistic) == group]
+        for arm in dict.fromkeys(r.arm for r in rows):
+            points = [r for r in rows if r.arm == arm]
             owners.append(position)
             fig.add_trace(
                 dict(
                     type="scatter",
-                    x=[r["window_end"] for r in points],
-                    y=[r["estimate"] for r in points],
+                    x=[r.window_end for r in points],
+                    y=[r.estimate for r in points],
                     name=f"arm {arm}",
                     mode="lines+markers",
                     visible=position == 0,
@@ -899,8 +913,8 @@ def releases_figure(releases: list[dict], colours: dict) -> Figure:
                     error_y={
                         "type": "data",
                         "symmetric": False,
-                        "array": [r["ci_high"] - r["estimate"] for r in points],
-                        "arrayminus": [r["estimate"] - r["ci_low"] for r in points],
+                        "array": [r.ci_high - r.estimate for r in points],
+                        "arrayminus": [r.estimate - r.ci_low for r in points],
                     },
                 )
             )
@@ -929,17 +943,19 @@ def releases_figure(releases: list[dict], colours: dict) -> Figure:
     return fig
 
 
-def telemetry_panel(budget: dict | None, releases: list[dict], colours: dict) -> Panel:
+def telemetry_panel(
+    budget: PrivacyBudgetSummary | None, releases: list[ReleasedValue], colours: dict
+) -> Panel:
     figures: list[Figure] = []
     if budget:
         figures.append(budget_gauge(budget))
-    if any(r["statistic"] != "sum" for r in releases):
+    if any(r.statistic != "sum" for r in releases):
         figures.append(releases_figure(releases, colours))
     if budget:
         reading = (
-            f"{budget['spent_rho']:.3f} of {budget['total_rho']:.3f} ρ is spent "
-            f"(ε = {budget['epsilon']:.2f} at δ = {budget['delta']:g}); "
-            f"{len({r['window_end'] for r in releases})} release window(s), every value with "
+            f"{budget.spent_rho:.3f} of {budget.total_rho:.3f} ρ is spent "
+            f"(ε = {budget.epsilon:.2f} at δ = {budget.delta:g}); "
+            f"{len({r.window_end for r in releases})} release window(s), every value with "
             "its noise-aware interval."
         )
     else:
@@ -968,16 +984,16 @@ def telemetry_panel(budget: dict | None, releases: list[dict], colours: dict) ->
                 ],
                 [
                     [
-                        r["window_start"],
-                        r["window_end"],
-                        r["arm"],
-                        r["metric"],
-                        r["statistic"],
-                        r["unit"],
-                        round(r["estimate"], 4),
-                        round(r["std_error"], 4),
-                        round(r["ci_low"], 4),
-                        round(r["ci_high"], 4),
+                        r.window_start,
+                        r.window_end,
+                        r.arm,
+                        r.metric,
+                        r.statistic,
+                        r.unit,
+                        round(r.estimate, 4),
+                        round(r.std_error, 4),
+                        round(r.ci_low, 4),
+                        round(r.ci_high, 4),
                     ]
                     for r in releases
                 ],
@@ -989,8 +1005,13 @@ def telemetry_panel(budget: dict | None, releases: list[dict], colours: dict) ->
 # --- psychometrics ----------------------------------------------------------------------------
 
 
-def psychometrics_panel(results: dict) -> Panel | None:
-    scores = results.get("psychometrics", [])
+def _width(low: float | None, high: float | None) -> float | None:
+    """An error bar's length; none (no bar) where an interval end is undefined."""
+    return None if low is None or high is None else high - low
+
+
+def psychometrics_panel(results: Results) -> Panel | None:
+    scores = results.psychometrics
     if not scores:
         return None
     fig = Figure(
@@ -1001,60 +1022,54 @@ def psychometrics_panel(results: dict) -> Panel | None:
     fig.axis("x", dtick=1)
     reliability_rows, invariance_rows, lows = [], [], []
     for i, s in enumerate(scores):
-        points = [r for r in s["reliability"] if r["alpha"]["value"]]
+        points = [(r.wave, r.alpha.value) for r in s.reliability if r.alpha.value]
         if points:
             fig.add_trace(
                 dict(
                     type="scatter",
-                    x=[r["wave"] for r in points],
-                    y=[r["alpha"]["value"]["alpha"] for r in points],
-                    name=s["score"],
+                    x=[wave for wave, _ in points],
+                    y=[a.alpha for _, a in points],
+                    name=s.score,
                     mode="lines+markers",
                     line={"color": OKABE_ITO[i % len(OKABE_ITO)]},
                     error_y={
                         "type": "data",
                         "symmetric": False,
-                        "array": [
-                            r["alpha"]["value"]["ci_high"] - r["alpha"]["value"]["alpha"]
-                            for r in points
-                        ],
-                        "arrayminus": [
-                            r["alpha"]["value"]["alpha"] - r["alpha"]["value"]["ci_low"]
-                            for r in points
-                        ],
+                        "array": [_width(a.alpha, a.ci_high) for _, a in points],
+                        "arrayminus": [_width(a.ci_low, a.alpha) for _, a in points],
                     },
                 )
             )
-        for r in s["reliability"]:
-            alpha, omega = r["alpha"]["value"], r["omega"]["value"]
-            if alpha and alpha["alpha"] < MIN_RELIABILITY:
-                lows.append(f"{s['score']} at wave {r['wave']}")
+        for r in s.reliability:
+            alpha, omega = r.alpha.value, r.omega.value
+            if alpha and alpha.alpha < MIN_RELIABILITY:
+                lows.append(f"{s.score} at wave {r.wave}")
             reliability_rows.append(
                 [
-                    s["instrument"],
-                    s["score"],
-                    r["wave"],
-                    r["n"],
-                    round(alpha["alpha"], 3) if alpha else r["alpha"]["reason"],
-                    round(alpha["ci_low"], 3) if alpha else "",
-                    round(alpha["ci_high"], 3) if alpha else "",
-                    round(omega["omega"], 3) if omega else r["omega"]["reason"],
+                    s.instrument,
+                    s.score,
+                    r.wave,
+                    r.n,
+                    round(alpha.alpha, 3) if alpha else r.alpha.reason,
+                    _cell(alpha.ci_low, 3) if alpha else "",
+                    _cell(alpha.ci_high, 3) if alpha else "",
+                    round(omega.omega, 3) if omega else r.omega.reason,
                 ]
             )
-        for group, result in s["invariance"].items():
-            if not result["value"]:
-                invariance_rows.append([s["score"], group, "", "", "", "", result["reason"]])
+        for group, result in s.invariance.items():
+            if not result.value:
+                invariance_rows.append([s.score, group, "", "", "", "", result.reason])
                 continue
-            for step in result["value"]["steps"]:
-                holds = step["holds"]
+            for step in result.value.steps:
+                holds = step.holds
                 invariance_rows.append(
                     [
-                        s["score"],
+                        s.score,
                         group,
-                        step["model"],
-                        _fmt(step["cfi"], 3),
-                        _fmt(step["delta_cfi"], 3),
-                        _fmt(step["rmsea"], 3),
+                        step.model,
+                        _fmt(step.cfi, 3),
+                        _fmt(step.delta_cfi, 3),
+                        _fmt(step.rmsea, 3),
                         "" if holds is None else ("holds" if holds else "does not hold"),
                     ]
                 )
@@ -1094,9 +1109,10 @@ def psychometrics_panel(results: dict) -> Panel | None:
 # --- diagnostics ------------------------------------------------------------------------------
 
 
-def diagnostics_panel(diagnostics: dict, label: str) -> Panel:
-    gates = diagnostics["gates"]
-    per_quantity = gates.get("per_quantity", {})
+def diagnostics_panel(diagnostics: Diagnostics, label: str) -> Panel:
+    gates = diagnostics.gates
+    names = list(gates.per_quantity)
+    quantities = list(gates.per_quantity.values())
     fig = Figure(
         "Convergence of the gated quantities",
         "Quantity",
@@ -1104,23 +1120,21 @@ def diagnostics_panel(diagnostics: dict, label: str) -> Panel:
         columns=2,
         subtitles=("Bulk and tail ESS", "Rank-normalised split-R̂"),
     )
-    names = list(per_quantity)
-    for i, kind in enumerate(("ess_bulk", "ess_tail")):
+    for i, (name, values) in enumerate(
+        [
+            ("bulk ESS", [q.ess_bulk for q in quantities]),
+            ("tail ESS", [q.ess_tail for q in quantities]),
+        ]
+    ):
         fig.add_trace(
-            dict(
-                type="bar",
-                x=names,
-                y=[per_quantity[n][kind] for n in names],
-                name="bulk ESS" if kind == "ess_bulk" else "tail ESS",
-                marker={"color": OKABE_ITO[i]},
-            )
+            dict(type="bar", x=names, y=values, name=name, marker={"color": OKABE_ITO[i]})
         )
     fig.add_hline(MIN_ESS, line={"color": OKABE_ITO[1], "dash": "dash"}, text=f"{MIN_ESS}")
     fig.add_trace(
         {
             "type": "bar",
             "x": names,
-            "y": [per_quantity[n]["rhat"] for n in names],
+            "y": [q.rhat for q in quantities],
             "name": "R̂",
             "marker": {"color": OKABE_ITO[2]},
         },
@@ -1128,30 +1142,28 @@ def diagnostics_panel(diagnostics: dict, label: str) -> Panel:
     )
     fig.add_hline(MAX_RHAT, line={"color": OKABE_ITO[1], "dash": "dash"}, text=f"{MAX_RHAT}", col=2)
     fig.axis("y", col=2, title={"text": "Worst R̂ (ratio)"})
-    fig.axis(
-        "y", col=2, range=[0.99, max([MAX_RHAT + 0.01, *(per_quantity[n]["rhat"] for n in names)])]
-    )
+    fig.axis("y", col=2, range=[0.99, max([MAX_RHAT + 0.01, *(q.rhat for q in quantities)])])
     rows = [
-        ["max R̂", round(gates["max_rhat"], 4), f"≤ {MAX_RHAT}", gates["max_rhat"] <= MAX_RHAT],
-        ["min bulk ESS", round(gates["min_ess_bulk"]), f"≥ {MIN_ESS}",
-         gates["min_ess_bulk"] >= MIN_ESS],
-        ["min tail ESS", round(gates["min_ess_tail"]), f"≥ {MIN_ESS}",
-         gates["min_ess_tail"] >= MIN_ESS],
-        ["divergences", gates["divergences"], "0", gates["divergences"] == 0],
+        ["max R̂", round(gates.max_rhat, 4), f"≤ {MAX_RHAT}", gates.max_rhat <= MAX_RHAT],
+        ["min bulk ESS", round(gates.min_ess_bulk), f"≥ {MIN_ESS}",
+         gates.min_ess_bulk >= MIN_ESS],
+        ["min tail ESS", round(gates.min_ess_tail), f"≥ {MIN_ESS}",
+         gates.min_ess_tail >= MIN_ESS],
+        ["divergences", gates.divergences, "0", gates.divergences == 0],
     ]  # fmt: skip
     table_rows = [[name, value, limit, "pass" if ok else "fail"] for name, value, limit, ok in rows]
     table_rows += [
-        ["chains × draws", f"{gates['chains']} × {gates['draws_per_chain']}", "", ""],
-        ["target acceptance", diagnostics.get("target_accept", ""), "", ""],
-        ["sampling time (s)", round(diagnostics.get("bayes_seconds", 0), 1), "", ""],
+        ["chains × draws", f"{gates.chains} × {gates.draws_per_chain}", "", ""],
+        ["target acceptance", _cell(diagnostics.target_accept, 3), "", ""],
+        ["sampling time (s)", _cell(diagnostics.bayes_seconds, 1), "", ""],
     ]
     reading = (
-        f"The Bayesian fit passes its gates (R̂ {gates['max_rhat']:.3f}, bulk ESS "
-        f"{gates['min_ess_bulk']:.0f}, tail ESS {gates['min_ess_tail']:.0f}, "
-        f"{gates['divergences']} divergences): its estimates are reportable."
-        if gates["passed"]
+        f"The Bayesian fit passes its gates (R̂ {gates.max_rhat:.3f}, bulk ESS "
+        f"{gates.min_ess_bulk:.0f}, tail ESS {gates.min_ess_tail:.0f}, "
+        f"{gates.divergences} divergences): its estimates are reportable."
+        if gates.passed
         else "The Bayesian fit fails its gates, so its estimates are not reportable: "
-        + "; ".join(gates["reasons"])
+        + "; ".join(gates.reasons)
         + "."
     )
     return Panel(
@@ -1171,37 +1183,22 @@ def diagnostics_panel(diagnostics: dict, label: str) -> Panel:
 # --- all --------------------------------------------------------------------------------------
 
 
-def run_summary(run) -> dict:
-    """The stored run's fields the panels show (a plain dict, so panels stay free of the ORM)."""
-    return {
-        "id": run.pk,
-        "kind": run.kind,
-        "finished_at": run.finished_at.strftime("%Y-%m-%d %H:%M UTC") if run.finished_at else "",
-        "preregistration_sha256": run.preregistration_sha256,
-        "code_version": run.code_version,
-        "data_snapshot_sha256": run.data_snapshot_sha256,
-        "results": run.results,
-        "diagnostics": run.diagnostics,
-    }
-
-
 def dashboard_panels(
     record: TrialRecord,
-    run: dict | None,
+    run: RunSummary | None,
     enrolment: list[dict],
-    privacy_budget: dict | None,
-    telemetry: list[dict],
+    privacy_budget: PrivacyBudgetSummary | None,
+    telemetry: list[ReleasedValue],
 ) -> list[Panel]:
     """Every panel of a trial's dashboard, in reading order."""
-    label = run["kind"] if run else EXPLORATORY
+    label = run.kind if run else EXPLORATORY
     panels = [status_panel(record, run, label)]
     if run is None:
         return panels
-    results = run["results"]
-    arms = [a["slug"] for a in results["consort"]["arms"]]
-    colours = arm_colours(arms)
+    results = run.results
+    colours = arm_colours(a.slug for a in results.consort.arms)
     candidates = [
-        consort_panel(results["consort"], label),
+        consort_panel(results.consort, label),
         enrolment_panel(enrolment, results, colours, label),
         *forest_panels(results),
         posterior_panel(results, colours),
@@ -1210,6 +1207,6 @@ def dashboard_panels(
         divergence_panel(results, colours),
         telemetry_panel(privacy_budget, telemetry, colours),
         psychometrics_panel(results),
-        diagnostics_panel(run["diagnostics"], label),
+        diagnostics_panel(run.diagnostics, label),
     ]
     return panels + [p for p in candidates if p is not None]

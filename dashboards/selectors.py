@@ -1,5 +1,6 @@
-"""Reads behind the dashboards: stored analysis runs, the trial's registration record and cheap
-aggregates of the trial's rows. Nothing here fits a model."""
+"""Reads behind the dashboards: stored analysis runs (as the typed documents of
+``analytics.results``), the trial's registration record and cheap aggregates of the trial's rows.
+Nothing here fits a model."""
 
 from dataclasses import dataclass, field
 
@@ -7,6 +8,8 @@ from django.db.models import Count
 from django.db.models.functions import TruncDate
 
 from analytics.models import AnalysisRun
+from analytics.results import Diagnostics, Results
+from federated.release import PrivacyBudgetSummary, ReleasedValue
 from federated.selectors import privacy_budget_summary, telemetry_release_rows
 from trials.audit import audit_chain_head
 from trials.models import Participant, Trial
@@ -33,17 +36,46 @@ class TrialRecord:
 
 
 @dataclass(frozen=True)
+class RunSummary:
+    """A finished analysis run as the panels show it: where it came from and what it found."""
+
+    id: int
+    kind: str
+    finished_at: str
+    preregistration_sha256: str
+    code_version: str
+    data_snapshot_sha256: str
+    results: Results
+    diagnostics: Diagnostics
+
+
+@dataclass(frozen=True)
 class DashboardData:
     record: TrialRecord
-    run: AnalysisRun | None
+    run: RunSummary | None
+    """The latest finished run."""
     latest_run: AnalysisRun | None
     enrolment: list[dict]
-    privacy_budget: dict | None = None
-    telemetry: list[dict] = field(default_factory=list)
+    privacy_budget: PrivacyBudgetSummary | None = None
+    telemetry: list[ReleasedValue] = field(default_factory=list)
 
 
 def latest_finished_run(trial: Trial) -> AnalysisRun | None:
     return trial.analysis_runs.filter(status=AnalysisRun.Status.FINISHED).first()
+
+
+def run_summary(run: AnalysisRun) -> RunSummary:
+    """A stored run with its results and diagnostics read back into their types."""
+    return RunSummary(
+        id=run.pk,
+        kind=run.kind,
+        finished_at=run.finished_at.strftime("%Y-%m-%d %H:%M UTC") if run.finished_at else "",
+        preregistration_sha256=run.preregistration_sha256,
+        code_version=run.code_version,
+        data_snapshot_sha256=run.data_snapshot_sha256,
+        results=Results.model_validate(run.results),
+        diagnostics=Diagnostics.model_validate(run.diagnostics),
+    )
 
 
 def trial_record(trial: Trial) -> TrialRecord:
@@ -102,11 +134,13 @@ def enrolment_by_day(trial: Trial) -> list[dict]:
 
 
 def dashboard_data(trial: Trial) -> DashboardData:
+    run = latest_finished_run(trial)
+    budget = privacy_budget_summary(trial)
     return DashboardData(
         record=trial_record(trial),
-        run=latest_finished_run(trial),
+        run=run_summary(run) if run else None,
         latest_run=trial.analysis_runs.first(),
         enrolment=enrolment_by_day(trial),
-        privacy_budget=privacy_budget_summary(trial),
-        telemetry=telemetry_release_rows(trial),
+        privacy_budget=None if budget is None else PrivacyBudgetSummary.model_validate(budget),
+        telemetry=[ReleasedValue.model_validate(row) for row in telemetry_release_rows(trial)],
     )

@@ -1,13 +1,42 @@
-"""Fixtures for the dashboard tests: an analyst and a trial with one finished analysis run."""
+"""Fixtures for the dashboard tests: an analyst, the golden analysis run (the results and
+diagnostics documents a real fit of ``small_trial`` stored, ``golden_results.json``; see
+``test_golden``), and ``small_trial`` with that run finished, so no panel test runs a sampler."""
 
 import json
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Group, User
+from django.utils import timezone
 
-from analytics.services import analysis_run_create, analysis_run_execute
+from analytics.models import AnalysisRun
+from analytics.results import Diagnostics, Results
+from analytics.services import analysis_run_create
 from trials.models import TrialMember
 from trials.services import member_add
+
+GOLDEN_PATH = Path(__file__).with_name("golden_results.json")
+
+
+@dataclass(frozen=True)
+class Golden:
+    results: Results
+    diagnostics: Diagnostics
+
+
+def golden_document() -> dict:
+    """The stored JSON: ``{"results": …, "diagnostics": …}``."""
+    return json.loads(GOLDEN_PATH.read_text())
+
+
+@pytest.fixture(scope="session")
+def golden() -> Golden:
+    document = golden_document()
+    return Golden(
+        results=Results.model_validate(document["results"]),
+        diagnostics=Diagnostics.model_validate(document["diagnostics"]),
+    )
 
 
 @pytest.fixture
@@ -19,10 +48,20 @@ def analyst(db) -> User:
 
 @pytest.fixture
 def analysed_trial(small_trial, analyst):
-    """``small_trial`` with a finished confirmatory run (really fitted) and ``analyst`` on it."""
+    """``small_trial`` with ``analyst`` on it and a finished confirmatory run that holds the
+    golden documents (what fitting a trial made like this one stored, without fitting it)."""
     member_add(trial=small_trial, user=analyst, role=TrialMember.Role.ANALYST)
-    run = analysis_run_execute(run_id=analysis_run_create(trial=small_trial, enqueue=False).pk)
-    assert run.status == "finished", run.error
+    run = analysis_run_create(trial=small_trial, enqueue=False)
+    document = golden_document()
+    AnalysisRun.objects.filter(pk=run.pk).update(
+        status=AnalysisRun.Status.FINISHED,
+        progress=1.0,
+        results=document["results"],
+        diagnostics=document["diagnostics"],
+        data_snapshot_sha256="0" * 64,
+        started_at=timezone.now(),
+        finished_at=timezone.now(),
+    )
     return small_trial
 
 

@@ -1,54 +1,83 @@
-"""The panels built from a really fitted run, the figures' conventions, and the additions to
-the stored results they read."""
+"""The panels, drawn from the golden analysis run (no sampler runs here): what each shows and
+says, the figures' conventions, and the dashboard reading a stored run back into its type."""
 
 import numpy as np
-import pytest
 
-from analytics.models import AnalysisRun
-from analytics.selectors import trial_scores_frame
+from analytics.results import BayesianEstimate, FrequentistEstimate, Interim
 from dashboards import panels as p
 from dashboards.figures import OKABE_ITO
-from dashboards.selectors import dashboard_data
-from surveys.reports import trial_survey_report
-
-pytestmark = pytest.mark.django_db
+from dashboards.selectors import RunSummary, TrialRecord, dashboard_data
+from federated.release import PrivacyBudgetSummary, ReleasedValue
 
 TELEMETRY_ROWS = [
-    {
-        "window_start": f"2026-0{m}-01",
-        "window_end": f"2026-0{m}-28",
-        "arm": arm,
-        "metric": "minutes",
-        "label": "Minutes with the assistant",
-        "unit": "minutes per participant per week",
-        "statistic": "mean",
-        "estimate": 40.0 + m,
-        "std_error": 2.0,
-        "ci_low": 36.0 + m,
-        "ci_high": 44.0 + m,
-    }
+    ReleasedValue(
+        window_index=m,
+        window_start=f"2026-0{m}-01",
+        window_end=f"2026-0{m}-28",
+        arm=arm,
+        metric="minutes",
+        label="Minutes with the assistant",
+        unit="minutes per participant per week",
+        statistic="mean",
+        estimate=40.0 + m,
+        std_error=2.0,
+        ci_low=36.0 + m,
+        ci_high=44.0 + m,
+    )
     for m in (1, 2)
     for arm in ("a", "b")
 ]
 # Sums grow with the number of reporting devices: listed, not drawn.
-TELEMETRY_SUMS = [row | {"statistic": "sum", "estimate": 4000.0} for row in TELEMETRY_ROWS[:2]]
-BUDGET = {"total_rho": 1.0, "spent_rho": 0.25, "remaining_rho": 0.75, "epsilon": 3.2, "delta": 1e-6}
+TELEMETRY_SUMS = [
+    row.model_copy(update={"statistic": "sum", "estimate": 4000.0}) for row in TELEMETRY_ROWS[:2]
+]
+BUDGET = PrivacyBudgetSummary(
+    total_rho=1.0, spent_rho=0.25, remaining_rho=0.75, epsilon=3.2, delta=1e-6
+)
+RECORD = TrialRecord(
+    slug="small",
+    title="Synthetic trial small",
+    state="Enrolling",
+    preregistration_version=1,
+    preregistration_sha256="ab" * 32,
+    frozen_at="2026-01-01 09:00 UTC",
+    approvals=[],
+    missing_approvals=[],
+    deviations=[],
+    pending_versions=[],
+    audit_chain_head="event 1, SHA-256 " + "cd" * 32,
+)
+ENROLMENT = [
+    {"day": "2026-01-01", "arm": "a", "n": 12},
+    {"day": "2026-01-01", "arm": "b", "n": 11},
+    {"day": "2026-01-02", "arm": "a", "n": 8},
+    {"day": "2026-01-02", "arm": "b", "n": 9},
+]
 
 
-def _all_panels(trial, budget=None, releases=()) -> list[p.Panel]:
-    data = dashboard_data(trial)
-    return p.dashboard_panels(
-        data.record, p.run_summary(data.run), data.enrolment, budget, list(releases)
+def _run(golden, **results) -> RunSummary:
+    return RunSummary(
+        id=1,
+        kind="confirmatory",
+        finished_at="2026-03-01 09:00 UTC",
+        preregistration_sha256="ab" * 32,
+        code_version="0123456789ab",
+        data_snapshot_sha256="ef" * 32,
+        results=golden.results.model_copy(update=results),
+        diagnostics=golden.diagnostics,
     )
 
 
-def test_every_panel_is_labelled_read_and_drawn_with_titles_and_units(analysed_trial):
-    panels = _all_panels(analysed_trial, BUDGET, TELEMETRY_ROWS)
+def _all_panels(golden, budget=None, releases=()) -> list[p.Panel]:
+    return p.dashboard_panels(RECORD, _run(golden), ENROLMENT, budget, list(releases))
+
+
+def test_every_panel_is_labelled_read_and_drawn_with_titles_and_units(golden):
+    panels = _all_panels(golden, BUDGET, TELEMETRY_ROWS)
     keys = [panel.key for panel in panels]
-    for wanted in ["status", "consort", "enrolment", "forest-mental_wellbeing", "posteriors",
-                   "trajectories", "communities", "divergence", "telemetry", "psychometrics",
-                   "diagnostics"]:  # fmt: skip
-        assert wanted in keys, wanted
+    assert keys == ["status", "consort", "enrolment", "forest-mental_wellbeing",
+                    "forest-life_satisfaction", "posteriors", "trajectories", "communities",
+                    "divergence", "telemetry", "psychometrics", "diagnostics"]  # fmt: skip
     for panel in panels:
         assert panel.label in (p.CONFIRMATORY, p.EXPLORATORY)
         assert panel.title and panel.reading.endswith("."), panel.key
@@ -72,9 +101,8 @@ def test_every_panel_is_labelled_read_and_drawn_with_titles_and_units(analysed_t
     assert by_key["status"].label == p.CONFIRMATORY  # the integrity record of a confirmatory run
 
 
-def test_forest_plot_puts_frequentist_and_bayesian_side_by_side_with_the_mid(analysed_trial):
-    run = AnalysisRun.objects.get(trial=analysed_trial)
-    panel = next(x for x in p.forest_panels(run.results) if x.key == "forest-mental_wellbeing")
+def test_forest_plot_puts_frequentist_and_bayesian_side_by_side_with_the_mid(golden):
+    panel = next(x for x in p.forest_panels(golden.results) if x.key == "forest-mental_wellbeing")
     fig = panel.figures[0]
     methods_by_plot: dict[str, set[str]] = {}
     for trace in fig.data:
@@ -83,43 +111,72 @@ def test_forest_plot_puts_frequentist_and_bayesian_side_by_side_with_the_mid(ana
         )
     assert methods_by_plot["x"] == {"mixed model", "GEE (exploratory)"}
     assert methods_by_plot["x2"] == {"Bayesian growth"}
-    bayes = next(e for e in run.results["estimates"] if e["method"] == "bayes_growth"
-                 and e["dimension"] == "mental_wellbeing")  # fmt: skip
+    on_wellbeing = [e for e in golden.results.estimates if e.dimension == "mental_wellbeing"]
+    bayes = next(e for e in on_wellbeing if isinstance(e, BayesianEstimate))
     mid_lines = [s for s in fig.layout["shapes"] if s["line"].get("dash") == "dash"]
-    assert [s["x0"] for s in mid_lines] == [bayes["mid"] / bayes["wave"]] * 2
-    mixed = next(e for e in run.results["estimates"] if e["method"] == "mixedlm"
-                 and e["dimension"] == "mental_wellbeing")  # fmt: skip
-    assert f"{abs(mixed['estimate']):.2f} score points per wave" in panel.reading
+    assert [s["x0"] for s in mid_lines] == [bayes.mid / bayes.wave] * 2
+    mixed = next(e for e in on_wellbeing if e.method == "mixedlm")
+    assert f"{abs(mixed.estimate):.2f} score points per wave" in panel.reading
+    assert f"P(benefit) = {bayes.prob_benefit:.2f}" in panel.reading
+    # Each model's own statistics in the table: p-values for the frequentist rows, posterior
+    # probabilities for the Bayesian and ordinal ones.
+    table = panel.tables[0]
+    p_column, benefit_column = table.columns.index("p adjusted"), table.columns.index("P(benefit)")
+    for estimate, row in zip(on_wellbeing, table.rows, strict=True):
+        frequentist = isinstance(estimate, FrequentistEstimate)
+        assert (row[p_column] != "") == frequentist and (row[benefit_column] != "") != frequentist
+        if frequentist:
+            assert row[p_column] == p._p(estimate.p_adjusted)
 
 
-def test_stored_trajectories_densities_and_psychometrics_match_their_sources(analysed_trial):
-    results = AnalysisRun.objects.get(trial=analysed_trial).results
-    frame = trial_scores_frame(analysed_trial)
-    for point in results["trajectories"]:
-        scores = frame[
-            (frame.outcome == point["outcome"])
-            & (frame.arm == point["arm"])
-            & (frame.wave == point["wave"])
-        ].score
-        assert point["n"] == len(scores) and point["mean"] == pytest.approx(scores.mean())
-        half = 1.959964 * scores.std(ddof=1) / np.sqrt(len(scores))
-        assert point["ci_high"] - point["mean"] == pytest.approx(half)
-    for density in results["bayes_growth"]["posterior_densities"]:
-        width = density["x"][1] - density["x"][0]
-        assert sum(density["density"]) * width == pytest.approx(1.0)
-        bayes = next(
-            e
-            for e in results["estimates"]
-            if (e["method"], e["outcome"], e["arm"])
-            == ("bayes_growth", density["outcome"], density["arm"])
-        )
-        # The histogram's mean is the posterior mean up to the binning.
-        mean = sum(x * d for x, d in zip(density["x"], density["density"], strict=True)) * width
-        assert mean == pytest.approx(bayes["estimate"], abs=width)
-    reports = {r.score: r for r in trial_survey_report(analysed_trial)}
-    for score in results["psychometrics"]:
-        expected = reports[score["score"]].by_wave[0]["alpha"].value.alpha
-        assert score["reliability"][0]["alpha"]["value"]["alpha"] == pytest.approx(expected)
+def test_posterior_trajectory_community_and_divergence_panels_show_the_stored_numbers(golden):
+    results = golden.results
+    colours = p.arm_colours(["a", "b"])
+    posteriors = p.posterior_panel(results, colours)
+    density = results.bayes_growth.posterior_densities[0]
+    trace = posteriors.figures[0].data[0]
+    assert trace["x"] == density.x and trace["y"] == density.density
+    trajectories = p.trajectory_panel(results, colours)
+    assert len(trajectories.tables[0].rows) == len(results.trajectories)
+    # The plan's order: the primary outcome's figure first.
+    assert trajectories.figures[0].title.startswith(f"Mean {results.outcomes[0].code} ")
+    communities = p.community_panel(results)
+    effect = results.bayes_growth.community_effects[0]
+    assert f"{effect.composite.prob_benefit:.2f}" in communities.reading
+    composite_rows = [r for r in communities.tables[0].rows if r[2].startswith("weighted")]
+    assert composite_rows == [
+        [effect.community, effect.arm, "weighted composite (SD units)", 1.0,
+         round(effect.composite.mean, 4), round(effect.composite.ci_low, 4),
+         round(effect.composite.ci_high, 4), round(effect.composite.prob_benefit, 3)]
+    ]  # fmt: skip
+    divergence = p.divergence_panel(results, colours)
+    assert divergence.figures[0].data[0]["y"] == [d.probability for d in results.divergence]
+    assert [r[1] for r in divergence.tables[0].rows] == [
+        d.engagement_source for d in results.divergence
+    ]
+
+
+def test_the_status_panel_shows_where_the_trial_stands_against_its_interim_looks(golden):
+    interim = Interim(
+        looks=[{"information_fraction": 0.5}],
+        information_fraction=0.6,
+        look=1,
+        boundary_z=2.96,
+        boundary_p=0.003,
+        primary_z=1.2,
+        crossed=False,
+        status="The efficacy boundary is not crossed: continue as planned.",
+    )
+    panel = p.status_panel(RECORD, _run(golden, interim=interim), p.CONFIRMATORY)
+    assert ["Interim looks", interim.status] in panel.tables[0].rows
+    without = p.status_panel(RECORD, _run(golden), p.CONFIRMATORY)
+    assert not any(row[0] == "Interim looks" for row in without.tables[0].rows)
+
+
+def test_the_dashboard_reads_the_stored_run_back_into_its_type(analysed_trial, golden):
+    run = dashboard_data(analysed_trial).run
+    assert run.results == golden.results and run.diagnostics == golden.diagnostics
+    assert run.kind == "confirmatory" and run.finished_at.endswith("UTC")
 
 
 def test_telemetry_panel_draws_each_metric_with_intervals_and_the_budget_gauge():

@@ -23,9 +23,7 @@ def test_the_installed_bundle_is_the_plotly_js_that_plotly_py_ships():
 @pytest.mark.django_db
 def test_every_figure_uses_a_trace_type_the_bundle_carries(analysed_trial):
     data = dashboard_data(analysed_trial)
-    panels = p.dashboard_panels(
-        data.record, p.run_summary(data.run), data.enrolment, BUDGET, TELEMETRY_ROWS
-    )
+    panels = p.dashboard_panels(data.record, data.run, data.enrolment, BUDGET, TELEMETRY_ROWS)
     types = {trace["type"] for panel in panels for fig in panel.figures for trace in fig.data}
     assert types and types <= plotly_bundle.TRACE_TYPES
 

@@ -1,0 +1,39 @@
+"""What other apps read of the DP releases and the privacy ledger: typed rows, the only form in
+which telemetry leaves this app (``federated.selectors`` computes them from the stored noisy
+aggregates; the dashboards draw them)."""
+
+from typing import Literal
+
+from trials.documents import Document
+
+
+class ReleasedValue(Document):
+    """One released count or sum of a window and arm, or a mean per reporting participant
+    derived from the two (post-processing, no further privacy cost), with its noise-aware 95%
+    interval."""
+
+    window_index: int
+    window_start: str
+    """ISO date of the window's first day."""
+    window_end: str
+    """ISO date of the day after the window (exclusive)."""
+    arm: str
+    metric: str
+    """``count`` (reporting participants) or the metric's code."""
+    label: str
+    unit: str
+    statistic: Literal["count", "sum", "mean"]
+    estimate: float
+    std_error: float
+    ci_low: float
+    ci_high: float
+
+
+class PrivacyBudgetSummary(Document):
+    """A trial's zCDP budget in ρ and the (ε, δ)-DP equivalent of what has been spent."""
+
+    total_rho: float
+    spent_rho: float
+    remaining_rho: float
+    epsilon: float
+    delta: float
