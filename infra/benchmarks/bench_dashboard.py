@@ -3,10 +3,11 @@
 
 The trial is registered and approved through the services; its 10,000 participants and their
 allocations are inserted in bulk, its weekly differentially private telemetry releases go through
-the federated app's window logic, and its finished AnalysisRun holds a results document of the
-size a real run of that trial stores (every panel's keys, trajectories over 12 waves, posterior
-histograms, three communities, psychometrics per wave), made from a simulated cohort
-(``analytics.simulate``) instead of hours of fitting. gunicorn serves the real URLs with the
+the federated app's window logic, and its finished AnalysisRun holds the results document of
+``analytics.results`` at the size a real run of that trial stores (every panel's sections,
+trajectories over 12 waves, posterior histograms, three communities, psychometrics per wave),
+built as those types from a simulated cohort (``analytics.simulate``) instead of hours of
+fitting. gunicorn serves the real URLs with the
 test settings against PostgreSQL, in a database of the benchmark's own (``bench_dashboard`` on
 the server ``DATABASE_URL`` names, dropped at the end).
 
@@ -32,8 +33,38 @@ from pathlib import Path
 
 import numpy as np
 
+from analytics.results import (
+    Alpha,
+    AlphaFigure,
+    BayesGrowth,
+    BayesianEstimate,
+    CommunityEffect,
+    Consort,
+    ConsortArm,
+    Diagnostics,
+    Divergence,
+    FrequentistEstimate,
+    Gates,
+    Invariance,
+    InvarianceFigure,
+    InvarianceStep,
+    Omega,
+    OmegaFigure,
+    Outcome,
+    PosteriorDensity,
+    PosteriorSummary,
+    QuantityConvergence,
+    Reliability,
+    Results,
+    SampleRatioMismatch,
+    ScorePsychometrics,
+    TrajectoryPoint,
+    WaveAttrition,
+)
 from infra.bench import Measurement, gunicorn, own_database
 from infra.services import free_port
+from stats.attrition import differential_attrition
+from stats.srm import sample_ratio_mismatch
 
 REPO_DIR = Path(__file__).resolve().parents[2]
 DATABASE = "bench_dashboard"
@@ -52,42 +83,50 @@ ALL_FIGURES_DRAWN = """() => {
 }"""
 
 
-def _summary(draws: np.ndarray, mid: float | None = None) -> dict:
-    return {
-        "mean": float(draws.mean()),
-        "sd": float(draws.std(ddof=1)),
-        "ci_low": float(np.quantile(draws, 0.025)),
-        "ci_high": float(np.quantile(draws, 0.975)),
-        "prob_benefit": float((draws > 0).mean()),
-        "prob_above_mid": None if mid is None else float((draws > mid).mean()),
-        "mcse_mean": 0.001,
-        "mcse_prob_benefit": 0.001,
-    }
+def _summary(draws: np.ndarray, mid: float | None = None) -> PosteriorSummary:
+    return PosteriorSummary(
+        mean=float(draws.mean()),
+        sd=float(draws.std(ddof=1)),
+        ci_low=float(np.quantile(draws, 0.025)),
+        ci_high=float(np.quantile(draws, 0.975)),
+        prob_benefit=float((draws > 0).mean()),
+        prob_above_mid=None if mid is None else float((draws > mid).mean()),
+        mcse_mean=0.001,
+        mcse_prob_benefit=0.001,
+    )
 
 
-def results_document(frame, rng: np.random.Generator) -> tuple[dict, dict]:
-    """Results and diagnostics shaped as ``analytics.analysis.analyse`` stores them."""
+def results_document(frame, rng: np.random.Generator) -> tuple[Results, Diagnostics]:
+    """The results and diagnostics of a run of this trial, built as the types
+    (``analytics.results``) a real run stores: every panel's sections, at the size a real run of
+    the trial has (trajectories, attrition and reliability over every wave, posterior
+    histograms, three communities); effects are drawn around the simulated truth, and the
+    descriptive sections are computed from the simulated cohort."""
+    last = WAVES - 1
     outcomes = [
-        {"code": "who5", "instrument": "who5", "dimension": "mental_wellbeing", "role": "primary"},
-        {"code": "swls", "instrument": "swls", "dimension": "life_satisfaction",
-         "role": "secondary"},
+        Outcome(code="who5", instrument="who5", dimension="mental_wellbeing", wave=last,
+                role="primary", planned=True),
+        Outcome(code="swls", instrument="swls", dimension="life_satisfaction", wave=last,
+                role="secondary", planned=True),
     ]  # fmt: skip
     frame = frame.assign(
         arm=np.where(frame["arm"] == 1, "b", "a"),
-        outcome=frame["dimension"].map({o["dimension"]: o["code"] for o in outcomes}),
+        outcome=frame["dimension"].map({o.dimension: o.code for o in outcomes}),
     )
-    last = WAVES - 1
     mids = {"mental_wellbeing": 10.0, "life_satisfaction": 3.0}
-    estimates, densities, communities = [], [], []
+    estimates: list = []
+    densities = []
     for o in outcomes:
-        base = {
-            "outcome": o["code"],
-            "instrument": o["instrument"],
-            "dimension": o["dimension"],
-            "role": o["role"],
+        about = {
+            "outcome": o.code,
+            "instrument": o.instrument,
+            "dimension": o.dimension,
+            "role": o.role,
             "wave": last,
             "arm": "b",
             "n_participants": PARTICIPANTS,
+            "n_observations": int((frame.outcome == o.code).sum()),
+            "reportable": True,
         }
         for method, estimand, se, confirmatory in [
             ("mixedlm", "growth_difference_per_wave", 0.05, True),
@@ -96,193 +135,165 @@ def results_document(frame, rng: np.random.Generator) -> tuple[dict, dict]:
         ]:
             estimate = 0.3 * (last if method == "ancova" else 1) + rng.normal(0, se)
             estimates.append(
-                base
-                | {
-                    "method": method,
-                    "estimand": estimand,
-                    "estimate": estimate,
-                    "std_error": se,
-                    "ci_low": estimate - 1.96 * se,
-                    "ci_high": estimate + 1.96 * se,
-                    "p_value": 1e-6,
-                    "p_adjusted": 2e-6,
-                    "reportable": True,
-                    "not_reportable_because": [],
-                    "warnings": [],
-                    "confirmatory": confirmatory,
-                }  # fmt: skip
-            )
+                FrequentistEstimate(
+                    **about, method=method, estimand=estimand, estimate=estimate, std_error=se,
+                    ci_low=estimate - 1.96 * se, ci_high=estimate + 1.96 * se, p_value=1e-6,
+                    p_adjusted=2e-6, confirmatory=confirmatory,
+                )
+            )  # fmt: skip
         draws = rng.normal(0.3, 0.05, 4000)
-        mid = mids[o["dimension"]]
+        summary = _summary(draws, mids[o.dimension] / last)
         estimates.append(
-            base
-            | {
-                "method": "bayes_growth",
-                "estimand": "growth_difference_per_wave",
-                "mid": mid,
-                **_summary(draws, mid / last),
-                "std_error": 0.05,
-                "estimate": float(draws.mean()),
-                "reportable": True,
-                "not_reportable_because": [],
-                "warnings": [],
-                "confirmatory": True,
-            }  # fmt: skip
-        )
+            BayesianEstimate(
+                **about, method="bayes_growth", estimand="growth_difference_per_wave",
+                estimate=summary.mean, std_error=summary.sd, ci_low=summary.ci_low,
+                ci_high=summary.ci_high, prob_benefit=summary.prob_benefit,
+                prob_above_mid=summary.prob_above_mid, mid=mids[o.dimension],
+                mcse_mean=summary.mcse_mean, mcse_prob_benefit=summary.mcse_prob_benefit,
+                confirmatory=True,
+            )
+        )  # fmt: skip
         density, edges = np.histogram(draws, bins=60, density=True)
         densities.append(
-            {
-                "arm": "b",
-                "outcome": o["code"],
-                "x": ((edges[:-1] + edges[1:]) / 2).tolist(),
-                "density": density.tolist(),
-            }  # fmt: skip
+            PosteriorDensity(
+                arm="b",
+                outcome=o.code,
+                x=((edges[:-1] + edges[1:]) / 2).tolist(),
+                density=density.tolist(),
+            )
         )
-    for name in ("general", "rural-council", "students"):
-        communities.append(
-            {
-                "arm": "b",
-                "community": name,
-                "per_dimension": {
-                    o["code"]: _summary(rng.normal(0.3, 0.1, 4000)) for o in outcomes
-                },
-                "composite": _summary(rng.normal(0.02, 0.01, 4000)),
-                "weights": {"who5": 0.6, "swls": 0.4},
-            }
+    communities = [
+        CommunityEffect(
+            arm="b",
+            community=name,
+            per_dimension={o.code: _summary(rng.normal(0.3, 0.1, 4000)) for o in outcomes},
+            composite=_summary(rng.normal(0.02, 0.01, 4000)),
+            weights={"who5": 0.6, "swls": 0.4},
         )
+        for name in ("general", "rural-council", "students")
+    ]
     grouped = frame.groupby(["outcome", "arm", "wave"]).score.agg(["count", "mean", "std"])
     trajectories = [
-        {"outcome": outcome, "arm": arm, "wave": int(wave), "n": int(row["count"]),
-         "mean": float(row["mean"]), "ci_low": float(row["mean"] - 1.96 * row["std"] / 100),
-         "ci_high": float(row["mean"] + 1.96 * row["std"] / 100)}
+        TrajectoryPoint(
+            outcome=outcome, arm=arm, wave=int(wave), n=int(row["count"]),
+            mean=float(row["mean"]),
+            ci_low=float(row["mean"] - 1.96 * row["std"] / np.sqrt(row["count"])),
+            ci_high=float(row["mean"] + 1.96 * row["std"] / np.sqrt(row["count"])),
+        )
         for (outcome, arm, wave), row in grouped.iterrows()
     ]  # fmt: skip
-    allocated = frame.groupby("arm").participant.nunique().to_dict()
-    responded = frame[frame.outcome == "who5"].groupby(["wave", "arm"]).participant.nunique()
-    attrition = [
-        {"wave": wave, "allocated": allocated,
-         "responded": {arm: int(responded[wave][arm]) for arm in allocated},
-         "response_rate": {arm: responded[wave][arm] / allocated[arm] for arm in allocated},
-         "chi2": 0.5, "df": 1, "p_value": 0.48, "differential": False}
-        for wave in range(1, WAVES)
-    ]  # fmt: skip
+    allocated = {arm: int(n) for arm, n in frame.groupby("arm").participant.nunique().items()}
+    who5 = frame[frame.outcome == "who5"]
+    responded = {
+        int(wave): {arm: int(n) for arm, n in group.groupby("arm").participant.nunique().items()}
+        for wave, group in who5.groupby("wave")
+        if wave > 0
+    }
     step = {"chi2": 40.0, "df": 10, "p_value": 0.01, "cfi": 0.99, "tli": 0.98, "rmsea": 0.03,
             "srmr": 0.02, "delta_chi2": 3.0, "delta_df": 4, "delta_p_value": 0.5,
             "delta_cfi": -0.001, "delta_rmsea": 0.0, "holds": True}  # fmt: skip
+    invariance = InvarianceFigure(
+        value=Invariance(
+            groups={},
+            steps=[InvarianceStep(model=m, **step) for m in ("configural", "metric", "scalar")],
+        )
+    )
     psychometrics = [
-        {
-            "instrument": o["instrument"],
-            "score": o["code"],
-            "validated": True,
-            "reliability": [
-                {
-                    "wave": w,
-                    "n": PARTICIPANTS,
-                    "alpha": {
-                        "value": {
-                            "alpha": 0.85,
-                            "ci_low": 0.84,
-                            "ci_high": 0.86,
-                            "n_respondents": PARTICIPANTS,
-                            "n_items": 5,
-                        },
-                        "reason": "",
-                    },
-                    "omega": {
-                        "value": {"omega": 0.86, "n_respondents": PARTICIPANTS},
-                        "reason": "",
-                    },
-                }
+        ScorePsychometrics(
+            instrument=o.instrument,
+            score=o.code,
+            validated=True,
+            reliability=[
+                Reliability(
+                    wave=w,
+                    n=PARTICIPANTS,
+                    alpha=AlphaFigure(
+                        value=Alpha(
+                            alpha=0.85,
+                            ci_low=0.84,
+                            ci_high=0.86,
+                            n_respondents=PARTICIPANTS,
+                            n_items=5,
+                        )
+                    ),
+                    omega=OmegaFigure(value=Omega(omega=0.86, n_respondents=PARTICIPANTS)),
+                )  # fmt: skip
                 for w in range(WAVES)
-            ],  # fmt: skip
-            "invariance": {
-                group: {
-                    "value": {
-                        "groups": {},
-                        "steps": [
-                            step | {"model": model} for model in ("configural", "metric", "scalar")
-                        ],
-                    },
-                    "reason": "",
-                }
-                for group in ("language", "community", "wave")
-            },  # fmt: skip
-        }
+            ],
+            invariance=dict.fromkeys(("language", "community", "wave"), invariance),
+        )
         for o in outcomes
     ]
     final = responded[last]
-    results = {
-        "kind": "confirmatory",
-        "control": "a",
-        "planned_contrast": "b − a",
-        "alpha": 0.05,
-        "multiplicity": "holm",
-        "outcomes": [o | {"wave": last, "planned": True} for o in outcomes],
-        "estimates": estimates,
-        "bayes_growth": {
-            "reportable": True,
-            "not_reportable_because": [],
-            "community_effects": communities,
-            "participants": PARTICIPANTS,
-            "observations": len(frame),
-            "posterior_densities": densities,
-        },  # fmt: skip
-        "srm": {
-            "chi2": 0.3,
-            "df": 1,
-            "p_value": 0.58,
-            "mismatch": False,
-            "threshold": 0.001,
-            "total": PARTICIPANTS,
-            "observed": allocated,
-            "expected": dict.fromkeys(allocated, PARTICIPANTS / 2),
-        },  # fmt: skip
-        "attrition": attrition,
-        "consort": {
-            "assessed": 11_000,
-            "eligible": PARTICIPANTS,
-            "excluded": 1_000,
-            "excluded_reasons": {"under 18": 600, "no smartphone": 400},
-            "consented": PARTICIPANTS,
-            "final_wave": last,
-            "arms": [
-                {
-                    "slug": arm,
-                    "name": arm.upper(),
-                    "allocated": n,
-                    "followed_up": int(final[arm]),
-                    "analysed": int(final[arm]),
-                    "withdrawn": n - int(final[arm]),
-                    "withdrawal_reasons": {"no reason given": n - int(final[arm])},
-                }
+    results = Results(
+        kind="confirmatory",
+        control="a",
+        planned_contrast="b − a",
+        alpha=0.05,
+        multiplicity="holm",
+        outcomes=outcomes,
+        estimates=estimates,
+        bayes_growth=BayesGrowth(
+            reportable=True,
+            community_effects=communities,
+            participants=PARTICIPANTS,
+            observations=len(frame),
+            posterior_densities=densities,
+        ),
+        trajectories=trajectories,
+        srm=SampleRatioMismatch.model_validate(
+            sample_ratio_mismatch(allocated, dict.fromkeys(allocated, 1)), from_attributes=True
+        ),
+        attrition=[
+            WaveAttrition.model_validate(w, from_attributes=True)
+            for w in differential_attrition(allocated, responded)
+        ],
+        consort=Consort(
+            assessed=11_000,
+            eligible=PARTICIPANTS,
+            excluded=1_000,
+            excluded_reasons={"under 18": 600, "no smartphone": 400},
+            consented=PARTICIPANTS,
+            final_wave=last,
+            arms=[
+                ConsortArm(
+                    slug=arm,
+                    name=arm.upper(),
+                    allocated=n,
+                    followed_up=final[arm],
+                    analysed=final[arm],
+                    withdrawn=n - final[arm],
+                    withdrawal_reasons={"no reason given": n - final[arm]},
+                )
                 for arm, n in allocated.items()
-            ],
-        },  # fmt: skip
-        "interim": None,
-        "divergence": [
-            {
-                "arm": "b",
-                "engagement_source": "survey: reliance",
-                "flourishing_source": "who5",
-                "prob_engagement_rose": 0.2,
-                "prob_flourishing_rose": 0.99,
-                "probability": 0.01,
-                "threshold": 0.8,
-                "flagged": False,
-                "draws": 4000,
-            }
+            ],  # fmt: skip
+        ),
+        divergence=[
+            Divergence(
+                arm="b",
+                engagement_source="survey: reliance",
+                flourishing_source="who5",
+                prob_engagement_rose=0.2,
+                prob_flourishing_rose=0.99,
+                probability=0.01,
+                threshold=0.8,
+                flagged=False,
+                draws=4000,
+            )
         ],  # fmt: skip
-        "ordinal": [],
-        "trajectories": trajectories,
-        "psychometrics": psychometrics,
+        psychometrics=psychometrics,
+    )
+    quantities = {
+        "gamma": QuantityConvergence(rhat=1.002, ess_bulk=2100.0, ess_tail=1800.0),
+        "community_gamma": QuantityConvergence(rhat=1.003, ess_bulk=2400.0, ess_tail=1900.0),
     }
-    gates = {"passed": True, "reasons": [], "max_rhat": 1.002, "min_ess_bulk": 2100.0,
-             "min_ess_tail": 1800.0, "divergences": 0, "chains": 4, "draws_per_chain": 1000,
-             "per_quantity": {"gamma": {"rhat": 1.002, "ess_bulk": 2100.0, "ess_tail": 1800.0},
-                              "community_gamma": {"rhat": 1.003, "ess_bulk": 2400.0,
-                                                  "ess_tail": 1900.0}}}  # fmt: skip
-    diagnostics = {"gates": gates, "reportable": True, "bayes_seconds": 40.0,
-                   "target_accept": 0.9, "rows": len(frame)}  # fmt: skip
+    gates = Gates(
+        passed=True, max_rhat=1.003, min_ess_bulk=2100.0, min_ess_tail=1800.0, divergences=0,
+        chains=4, draws_per_chain=1000, per_quantity=quantities,
+    )  # fmt: skip
+    diagnostics = Diagnostics(
+        gates=gates, reportable=True, bayes_seconds=40.0, target_accept=0.9, rows=len(frame)
+    )
     return results, diagnostics
 
 
@@ -318,7 +329,8 @@ def _trials() -> tuple[str, str]:
     AnalysisRun.objects.create(
         trial=large, preregistration=prereg, preregistration_sha256=prereg.sha256,
         kind="confirmatory", status="finished", code_version="bench", seed=7,
-        data_snapshot_sha256="0" * 64, results=results, diagnostics=diagnostics,
+        data_snapshot_sha256="0" * 64, results=results.model_dump(mode="json"),
+        diagnostics=diagnostics.model_dump(mode="json"),
         started_at=timezone.now(), finished_at=timezone.now(), progress=1.0,
     )  # fmt: skip
     empty = synthetic_trial_create(slug="empty", participants=4, waves=WAVES, effect=0.3, seed=8)
