@@ -17,13 +17,13 @@ from surveys.reports import trial_survey_report
 from surveys.services import (
     instrument_pack_load,
     invitation_release,
+    schedule_editable,
     wave_change,
     wave_create,
     wave_quality_refresh,
     wave_schedule_errors,
 )
 from trials.admin import TrialScopedAdmin
-from trials.models import Trial
 from trials.rules import permitted
 
 
@@ -151,9 +151,8 @@ class WaveAdmin(TrialScopedAdmin):
         return ", ".join(instrument.code for instrument in wave.instruments.all())
 
     def has_change_permission(self, request, obj=None) -> bool:
-        # Once registered, the schedule is part of the frozen design.
         allowed = super().has_change_permission(request, obj)
-        return allowed and (obj is None or obj.trial.state == Trial.State.DRAFT)
+        return allowed and (obj is None or schedule_editable(obj.trial))
 
     def save_model(self, request, obj, form, change):
         # WaveForm.clean has already refused what the services would refuse.

@@ -117,13 +117,17 @@ def wave_change(
     return _wave_store(wave, instrument_codes, TrialEvent.Kind.WAVE_CHANGED, actor)
 
 
+def schedule_editable(trial: Trial) -> bool:
+    """The waves are what the plan's outcomes are measured at: once the trial is registered they
+    are part of the protocol, so they change only while it is a draft."""
+    return trial.state == Trial.State.DRAFT
+
+
 def wave_schedule_errors(*, wave: Wave, instruments: Iterable[Instrument]) -> list[str]:
     """Every reason why ``wave`` (new or changed) with ``instruments`` cannot join its trial's
     schedule, as sentences (the admin's form shows them before anything is saved)."""
     trial = wave.trial
-    if trial.state != Trial.State.DRAFT:
-        # The waves are what the plan's outcomes are measured at: registered, they are the
-        # protocol, and only an amendment (with new approvals) could change them.
+    if not schedule_editable(trial):
         return [
             f"The trial is {trial.get_state_display().lower()}: its wave schedule is part of the "
             "registered protocol and can only be changed while the trial is a draft."
