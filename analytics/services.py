@@ -29,12 +29,17 @@ def _stale_after() -> timedelta:
     return timedelta(seconds=settings.ANALYSIS_RUN_STALE_SECONDS)
 
 
-def code_version() -> str:
-    """The commit the code runs from, so a result can be traced to the code that made it."""
+def code_version(*, repo_dir: Path = REPO_DIR) -> str:
+    """The commit the code runs from, so a result can be traced to the code that made it: the
+    ``FLOURISH_CODE_VERSION`` setting where one was given (the Docker image, which has no
+    ``.git``, is built with it: infra/Dockerfile), else the checkout's commit in ``repo_dir``,
+    else ``"unknown"``."""
+    if settings.FLOURISH_CODE_VERSION:
+        return settings.FLOURISH_CODE_VERSION
     try:
         return subprocess.run(
             ["git", "rev-parse", "--short=12", "HEAD"],
-            cwd=REPO_DIR,
+            cwd=repo_dir,
             capture_output=True,
             text=True,
             check=True,

@@ -12,6 +12,8 @@ Environment variables read here:
 ``EMAIL_URL``-style settings: ``EMAIL_HOST``, ``EMAIL_PORT``, ``EMAIL_HOST_USER``,
 ``EMAIL_HOST_PASSWORD``, ``EMAIL_USE_TLS``, ``DEFAULT_FROM_EMAIL``
 ``FLOURISH_SITE_URL``   the address participants' links start with (``https://…``)
+``FLOURISH_CODE_VERSION`` the commit recorded with every analysis run; the Docker image is built
+                        with it (it has no ``.git``); unset: ``git rev-parse`` of the checkout
 ``LOGIN_FAILURE_LIMIT`` failed sign-ins per user name and address before a lock-out
 ``LOGIN_COOLOFF_MINUTES`` how long a lock-out lasts
 ``ANALYSIS_RUN_STALE_SECONDS``, ``ANALYSIS_RUN_SWEEP_SECONDS`` when beat re-queues an analysis
@@ -226,6 +228,8 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Flourish <flourish@localhost
 # Participant links are signed with SECRET_KEY and expire after this many seconds.
 PARTICIPANT_LINK_MAX_AGE = int(env_str("PARTICIPANT_LINK_MAX_AGE", str(60 * 60 * 24 * 30)))
 SITE_URL = env_str("FLOURISH_SITE_URL", "http://localhost:8000")
+# Which code made a result (analytics.services.code_version); empty: the checkout's git commit.
+FLOURISH_CODE_VERSION = env_str("FLOURISH_CODE_VERSION")
 
 # Invitations: a row claimed for sending longer ago than the lease, and still not marked sent,
 # belongs to a sender that died mid-send; it becomes "unknown" and is never resent by itself.
