@@ -17,7 +17,7 @@ from stats.srm import sample_ratio_mismatch
 from trials.admin import TrialAdmin, TrialScopedMixin
 from trials.models import Trial
 from trials.rules import permitted
-from trials.services import preregistration_current
+from trials.selectors import preregistration_current
 
 START_PERMISSION = "analytics.add_analysisrun"
 

@@ -14,11 +14,11 @@ from federated.window import telemetry_window_run
 from surveys.models import Instrument
 from surveys.services import instruments_sync, response_submit, wave_create
 from trials.models import Community, ConsentDocument, ConsentScope, OversightBody, Trial
+from trials.selectors import consent_active
 from trials.services import (
     approval_record,
     arm_create,
     assignment_token,
-    consent_active,
     oversight_assign,
     participant_enrol,
     preregistration_freeze,

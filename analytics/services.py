@@ -15,8 +15,8 @@ from django.utils import timezone
 
 from analytics.models import AnalysisRun
 from trials.models import Trial, TrialEvent
-from trials.selectors import preregistration_in_force
-from trials.services import event_record, preregistration_current
+from trials.selectors import preregistration_current, preregistration_in_force
+from trials.services import event_record
 
 logger = logging.getLogger(__name__)
 REPO_DIR = Path(__file__).resolve().parent.parent

@@ -13,8 +13,7 @@ from federated.release import PrivacyBudgetSummary, ReleasedValue
 from federated.selectors import privacy_budget_summary, telemetry_release_rows
 from trials.audit import audit_chain_head
 from trials.models import Participant, Trial
-from trials.selectors import preregistration_in_force, preregistrations_pending
-from trials.services import missing_approvals
+from trials.selectors import missing_approvals, preregistration_in_force, preregistrations_pending
 
 
 @dataclass(frozen=True)

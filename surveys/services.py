@@ -23,7 +23,8 @@ from surveys.schedule import schedule_errors, wave_window
 from surveys.scoring import scores, validate_answers
 from trials.locks import trial_lock
 from trials.models import ConsentScope, Participant, Trial, TrialEvent
-from trials.services import consent_active, event_record
+from trials.selectors import consent_active
+from trials.services import event_record
 
 logger = logging.getLogger(__name__)
 

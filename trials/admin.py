@@ -44,6 +44,8 @@ from trials.registry_export import (
 from trials.rules import permitted
 from trials.selectors import (
     bodies_of,
+    missing_approvals,
+    preregistration_current,
     preregistration_in_force,
     preregistrations_pending,
 )
@@ -55,11 +57,9 @@ from trials.services import (
     deviation_record,
     event_record,
     member_add,
-    missing_approvals,
     oversight_assign,
     participant_withdraw,
     preregistration_amend,
-    preregistration_current,
     preregistration_draft_save,
     preregistration_freeze,
     profile_create,

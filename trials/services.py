@@ -43,6 +43,11 @@ from trials.randomisation import (
     sequence_commitment,
     stratum_key,
 )
+from trials.selectors import (
+    missing_approvals,
+    preregistration_current,
+    preregistration_draft,
+)
 from trials.signals import participant_erased
 
 State = Trial.State
@@ -228,15 +233,6 @@ def arm_amend(
 # --- pre-registration -------------------------------------------------------------------------
 
 
-def preregistration_current(trial: Trial) -> PreRegistration | None:
-    """The latest frozen version: the protocol in force."""
-    return trial.preregistrations.filter(frozen_at__isnull=False).order_by("-version").first()
-
-
-def preregistration_draft(trial: Trial) -> PreRegistration | None:
-    return trial.preregistrations.filter(frozen_at__isnull=True).first()
-
-
 def _draft_or_next_version(trial: Trial) -> PreRegistration:
     """The open draft, or a new (unsaved) row numbered after the latest version."""
     draft = preregistration_draft(trial)
@@ -413,13 +409,10 @@ def deviation_record(
 # --- polycentric oversight ------------------------------------------------------------------
 
 
-def is_body_member(user: AbstractBaseUser | None, body: OversightBody) -> bool:
-    return user is not None and body.members.filter(pk=user.pk).exists()
-
-
 def _require_body_member(actor: User | None, body: OversightBody, what: str) -> None:
-    # actor None is the platform itself (seeding, simulations); people must belong to the body.
-    if actor is not None and not actor.is_superuser and not is_body_member(actor, body):
+    # actor None is the platform itself (seeding, simulations); people act for a body only as
+    # the rule trials.act_for_body allows.
+    if actor is not None and not actor.has_perm("trials.act_for_body", body):
         raise ValidationError(f"Only members of {body.name} can {what} on its behalf.")
 
 
@@ -470,16 +463,6 @@ def approval_record(
             sha256=preregistration.sha256,
         )
     return approval
-
-
-def missing_approvals(trial: Trial) -> list[str]:
-    """Names of required bodies that have not approved the current pre-registration version."""
-    current = preregistration_current(trial)
-    required = trial.oversight.filter(required=True).select_related("body")
-    approved = set()
-    if current is not None:
-        approved = set(current.approvals.values_list("body_id", flat=True))
-    return sorted(link.body.name for link in required if link.body_id not in approved)
 
 
 @transaction.atomic
@@ -679,10 +662,6 @@ def participant_enrol(
         position=allocation.position,
     )
     return participant
-
-
-def consent_active(participant: Participant, scope: str) -> bool:
-    return participant.consents.filter(scope=scope, revoked_at__isnull=True).exists()
 
 
 @transaction.atomic

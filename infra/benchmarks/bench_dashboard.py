@@ -306,7 +306,8 @@ def _trials() -> tuple[str, str]:
     from analytics.seeding import synthetic_telemetry_release, synthetic_trial_create
     from analytics.simulate import simulate_scores
     from trials.models import Allocation, Participant, TrialMember
-    from trials.services import member_add, preregistration_current
+    from trials.selectors import preregistration_current
+    from trials.services import member_add
 
     rng = np.random.default_rng(7)
     large = synthetic_trial_create(slug="large", participants=4, waves=WAVES, effect=0.3, seed=7)

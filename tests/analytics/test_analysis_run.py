@@ -9,7 +9,8 @@ from analytics.selectors import trial_scores_frame
 from analytics.services import analysis_run_create, analysis_run_execute, analysis_run_fail
 from surveys.reports import trial_survey_report
 from trials.models import TrialEvent
-from trials.services import approval_record, preregistration_amend, preregistration_current
+from trials.selectors import preregistration_current
+from trials.services import approval_record, preregistration_amend
 
 pytestmark = pytest.mark.django_db
 

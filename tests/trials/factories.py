@@ -2,11 +2,11 @@
 
 from surveys.services import wave_create
 from trials.models import ConsentDocument, ConsentScope, OversightBody, Trial
+from trials.selectors import preregistration_current
 from trials.services import (
     approval_record,
     arm_create,
     oversight_assign,
-    preregistration_current,
     preregistration_freeze,
     trial_create,
     trial_transition,

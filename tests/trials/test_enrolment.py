@@ -17,8 +17,8 @@ from trials.models import (
     TrialEvent,
 )
 from trials.randomisation import permuted_block_arm
+from trials.selectors import consent_active
 from trials.services import (
-    consent_active,
     consent_grant,
     consent_revoke,
     participant_enrol,

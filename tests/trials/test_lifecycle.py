@@ -6,15 +6,14 @@ from django.core.exceptions import ValidationError
 
 from tests.trials.factories import ARM, bodies, draft_trial, enrolling_trial, valid_plan
 from trials.models import ConsentDocument, ProtocolDeviation, Trial, TrialEvent
+from trials.selectors import missing_approvals, preregistration_current
 from trials.services import (
     approval_record,
     arm_amend,
     arm_create,
-    missing_approvals,
     oversight_assign,
     participant_enrol,
     preregistration_amend,
-    preregistration_current,
     preregistration_freeze,
     trial_suspend,
     trial_transition,

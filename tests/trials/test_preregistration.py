@@ -8,9 +8,9 @@ from tests.trials.factories import draft_trial, enrolling_trial, valid_plan
 from trials.canonical import sha256_of
 from trials.models import Allocation, Approval, PreRegistration, Trial, TrialEvent
 from trials.randomisation import sequence_commitment
+from trials.selectors import preregistration_current
 from trials.services import (
     participant_enrol,
-    preregistration_current,
     preregistration_draft_save,
     preregistration_freeze,
     profile_create,
