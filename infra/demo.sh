@@ -26,6 +26,7 @@ trap 'exit 143' TERM
 "$BIN/python" manage.py migrate --noinput -v 0
 seeded="$("$BIN/python" manage.py seed_demo)"
 
+# One worker for every queue (no -Q): the short tasks' and the analyses'.
 "$BIN/celery" -A config worker --beat -l INFO -c 1 \
     --schedule "$VAR_DIR/celerybeat-schedule" >"$VAR_DIR/worker.log" 2>&1 &
 pids+=($!)

@@ -185,11 +185,12 @@ def broker_url(stack: ExitStack) -> str:
 
 
 def provision_roles(stack: ExitStack, admin_url: str) -> dict[str, str]:
-    """Two roles of this run's own on the server ``admin_url`` names (DESIGN.md §4): an owner
-    that creates the test database and runs the migrations, and an application role that the
-    suite, its workers and its web servers use, with no ownership, no TRUNCATE and no trigger
-    control. Dropped afterwards with the test database. Returns the environment that points the
-    suite at them; empty (with a message) when ``admin_url``'s user may not create roles."""
+    """Two roles of this run's own on the server ``admin_url`` names (infra/RUNBOOK.md, *Database
+    roles*): an owner that creates the test database and runs the migrations, and an application
+    role that the suite, its workers and its web servers use, with no ownership, no TRUNCATE and
+    no trigger control. Dropped afterwards with the test database. Returns the environment that
+    points the suite at them; empty (with a message) when ``admin_url``'s user may not create
+    roles."""
     import psycopg
     from psycopg import sql
 
@@ -248,12 +249,14 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with ExitStack() as stack:
         try:
+            run = secrets.token_hex(4)
             env = dict(
                 os.environ,
                 DATABASE_URL=database_url(stack),
                 CELERY_BROKER_URL=broker_url(stack),
-                # A queue of this run's own, so parallel runs on one broker never share tasks.
-                CELERY_TASK_DEFAULT_QUEUE=f"flourish-test-{secrets.token_hex(4)}",
+                # Queues of this run's own, so parallel runs on one broker never share tasks.
+                CELERY_TASK_DEFAULT_QUEUE=f"flourish-test-{run}",
+                CELERY_ANALYSIS_QUEUE=f"analyses-test-{run}",
             )
         except ServiceError as error:
             print(f"\n{error}\n", file=sys.stderr)

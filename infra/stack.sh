@@ -6,7 +6,7 @@
 #
 #     bash infra/stack.sh start|stop|status
 #
-# Environment (defaults in brackets): PORT [8080]; the database as two roles (DESIGN.md §4):
+# Environment (defaults in brackets): PORT [8080]; the database as two roles (see the runbook):
 # DATABASE_OWNER_URL [postgres://flourish_owner:…@127.0.0.1:5432/flourish] runs the migrations,
 # DATABASE_URL [postgres://flourish_app:…@127.0.0.1:5432/flourish] is what the web server and
 # workers use (passwords generated once, kept in var/stack/), both created through
@@ -70,6 +70,8 @@ service_command() {
     case "$1" in
         # The control socket lives with the stack's state, not in the home directory.
         web) echo "$BIN/gunicorn config.wsgi:application --bind 127.0.0.1:$PORT --workers 2 --control-socket $STACK_DIR/gunicorn.ctl" ;;
+        # No -Q: each worker consumes every declared queue, the short tasks' and the analyses'
+        # (CELERY_TASK_QUEUES in config/settings/base.py).
         worker1 | worker2) echo "$BIN/celery -A config worker -n $1@%h -c 2 -l INFO" ;;
         beat) echo "$BIN/celery -A config beat -l INFO --schedule $STACK_DIR/celerybeat-schedule" ;;
         # No --database: the SuperLink keeps its state, message contents included, in memory.

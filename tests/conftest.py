@@ -133,10 +133,15 @@ def start_celery_process(
 
 
 def start_celery_worker(
-    artifacts_dir: Path, *, name: str, queue: str, extra_env: dict[str, str] | None = None
+    artifacts_dir: Path,
+    *,
+    name: str,
+    queue: str | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> WorkerProcess:
     """``celery worker`` in its own process (group), consuming ``queue`` on the real broker and
-    writing to the test database; returns once it is ready."""
+    writing to the test database; returns once it is ready. Without ``queue`` it consumes every
+    queue the settings declare (CELERY_TASK_QUEUES), as the stack's workers do."""
     from django.db import connection
 
     test_db = dict(connection.settings_dict)
@@ -146,8 +151,9 @@ def start_celery_worker(
         f"/{test_db['NAME']}"
     )
     env = {"DATABASE_URL": worker_db_url, **(extra_env or {})}
-    arguments = ["worker", "-Q", queue, "-c", "1", "-n", f"{name}-{os.getpid()}@%h"]
+    arguments = ["worker", "-c", "1", "-n", f"{name}-{os.getpid()}@%h"]
     arguments += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+    arguments += ["-Q", queue] if queue else []
     worker = start_celery_process(artifacts_dir, name=name, arguments=arguments, env=env)
     _worker_logs.append(worker.log_path)
     return worker
@@ -163,10 +169,10 @@ def stop_celery_worker(worker: WorkerProcess) -> None:
 
 @pytest.fixture(scope="session")
 def celery_worker_process(django_db_setup, artifacts_dir):
-    """The suite's worker on this run's queue. Tests using it need
+    """The suite's worker, started as the stack starts its workers: on this run's queues (the
+    default one and the analyses'; ``make test`` names them). Tests using it need
     ``django_db(transaction=True)`` so their rows are committed where the worker can see them."""
-    queue = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "flourish")
-    worker = start_celery_worker(artifacts_dir, name="celery-worker", queue=queue)
+    worker = start_celery_worker(artifacts_dir, name="celery-worker")
     yield worker
     stop_celery_worker(worker)
 

@@ -18,6 +18,8 @@ Environment variables read here:
 ``LOGIN_COOLOFF_MINUTES`` how long a lock-out lasts
 ``ANALYSIS_RUN_STALE_SECONDS``, ``ANALYSIS_RUN_SWEEP_SECONDS`` when beat re-queues an analysis
                         run whose worker went silent, and how often it looks
+``CELERY_ANALYSIS_QUEUE`` the queue analysis runs are sent to (``analyses``)
+``CELERY_WORKER_MAX_TASKS_PER_CHILD`` tasks a worker's pool process runs before it is replaced
 """
 
 import os
@@ -26,6 +28,7 @@ from pathlib import Path
 
 import dj_database_url
 from csp.constants import NONE, SELF, UNSAFE_HASHES
+from kombu import Exchange, Queue
 
 from config.security import csp_hash
 
@@ -236,11 +239,25 @@ FLOURISH_CODE_VERSION = env_str("FLOURISH_CODE_VERSION")
 INVITATION_SEND_LEASE_SECONDS = int(env_str("INVITATION_SEND_LEASE_SECONDS", "600"))
 INVITATION_MAX_ATTEMPTS = 3  # a refused connection is retried; the message never left
 
-# Celery: reliability over throughput (see DESIGN.md §4). A task may run twice after a worker
-# dies, so every task is idempotent on a natural key.
+# Celery: reliability over throughput. A task may run twice after a worker dies, so every task
+# is idempotent on a natural key.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://localhost/")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "flourish")
+# Model fits have a queue of their own, so that a deployment can give them workers of their own
+# (`celery worker -Q analyses`, infra/RUNBOOK.md) and keep short tasks (sweeps, invitations) from
+# waiting behind a fit. A worker started without -Q consumes every queue declared here (one, when
+# both names are the same). Each is declared as Celery declares a queue it creates itself: an
+# exchange and a routing key of its name.
+ANALYSIS_QUEUE = env_str("CELERY_ANALYSIS_QUEUE", "analyses")
+CELERY_TASK_QUEUES = [
+    Queue(name, Exchange(name), routing_key=name)
+    for name in dict.fromkeys([CELERY_TASK_DEFAULT_QUEUE, ANALYSIS_QUEUE])
+]
+CELERY_TASK_ROUTES = {"analytics.tasks.analysis_run_execute_task": {"queue": ANALYSIS_QUEUE}}
+# A pool process is replaced after this many tasks, which returns to the system the memory that
+# JAX's compiled programs and NumPy's buffers keep after a fit.
+CELERY_WORKER_MAX_TASKS_PER_CHILD = int(env_str("CELERY_WORKER_MAX_TASKS_PER_CHILD", "20"))
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

@@ -26,7 +26,9 @@ class Broker:
     queue: str  # this test's own, so no other worker takes its tasks
 
     def env(self, **extra: str) -> dict[str, str]:
-        return {"CELERY_BROKER_URL": self.url, "CELERY_TASK_DEFAULT_QUEUE": self.queue, **extra}
+        """The test's broker, with its queue for every task: the sweep's re-queued runs too."""
+        queues = {"CELERY_TASK_DEFAULT_QUEUE": self.queue, "CELERY_ANALYSIS_QUEUE": self.queue}
+        return {"CELERY_BROKER_URL": self.url, **queues, **extra}
 
 
 @pytest.fixture(params=list(BROKERS))
