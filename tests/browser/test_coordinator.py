@@ -87,32 +87,57 @@ def test_coordinator_registers_a_trial_through_to_open_enrolment(
     trial.refresh_from_db()
     assert trial.title == "Journey trial (pilot)" and trial.oversight.get().body == ethics
 
-    # 3. The plan, with its power calculation, then frozen.
-    page.goto(f"{base}/admin/trials/preregistration/add/")
-    page.get_by_label("Trial").select_option(label="journey")
+    # 3. The schedule: a baseline and a follow-up wave of WHO-5, a fortnight apart.
+    for index, day in [(0, 0), (1, 14)]:
+        page.goto(f"{base}/admin/surveys/wave/add/")
+        page.locator("select[name=trial]").select_option(label="journey")
+        page.get_by_label("Index").fill(str(index))
+        page.get_by_label("Day offset").fill(str(day))
+        page.locator("select[name=instruments]").select_option(label="who5")
+        page.get_by_role("button", name="Save", exact=True).click()
+        page.get_by_text("was added successfully").wait_for()
+    assert trial.waves.count() == 2
+
+    # 4. The plan, from the trial's page. A slip in the outcome (an
+    # instrument written as its printed name, a wave the schedule does not have) is refused when
+    # freezing, with the valid choices named; corrected, the draft freezes.
+    page.goto(trial_page)
+    page.get_by_role("link", name="Write the plan").click()
+    assert page.locator("select[name=trial]").input_value() == str(trial.pk)
     page.get_by_label("Hypotheses").fill("B raises mental wellbeing compared with A.")
     page.get_by_label("Control arm").fill("a")
     page.get_by_label("Treatment arm").fill("b")
     page.get_by_label("Randomisation method").select_option("permuted_blocks")
-    page.get_by_label("Primary outcomes").fill("mental_wellbeing, who5, 3")
+    page.get_by_label("Primary outcomes").fill("mental_wellbeing, WHO-5, 3")
     page.get_by_label("Multiplicity").select_option("holm")
     page.get_by_label("Minimal important differences").fill("mental_wellbeing: 10")
     page.screenshot(path=artifacts_dir / "coordinator-3-plan.png", full_page=True)
     page.get_by_role("button", name="Save", exact=True).click()
     page.get_by_text("was added successfully").wait_for()
-    _action(
-        page,
-        base,
-        "preregistration",
-        "journey",
-        "Freeze the selected draft (an amendment once registered)",
+    freeze = "Freeze the selected draft (an amendment once registered)"
+    _action(page, base, "preregistration", "journey", freeze)
+    page.get_by_text("no instrument has the code 'WHO-5'").wait_for()
+    assert trial.preregistrations.get().frozen_at is None
+    page.goto(trial_page)
+    page.get_by_role("link", name="Write the plan").click()
+    assert page.get_by_label("Hypotheses").input_value() == (
+        "B raises mental wellbeing compared with A."
     )
+    page.get_by_label("Primary outcomes").fill("mental_wellbeing, who5, 3")
+    page.get_by_role("button", name="Save", exact=True).click()
+    _action(page, base, "preregistration", "journey", freeze)
+    page.get_by_text("the trial's schedule has no wave 3 (waves: 0, 1)").wait_for()
+    page.goto(trial_page)
+    page.get_by_role("link", name="Write the plan").click()
+    page.get_by_label("Primary outcomes").fill("mental_wellbeing, who5, 1")
+    page.get_by_role("button", name="Save", exact=True).click()
+    _action(page, base, "preregistration", "journey", freeze)
     page.get_by_text("journey v1 frozen").wait_for()
     page.screenshot(path=artifacts_dir / "coordinator-4-frozen.png", full_page=True)
     prereg = trial.preregistrations.get()
     assert prereg.frozen_at is not None and len(prereg.sha256) == 64
 
-    # 4. Register.
+    # 5. Register.
     _action(page, base, "trial", "journey", "Register (the frozen plan is in force)")
     page.get_by_text("journey: now registered").wait_for()
     page.goto(trial_page)
@@ -122,7 +147,7 @@ def test_coordinator_registers_a_trial_through_to_open_enrolment(
     _action(page, base, "trial", "journey", "Open / resume enrolment")
     page.get_by_text("missing: Ethics board").wait_for()
 
-    # 5. A member of the body approves the frozen version in their own session.
+    # 6. A member of the body approves the frozen version in their own session.
     reviewer = chromium.new_context(viewport={"width": 1280, "height": 900}).new_page()
     _sign_in(reviewer, base, "erik")
     reviewer.goto(f"{base}/admin/trials/trial/{trial.pk}/oversight/approve/")
@@ -133,7 +158,7 @@ def test_coordinator_registers_a_trial_through_to_open_enrolment(
     reviewer.screenshot(path=artifacts_dir / "coordinator-6-approved.png", full_page=True)
     reviewer.context.close()
 
-    # 6. Open enrolment.
+    # 7. Open enrolment.
     _action(page, base, "trial", "journey", "Open / resume enrolment")
     page.get_by_text("journey: now enrolling").wait_for()
     page.screenshot(path=artifacts_dir / "coordinator-7-enrolling.png", full_page=True)
