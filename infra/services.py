@@ -239,6 +239,19 @@ def provision_roles(stack: ExitStack, admin_url: str) -> dict[str, str]:
     return {"DATABASE_URL": url(app), "DATABASE_OWNER_URL": url(owner), "DATABASE_APP_ROLE": app}
 
 
+def queues_delete(broker_url: str, names: list[str]) -> None:
+    """Delete this run's queues from the broker, so runs leave nothing behind on a shared one."""
+    from kombu import Connection  # Celery's messaging library, installed with it
+
+    try:
+        with Connection(broker_url, connect_timeout=5) as connection:
+            channel = connection.default_channel
+            for name in names:
+                channel.queue_delete(name)
+    except Exception as error:  # the run's result stands; a queue left behind is only untidy
+        say(f"could not delete the queues {', '.join(names)}: {error}")
+
+
 def main(argv: list[str]) -> int:
     if "--" not in argv:
         print(__doc__, file=sys.stderr)
@@ -261,6 +274,11 @@ def main(argv: list[str]) -> int:
         except ServiceError as error:
             print(f"\n{error}\n", file=sys.stderr)
             return 3
+        stack.callback(
+            queues_delete,
+            env["CELERY_BROKER_URL"],
+            [env["CELERY_TASK_DEFAULT_QUEUE"], env["CELERY_ANALYSIS_QUEUE"]],
+        )
         if with_roles:
             env.update(provision_roles(stack, env["DATABASE_URL"]))
         try:
