@@ -11,6 +11,7 @@ from django.urls import path
 from django.utils.html import format_html, format_html_join
 
 from analytics.models import AnalysisRun
+from analytics.results import Diagnostics, FrequentistEstimate, Results
 from analytics.selectors import consort_counts
 from analytics.services import analysis_run_create
 from stats.srm import sample_ratio_mismatch
@@ -72,13 +73,18 @@ class AnalysisRunAdmin(TrialScopedMixin, admin.ModelAdmin):
 
     @admin.display(description="reportable", boolean=True)
     def reportable(self, run: AnalysisRun) -> bool | None:
-        return (
-            run.diagnostics.get("reportable") if run.status == AnalysisRun.Status.FINISHED else None
-        )
+        if run.status != AnalysisRun.Status.FINISHED:
+            return None
+        return Diagnostics.model_validate(run.diagnostics).reportable
 
     @admin.display(description="estimates")
     def estimates(self, run: AnalysisRun) -> str:
-        rows = run.results.get("estimates", [])
+        # Only a finished run has stored its results.
+        rows = (
+            Results.model_validate(run.results).estimates
+            if run.status == AnalysisRun.Status.FINISHED
+            else []
+        )
         if not rows:
             return "—"
         header = format_html(
@@ -91,19 +97,19 @@ class AnalysisRunAdmin(TrialScopedMixin, admin.ModelAdmin):
             "<td>[{}, {}]</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             (
                 (
-                    e["outcome"],
-                    e["arm"],
-                    e["method"],
-                    e["estimand"],
+                    e.outcome,
+                    e.arm,
+                    e.method,
+                    e.estimand,
                     # format_html escapes its arguments to text first, so numbers arrive formatted
-                    f"{e['estimate']:+.3f}",
-                    f"{e['ci_low']:+.3f}",
-                    f"{e['ci_high']:+.3f}",
-                    f"P={e['prob_benefit']:.3f}"
-                    if "prob_benefit" in e
-                    else f"p={e['p_value']:.4f}",
-                    "confirmatory" if e["confirmatory"] else "exploratory",
-                    "yes" if e["reportable"] else "no: " + "; ".join(e["not_reportable_because"]),
+                    f"{e.estimate:+.3f}",
+                    f"{e.ci_low:+.3f}",
+                    f"{e.ci_high:+.3f}",
+                    f"p={e.p_value:.4f}"
+                    if isinstance(e, FrequentistEstimate)
+                    else f"P={e.prob_benefit:.3f}",
+                    "confirmatory" if e.confirmatory else "exploratory",
+                    "yes" if e.reportable else "no: " + "; ".join(e.not_reportable_because),
                 )
                 for e in rows
             ),

@@ -44,6 +44,7 @@ from analytics.results import (
     WaveAttrition,
 )
 from analytics.selectors import (
+    EngagementRelease,
     allocated_per_arm,
     consort_counts,
     telemetry_engagement_releases,
@@ -503,7 +504,7 @@ def _interim(plan: Plan, estimates: list[Estimate], allocated, responded) -> Int
     """Where the trial stands against its planned interim looks, for the primary outcome's
     mixed-model test: the information fraction is the share of the planned sample that has
     reached the primary outcome wave."""
-    looks = [look.model_dump(mode="json") for look in plan.interim_looks]
+    looks = plan.interim_looks
     sample = plan.sample_size
     if not looks:
         return None
@@ -513,7 +514,7 @@ def _interim(plan: Plan, estimates: list[Estimate], allocated, responded) -> Int
     planned_total = sample.per_arm * len(allocated)
     reached = sum(responded.get(primary.wave, {}).values())
     fraction = min(1.0, reached / planned_total)
-    fractions = [look.information_fraction for look in plan.interim_looks]
+    fractions = [look.information_fraction for look in looks]
     done = [f for f in fractions if f <= fraction] + ([1.0] if fraction >= 1.0 else [])
     if not done:
         return Interim(
@@ -522,7 +523,7 @@ def _interim(plan: Plan, estimates: list[Estimate], allocated, responded) -> Int
     boundaries = spending_boundaries(
         done,
         alpha=plan.alpha,
-        spending=plan.interim_looks[0].spending,
+        spending=looks[0].spending,
     )
     z = abs(primary.estimate / primary.std_error)
     crossed = bool(z >= boundaries.z[-1])
@@ -553,7 +554,11 @@ def _ordinal(trial: Trial, outcome: Outcome, control: str, seed: int, horizon: i
 
 
 def _divergence(
-    fit: GrowthFit, outcomes: list[Outcome], control: str, telemetry: dict | None, seed: int
+    fit: GrowthFit,
+    outcomes: list[Outcome],
+    control: str,
+    telemetry: EngagementRelease | None,
+    seed: int,
 ) -> list[Divergence]:
     """Per arm: P(engagement rose while the primary flourishing outcome did not).
 
@@ -566,7 +571,7 @@ def _divergence(
     if flourishing is None:
         return []
     gamma = fit.draws["gamma"]
-    released = (telemetry or {}).get("arms", {})
+    released = telemetry.arms if telemetry else {}
     results = []
     for a, arm in enumerate(dict.fromkeys(e.arm for e in fit.effects)):
         flourishing_draws = gamma[:, :, a, codes.index(flourishing.code)]
@@ -588,9 +593,9 @@ def _divergence(
                 sources.append(
                     (
                         draws.reshape(flourishing_draws.shape),
-                        f"DP telemetry: mean {telemetry['metric']} per participant in window "
-                        f"{telemetry['window_index']}, {estimate:+.1f} ± {std_error:.1f} "
-                        f"{telemetry['unit']} vs control",
+                        f"DP telemetry: mean {telemetry.metric} per participant in window "
+                        f"{telemetry.window_index}, {estimate:+.1f} ± {std_error:.1f} "
+                        f"{telemetry.unit} vs control",
                     )
                 )
         results += [

@@ -1,5 +1,7 @@
 """Reads for analyses: pseudonymous scores only, never contact details."""
 
+from dataclasses import dataclass
+
 import pandas as pd
 from django.db.models import Count
 
@@ -121,7 +123,18 @@ def consort_counts(trial: Trial) -> dict:
 ENGAGEMENT_METRICS = ["minutes", "sessions", "conversations"]
 
 
-def telemetry_engagement_releases(trial: Trial) -> dict | None:
+@dataclass(frozen=True)
+class EngagementRelease:
+    """The latest DP telemetry window's release of an engagement metric, per arm."""
+
+    metric: str
+    """The metric's code (one of ``ENGAGEMENT_METRICS``)."""
+    unit: str
+    window_index: int
+    arms: dict[str, ReleasedMean]
+
+
+def telemetry_engagement_releases(trial: Trial) -> EngagementRelease | None:
     """The latest DP telemetry release of an engagement metric, per arm, as
     :class:`~stats.divergence.ReleasedMean` inputs; None without one.
 
@@ -139,12 +152,11 @@ def telemetry_engagement_releases(trial: Trial) -> dict | None:
         for v in release.values.select_related("arm").filter(quantity__in=[COUNT, metric.code])
     }
     arms = {slug for slug, _ in values}
-    return {
-        "metric": metric.code,
-        "unit": metric.unit,
-        "window_index": release.window_index,
-        "window": [release.window_start.isoformat(), release.window_end.isoformat()],
-        "arms": {
+    return EngagementRelease(
+        metric=metric.code,
+        unit=metric.unit,
+        window_index=release.window_index,
+        arms={
             arm: ReleasedMean(
                 noisy_sum=values[arm, metric.code].value,
                 sum_noise_scale=values[arm, metric.code].noise_scale,
@@ -155,4 +167,4 @@ def telemetry_engagement_releases(trial: Trial) -> dict | None:
             )
             for arm in sorted(arms)
         },
-    }
+    )

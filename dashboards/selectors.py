@@ -134,12 +134,11 @@ def enrolment_by_day(trial: Trial) -> list[dict]:
 
 def dashboard_data(trial: Trial) -> DashboardData:
     run = latest_finished_run(trial)
-    budget = privacy_budget_summary(trial)
     return DashboardData(
         record=trial_record(trial),
         run=run_summary(run) if run else None,
         latest_run=trial.analysis_runs.first(),
         enrolment=enrolment_by_day(trial),
-        privacy_budget=None if budget is None else PrivacyBudgetSummary.model_validate(budget),
-        telemetry=[ReleasedValue.model_validate(row) for row in telemetry_release_rows(trial)],
+        privacy_budget=privacy_budget_summary(trial),
+        telemetry=telemetry_release_rows(trial),
     )

@@ -13,6 +13,7 @@ from django.views.decorators.csrf import csrf_exempt
 from werkzeug.test import EnvironBuilder
 
 from analytics.models import AnalysisRun
+from analytics.results import Estimate, Results
 from config.security import csp_hash
 from dashboards.selectors import latest_finished_run
 from trials.models import Trial
@@ -35,15 +36,11 @@ PLOTLY_TAG_STYLES = (
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length"}
 
 
-def headline(run: AnalysisRun) -> dict | None:
+def headline(run: AnalysisRun) -> Estimate | None:
     """The primary outcome's mixed-model growth estimate: the one-line answer for a list."""
+    results = Results.model_validate(run.results)
     return next(
-        (
-            e
-            for e in run.results.get("estimates", [])
-            if e["role"] == "primary" and e["method"] == "mixedlm"
-        ),
-        None,
+        (e for e in results.estimates if e.role == "primary" and e.method == "mixedlm"), None
     )
 
 

@@ -2,12 +2,14 @@
 
 import math
 from datetime import date, timedelta
+from typing import Literal
 
 from django.db.models import Min
 from django.utils import timezone
 
 from federated.mechanism import NANO, accuracy, nano_rho_floor, release_plan, rho_to_epsilon
 from federated.models import PrivacyBudget, PrivacyCharge, ReleasedAggregate
+from federated.release import PrivacyBudgetSummary, ReleasedValue
 from federated.schema import COUNT
 from trials.models import PreRegistration, Trial
 from trials.selectors import preregistration_in_force
@@ -97,22 +99,22 @@ def telemetry_windows_due(*, today: date | None = None) -> list[tuple[int, int]]
     return due
 
 
-def privacy_budget_summary(trial: Trial) -> dict | None:
+def privacy_budget_summary(trial: Trial) -> PrivacyBudgetSummary | None:
     """Total, spent and remaining ρ, and the (ε, δ) equivalent of what has been spent."""
     budget = PrivacyBudget.objects.filter(trial=trial).first()
     if budget is None:
         return None
     spent = budget.spent_nano_rho / NANO
-    return {
-        "total_rho": budget.total_nano_rho / NANO,
-        "spent_rho": spent,
-        "remaining_rho": (budget.total_nano_rho - budget.spent_nano_rho) / NANO,
-        "epsilon": rho_to_epsilon(spent, budget.delta),
-        "delta": budget.delta,
-    }
+    return PrivacyBudgetSummary(
+        total_rho=budget.total_nano_rho / NANO,
+        spent_rho=spent,
+        remaining_rho=(budget.total_nano_rho - budget.spent_nano_rho) / NANO,
+        epsilon=rho_to_epsilon(spent, budget.delta),
+        delta=budget.delta,
+    )
 
 
-def telemetry_release_rows(trial: Trial) -> list[dict]:
+def telemetry_release_rows(trial: Trial) -> list[ReleasedValue]:
     """Every released value with a noise-aware 95% interval, plus per-participant means.
 
     Counts and sums carry the integer Gaussian's exact accuracy at α = 0.05 (OpenDP's
@@ -133,13 +135,15 @@ def telemetry_release_rows(trial: Trial) -> list[dict]:
         ] = value
         half_width = accuracy(value.noise_scale)
         rows.append(
-            _row(value, value.quantity, "count" if value.quantity == COUNT else "sum")
-            | {
-                "estimate": float(value.value),
-                "std_error": value.noise_scale,
-                "ci_low": value.value - half_width,
-                "ci_high": value.value + half_width,
-            }
+            _row(
+                value,
+                value.quantity,
+                "count" if value.quantity == COUNT else "sum",
+                estimate=float(value.value),
+                std_error=value.noise_scale,
+                ci_low=value.value - half_width,
+                ci_high=value.value + half_width,
+            )
         )
     for quantities in by_window_arm.values():
         count = quantities.get(COUNT)
@@ -151,26 +155,41 @@ def telemetry_release_rows(trial: Trial) -> list[dict]:
             mean = total.value / count.value
             se = math.hypot(total.noise_scale, mean * count.noise_scale) / count.value
             rows.append(
-                _row(total, quantity, "mean")
-                | {
-                    "estimate": mean,
-                    "std_error": se,
-                    "ci_low": mean - Z95 * se,
-                    "ci_high": mean + Z95 * se,
-                }
+                _row(
+                    total,
+                    quantity,
+                    "mean",
+                    estimate=mean,
+                    std_error=se,
+                    ci_low=mean - Z95 * se,
+                    ci_high=mean + Z95 * se,
+                )
             )
     return rows
 
 
-def _row(value: ReleasedAggregate, quantity: str, statistic: str) -> dict:
+def _row(
+    value: ReleasedAggregate,
+    quantity: str,
+    statistic: Literal["count", "sum", "mean"],
+    *,
+    estimate: float,
+    std_error: float,
+    ci_low: float,
+    ci_high: float,
+) -> ReleasedValue:
     definition = METRICS.get(quantity)
-    return {
-        "window_index": value.release.window_index,
-        "window_start": value.release.window_start.isoformat(),
-        "window_end": value.release.window_end.isoformat(),
-        "arm": value.arm.slug,
-        "metric": quantity,
-        "label": definition.label if definition else "Reporting participants",
-        "unit": definition.unit if definition else "participants",
-        "statistic": statistic,
-    }
+    return ReleasedValue(
+        window_index=value.release.window_index,
+        window_start=value.release.window_start.isoformat(),
+        window_end=value.release.window_end.isoformat(),
+        arm=value.arm.slug,
+        metric=quantity,
+        label=definition.label if definition else "Reporting participants",
+        unit=definition.unit if definition else "participants",
+        statistic=statistic,
+        estimate=estimate,
+        std_error=std_error,
+        ci_low=ci_low,
+        ci_high=ci_high,
+    )

@@ -132,9 +132,8 @@ class PreRegistration(models.Model):
     @property
     def plan(self) -> Plan:
         """The frozen plan, or the draft's (an empty plan while nothing is written)."""
-        if self.frozen_at:
-            return plan_parse(self.record["plan"])
-        return plan_parse(self.draft_plan or {})
+        record = self.frozen_record
+        return record.plan if record else plan_parse(self.draft_plan or {})
 
 
 class ProtocolDeviation(models.Model):

@@ -41,14 +41,15 @@ def assignment(request: HttpRequest, token: str) -> JsonResponse:
     if in_force is None:
         raise Http404("No assignment.")
     # Serve the configuration the bodies approved, even while an amendment waits for them.
-    config = in_force.record["arm_configs"][arm.slug]
+    record = in_force.frozen_record
+    config = record.arm_configs[arm.slug]
     config_hash = sha256_of(config)
-    registered_hash = in_force.record["arms"][arm.slug]
+    registered_hash = record.arms[arm.slug]
     live_hash = sha256_of(arm_config(arm))
     # The arm as it stands must be one a frozen version registered: this one, or an amendment
     # awaiting approval (looked up only when the arm has moved on).
     registered = live_hash == registered_hash or live_hash in {
-        pending.record["arms"].get(arm.slug)
+        pending.frozen_record.arms.get(arm.slug)
         for pending in preregistrations_pending(trial, in_force)
     }
     if config_hash != registered_hash or live_hash != arm.config_hash or not registered:

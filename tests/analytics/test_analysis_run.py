@@ -4,11 +4,13 @@ from django.core.management import call_command
 from statsmodels.stats.multitest import multipletests
 
 from analytics.models import AnalysisRun
-from analytics.results import Diagnostics, Results
+from analytics.results import BayesianEstimate, Diagnostics, Results
 from analytics.selectors import trial_scores_frame
 from analytics.services import analysis_run_create, analysis_run_execute, analysis_run_fail
+from stats.sequential import spending_boundaries
 from surveys.reports import trial_survey_report
 from trials.models import TrialEvent
+from trials.plan import InterimLook, SampleSize
 from trials.selectors import preregistration_current
 from trials.services import approval_record, preregistration_amend
 
@@ -30,27 +32,29 @@ def test_run_records_plan_version_snapshot_and_every_estimate(small_trial):
     prereg = preregistration_current(small_trial)
     assert run.preregistration == prereg and run.preregistration_sha256 == prereg.sha256
     assert len(run.data_snapshot_sha256) == 64
+    results = Results.model_validate(run.results)
+    diagnostics = Diagnostics.model_validate(run.diagnostics)
     # What is stored is exactly the JSON of the typed documents (analytics.results).
-    assert Results.model_validate(run.results).model_dump(mode="json") == run.results
-    assert Diagnostics.model_validate(run.diagnostics).model_dump(mode="json") == run.diagnostics
-    estimates = run.results["estimates"]
+    assert results.model_dump(mode="json") == run.results
+    assert diagnostics.model_dump(mode="json") == run.diagnostics
     # Every planned outcome × the planned contrast × every method, once.
-    keys = [(e["outcome"], e["arm"], e["method"]) for e in estimates]
+    keys = [(e.outcome, e.arm, e.method) for e in results.estimates]
     assert sorted(keys) == sorted((o, "b", m) for o in PLANNED for m in METHODS)
-    for e in estimates:
-        assert e["ci_low"] < e["estimate"] < e["ci_high"]
-        assert e["estimand"] == (
-            "final_wave_difference" if e["method"] == "ancova" else "growth_difference_per_wave"
+    for e in results.estimates:
+        assert e.ci_low < e.estimate < e.ci_high
+        assert e.estimand == (
+            "final_wave_difference" if e.method == "ancova" else "growth_difference_per_wave"
         )
         # Sensitivity analyses are never confirmatory; the planned models are.
-        assert e["confirmatory"] == (e["method"] != "gee")
-        if e["method"] == "bayes_growth":
-            assert 0 <= e["prob_benefit"] <= 1 and e["reportable"] == run.diagnostics["reportable"]
+        assert e.confirmatory == (e.method != "gee")
+        if isinstance(e, BayesianEstimate):
+            assert 0 <= e.prob_benefit <= 1 and e.reportable == diagnostics.reportable
         else:
-            assert e["p_value"] <= e["p_adjusted"] <= 1
-    assert run.results["consort"]["arms"][0]["allocated"] > 0
-    assert run.results["srm"]["mismatch"] is False
-    assert [w["wave"] for w in run.results["attrition"]] == [1, 2]
+            assert e.p_value <= e.p_adjusted <= 1
+    assert results.consort.arms[0].allocated > 0
+    assert results.srm.mismatch is False
+    assert [w.wave for w in results.attrition] == [1, 2]
+    assert results.interim is None  # the plan has no interim look
     events = TrialEvent.objects.filter(trial=small_trial, detail__run=run.pk)
     assert list(events.order_by("sequence").values_list("kind", flat=True)) == [
         TrialEvent.Kind.ANALYSIS_RUN_STARTED,
@@ -93,9 +97,9 @@ def test_stored_trajectories_densities_and_psychometrics_match_their_sources(sma
 
 
 def test_an_exploratory_run_labels_every_estimate_exploratory(small_trial):
-    run = _run(small_trial, kind=AnalysisRun.Kind.EXPLORATORY)
-    assert run.results["kind"] == "exploratory"
-    assert run.results["estimates"] and not any(e["confirmatory"] for e in run.results["estimates"])
+    results = Results.model_validate(_run(small_trial, kind=AnalysisRun.Kind.EXPLORATORY).results)
+    assert results.kind == "exploratory"
+    assert results.estimates and not any(e.confirmatory for e in results.estimates)
 
 
 def test_executing_twice_changes_nothing(small_trial):
@@ -124,13 +128,43 @@ def test_the_registered_multiplicity_correction_is_the_one_applied(small_trial):
     # A confirmatory run analyses the amendment once every required body has approved it.
     for link in small_trial.oversight.filter(required=True):
         approval_record(body=link.body, preregistration=amended)
-    bh = _run(small_trial)
-    assert bh.results["multiplicity"] == "bh" and holm.results["multiplicity"] == "holm"
+    bh = Results.model_validate(_run(small_trial).results)
+    assert bh.multiplicity == "bh" and Results.model_validate(holm.results).multiplicity == "holm"
     for method in ("mixedlm", "ancova"):
-        family = [e for e in bh.results["estimates"] if e["method"] == method]
+        family = [e for e in bh.estimates if e.method == method]
         # The amended plan's Benjamini–Hochberg, not the original Holm, adjusted the p-values.
-        expected = multipletests([e["p_value"] for e in family], method="fdr_bh")[1]
-        assert [e["p_adjusted"] for e in family] == pytest.approx(list(expected))
+        expected = multipletests([e.p_value for e in family], method="fdr_bh")[1]
+        assert [e.p_adjusted for e in family] == pytest.approx(list(expected))
+
+
+def test_a_confirmatory_run_places_the_trial_against_its_planned_interim_looks(small_trial):
+    plan = preregistration_current(small_trial).plan
+    (primary,) = plan.primary_outcomes
+    frame = trial_scores_frame(small_trial)
+    reached = frame[frame.arm.notna() & (frame.wave == primary.wave)].participant.nunique()
+    # Half the planned sample has reached the primary outcome wave: both looks are due.
+    amended_plan = plan.model_copy(
+        update={
+            "sample_size": SampleSize(per_arm=reached),
+            "interim_looks": [
+                InterimLook(information_fraction=0.25),
+                InterimLook(information_fraction=0.5, spending="obrien_fleming"),
+            ],
+        }
+    )
+    amended = preregistration_amend(trial=small_trial, plan=amended_plan, rationale="Looks.")
+    for link in small_trial.oversight.filter(required=True):
+        approval_record(body=link.body, preregistration=amended)
+    results = Results.model_validate(_run(small_trial).results)
+    interim = results.interim
+    assert interim is not None and interim.looks == amended_plan.interim_looks
+    assert interim.information_fraction == 0.5 and interim.look == 2
+    boundaries = spending_boundaries([0.25, 0.5], alpha=plan.alpha, spending="obrien_fleming")
+    assert interim.boundary_z == pytest.approx(boundaries.z[-1])
+    assert interim.boundary_p == pytest.approx(boundaries.nominal_p[-1])
+    (tested,) = [e for e in results.estimates if e.role == "primary" and e.method == "mixedlm"]
+    assert interim.primary_z == pytest.approx(abs(tested.estimate / tested.std_error))
+    assert interim.crossed == (interim.primary_z >= boundaries.z[-1])
 
 
 def test_analyze_trial_prints_the_estimates_as_json(small_trial, capsys):

@@ -7,6 +7,7 @@ import pytest
 from django.conf import settings
 
 from analytics.models import AnalysisRun
+from analytics.results import Results
 from analytics.seeding import synthetic_trial_create
 from analytics.services import analysis_run_create
 from analytics.tasks import analysis_run_execute_task, analysis_runs_sweep
@@ -48,7 +49,8 @@ def test_worker_executes_an_enqueued_run(celery_worker_process):
     run = analysis_run_create(trial=trial)  # enqueued when this (autocommit) write commits
     done = wait_for(lambda: _finished(run.pk), timeout=120, what="the worker to finish the run")
     assert done.status == AnalysisRun.Status.FINISHED, done.error
-    assert {e["method"] for e in done.results["estimates"]} >= {"mixedlm", "bayes_growth"}
+    methods = {e.method for e in Results.model_validate(done.results).estimates}
+    assert methods >= {"mixedlm", "bayes_growth"}
     assert "analysis_run_execute_task[" in celery_worker_process.log()
 
 

@@ -7,6 +7,7 @@ import signal
 import pytest
 
 from analytics.models import AnalysisRun
+from analytics.results import Results
 from analytics.seeding import synthetic_trial_create
 from analytics.services import analysis_run_create
 from analytics.tasks import analysis_run_execute_task
@@ -61,7 +62,7 @@ def test_a_run_whose_worker_is_killed_finishes_once_on_another(broker, artifacts
             if process is not None:
                 stop_celery_worker(process)
     assert done.status == AnalysisRun.Status.FINISHED, done.error
-    assert done.attempts == 2 and done.results["estimates"]
+    assert done.attempts == 2 and Results.model_validate(done.results).estimates
     events = TrialEvent.objects.filter(trial=trial, detail__run=run.pk)
     assert events.filter(kind="analysis_run_finished").count() == 1
     if broker.name == "rabbitmq":

@@ -60,11 +60,11 @@ def test_analyst_reads_the_stored_result_with_its_labels(client, analyst, analys
     text = rendered.content.decode()
     run = AnalysisRun.objects.get(trial=analysed_trial)
     primary = headline(run)
-    assert str(round(primary["estimate"], 4)) in text  # the estimates table's precision
+    assert str(round(primary.estimate, 4)) in text  # the estimates table's precision
     assert analysed_trial.preregistrations.get().sha256 in text
     assert '"data-label":"confirmatory"' in text and '"data-label":"exploratory"' in text
     listing = client.get("/dashboards/").content.decode()
-    assert "Synthetic trial small" in listing and f"{primary['estimate']:.2f}" in listing
+    assert "Synthetic trial small" in listing and f"{primary.estimate:.2f}" in listing
 
 
 def test_reading_writes_nothing_and_analysts_cannot_write(client, analyst, analysed_trial):

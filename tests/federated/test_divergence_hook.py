@@ -5,6 +5,7 @@ analysis run reads the latest release."""
 import numpy as np
 import pytest
 
+from analytics.results import Results
 from analytics.seeding import synthetic_telemetry_release
 from analytics.services import analysis_run_create, analysis_run_execute
 from federated.mechanism import release, release_plan
@@ -69,7 +70,8 @@ def test_an_analysis_reads_the_latest_telemetry_release_into_the_divergence(smal
     released = synthetic_telemetry_release(trial=small_trial, minutes_effect=120, seed=3)
     assert released == TelemetryRelease.objects.filter(trial=small_trial).count() >= 1
     run = analysis_run_execute(run_id=analysis_run_create(trial=small_trial, enqueue=False).pk)
-    sources = [row["engagement_source"] for row in run.results["divergence"]]
+    results = Results.model_validate(run.results)
+    sources = [row.engagement_source for row in results.divergence]
     assert any(source.startswith("DP telemetry: mean minutes") for source in sources), sources
     latest = TelemetryRelease.objects.filter(trial=small_trial).order_by("-window_index")[0]
     assert any(f"window {latest.window_index}" in source for source in sources)

@@ -79,9 +79,9 @@ def test_over_budget_is_refused_clearly_and_nothing_is_refunded_or_reset():
     # A retried key still returns its reservation after the budget ran out.
     assert _reserve(trial, "window-0").key == "window-0"
     summary = privacy_budget_summary(trial)
-    assert summary["spent_rho"] == summary["total_rho"] == 0.05
-    assert summary["remaining_rho"] == 0
-    assert 0.05 < summary["epsilon"] < 0.05 + 2 * (0.05 * 16.2) ** 0.5  # Bun–Steinke bound
+    assert summary.spent_rho == summary.total_rho == 0.05
+    assert summary.remaining_rho == 0
+    assert 0.05 < summary.epsilon < 0.05 + 2 * (0.05 * 16.2) ** 0.5  # Bun–Steinke bound
 
 
 def test_a_key_cannot_be_reused_for_a_different_cost():

@@ -81,8 +81,8 @@ def test_device_vectors_reach_the_release_only_as_noisy_per_arm_aggregates(trial
     assert set(charge.measurements) == {COUNT, "minutes", "sessions", "late_night_days"}
     assert PrivacyBudget.objects.get(trial=trial).spent_nano_rho == charge.nano_rho
     rows = telemetry_release_rows(trial)
-    assert {r["statistic"] for r in rows} >= {"count", "sum"}
-    assert all(r["ci_low"] < r["estimate"] < r["ci_high"] for r in rows)
+    assert {r.statistic for r in rows} >= {"count", "sum"}
+    assert all(r.ci_low < r.estimate < r.ci_high for r in rows)
     assert trial.events.filter(kind="telemetry_released").count() == 1
 
 

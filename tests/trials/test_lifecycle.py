@@ -124,8 +124,9 @@ def test_arm_amendment_makes_a_new_version_a_deviation_and_pauses_enrolment():
     )
     arm.refresh_from_db()
     assert prereg.version == before.version + 1
-    assert prereg.record["arms"]["b"] == arm.config_hash != before.record["arms"]["b"]
-    assert prereg.record["arm_configs"]["b"]["model_version"] == "2"
+    record = prereg.frozen_record
+    assert record.arms["b"] == arm.config_hash != before.frozen_record.arms["b"]
+    assert record.arm_configs["b"]["model_version"] == "2"
     deviation = ProtocolDeviation.objects.get(trial=trial)
     assert deviation.kind == "arm_change" and deviation.preregistration == before
     with pytest.raises(ValidationError, match="paused"):

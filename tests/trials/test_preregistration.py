@@ -65,9 +65,9 @@ def test_community_weights_are_copied_from_the_community_profile():
     prereg = preregistration_freeze(
         trial=draft_trial(), plan=valid_plan(community_weights={"c": 1})
     )
-    assert prereg.record["plan"]["community_weights"] == {
-        "c": {"profile_version": 1, "weights": {"meaning": 0.7, "relationships": 0.3}}
-    }
+    (weights,) = prereg.frozen_record.plan.community_weights.values()
+    assert weights.profile_version == 1
+    assert weights.weights == {"meaning": 0.7, "relationships": 0.3}
 
 
 def refused(sql: str, params: list) -> str:

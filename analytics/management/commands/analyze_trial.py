@@ -5,6 +5,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from analytics.models import AnalysisRun
+from analytics.results import Diagnostics, FrequentistEstimate, Results
 from analytics.services import analysis_run_create, analysis_run_execute
 from trials.models import Trial
 
@@ -62,20 +63,19 @@ class Command(BaseCommand):
 
 
 def _table(run: AnalysisRun) -> str:
-    lines = [f"Run {run.pk} ({run.kind}), against {run.results['control']}:"]
-    for e in run.results["estimates"]:
+    results = Results.model_validate(run.results)
+    lines = [f"Run {run.pk} ({run.kind}), against {results.control}:"]
+    for e in results.estimates:
         uncertainty = (
-            f"P(benefit)={e['prob_benefit']:.3f}"
-            if "prob_benefit" in e
-            else f"p={e['p_value']:.4f} (adjusted {e['p_adjusted']:.4f})"
+            f"p={e.p_value:.4f} (adjusted {e.p_adjusted:.4f})"
+            if isinstance(e, FrequentistEstimate)
+            else f"P(benefit)={e.prob_benefit:.3f}"
         )
-        label = "confirmatory" if e["confirmatory"] else "exploratory"
-        flag = (
-            "" if e["reportable"] else "  NOT REPORTABLE: " + "; ".join(e["not_reportable_because"])
-        )
+        label = "confirmatory" if e.confirmatory else "exploratory"
+        flag = "" if e.reportable else "  NOT REPORTABLE: " + "; ".join(e.not_reportable_because)
         lines.append(
-            f"  {e['outcome']:16} {e['arm']:>6} {e['method']:13} {e['estimand']:26} "
-            f"{e['estimate']:+9.3f} [{e['ci_low']:+.3f}, {e['ci_high']:+.3f}]  {uncertainty}  "
+            f"  {e.outcome:16} {e.arm:>6} {e.method:13} {e.estimand:26} "
+            f"{e.estimate:+9.3f} [{e.ci_low:+.3f}, {e.ci_high:+.3f}]  {uncertainty}  "
             f"{label}{flag}"
         )
     return "\n".join(lines)
@@ -84,6 +84,10 @@ def _table(run: AnalysisRun) -> str:
 def _dumps(run: AnalysisRun) -> str:
     """The run as one JSON document; ``estimates`` is lifted to the top level, where scripts
     look for it."""
+    # Only a finished run has stored its results and diagnostics.
+    finished = run.status == AnalysisRun.Status.FINISHED
+    results = Results.model_validate(run.results) if finished else None
+    diagnostics = Diagnostics.model_validate(run.diagnostics) if finished else None
     return json.dumps(
         {
             "run": run.pk,
@@ -95,9 +99,9 @@ def _dumps(run: AnalysisRun) -> str:
             "code_version": run.code_version,
             "data_snapshot_sha256": run.data_snapshot_sha256,
             "seed": run.seed,
-            "estimates": run.results.get("estimates", []),
-            "results": {k: v for k, v in run.results.items() if k != "estimates"},
-            "diagnostics": run.diagnostics,
+            "estimates": [e.model_dump(mode="json") for e in results.estimates] if results else [],
+            "results": results.model_dump(mode="json", exclude={"estimates"}) if results else {},
+            "diagnostics": diagnostics.model_dump(mode="json") if diagnostics else {},
             "error": run.error,
         },
         indent=2,
