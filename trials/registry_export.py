@@ -332,13 +332,11 @@ def _manipulated(record: FrozenRecord) -> dict:
 
 
 def _measured(plan: Plan) -> dict:
-    outcomes = _outcomes(plan)
     answer = "\n".join(
-        f"- {o['role'].capitalize()}: {o['dimension']}, measured with {o['instrument']} "
-        f"at wave {o['wave']}."
-        for o in outcomes
+        f"- {role.capitalize()}: {o.dimension}, measured with {o.instrument} at wave {o.wave}."
+        for role, o in plan.outcomes
     )
-    return _q("Measured variables", answer, outcomes)
+    return _q("Measured variables", answer, _outcomes(plan))
 
 
 def _indices(plan: Plan) -> dict:
