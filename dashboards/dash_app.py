@@ -1,15 +1,14 @@
 """The analysts' Dash app, mounted beside Django behind Django's own session.
 
-Choice (issue 7): stock Dash (pinned ``dash==4.4.1`` in requirements.lock) on its own Flask
-server, mounted at ``/dashboards/`` through a thin Django view (``dashboards.views``) that
-hands each request to the Flask WSGI app after Django's middleware has authenticated the user.
-We did not use django-plotly-dash: its last release has no record of working with Dash 4, it
-brings Channels, iframes and its own migrations, and its asset serving has broken on Dash
-upgrades before (research/anchors-stack-style.md §1). Compared with mounting Dash with
-Werkzeug's ``DispatcherMiddleware`` in ``config/wsgi.py``, the bridge view gives the same
-stock Dash while the login, the permission check and the session stay Django's own (no second
-reading of the session cookie) and it runs wherever Django runs: ``runserver`` in the demo,
-gunicorn, and pytest-django's live server in the browser tests.
+Stock Dash (pinned ``dash==4.4.1`` in requirements.lock) runs on its own Flask server, mounted
+at ``/dashboards/`` through a thin Django view (``dashboards.views``) that hands each request to
+the Flask WSGI app after Django's middleware has authenticated the user. django-plotly-dash is
+not used: its last release has no record of working with Dash 4, it brings Channels, iframes and
+its own migrations, and its asset serving has broken on Dash upgrades before. Compared with
+mounting Dash with Werkzeug's ``DispatcherMiddleware`` in ``config/wsgi.py``, the bridge view
+gives the same stock Dash while the login, the permission check and the session stay Django's
+own (no second reading of the session cookie) and it runs wherever Django runs: ``runserver``
+in the demo, gunicorn, and pytest-django's live server in the browser tests.
 
 Everything the page draws comes from stored rows (``dashboards.selectors``) turned into panels
 by pure functions (``dashboards.panels``); the one callback renders the trial named in the URL
@@ -187,7 +186,7 @@ def dash_app() -> Dash:
     if not (BUNDLE_DIR / SCRIPT).exists():
         logger.warning(
             "Plotly's basic bundle is not installed (python -m dashboards.plotly_bundle): the "
-            "dashboards load the full plotly.js, about a second slower on a first visit."
+            "dashboards load the full plotly.js, which is slower to start on a first visit."
         )
     server = flask.Flask(__name__)
     # Let Django's PermissionDenied and Http404 reach Django's handlers (403/404 pages).

@@ -1,8 +1,9 @@
 """Plotly figures as plain JSON-ready dicts.
 
-Plotly's ``graph_objects`` validate and deep-copy their template on every update, which cost
-about a second per dashboard; the dashboards build the same figure specification directly
-(https://plotly.com/javascript/reference/) and hand it to ``dcc.Graph`` as is.
+Plotly's ``graph_objects`` validate and deep-copy their template on every update, work a
+dashboard would repeat for each of its figures on every request; the dashboards build the same
+figure specification directly (https://plotly.com/javascript/reference/) and hand it to
+``dcc.Graph`` as is.
 """
 
 from dataclasses import dataclass, field

@@ -1,12 +1,12 @@
 """Plotly.js's basic partial bundle for the dashboards, installed from the npm registry.
 
-Why: Dash lazy-loads the full plotly.js that plotly.py ships (4.8 MB, every trace type from maps
-to 3D). On a two-core laptop Chromium spends about 0.95 s evaluating it before the first figure
-can draw, half of the 2 s budget for a whole dashboard. The dashboards draw only ``scatter`` and
-``bar`` traces, which Plotly's official basic bundle (``plotly.js-basic-dist-min``: scatter,
-bar, pie; 1.2 MB, about 0.13 s) carries. When ``window.Plotly`` is already defined, Dash's graph
-component uses it instead of loading its own, so the bundle is served as a Dash asset, a plain
-script ahead of the renderer.
+Why: Dash lazy-loads the full plotly.js that plotly.py ships (every trace type from maps to 3D),
+and the browser evaluates all of it before the first figure can draw (``make bench
+BENCH_ARGS=dashboard`` measures a dashboard's first load). The dashboards draw only ``scatter``
+and ``bar`` traces, which Plotly's official basic bundle (``plotly.js-basic-dist-min``: scatter,
+bar, pie; a fraction of the full bundle's size) carries. When ``window.Plotly`` is already
+defined, Dash's graph component uses it instead of loading its own, so the bundle is served as
+a Dash asset, a plain script ahead of the renderer.
 
 It is a dependency like the Python ones: pinned to the same plotly.js version as plotly.py's own
 bundle (a test checks that they move together) and checked against the registry's sha512

@@ -2,7 +2,8 @@ from django.apps import AppConfig
 
 
 class FederatedConfig(AppConfig):
-    """Federated telemetry under differential privacy (Flower + OpenDP): see DESIGN.md §2."""
+    """Federated telemetry under differential privacy (Flower + OpenDP): devices compute their
+    telemetry and only DP aggregates are stored (docs/architecture.md, "The flow")."""
 
     name = "federated"
     verbose_name = "Federated telemetry"

@@ -1,9 +1,9 @@
 """Writes of the privacy ledger and of DP releases, each one atomic transaction with its audit row.
 
-The ledger's rules (DESIGN.md §2 federated/): budget in integer nano-ρ; a reservation is taken,
-under a row lock on the trial's budget, *before* any device is asked or any noise is drawn; a
-window's reservation is keyed, so a retried or concurrent run of the same window reuses it instead
-of paying again; spent budget is never refunded or reset; over budget, nothing is released.
+The ledger's rules: budget in integer nano-ρ; a reservation is taken, under a row lock on the
+trial's budget, *before* any device is asked or any noise is drawn; a window's reservation is
+keyed, so a retried or concurrent run of the same window reuses it instead of paying again; spent
+budget is never refunded or reset; over budget, nothing is released.
 
 Reusing an unreleased reservation is safe: noise drawn by a run that crashed before storing its
 release was never seen by anyone, so the privacy it would have cost was never lost.

@@ -1,4 +1,5 @@
-"""Create Flourish's two database roles and its database, idempotently (DESIGN.md §4).
+"""Create Flourish's two database roles and its database, idempotently (docs/architecture.md,
+"The database").
 
     DATABASE_ADMIN_URL=postgres://postgres@host:5432/postgres \
     DATABASE_OWNER_URL=postgres://flourish_owner:PASSWORD@host:5432/flourish \

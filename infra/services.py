@@ -6,7 +6,7 @@ whatever was started.
 With ``--roles`` (``make test``) the command runs as an application role of this run's own, with
 the migrations run by an owner role (``DATABASE_OWNER_URL``).
 
-Discovery, in order (DEVELOPERS' brief, "make test"):
+Discovery, in order:
 1. ``DATABASE_URL`` / ``CELERY_BROKER_URL`` from the environment;
 2. local servers that answer: PostgreSQL on 127.0.0.1:5432, RabbitMQ on 5672, Redis on 6379;
 3. throwaway servers started from the system's binaries (``initdb``/``pg_ctl``, ``redis-server``)

@@ -326,18 +326,18 @@ def _model(totals: GroupTotals, *, n_arms: int, n_communities: int) -> None:
 
 
 # One sampler per model shape and sampler setting, reused by later fits in the process. numpyro
-# still rebuilds its sampling loop on every run. With vectorised chains JAX's persistent
-# compilation cache (JAX_COMPILATION_CACHE_DIR) makes a second fit start in about a second
-# instead of about 16 s; with parallel chains numpyro compiles the data into the program as
-# constants, so every fit compiles (about 6 s at 10,000 participants, half the vectorised
-# cold compile). What the process keeps compiled is bounded by ``compiled``, which empties this
-# cache too.
+# still rebuilds its sampling loop on every run. With vectorised chains a second fit takes its
+# program from JAX's persistent compilation cache (JAX_COMPILATION_CACHE_DIR) instead of
+# compiling; with parallel chains numpyro compiles the data into the program as constants, so
+# every fit compiles, a single-chain program that compiles faster than the vectorised one
+# (``compiled.chain_method``). What the process keeps compiled is bounded by ``compiled``, which
+# empties this cache too.
 _SAMPLERS: dict[tuple, MCMC] = compiled.sampler_cache()
 # Chains start at independent uniform draws in [-0.5, 0.5] on the unconstrained scale: still
 # dispersed, as R̂ needs, but not numpyro's default [-2, 2], which puts effect SDs at e^±2 and the
 # LKJ factor near degenerate correlations. From there early warm-up ran trees to NUTS's maximum
-# depth (1,023 gradients a draw) for a tenth of its iterations: at 10,000 participants × 12 waves
-# × 3 dimensions, 115,000 warm-up gradients instead of about 25,000 (measured).
+# depth (1,023 gradients a draw) for a tenth of its iterations, which multiplied the warm-up's
+# gradients several times over.
 INIT_RADIUS = 0.5
 
 

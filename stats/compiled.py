@@ -3,13 +3,12 @@
 Chains: see :func:`chain_method`.
 
 Compiled code: numpyro builds a fresh jitted sampling loop on every ``MCMC.run``, and JAX keeps
-every executable it compiles alive in its in-memory caches. A fit of the growth model leaves about
-1,600 memory mappings behind (measured at 120 participants × 4 waves × 2 dimensions), so a
-process that fits about forty times (a Celery worker, the test runner, the coverage study)
-reaches Linux's default limit of 65,530 mappings and LLVM fails with "Cannot allocate memory".
-After every ``FITS_PER_RELEASE`` fits the caches are dropped, together with the samplers built on
-them; the next fit traces again (about 12 s at that size) and takes XLA's output from the
-persistent compilation cache.
+every executable it compiles alive in its in-memory caches. Every fit of the growth model leaves
+more than a thousand memory mappings behind, so a process that fits a few dozen times (a Celery
+worker, the test runner, the coverage study) reaches Linux's default limit of 65,530 mappings
+(``vm.max_map_count``) and LLVM fails with "Cannot allocate memory". After every
+``FITS_PER_RELEASE`` fits the caches are dropped, together with the samplers built on them; the
+next fit traces again and takes XLA's output from the persistent compilation cache.
 """
 
 import jax
@@ -24,8 +23,8 @@ def chain_method(chains: int, *, cpu_fallback: str) -> str:
     the CPU they run in parallel, one thread each, when the process has a CPU device per chain
     (``JAX_NUM_CPU_DEVICES``, which the settings default to 4, read when JAX starts); otherwise
     ``cpu_fallback``. In parallel each chain also compiles as a single-chain program, which
-    compiles in about half the time of the vectorised one (growth model at 1,500 participants on
-    2 cores: cold fit 16.7 s with 7.3 s compiling, against 30.4 s with 15.6 s vectorised).
+    compiles faster than the vectorised one (``make bench BENCH_ARGS=growth`` reports the cold
+    fit and its compile time).
     """
     if jax.default_backend() != "cpu":
         return "vectorized"

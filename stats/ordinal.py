@@ -85,11 +85,9 @@ from stats.diagnostics import GateReport, convergence_gates
 
 INTERVAL = (0.025, 0.975)
 CUTPOINT_PRIOR_SD = 3.0
-# Chains on the CPU, measured on 2 shared cores (1,000 participants × 6 waves × 5 items, 4 chains ×
-# (150 + 150)): "sequential" 735 s wall / 465 s CPU, "vectorized" 1,280 s / 696 s (every step
-# waits for the longest of the four trees), "parallel" over 4 CPU devices 636 s / 404 s. So
-# chains run in parallel when the process has a CPU device per chain (``compiled.chain_method``)
-# and one after another if not.
+# Chains on the CPU: vectorised chains are the slowest there (every step waits for the longest of
+# the chains' trees), so chains run in parallel when the process has a CPU device per chain
+# (``compiled.chain_method``) and one after another if not.
 CPU_CHAIN_METHOD = "sequential"
 # Early warm-up, before the step size and mass matrix fit the posterior, hits NUTS's default
 # depth of 10 (1,023 gradients a draw); capping warm-up trees at depth 8 makes that phase
@@ -270,7 +268,8 @@ def graded_response_log_prob(
 
 
 def _softplus(x: jnp.ndarray) -> jnp.ndarray:
-    """log(1 + e^x), exact at ±inf; several times faster on CPU than ``jax.nn.softplus``."""
+    """log(1 + e^x), exact at ±inf, in fewer operations than ``jax.nn.softplus`` (a general
+    ``logaddexp(x, 0)``)."""
     return jnp.maximum(x, 0.0) + jnp.log1p(jnp.exp(-jnp.abs(x)))
 
 

@@ -1,5 +1,5 @@
 """Exchange files for a trial's survey data: a tidy long export for analysts and the import of
-the same format (DESIGN.md §2 "surveys/", "Exchange").
+the same format, with a REDCap-style data dictionary as its codebook.
 
 Files
 -----

@@ -185,7 +185,7 @@ class Response(models.Model):
     submitted_at = models.DateTimeField()
     timings = models.JSONField(default=dict, help_text="Seconds per page and per item.")
     quality = models.JSONField(
-        default=dict, help_text="Careless-responding indices per instrument (surveys.quality)."
+        default=dict, help_text="Careless-responding indices per instrument (stats.quality)."
     )
     flagged = models.BooleanField(
         default=False, help_text="Some quality index crossed its threshold; kept, never deleted."

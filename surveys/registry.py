@@ -1,9 +1,10 @@
 """The instrument registry: the instruments shipped with Flourish.
 
-Only instruments whose terms allow redistribution are shipped in ``surveys/instruments/`` (see
-research/anchors-flourishing-measures.md). Licensed instruments (Harvard Flourish, PERMA-Profiler,
-…) arrive as *packs* (``surveys.services.instrument_pack_load``); their text lives only in the
-deploying organisation's database, never in the repository. What a definition says is
+Only instruments whose terms allow redistribution are shipped in ``surveys/instruments/``; each
+file names its citation and licence class (docs/instruments.md). Licensed instruments
+(Harvard Flourish, PERMA-Profiler, …) arrive as *packs*
+(``surveys.services.instrument_pack_load``); their text lives only in the deploying
+organisation's database, never in the repository. What a definition says is
 ``surveys.instrument``'s to decide.
 """
 

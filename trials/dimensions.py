@@ -1,4 +1,5 @@
-"""The flourishing dimensions results are reported in (DESIGN.md §0, §2).
+"""The flourishing dimensions results are reported in. Flourishing is multidimensional, so every
+result is reported per dimension, and a composite only with a community's own weights.
 
 Instruments map their scores onto these; communities weight them in their profiles; plans name
 them as outcomes. The set follows the domains of the Global Flourishing Study's Flourish measure,

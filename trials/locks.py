@@ -1,4 +1,4 @@
-"""Row locks, kept in one place so they are always taken the same way (DESIGN.md §4)."""
+"""Row locks, kept in one place so they are always taken the same way."""
 
 from trials.models import AllocationStratum, Trial
 

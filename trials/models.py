@@ -1,4 +1,4 @@
-"""What is being tested, on whom, under which rules (DESIGN.md §2 "trials/")."""
+"""What is being tested, on whom, under which rules (docs/architecture.md, "The layers")."""
 
 import secrets
 

@@ -1,5 +1,5 @@
 """Writes to trials/: every change goes through one of these functions, atomically, with its
-audit row (DESIGN.md §4)."""
+audit row (docs/architecture.md, "Inside an app")."""
 
 import re
 from collections.abc import Iterable

@@ -1,5 +1,5 @@
-"""The one CSV writer for every file and download the platform produces (DESIGN.md §2:
-exports, dashboard downloads), safe to open in a spreadsheet.
+"""The one CSV writer for every file and download the platform produces (exports, dashboard
+downloads), safe to open in a spreadsheet.
 
 A spreadsheet runs a cell that starts with ``=``, ``+``, ``-`` or ``@`` as a formula, and some
 strip a leading tab or carriage return first, so text from a participant, a licensed pack or a

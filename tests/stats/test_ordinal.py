@@ -207,9 +207,8 @@ def test_simulator_uses_every_category_and_drops_out_monotonely():
 
 def test_recovers_a_known_growth_difference_on_the_cpu():
     # 200 participants × 4 waves × 5 five-category items, γ = 0.3 baseline SD per wave. Two
-    # chains of 250 + 250 keep the test under a minute of one core (about 45 s of CPU time, with
-    # compilation), too few for the gates (the cutpoints' ESS stays near 150): the result
-    # must say so and why.
+    # chains of 250 + 250 keep the test short, too few for the gates (the cutpoints' ESS stays
+    # near 150): the result must say so and why.
     data, truth = simulate_ordinal(
         participants=200, waves=4, items=5, categories=5, effect=0.3, seed=11
     )

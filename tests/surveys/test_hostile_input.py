@@ -1,6 +1,6 @@
 """Generated hostile input (Hypothesis) against the participant pages, the import of response
 files and the assignment API: every input gets an answer below 500 and no traceback, nothing
-invalid is stored, and a participant has at most one response per wave (issue 16, item 5)."""
+invalid is stored, and a participant has at most one response per wave."""
 
 import csv
 import itertools
