@@ -61,7 +61,7 @@ def test_analyst_reads_the_demo_trials_dashboard(live_server, chromium, demo_tri
     page.get_by_role("button", name="Sign in").click()
     primary = headline(run)
     row = page.get_by_role("row").filter(has_text="Demo: does a flourishing-oriented")
-    assert f"{primary['estimate']:.2f}" in row.inner_text() and "Enrolling" in row.inner_text()
+    assert f"{primary.estimate:.2f}" in row.inner_text() and "Enrolling" in row.inner_text()
     page.screenshot(path=artifacts_dir / "analyst-1-trials.png", full_page=True)
 
     row.get_by_role("link").click()
@@ -77,12 +77,12 @@ def test_analyst_reads_the_demo_trials_dashboard(live_server, chromium, demo_tri
         assert sections.nth(i).locator("p.reading").inner_text().strip()
     forest = page.locator("#panel-forest-mental_wellbeing-section")
     assert forest.locator(".badge").inner_text().lower() == "confirmatory"
-    assert f"{abs(primary['estimate']):.2f} score points per wave" in forest.inner_text()
+    assert f"{abs(primary.estimate):.2f} score points per wave" in forest.inner_text()
     # The estimates table downloads as CSV with the stored numbers.
     with page.expect_download() as download:
         forest.locator("a.csv").click()
     csv = download.value.path().read_text()
-    assert csv.startswith('"Outcome","Dimension"') and str(round(primary["estimate"], 4)) in csv
+    assert csv.startswith('"Outcome","Dimension"') and str(round(primary.estimate, 4)) in csv
     # Each figure downloads as a PNG, rendered in the browser.
     forest.locator(".js-plotly-plot").hover()
     with page.expect_download() as download:
