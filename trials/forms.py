@@ -24,6 +24,7 @@ from trials.plan import (
     Plan,
     PlanError,
     RandomisationMethod,
+    Screening,
     SpendingFunction,
     StratificationFactor,
     plan_parse,
@@ -130,6 +131,106 @@ def _fractions(text: str) -> list[float]:
     return [_number(f, "interim look") for f in text.split(",") if f.strip()]
 
 
+SCREENING_HELP = (
+    "One criterion per line, each optional: “age: 18-99” (or “age: 18-”), “languages: en, de”, "
+    "“countries: GB, DE”, “uses AI assistants: yes” (or no, any), and any number of "
+    "“question: Do you live with your family? = yes” (the answer needed to take part)."
+)
+
+
+def _screening_lines(screening: Screening) -> str:
+    lines = []
+    if screening.min_age is not None or screening.max_age is not None:
+        ages = (screening.min_age, screening.max_age)
+        low, high = ("" if age is None else age for age in ages)
+        lines.append(f"age: {low}-{high}")
+    if screening.languages:
+        lines.append(f"languages: {', '.join(screening.languages)}")
+    if screening.countries:
+        lines.append(f"countries: {', '.join(screening.countries)}")
+    if screening.uses_ai_assistants != "any":
+        lines.append(f"uses AI assistants: {screening.uses_ai_assistants}")
+    lines += [f"question: {q.text} = {q.required_answer}" for q in screening.questions]
+    return "\n".join(lines)
+
+
+def _age_bound(value: str, line: str) -> int | None:
+    if not value:
+        return None
+    if not value.isdigit():
+        raise ValidationError(f"“{line}”: “{value}” is not an age in whole years.")
+    return int(value)
+
+
+def _screening(text: str) -> dict[str, Any]:
+    """The screening criteria from ``_screening_lines``' format; every bad line is reported."""
+    criteria: dict[str, Any] = {"questions": []}
+    seen: set[str] = set()
+    problems: list[str] = []
+    for line in _lines(text):
+        key, sep, value = (part.strip() for part in line.partition(":"))
+        key = key.lower()
+        try:
+            if not sep or key not in SCREENING_KEYS:
+                raise ValidationError(
+                    f"“{line}”: start the line with one of {', '.join(SCREENING_KEYS)} and a colon."
+                )
+            if key in seen and key != "question":
+                raise ValidationError(f"“{line}”: {key} is given twice.")
+            seen.add(key)
+            parsed = SCREENING_KEYS[key](value, line)
+        except ValidationError as error:
+            problems += error.messages
+            continue
+        if key == "question":
+            criteria["questions"].append(parsed)
+        else:
+            criteria |= parsed
+    if problems:
+        raise ValidationError(problems)
+    try:  # the section's own rules (codes, ages in order), reported on this field too
+        plan_parse({"screening": criteria})
+    except PlanError as error:
+        raise ValidationError(error.messages) from None
+    return criteria
+
+
+def _screening_age(value: str, line: str) -> dict[str, Any]:
+    low, dash, high = (part.strip() for part in value.partition("-"))
+    if not dash:
+        raise ValidationError(f"“{line}”: write the ages as “18-99”, “18-” or “-65”.")
+    return {"min_age": _age_bound(low, line), "max_age": _age_bound(high, line)}
+
+
+def _screening_codes(field: str) -> Callable[[str, str], dict[str, Any]]:
+    def parse(value: str, line: str) -> dict[str, Any]:
+        return {field: [code.strip() for code in value.split(",") if code.strip()]}
+
+    return parse
+
+
+def _screening_ai_use(value: str, line: str) -> dict[str, Any]:
+    if value.lower() not in ("yes", "no", "any"):
+        raise ValidationError(f"“{line}”: answer yes, no or any.")
+    return {"uses_ai_assistants": value.lower()}
+
+
+def _screening_question(value: str, line: str) -> dict[str, Any]:
+    text, sep, answer = (part.strip() for part in value.rpartition("="))
+    if not sep or not text or answer.lower() not in ("yes", "no"):
+        raise ValidationError(f"“{line}”: write “question: the question? = yes” (or = no).")
+    return {"text": text, "required_answer": answer.lower()}
+
+
+SCREENING_KEYS: dict[str, Callable[[str, str], dict[str, Any]]] = {
+    "age": _screening_age,
+    "languages": _screening_codes("languages"),
+    "countries": _screening_codes("countries"),
+    "uses ai assistants": _screening_ai_use,
+    "question": _screening_question,
+}
+
+
 def _choices(values: Any) -> list[tuple[str, str]]:
     return [(value, value.replace("_", " ")) for value in get_args(values)]
 
@@ -181,7 +282,14 @@ class PlanForm(forms.ModelForm):
         initial="Intention-to-treat difference between arms in the rate of change per wave "
         "(the growth model's arm × wave interaction)",
     )
-    analysis_model = forms.CharField(required=False, widget=LINES)
+    analysis_model = forms.CharField(
+        required=False,
+        widget=LINES,
+        # What analytics.analysis fits for every outcome (stats.growth.mixedlm_growth).
+        initial="Linear mixed model of the score on arm, wave and arm × wave with random "
+        "intercepts and slopes per participant (REML); sensitivity analyses: GEE growth model, "
+        "ANCOVA of the outcome wave adjusted for baseline",
+    )
     transformations = forms.CharField(required=False, widget=LINES)
     alpha = forms.FloatField(initial=0.05, min_value=0.0001, max_value=0.5)
     multiplicity = forms.ChoiceField(choices=_choices(Multiplicity), initial="holm")
@@ -209,7 +317,12 @@ class PlanForm(forms.ModelForm):
     spending = forms.ChoiceField(choices=_choices(SpendingFunction), required=False)
     stopping_rule = forms.CharField(required=False, widget=LINES)
     exclusions = forms.CharField(required=False, widget=LINES)
-    missing_data = forms.CharField(required=False, widget=LINES)
+    missing_data = forms.CharField(
+        required=False,
+        widget=LINES,
+        initial="Every observed wave enters the mixed model's likelihood, which is valid when "
+        "data are missing at random; no imputation",
+    )
     guardrails = forms.CharField(required=False, widget=LINES, help_text="One per line.")
     community_weights = forms.CharField(
         required=False, widget=LINES, help_text="One per line: community slug: profile version."
@@ -239,6 +352,12 @@ class PlanForm(forms.ModelForm):
         help_text=f"One per line: code, code: upper or code: lower-upper (per window). Codes: "
         f"{', '.join(METRICS)}.",
     )
+    screening = forms.CharField(
+        required=False,
+        widget=LINES,
+        label="Eligibility screening",
+        help_text=SCREENING_HELP,
+    )
     exploratory_analyses = forms.CharField(required=False, widget=LINES)
     other = forms.CharField(required=False, widget=LINES)
 
@@ -251,7 +370,12 @@ class PlanForm(forms.ModelForm):
         trial = self.instance.trial if self.instance.pk else self._initial_trial()
         self.start = self.instance.plan if self.instance.pk else plan_to_start_from(trial)
         if self.instance.pk or trial is not None:
-            self.initial.update(self.initial_from(self.start))
+            initial = self.initial_from(self.start)
+            if not self.instance.pk and self.start == Plan():
+                # A trial's first plan: what it leaves empty starts from the fields' defaults
+                # (Holm, the growth model's estimand), not from blanks.
+                initial = {k: v for k, v in initial.items() if v not in ("", None)}
+            self.initial.update(initial)
 
     def _initial_trial(self) -> Trial | None:
         pk = self.initial.get("trial")
@@ -305,6 +429,7 @@ class PlanForm(forms.ModelForm):
                 telemetry.min_replies_per_arm if telemetry else DEFAULT_MIN_REPLIES_PER_ARM
             ),
             "telemetry_metrics": _metric_lines(telemetry),
+            "screening": _screening_lines(plan.screening),
         }
 
     def clean(self) -> dict[str, Any]:
@@ -340,6 +465,7 @@ class PlanForm(forms.ModelForm):
         ]
         plan["sample_size"] = self._sample_size(data)
         plan["telemetry"] = self._telemetry(data)
+        plan["screening"] = self._parsed("screening", _screening, data)
         if self.errors:
             return data
         try:
@@ -500,11 +626,32 @@ class ConsentDocumentForm(forms.ModelForm):
 
 
 class OversightDecisionForm(forms.Form):
-    """An oversight body's decision on a trial: approve the current version, or suspend."""
+    """An oversight body's decision: on the approval page, approve the version to approve or ask
+    for changes to it; on the suspension page, suspend the trial. Asking for changes and
+    suspending say why."""
+
+    APPROVE, REQUEST_CHANGES, SUSPEND = "approve", "request_changes", "suspend"
+    LABELS = {
+        APPROVE: "Approve this version",
+        REQUEST_CHANGES: "Ask for changes",
+        SUSPEND: "Suspend the trial",
+    }
 
     body = forms.ModelChoiceField(queryset=OversightBody.objects.none())
     note = forms.CharField(widget=LINES, required=False, label="Note / reason")
+    # The submit button pressed; without one (Enter in a field), the page's first decision.
+    decision = forms.ChoiceField(choices=LABELS.items(), required=False)
 
-    def __init__(self, *args, bodies, **kwargs):
+    def __init__(self, *args, bodies, decisions: list[str], **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["body"].queryset = bodies
+        self.fields["decision"].choices = [(d, self.LABELS[d]) for d in decisions]
+        self.decisions = decisions
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        decision = data["decision"] = data.get("decision") or self.decisions[0]
+        if decision in (self.REQUEST_CHANGES, self.SUSPEND) and not data.get("note", "").strip():
+            what = "what should change" if decision == self.REQUEST_CHANGES else "the reason"
+            self.add_error("note", f"Say {what}.")
+        return data

@@ -4,8 +4,8 @@ The sections follow the OSF Preregistration template: hypotheses; design and ran
 outcomes bound to instruments, scores, dimensions and waves; the estimand and analysis model;
 alpha and multiplicity correction; sample size with its power calculation; interim looks and
 stopping rule; exclusions; missing data; minimal important differences; guardrails; community
-weights; the telemetry section (``trials.telemetry``). This module is the one place that knows
-the plan's shape: everything else reads a :class:`Plan` by attribute, and
+weights; eligibility screening; the telemetry section (``trials.telemetry``). This module is the
+one place that knows the plan's shape: everything else reads a :class:`Plan` by attribute, and
 ``trials.registry_export`` turns a frozen one into OSF JSON and Markdown.
 
 A draft is checked for shape only (each section that is there has the right type and range) so
@@ -18,6 +18,7 @@ docs/architecture.md).
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -36,6 +37,7 @@ Multiplicity = Literal["holm", "bh", "none"]
 RandomisationMethod = Literal["permuted_blocks", "salted_hash"]
 StratificationFactor = Literal["community", "locale"]
 SpendingFunction = Literal["obrien_fleming", "pocock"]
+YesNo = Literal["yes", "no"]
 
 # Free text the coordinator writes, exported as it stands (OSF template questions).
 NARRATIVE_SECTIONS = [
@@ -134,6 +136,54 @@ class CommunityWeights(Document):
         return {"profile_version": data} if isinstance(data, int) else data
 
 
+class ScreeningQuestion(Document):
+    """A yes/no question a person must answer ``required_answer`` to be eligible."""
+
+    text: str = Field(min_length=1)
+    required_answer: YesNo
+
+
+class Screening(Document):
+    """Who may take part: asked on the screening page before consent. Only the outcome and the
+    reason are kept (``trials.services.screening_record``), which CONSORT counts as assessed,
+    eligible and excluded. An empty list or ``any`` asks nothing about that criterion."""
+
+    min_age: int | None = Field(default=None, ge=0, le=120)
+    max_age: int | None = Field(default=None, ge=0, le=120)
+    languages: list[str] = Field(
+        default=[], description="Language codes (e.g. en, de): speaking one of them is needed."
+    )
+    countries: list[str] = Field(
+        default=[], description="ISO 3166-1 alpha-2 codes (e.g. GB, DE) of where people live."
+    )
+    uses_ai_assistants: Literal["yes", "no", "any"] = Field(
+        default="any", description="Whether people must (yes) or must not (no) use one now."
+    )
+    questions: list[ScreeningQuestion] = []
+
+    @field_validator("languages")
+    @classmethod
+    def _language_codes(cls, codes: list[str]) -> list[str]:
+        bad = [code for code in codes if not re.fullmatch(r"[a-z]{2,3}(-[a-z0-9]{2,8})?", code)]
+        if bad:
+            raise ValueError(f"not language codes like en or pt-br: {', '.join(bad)}")
+        return codes
+
+    @field_validator("countries")
+    @classmethod
+    def _country_codes(cls, codes: list[str]) -> list[str]:
+        bad = [code for code in codes if not re.fullmatch(r"[A-Z]{2}", code)]
+        if bad:
+            raise ValueError(f"not two-letter country codes like GB: {', '.join(bad)}")
+        return codes
+
+    @model_validator(mode="after")
+    def _ages_in_order(self) -> Self:
+        if None not in (self.min_age, self.max_age) and self.min_age > self.max_age:
+            raise ValueError("the minimum age is above the maximum age")
+        return self
+
+
 class Plan(Document):
     hypotheses: list[str] = []
     arms_compared: list[str] = Field(
@@ -150,6 +200,7 @@ class Plan(Document):
     guardrails: list[str] = []
     community_weights: dict[str, CommunityWeights] = {}
     telemetry: TelemetrySection | None = None
+    screening: Screening = Screening()
     study_type: str = ""
     blinding: str = ""
     design: str = ""

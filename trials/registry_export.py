@@ -38,7 +38,7 @@ from pydantic import ValidationError
 
 from trials.audit import audit_chain_head
 from trials.documents import error_messages
-from trials.plan import FrozenRecord, Plan
+from trials.plan import FrozenRecord, Plan, Screening
 
 NOT_SPECIFIED = "Not specified"
 TEMPLATE = {"name": "OSF Preregistration", "version": 3}
@@ -264,11 +264,35 @@ def _outcomes(plan: Plan) -> list[dict]:
 
 
 def _data_collection(plan: Plan) -> dict:
+    # The OSF question asks for the inclusion and exclusion criteria here too.
     waves = sorted({(o.wave, o.instrument) for _, o in plan.outcomes})
     schedule = "; ".join(f"{instrument} at wave {wave}" for wave, instrument in waves)
     parts = [plan.data_collection_procedures] if plan.data_collection_procedures else []
     parts.append(f"Outcomes are collected by survey instruments at these waves: {schedule}.")
-    return _q("Data collection procedures", " ".join(parts))
+    parts.append(_eligibility(plan.screening))
+    return _q("Data collection procedures", " ".join(parts), plan.screening.model_dump(mode="json"))
+
+
+def _eligibility(screening: Screening) -> str:
+    criteria = []
+    if screening.min_age is not None or screening.max_age is not None:
+        low = f"at least {screening.min_age}" if screening.min_age is not None else ""
+        high = f"at most {screening.max_age}" if screening.max_age is not None else ""
+        criteria.append(f"aged {' and '.join(filter(None, [low, high]))}")
+    if screening.languages:
+        criteria.append(f"speaks one of {', '.join(screening.languages)}")
+    if screening.countries:
+        criteria.append(f"lives in one of {', '.join(screening.countries)}")
+    if screening.uses_ai_assistants != "any":
+        negation = "" if screening.uses_ai_assistants == "yes" else "does not "
+        criteria.append(f"{negation}currently use{'' if negation else 's'} an AI assistant")
+    criteria += [f"answers {q.required_answer} to “{q.text}”" for q in screening.questions]
+    if not criteria:
+        return "Eligibility: everyone who consents; no screening criteria."
+    return (
+        "Eligibility, screened before consent (only the outcome and the reason are kept): "
+        f"{'; '.join(criteria)}."
+    )
 
 
 def _sample_size(plan: Plan) -> dict:
