@@ -383,11 +383,26 @@ class ConsentGrant(models.Model):
 
 
 class AllocationStratum(models.Model):
-    """The next unused position of one stratum's concealed permuted-block sequence."""
+    """The next unused position of one stratum's concealed permuted-block sequence, and the
+    block that allocation walks on from (``trials.randomisation.block_holding``), so that an
+    enrolment never re-walks the blocks before it."""
 
     trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="strata")
     key = models.CharField(max_length=200, help_text='e.g. "community=general|locale=en".')
     next_position = models.PositiveIntegerField(default=0)
+    block_number = models.PositiveIntegerField(
+        default=0, help_text="The number of a block that starts at or before the next position."
+    )
+    block_start = models.PositiveIntegerField(
+        default=0, help_text="The position of that block's first arm."
+    )
+    block_layout = models.CharField(
+        max_length=64,
+        blank=True,
+        default="",
+        help_text="SHA-256 of the ratio and block sizes the block was found under "
+        "(trials.randomisation.block_layout); under any other the walk starts again at block 0.",
+    )
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["trial", "key"], name="stratum_unique_key")]
@@ -446,6 +461,7 @@ class TrialEvent(models.Model):
         # Oversight
         OVERSIGHT_ASSIGNED = "oversight_assigned"
         APPROVAL_RECORDED = "approval_recorded"
+        CHANGES_REQUESTED = "changes_requested"
         # Participants and consent
         PARTICIPANT_ENROLLED = "participant_enrolled"
         PARTICIPANT_WITHDREW = "participant_withdrew"

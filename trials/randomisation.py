@@ -11,12 +11,18 @@ sequence
 - is reproducible from the seed on any machine and any library version (no PRNG stream is relied
   on), so an auditor can re-derive every allocation from its stratum and position.
 
+:func:`permuted_block_arm` finds a position's block by walking the stratum's blocks from the
+first, which is what "the arm at position p" means. Allocation instead remembers where the current
+block starts (a :class:`BlockCursor`, stored with the stratum) and walks on from there, so each
+enrolment computes one block (two when it crosses into the next), however long the stratum is.
+
 Salted hashing (the option GrowthBook and PlanOut use) maps a participant id to an arm directly.
 """
 
 import hashlib
 import hmac
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from trials.canonical import sha256_of
 
@@ -43,19 +49,48 @@ def permuted_block(
     return [arm for _key, arm in keyed]
 
 
+@dataclass(frozen=True)
+class BlockCursor:
+    """A block of a stratum's sequence: its number and the position of its first arm."""
+
+    number: int = 0
+    start: int = 0
+
+
+def block_holding(
+    seed: str,
+    stratum: str,
+    position: int,
+    ratio: Mapping[str, int],
+    block_sizes: Sequence[int],
+    start: BlockCursor = BlockCursor(),
+) -> tuple[BlockCursor, list[str]]:
+    """The block holding ``position`` and its arms, walking forward from the block ``start``,
+    which must begin at or before ``position`` (the first block always does)."""
+    if position < start.start:
+        raise ValueError("position must not come before the block the walk starts from.")
+    cursor = start
+    while True:
+        arms = permuted_block(seed, stratum, cursor.number, ratio, block_sizes)
+        if position < cursor.start + len(arms):
+            return cursor, arms
+        cursor = BlockCursor(cursor.number + 1, cursor.start + len(arms))
+
+
+def block_layout(ratio: Mapping[str, int], block_sizes: Sequence[int]) -> str:
+    """SHA-256 of what decides where blocks start besides the seed and the stratum: a cursor
+    found under one layout means nothing under another (an amended plan walks again)."""
+    return sha256_of({"ratio": dict(ratio), "block_sizes": list(block_sizes)})
+
+
 def permuted_block_arm(
     seed: str, stratum: str, position: int, ratio: Mapping[str, int], block_sizes: Sequence[int]
 ) -> str:
     """The arm at ``position`` (0-based) of the stratum's sequence."""
     if position < 0:
         raise ValueError("position must be 0 or more.")
-    block = 0
-    while True:
-        arms = permuted_block(seed, stratum, block, ratio, block_sizes)
-        if position < len(arms):
-            return arms[position]
-        position -= len(arms)
-        block += 1
+    cursor, arms = block_holding(seed, stratum, position, ratio, block_sizes)
+    return arms[position - cursor.start]
 
 
 def sequence_commitment(seed: str, settings: Mapping[str, object]) -> str:

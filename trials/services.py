@@ -38,7 +38,9 @@ from trials.models import (
 )
 from trials.plan import Plan, PlanError, freeze_errors, plan_parse
 from trials.randomisation import (
-    permuted_block_arm,
+    BlockCursor,
+    block_holding,
+    block_layout,
     salted_hash_arm,
     sequence_commitment,
     stratum_key,
@@ -285,11 +287,11 @@ def _community_weights(plan: Plan) -> dict[str, dict[str, Any]]:
     return resolved
 
 
-def _freeze_version(
-    trial: Trial, plan: Plan | dict[str, Any], rationale: str, actor: User | None
-) -> PreRegistration:
-    """Check ``plan`` against the trial and store it, with the arms and the allocation
-    commitment, as the next frozen version (the open draft, if any, becomes it)."""
+def preregistration_record_build(*, trial: Trial, plan: Plan | dict[str, Any]) -> dict[str, Any]:
+    """The record freezing ``plan`` for ``trial`` would store (the plan checked against the
+    trial, the arms and the allocation commitment; its ``sha256_of`` is the version's hash), or
+    the ValidationError that stops it. Writes nothing: the admin shows the hash to be before a
+    coordinator confirms the freeze."""
     plan = _parsed(plan)
     arms = list(trial.arms.select_related("flourishing_profile__community").order_by("slug"))
     if len(arms) < 2:
@@ -298,7 +300,7 @@ def _freeze_version(
     if errors:
         raise ValidationError(errors)
     plan = _parsed(plan.canonical() | {"community_weights": _community_weights(plan)})
-    content = {
+    return {
         "trial": trial.slug,
         "plan": plan.canonical(),
         "arms": {arm.slug: arm.config_hash for arm in arms},
@@ -307,6 +309,14 @@ def _freeze_version(
             trial.allocation_salt, plan.randomisation.model_dump(mode="json")
         ),
     }
+
+
+def _freeze_version(
+    trial: Trial, plan: Plan | dict[str, Any], rationale: str, actor: User | None
+) -> PreRegistration:
+    """Store ``plan``'s record (``preregistration_record_build``) as the next frozen version
+    (the open draft, if any, becomes it)."""
+    content = preregistration_record_build(trial=trial, plan=plan)
     prereg = _draft_or_next_version(trial)
     prereg.record = content
     prereg.draft_plan = None
@@ -466,6 +476,44 @@ def approval_record(
 
 
 @transaction.atomic
+def preregistration_changes_request(
+    *,
+    body: OversightBody,
+    preregistration: PreRegistration,
+    actor: User | None,
+    note: str,
+) -> TrialEvent:
+    """``body`` asks for changes to the version it is asked to approve, saying which: recorded
+    in the audit chain; nothing is approved, and the coordinators answer with an amendment."""
+    trial = preregistration.trial
+    if preregistration.frozen_at is None:
+        raise ValidationError("Changes are asked of a frozen pre-registration.")
+    if not trial.oversight.filter(body=body).exists():
+        raise ValidationError(f"{body.name} does not oversee trial {trial.slug}.")
+    if preregistration != preregistration_current(trial):
+        raise ValidationError(
+            f"Version {preregistration.version} has been superseded; review the current version."
+        )
+    _require_body_member(actor, body, "ask for changes")
+    if preregistration.approvals.filter(body=body).exists():
+        raise ValidationError(
+            f"{body.name} has approved version {preregistration.version}; an approval stands "
+            "(suspend the trial if it must stop)."
+        )
+    if not note.strip():
+        raise ValidationError("Say what should change.")
+    return _event(
+        trial,
+        TrialEvent.Kind.CHANGES_REQUESTED,
+        actor,
+        body=body.name,
+        version=preregistration.version,
+        sha256=preregistration.sha256,
+        note=note.strip(),
+    )
+
+
+@transaction.atomic
 def trial_transition(
     *, trial: Trial, to: str, actor: User | None = None, reason: str = ""
 ) -> Trial:
@@ -578,22 +626,33 @@ def _allocate(trial: Trial, participant: Participant, prereg: PreRegistration) -
         "locale": participant.locale,
     }
     stratum = stratum_lock(trial, stratum_key(attributes, settings.strata))
-    slug = permuted_block_arm(
+    ratio = settings.ratio_for(list(arms))
+    layout = block_layout(ratio, settings.block_sizes)
+    # Walk on from the stored block (one or two blocks' work), unless it was found under another
+    # layout: then from the first, as trials.randomisation.permuted_block_arm does.
+    start = BlockCursor(stratum.block_number, stratum.block_start)
+    cursor, block = block_holding(
         trial.allocation_salt,
         stratum.key,
         stratum.next_position,
-        settings.ratio_for(list(arms)),
+        ratio,
         settings.block_sizes,
+        start if stratum.block_layout == layout else BlockCursor(),
     )
     allocation = Allocation.objects.create(
         participant=participant,
-        arm=arms[slug],
+        arm=arms[block[stratum.next_position - cursor.start]],
         allocated_at=participant.enrolled_at,
         stratum=stratum,
         position=stratum.next_position,
     )
     stratum.next_position += 1
-    stratum.save(update_fields=["next_position"])
+    stratum.block_number, stratum.block_start, stratum.block_layout = (
+        cursor.number,
+        cursor.start,
+        layout,
+    )
+    stratum.save(update_fields=["next_position", "block_number", "block_start", "block_layout"])
     return allocation
 
 
