@@ -9,10 +9,12 @@ def trial_lock(trial: Trial) -> Trial:
 
 
 def stratum_lock(trial: Trial, key: str) -> AllocationStratum:
-    """A stratum's sequence counter, created on first use, locked until the transaction ends.
+    """A stratum's next position and current block, created on first use, locked until the
+    transaction ends.
 
     Concurrent enrolments into one stratum queue here, so each takes the next position exactly
-    once; creation tolerates a race (the loser's insert is ignored, then both lock the one row).
+    once and walks on from the block its predecessor stored; creation tolerates a race (the
+    loser's insert is ignored, then both lock the one row).
     """
     AllocationStratum.objects.bulk_create(
         [AllocationStratum(trial=trial, key=key)], ignore_conflicts=True
