@@ -2,7 +2,9 @@
 limited to the trials the signed-in user may see, and every object asks its trial's rule
 (trials.rules)."""
 
+import difflib
 import json
+from dataclasses import dataclass
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -36,6 +38,7 @@ from trials.models import (
     TrialMember,
     TrialOversight,
 )
+from trials.plan import PowerCalculation
 from trials.registry_export import (
     export_arguments,
     osf_preregistration,
@@ -60,6 +63,7 @@ from trials.services import (
     oversight_assign,
     participant_withdraw,
     preregistration_amend,
+    preregistration_changes_request,
     preregistration_draft_save,
     preregistration_freeze,
     profile_create,
@@ -323,7 +327,15 @@ class TrialAdmin(TrialScopedAdmin):
         if preregistration_current(trial) is None:
             return "—"
         missing = missing_approvals(trial)
-        return "complete" if not missing else f"waiting for {', '.join(missing)}"
+        if not missing:
+            return "complete"
+        # A body that asked for changes and has not approved since: the coordinators' cue.
+        asked = sorted(
+            {e.detail["body"] for e in _change_requests(preregistration_current(trial))}
+            & set(missing)
+        )
+        asking = f"; {', '.join(asked)} asked for changes" if asked else ""
+        return f"waiting for {', '.join(missing)}{asking}"
 
     @admin.display(description="audit chain")
     def audit_chain(self, trial: Trial) -> str:
@@ -376,7 +388,9 @@ class TrialAdmin(TrialScopedAdmin):
         return trial
 
     def oversight_view(self, request: HttpRequest, pk: int, decision: str) -> HttpResponse:
-        """A body member approves the current plan version, or suspends the trial."""
+        """A body member reviews the version to approve (the plan as a document, and what
+        changed since the version their body approved last) and approves it or asks for
+        changes; or suspends the trial."""
         if decision not in ("approve", "suspend"):
             raise PermissionDenied("Unknown decision.")
         trial = self._visible(request, pk)
@@ -386,35 +400,112 @@ class TrialAdmin(TrialScopedAdmin):
         bodies = bodies_of(request.user, trial)
         if not request.user.has_perm(permission, trial) or not bodies.exists():
             raise PermissionDenied("Only members of a body overseeing this trial can decide.")
-        form = OversightDecisionForm(request.POST or None, bodies=bodies)
+        Decision = OversightDecisionForm
+        decisions = [Decision.APPROVE, Decision.REQUEST_CHANGES]
+        form = OversightDecisionForm(
+            request.POST or None,
+            bodies=bodies,
+            decisions=decisions if decision == "approve" else [Decision.SUSPEND],
+        )
         current = preregistration_current(trial)
         if request.method == "POST" and form.is_valid():
             body, note = form.cleaned_data["body"], form.cleaned_data["note"]
+            chosen = form.cleaned_data["decision"]
             try:
-                if decision == "approve":
-                    if current is None:
-                        raise ValidationError("There is no frozen plan to approve.")
+                if chosen == Decision.SUSPEND:
+                    trial_suspend(trial=trial, body=body, reason=note, actor=request.user)
+                    done = f"{body.name} suspended the trial."
+                elif current is None:
+                    raise ValidationError("There is no frozen plan to approve.")
+                elif chosen == Decision.APPROVE:
                     approval_record(
                         body=body, preregistration=current, actor=request.user, note=note
                     )
                     done = f"{body.name} approved plan version {current.version}."
                 else:
-                    trial_suspend(trial=trial, body=body, reason=note, actor=request.user)
-                    done = f"{body.name} suspended the trial."
+                    preregistration_changes_request(
+                        body=body, preregistration=current, actor=request.user, note=note
+                    )
+                    done = f"{body.name} asked for changes to plan version {current.version}."
             except ValidationError as error:
                 _report(self, request, error)
             else:
                 self.message_user(request, done)
                 return HttpResponseRedirect(reverse("admin:trials_trial_change", args=[pk]))
+        review = decision == "approve" and current is not None
         context = self.admin_site.each_context(request) | {
-            "title": f"{decision.capitalize()}: {trial.title}",
+            "title": f"{'Review' if decision == 'approve' else 'Suspend'}: {trial.title}",
             "trial": trial,
             "decision": decision,
             "form": form,
             "current": current,
+            "document": preregistration_markdown(**export_arguments(current)) if review else "",
+            "comparisons": _comparisons(current, bodies) if review else [],
+            "change_requests": _change_requests(current) if review else [],
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/trials/trial/oversight_decision.html", context)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """What changed for bodies since the version they approved last (None: they approved none
+    of this trial's versions)."""
+
+    bodies: str
+    previous: PreRegistration | None
+    diff: list[tuple[str, str]]
+
+
+def _plan_sections(prereg: PreRegistration) -> list[str]:
+    """The version's OSF sections as Markdown lines, without the provenance table (its
+    version, time and hashes differ between any two versions)."""
+    fields = export_arguments(prereg) | {"audit_chain_head": None}
+    lines = preregistration_markdown(**fields).splitlines()
+    return lines[next(n for n, line in enumerate(lines) if line.startswith("## ")) :]
+
+
+def _diff_kind(line: str) -> str:
+    if line.startswith(("+++", "---")):
+        return "file"
+    return {"@": "hunk", "+": "added", "-": "removed"}.get(line[:1], "same")
+
+
+def _comparisons(current: PreRegistration, bodies) -> list[Comparison]:
+    by_previous: dict[PreRegistration | None, list[str]] = {}
+    for body in bodies.order_by("name"):
+        last = (
+            Approval.objects.filter(body=body, preregistration__trial=current.trial)
+            .select_related("preregistration")
+            .order_by("-preregistration__version")
+            .first()
+        )
+        by_previous.setdefault(last.preregistration if last else None, []).append(body.name)
+    comparisons = []
+    for previous, names in by_previous.items():
+        diff = []
+        if previous is not None and previous != current:
+            lines = difflib.unified_diff(
+                _plan_sections(previous),
+                _plan_sections(current),
+                f"version {previous.version}",
+                f"version {current.version}",
+                lineterm="",
+            )
+            diff = [(_diff_kind(line), line) for line in lines]
+        comparisons.append(Comparison(", ".join(names), previous, diff))
+    return comparisons
+
+
+def _change_requests(prereg: PreRegistration | None) -> list[TrialEvent]:
+    """The bodies' requests for changes to ``prereg``, oldest first."""
+    if prereg is None:
+        return []
+    return list(
+        prereg.trial.events.filter(
+            kind=TrialEvent.Kind.CHANGES_REQUESTED, detail__version=prereg.version
+        ).order_by("sequence")
+    )
 
 
 # --- arms and plans --------------------------------------------------------------------------
@@ -453,6 +544,104 @@ class ArmAdmin(TrialScopedAdmin):
             )
 
 
+# The plan form's sections: the pages of the OSF Preregistration template (the order of
+# trials.registry_export), each with what it asks. Every PlanForm field is in exactly one.
+PLAN_FIELDSETS = [
+    (
+        "Study information",
+        "Which trial, why this version exists (an amendment says why), and what it tests.",
+        ["trial", "rationale", "hypotheses"],
+    ),
+    (
+        "Design plan",
+        "The kind of study, who is blinded, the arms compared and how people are allocated.",
+        [
+            "study_type",
+            "blinding",
+            "design",
+            "control_arm",
+            "treatment_arm",
+            "randomisation_method",
+            "strata",
+            "block_sizes",
+            "randomisation_ratio",
+        ],
+    ),
+    (
+        "Sampling plan",
+        "Who may take part, how data are collected, how many people (with the power "
+        "calculation behind the number) and when the trial may stop early.",
+        [
+            "screening",
+            "data_collection_procedures",
+            "sample_size_per_arm",
+            "sample_size_rationale",
+            "compute_sample_size",
+            "power_effect",
+            "power_sd",
+            "power_rho",
+            "power_follow_ups",
+            "power_attrition",
+            "power_target",
+            "power_result",
+            "interim_looks",
+            "spending",
+            "stopping_rule",
+        ],
+    ),
+    (
+        "Variables",
+        "The outcomes: each a score of an instrument on a flourishing dimension at a wave.",
+        ["primary_outcomes", "secondary_outcomes"],
+    ),
+    (
+        "Analysis plan",
+        "What is estimated and how, the error rate and its correction for several outcomes, "
+        "the smallest differences that matter, who is excluded, missing data, and what is "
+        "exploratory.",
+        [
+            "estimand",
+            "analysis_model",
+            "transformations",
+            "alpha",
+            "multiplicity",
+            "minimal_important_differences",
+            "exclusions",
+            "missing_data",
+            "exploratory_analyses",
+        ],
+    ),
+    (
+        "Other",
+        "Guardrails that stop harm, the communities' own weights, and the privacy budget of "
+        "device telemetry (leave it empty for a trial without telemetry).",
+        [
+            "guardrails",
+            "community_weights",
+            "telemetry_window_days",
+            "telemetry_rho_total",
+            "telemetry_rho_per_window",
+            "telemetry_delta",
+            "telemetry_min_replies_per_arm",
+            "telemetry_metrics",
+            "other",
+        ],
+    ),
+]
+
+
+def power_summary(power: PowerCalculation) -> str:
+    """The power calculation's result in one sentence: what was achieved, with how many."""
+    return (
+        f"Achieved power {power.achieved_power:.3f} (target {power.power:g}) with "
+        f"{power.n_per_arm} per arm, {power.n_total} in total (enrolments, allowing "
+        f"{power.attrition:.0%} attrition); design multiplier {power.design_multiplier:.3f} "
+        f"(effect {power.effect:g}, SD {power.sd:g}, correlation {power.rho:g}, "
+        f"{power.follow_ups} follow-up wave{'s' if power.follow_ups != 1 else ''}, "
+        f"alpha {power.alpha:g})."
+    )
+
+
 @admin.register(PreRegistration)
 class PreRegistrationAdmin(TrialScopedAdmin):
     form = PlanForm
@@ -460,6 +649,13 @@ class PreRegistrationAdmin(TrialScopedAdmin):
     list_filter = [("trial", admin.RelatedOnlyFieldListFilter)]
     actions = ["freeze"]
     frozen_fields = ["trial", "version", "frozen_at", "sha256", "rationale", "content", "export"]
+
+    @admin.display(description="power calculation")
+    def power_result(self, prereg: PreRegistration) -> str:
+        size = prereg.plan.sample_size
+        if size is None or size.power is None:
+            return "Not computed: tick “compute sample size” and fill in the power inputs."
+        return power_summary(size.power)
 
     @admin.display(description="status")
     def status(self, prereg: PreRegistration) -> str:
@@ -486,15 +682,18 @@ class PreRegistrationAdmin(TrialScopedAdmin):
             '<a href="{}">OSF Preregistration JSON</a> · <a href="{}">Markdown</a>', base, markdown
         )
 
-    def get_fields(self, request, obj=None):
+    def get_fieldsets(self, request, obj=None):
         if obj is not None and obj.frozen_at is not None:
-            return self.frozen_fields
-        return super().get_fields(request, obj)
+            return [(None, {"fields": self.frozen_fields})]
+        return [
+            (name, {"description": description, "fields": fields})
+            for name, description, fields in PLAN_FIELDSETS
+        ]
 
     def get_readonly_fields(self, request, obj=None):
         if obj is not None and obj.frozen_at is not None:
             return self.frozen_fields
-        return ["trial"] if obj is not None else []
+        return ["trial", "power_result"] if obj is not None else ["power_result"]
 
     def has_change_permission(self, request, obj=None) -> bool:
         if obj is not None and obj.frozen_at is not None:
@@ -523,6 +722,23 @@ class PreRegistrationAdmin(TrialScopedAdmin):
             trial=obj.trial, plan=form.plan, rationale=obj.rationale, actor=request.user
         )
         obj.pk, obj.version = saved.pk, saved.version
+
+    def response_add(self, request, obj, post_url_continue=None):
+        return self._power_shown(request, obj) or super().response_add(request, obj)
+
+    def response_change(self, request, obj):
+        return self._power_shown(request, obj) or super().response_change(request, obj)
+
+    def _power_shown(self, request, obj: PreRegistration) -> HttpResponse | None:
+        """After a power calculation, the draft's page again, to show its result."""
+        if not request.POST.get("compute_sample_size"):
+            return None
+        size = PreRegistration.objects.get(pk=obj.pk).plan.sample_size  # as the service stored it
+        power = size.power if size else None
+        if power is None:
+            return None
+        self.message_user(request, f"Saved version {obj.version}. {power_summary(power)}")
+        return HttpResponseRedirect(reverse("admin:trials_preregistration_change", args=[obj.pk]))
 
     @admin.action(description="Freeze the selected draft (an amendment once registered)")
     def freeze(self, request, queryset) -> None:
