@@ -7,7 +7,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
@@ -16,10 +16,11 @@ from analytics.results import Diagnostics, FrequentistEstimate, Results
 from analytics.selectors import consort_counts
 from analytics.services import analysis_run_create
 from stats.srm import sample_ratio_mismatch
+from surveys.models import Wave
 from trials.admin import TrialAdmin, TrialScopedMixin
 from trials.models import Trial
 from trials.rules import permitted
-from trials.selectors import preregistration_current
+from trials.selectors import SetupItem, preregistration_current, preregistration_draft
 
 START_PERMISSION = "analytics.add_analysisrun"
 
@@ -149,12 +150,39 @@ class AnalysisRunAdmin(TrialScopedMixin, admin.ModelAdmin):
         return TemplateResponse(request, "admin/analytics/analysisrun/start.html", context)
 
 
+def _schedule_item(trial: Trial) -> SetupItem:
+    """The setup checklist's line for the wave schedule: waves exist, among them every wave at
+    which the plan being written (else the latest frozen one) measures an outcome."""
+    indices = sorted(Wave.objects.filter(trial=trial).values_list("index", flat=True))
+    if not indices:
+        url = f"{reverse('admin:surveys_wave_add')}?trial={trial.pk}"
+        return SetupItem("waves", "Waves", False, "no wave scheduled yet.", url)
+    url = f"{reverse('admin:surveys_wave_changelist')}?trial__id__exact={trial.pk}"
+    detail = f"waves {', '.join(map(str, indices))}"
+    prereg = preregistration_draft(trial) or preregistration_current(trial)
+    outcome_waves = {outcome.wave for _, outcome in prereg.plan.outcomes} if prereg else set()
+    missing = sorted(outcome_waves - set(indices))
+    if missing:
+        needed = ", ".join(map(str, missing))
+        return SetupItem(
+            "waves", "Waves", False, f"{detail}; the plan measures outcomes at wave {needed}.", url
+        )
+    return SetupItem("waves", "Waves", True, detail, url)
+
+
 class TrialFlowAdmin(TrialAdmin):
-    """The trial's admin page with its CONSORT flow. The flow's follow-up and analysed counts
-    read the survey responses, which trials may not import (layers in pyproject.toml), so this
-    app extends the trial's admin rather than trials reaching up for them."""
+    """The trial's admin page with its CONSORT flow, its wave schedule in the setup checklist
+    and links to its waves, runs and dashboard. The flow's follow-up and analysed counts read
+    the survey responses, which trials may not import (layers in pyproject.toml), so this app
+    extends the trial's admin rather than trials reaching up for them."""
 
     change_form_template = "admin/analytics/trial_change_form.html"
+
+    def setup_checklist(self, trial: Trial) -> list[SetupItem]:
+        items = super().setup_checklist(trial)
+        # The schedule comes before the consent document, in the order a trial is configured.
+        at = next(i for i, item in enumerate(items) if item.key == "consent")
+        return [*items[:at], _schedule_item(trial), *items[at:]]
 
     def get_urls(self):
         consort = self.admin_site.admin_view(self.consort_view)

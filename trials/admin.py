@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -15,6 +16,7 @@ from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
 from trials.audit import audit_chain_verify
+from trials.canonical import sha256_of
 from trials.forms import (
     ArmForm,
     ConsentDocumentForm,
@@ -46,11 +48,14 @@ from trials.registry_export import (
 )
 from trials.rules import permitted
 from trials.selectors import (
+    SetupItem,
     bodies_of,
     missing_approvals,
     preregistration_current,
     preregistration_in_force,
     preregistrations_pending,
+    trial_setup_checklist,
+    trial_status,
 )
 from trials.services import (
     ARM_CONFIG_FIELDS,
@@ -66,6 +71,7 @@ from trials.services import (
     preregistration_changes_request,
     preregistration_draft_save,
     preregistration_freeze,
+    preregistration_record_build,
     profile_create,
     trial_create,
     trial_describe,
@@ -74,6 +80,9 @@ from trials.services import (
 )
 
 State = Trial.State
+# The trial's page shows its latest events; the audit view pages through all of them.
+RECENT_EVENTS = 50
+AUDIT_PAGE_SIZE = 100
 
 
 def _report(modeladmin, request, error: ValidationError, prefix: str = "") -> None:
@@ -255,15 +264,68 @@ class DeviationInline(ReadOnlyInline):
     fields = ["recorded_at", "kind", "preregistration", "description", "recorded_by"]
 
 
-class TrialEventInline(ReadOnlyInline):
-    model = TrialEvent
-    fields = ["at", "kind", "actor", "detail"]
-    verbose_name_plural = "audit trail"
+def _confirmation(
+    modeladmin,
+    request: HttpRequest,
+    *,
+    action: str,
+    title: str,
+    items: list[tuple[object, list[str], bool]],
+    warning: str,
+    confirm: str,
+) -> TemplateResponse:
+    """Django admin's intermediate page for an irreversible action: what will happen to each
+    selected object (``items``: the object, lines about it, whether it can be done) and a button
+    that posts the same selection again with ``post=yes``."""
+    context = modeladmin.admin_site.each_context(request) | {
+        "title": title,
+        "opts": modeladmin.model._meta,
+        "action": action,
+        "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        "items": items,
+        "warning": warning,
+        "confirm": confirm,
+        "can_confirm": any(possible for _, _, possible in items),
+    }
+    return TemplateResponse(request, "admin/trials/confirm_action.html", context)
+
+
+def _confirmed(request: HttpRequest) -> bool:
+    return request.POST.get("post") == "yes"
+
+
+def _register_confirmation(modeladmin, request: HttpRequest, queryset, action: str):
+    items = []
+    for trial in queryset:
+        current = preregistration_current(trial)
+        if not request.user.has_perm("trials.change_trial", trial):
+            items.append((trial, ["Only its coordinators can register it."], False))
+        elif current is None:
+            items.append((trial, ["No frozen plan yet: freeze one first."], False))
+        else:
+            line = (
+                f"Plan version {current.version}, SHA-256 {current.sha256}, becomes its protocol."
+            )
+            items.append((trial, [line], trial.state == State.DRAFT))
+    return _confirmation(
+        modeladmin,
+        request,
+        action=action,
+        title="Register these trials?",
+        items=items,
+        warning="Registration cannot be undone: afterwards the plan changes only by amendment, "
+        "with a rationale, recorded as a protocol deviation and approved again by every "
+        "required body.",
+        confirm="Yes, register",
+    )
 
 
 def _transition_action(target: str, label: str):
     @admin.action(description=label, permissions=["change"])
     def action(modeladmin, request, queryset):
+        # Registering is irreversible: it asks first.
+        if target == State.REGISTERED and not _confirmed(request):
+            return _register_confirmation(modeladmin, request, queryset, action.__name__)
         for trial in queryset:
             if not request.user.has_perm("trials.change_trial", trial):
                 modeladmin.message_user(
@@ -294,12 +356,14 @@ TRANSITION_ACTIONS = [
 @admin.register(Trial)
 class TrialAdmin(TrialScopedAdmin):
     trial_path = "pk"
-    list_display = ["slug", "title", "state", "plan_version", "approvals", "created_at"]
+    list_display = ["slug", "title", "status", "plan_version", "approvals", "created_at"]
     list_filter = ["state"]
     search_fields = ["slug", "title"]
-    fields = ["slug", "title", "description", "state", "plan_version", "approvals", "audit_chain"]
-    readonly_fields = ["state", "plan_version", "approvals", "audit_chain"]
-    inlines = [ArmInline, OversightInline, MemberInline, DeviationInline, TrialEventInline]
+    fields = ["slug", "title", "description", "status", "plan_version", "approvals", "audit_chain"]
+    readonly_fields = ["status", "plan_version", "approvals", "audit_chain"]
+    # The audit trail is not an inline: the page shows its latest events (RECENT_EVENTS) and
+    # links to all of them, paged (audit_view).
+    inlines = [ArmInline, OversightInline, MemberInline, DeviationInline]
     actions = [_transition_action(target, label) for target, label in TRANSITION_ACTIONS]
     change_form_template = "admin/trials/trial/change_form.html"
 
@@ -310,6 +374,24 @@ class TrialAdmin(TrialScopedAdmin):
         if obj is not None:
             return ["slug", *self.readonly_fields]
         return self.readonly_fields
+
+    @admin.display(description="status", ordering="state")
+    def status(self, trial: Trial) -> str:
+        return trial_status(trial) if trial.pk else State.DRAFT.label
+
+    def setup_checklist(self, trial: Trial) -> list[SetupItem]:
+        """The checklist at the top of the trial's page (extended by apps above trials)."""
+        return trial_setup_checklist(trial)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            events = obj.events.select_related("actor").order_by("-sequence")
+            context |= {
+                "setup_checklist": self.setup_checklist(obj),
+                "recent_events": events[:RECENT_EVENTS],
+                "event_count": obj.events.count(),
+            }
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     @admin.display(description="plan")
     def plan_version(self, trial: Trial) -> str:
@@ -378,8 +460,24 @@ class TrialAdmin(TrialScopedAdmin):
                 view(self.oversight_view),
                 name="trials_trial_oversight",
             ),
+            path("<int:pk>/audit/", view(self.audit_view), name="trials_trial_audit"),
             *super().get_urls(),
         ]
+
+    def audit_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """The trial's whole audit trail, newest first, a page at a time."""
+        trial = self._visible(request, pk)
+        if not request.user.has_perm("trials.view_trial", trial):
+            raise PermissionDenied("You do not work on this trial.")
+        events = trial.events.select_related("actor").order_by("-sequence")
+        page = Paginator(events, AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
+        context = self.admin_site.each_context(request) | {
+            "title": f"Audit trail: {trial.title}",
+            "trial": trial,
+            "page": page,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/trials/trial/audit_trail.html", context)
 
     def _visible(self, request, pk: int) -> Trial:
         trial = self.get_object(request, str(pk))
@@ -741,8 +839,11 @@ class PreRegistrationAdmin(TrialScopedAdmin):
         return HttpResponseRedirect(reverse("admin:trials_preregistration_change", args=[obj.pk]))
 
     @admin.action(description="Freeze the selected draft (an amendment once registered)")
-    def freeze(self, request, queryset) -> None:
-        for draft in queryset.filter(frozen_at__isnull=True):
+    def freeze(self, request, queryset) -> TemplateResponse | None:
+        drafts = queryset.filter(frozen_at__isnull=True).select_related("trial")
+        if not _confirmed(request):
+            return self._freeze_confirmation(request, drafts)
+        for draft in drafts:
             trial = draft.trial
             if not request.user.has_perm("trials.change_trial", trial):
                 self.message_user(request, f"{trial}: coordinators only.", messages.ERROR)
@@ -760,6 +861,37 @@ class PreRegistrationAdmin(TrialScopedAdmin):
                 self.message_user(
                     request, f"{trial} v{frozen.version} frozen, SHA-256 {frozen.sha256}."
                 )
+
+    def _freeze_confirmation(self, request, drafts) -> TemplateResponse:
+        """What freezing each draft would store: its SHA-256 to be, or what stops it."""
+        items = []
+        for draft in drafts:
+            trial = draft.trial
+            if not request.user.has_perm("trials.change_trial", trial):
+                items.append((draft, ["Coordinators only."], False))
+                continue
+            try:
+                record = preregistration_record_build(trial=trial, plan=draft.plan)
+            except ValidationError as error:
+                items.append((draft, ["Cannot be frozen:", *error.messages], False))
+                continue
+            lines = [f"Freezes as SHA-256 {sha256_of(record)}."]
+            if trial.state != State.DRAFT:
+                lines.append(
+                    "An amendment: recorded as a protocol deviation; enrolment pauses until "
+                    "every required body approves it."
+                )
+            items.append((draft, lines, True))
+        return _confirmation(
+            self,
+            request,
+            action="freeze",
+            title="Freeze these drafts?",
+            items=items,
+            warning="A frozen version cannot be changed afterwards: a later change is a new "
+            "version, an amendment.",
+            confirm="Yes, freeze",
+        )
 
     def get_urls(self):
         return [

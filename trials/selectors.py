@@ -1,9 +1,13 @@
 """Reads for trials/: the plan's versions (in force, pending, latest, draft), approvals still
-missing, consent in force, and the bodies through which a person acts. Who may see or change
-which trial is decided by the rules of ``trials.rules``."""
+missing, consent in force, the bodies through which a person acts, a trial's effective status
+and its setup checklist. Who may see or change which trial is decided by the rules of
+``trials.rules``."""
+
+from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
+from django.urls import reverse
 
 from trials.models import OversightBody, Participant, PreRegistration, Trial
 from trials.rules import permitted
@@ -62,3 +66,120 @@ def missing_approvals(trial: Trial) -> list[str]:
 def consent_active(participant: Participant, scope: str) -> bool:
     """Whether ``participant``'s consent to ``scope`` stands now."""
     return participant.consents.filter(scope=scope, revoked_at__isnull=True).exists()
+
+
+def trial_status(trial: Trial) -> str:
+    """The trial's state as it acts: an enrolling trial whose latest frozen version some
+    required body has not approved refuses enrolment (``participant_enrol``), so it reads
+    paused, with the version and the bodies it waits for."""
+    label = trial.get_state_display()
+    label = label[:1].upper() + label[1:]
+    if trial.state != Trial.State.ENROLLING:
+        return label
+    missing = missing_approvals(trial)
+    if not missing:
+        return label
+    current = preregistration_current(trial)
+    return f"{label} — paused: version {current.version} awaits approval by {', '.join(missing)}"
+
+
+@dataclass(frozen=True)
+class SetupItem:
+    """One line of a trial's setup checklist: done or what is missing, and the admin page
+    where it is done."""
+
+    key: str
+    label: str
+    done: bool
+    detail: str
+    url: str | None
+
+
+def recruitment_link(trial: Trial) -> str | None:
+    """The trial's public recruitment link, once the recruitment pages exist (None until then)."""
+    return None
+
+
+def _changelist(model: str, trial: Trial) -> str:
+    return f"{reverse(f'admin:trials_{model}_changelist')}?trial__id__exact={trial.pk}"
+
+
+def _arms_item(trial: Trial) -> SetupItem:
+    arms = list(trial.arms.order_by("slug"))
+    named = ", ".join(f"{a.slug} (control)" if a.is_control else a.slug for a in arms)
+    if len(arms) >= 2:
+        return SetupItem("arms", "Arms", True, named, _changelist("arm", trial))
+    detail = f"{len(arms)} arm{'' if len(arms) == 1 else 's'}"
+    detail += f" ({named})" if arms else ""
+    url = f"{reverse('admin:trials_arm_add')}?trial={trial.pk}"
+    return SetupItem("arms", "Arms", False, f"{detail}; a trial compares at least two.", url)
+
+
+def _plan_item(trial: Trial) -> SetupItem:
+    url = _changelist("preregistration", trial)
+    current = preregistration_current(trial)
+    if current is None:
+        draft = preregistration_draft(trial)
+        detail = f"version {draft.version} is a draft: freeze it." if draft else "not written yet."
+        return SetupItem("plan", "Plan", False, detail, url)
+    in_force = preregistration_in_force(trial)
+    detail = f"version {current.version} frozen (SHA-256 {current.sha256[:12]}…); "
+    if in_force is None:
+        detail += "no version in force until every required body approves one."
+    elif in_force == current:
+        detail += "it is in force."
+    else:
+        detail += f"version {in_force.version} is in force until it is approved."
+    return SetupItem("plan", "Plan", True, detail, url)
+
+
+def _oversight_item(trial: Trial) -> SetupItem:
+    url = reverse("admin:trials_trial_change", args=[trial.pk]) + "#oversight-group"
+    required = sorted(trial.oversight.filter(required=True).values_list("body__name", flat=True))
+    if not required:
+        return SetupItem("oversight", "Oversight", False, "no required body assigned yet.", url)
+    current = preregistration_current(trial)
+    names = ", ".join(required)
+    if current is None:
+        return SetupItem(
+            "oversight", "Oversight", False, f"{names}; no frozen plan to approve yet.", url
+        )
+    missing = missing_approvals(trial)
+    if missing:
+        detail = f"version {current.version} awaits approval by {', '.join(missing)}."
+        return SetupItem("oversight", "Oversight", False, detail, url)
+    return SetupItem(
+        "oversight", "Oversight", True, f"{names} approved version {current.version}.", url
+    )
+
+
+def _consent_item(trial: Trial) -> SetupItem:
+    documents = list(trial.consent_documents.order_by("version", "locale"))
+    if not documents:
+        url = f"{reverse('admin:trials_consentdocument_add')}?trial={trial.pk}"
+        return SetupItem("consent", "Consent document", False, "none written yet.", url)
+    detail = ", ".join(f"version {d.version} ({d.locale})" for d in documents)
+    return SetupItem(
+        "consent", "Consent document", True, detail, _changelist("consentdocument", trial)
+    )
+
+
+def _recruitment_item(trial: Trial) -> SetupItem:
+    link = recruitment_link(trial)
+    if link is None:
+        return SetupItem("recruitment", "Recruitment link", False, "not yet available.", None)
+    return SetupItem("recruitment", "Recruitment link", True, link, link)
+
+
+def trial_setup_checklist(trial: Trial) -> list[SetupItem]:
+    """What a trial needs before people can join it, as far as trials/ knows: arms, the plan,
+    oversight, consent documents and the recruitment link. The wave schedule is the surveys'
+    and is added by the page that may read them (``analytics.admin.TrialFlowAdmin``, the
+    layers in docs/architecture.md)."""
+    return [
+        _arms_item(trial),
+        _plan_item(trial),
+        _oversight_item(trial),
+        _consent_item(trial),
+        _recruitment_item(trial),
+    ]

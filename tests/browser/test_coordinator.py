@@ -34,6 +34,13 @@ def _action(page, base: str, changelist: str, row_text: str, action_label: str) 
     page.get_by_role("button", name="Go").click()
 
 
+def _checklist(page) -> list[str]:
+    """The trial page's setup checklist, a line per item."""
+    return [
+        " ".join(line.split()) for line in page.locator("#setup-checklist li").all_inner_texts()
+    ]
+
+
 def test_coordinator_registers_a_trial_through_to_open_enrolment(
     live_server, chromium, artifacts_dir
 ):
@@ -115,8 +122,10 @@ def test_coordinator_registers_a_trial_through_to_open_enrolment(
     page.get_by_role("button", name="Save", exact=True).click()
     page.get_by_text("was added successfully").wait_for()
     freeze = "Freeze the selected draft (an amendment once registered)"
+    # Freezing asks first; a draft that cannot be frozen says why, with nothing to confirm.
     _action(page, base, "preregistration", "journey", freeze)
     page.get_by_text("no instrument has the code 'WHO-5'").wait_for()
+    assert page.get_by_role("button", name="Yes, freeze").count() == 0
     assert trial.preregistrations.get().frozen_at is None
     page.goto(trial_page)
     page.get_by_role("link", name="Write the plan").click()
@@ -132,15 +141,31 @@ def test_coordinator_registers_a_trial_through_to_open_enrolment(
     page.get_by_label("Primary outcomes").fill("mental_wellbeing, who5, 1")
     page.get_by_role("button", name="Save", exact=True).click()
     _action(page, base, "preregistration", "journey", freeze)
+    page.get_by_text("cannot be changed afterwards").wait_for()
+    hash_to_be = page.get_by_text("Freezes as SHA-256").inner_text().split()[-1].rstrip(".")
+    page.screenshot(path=artifacts_dir / "coordinator-4-confirm-freeze.png", full_page=True)
+    page.get_by_role("button", name="Yes, freeze").click()
     page.get_by_text("journey v1 frozen").wait_for()
     page.screenshot(path=artifacts_dir / "coordinator-4-frozen.png", full_page=True)
     prereg = trial.preregistrations.get()
-    assert prereg.frozen_at is not None and len(prereg.sha256) == 64
+    assert prereg.frozen_at is not None and prereg.sha256 == hash_to_be
 
     # 5. Register.
     _action(page, base, "trial", "journey", "Register (the frozen plan is in force)")
+    page.get_by_text("Registration cannot be undone").wait_for()
+    page.get_by_role("button", name="Yes, register").click()
     page.get_by_text("journey: now registered").wait_for()
     page.goto(trial_page)
+    # The checklist: done up to the approval and the consent document, each a link.
+    assert _checklist(page) == [
+        "✓ Arms: a (control), b",
+        f"✓ Plan: version 1 frozen (SHA-256 {prereg.sha256[:12]}…); no version in force "
+        "until every required body approves one.",
+        "✗ Oversight: version 1 awaits approval by Ethics board.",
+        "✓ Waves: waves 0, 1",
+        "✗ Consent document: none written yet.",
+        "✗ Recruitment link: not yet available.",
+    ]
     page.screenshot(path=artifacts_dir / "coordinator-5-registered.png", full_page=True)
 
     # Enrolment cannot open before the body approves this version.
@@ -158,7 +183,15 @@ def test_coordinator_registers_a_trial_through_to_open_enrolment(
     reviewer.screenshot(path=artifacts_dir / "coordinator-6-approved.png", full_page=True)
     reviewer.context.close()
 
-    # 7. Open enrolment.
+    # 7. The consent document, from the checklist's link; then open enrolment.
+    page.goto(trial_page)
+    page.locator("#setup-checklist").get_by_role("link", name="Consent document").click()
+    assert page.locator("select[name=trial]").input_value() == str(trial.pk)
+    page.get_by_label("Version").fill("1")
+    page.get_by_label("Text").fill("You may stop at any time; your answers stay pseudonymous.")
+    page.get_by_label("Surveys").check()
+    page.get_by_role("button", name="Save", exact=True).click()
+    page.get_by_text("was added successfully").wait_for()
     _action(page, base, "trial", "journey", "Open / resume enrolment")
     page.get_by_text("journey: now enrolling").wait_for()
     page.screenshot(path=artifacts_dir / "coordinator-7-enrolling.png", full_page=True)

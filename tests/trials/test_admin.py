@@ -110,7 +110,7 @@ def test_plan_form_runs_the_power_calculation_and_freezes(client, alice):
     assert sample.per_arm == 60 and sample.power.design_multiplier == 0.75
     response = client.post(
         "/admin/trials/preregistration/",
-        {"action": "freeze", "_selected_action": [draft.pk]},
+        {"action": "freeze", "_selected_action": [draft.pk], "post": "yes"},
     )
     draft.refresh_from_db()
     assert draft.frozen_at is not None and len(draft.sha256) == 64
