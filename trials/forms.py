@@ -645,6 +645,8 @@ class OversightDecisionForm(forms.Form):
     def __init__(self, *args, bodies, decisions: list[str], **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["body"].queryset = bodies
+        if len(bodies) == 1:
+            self.fields["body"].initial = bodies[0]
         self.fields["decision"].choices = [(d, self.LABELS[d]) for d in decisions]
         self.decisions = decisions
 

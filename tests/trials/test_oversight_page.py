@@ -62,6 +62,8 @@ def test_a_member_reads_the_plan_to_approve_as_an_escaped_document(client, regis
     assert "<script>alert(1)" not in page
     assert "### Inference criteria" in page and "Holm step-down correction" in page
     assert "Ethics: this is the first version you are asked to approve." in page
+    # The member's only body is chosen for them.
+    assert f'<option value="{ethics.pk}" selected>Ethics</option>' in page
 
 
 def test_after_an_amendment_the_page_shows_the_difference_from_the_approved_version(
@@ -77,6 +79,7 @@ def test_after_an_amendment_the_page_shows_the_difference_from_the_approved_vers
     )
     page = _review(client, trial)
     assert "the difference from version 1, the last version you approved" in page
+    assert "Why this version: Sharper hypothesis." in page
     assert '<span class="removed">-1. B raises mental wellbeing compared with A &lt;script' in page
     assert f'<span class="added">+1. {SECOND}</span>' in page
     # Only what changed and its context: the arms' configurations, unchanged, are not repeated.
