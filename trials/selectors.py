@@ -3,6 +3,7 @@ missing, consent in force, the bodies through which a person acts, a trial's eff
 and its setup checklist. Who may see or change which trial is decided by the rules of
 ``trials.rules``."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -95,8 +96,24 @@ class SetupItem:
     url: str | None
 
 
+RecruitmentLink = Callable[[Trial], str | None]
+_recruitment_links: list[RecruitmentLink] = []
+
+
+def register_recruitment_link(provider: RecruitmentLink) -> None:
+    """The app that serves the public recruitment pages (above trials, docs/architecture.md)
+    registers, in its ``ready()``, the function that gives a trial's link, or None while the
+    trial does not recruit."""
+    if provider not in _recruitment_links:
+        _recruitment_links.append(provider)
+
+
 def recruitment_link(trial: Trial) -> str | None:
-    """The trial's public recruitment link, once the recruitment pages exist (None until then)."""
+    """The trial's public recruitment link, from the registered providers; None without one."""
+    for provider in _recruitment_links:
+        link = provider(trial)
+        if link:
+            return link
     return None
 
 

@@ -9,6 +9,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
 from tests.trials.factories import ARM, bodies, draft_trial, enrolling_trial, valid_plan
+from trials import selectors
 from trials.models import ConsentDocument, ConsentScope, Trial, TrialEvent
 from trials.selectors import preregistration_current
 from trials.services import (
@@ -113,6 +114,15 @@ def test_the_checklist_follows_the_trial_through_its_setup(client, alice):
     assert lines["oversight"][0] == "✓ Oversight: Council, Ethics approved version 1."
     assert lines["consent"][0] == "✓ Consent document: version 1 (en)"
     assert lines["recruitment"][0] == "✗ Recruitment link: not yet available."
+
+
+def test_the_recruitment_link_comes_from_the_app_that_serves_the_pages(client, alice, monkeypatch):
+    trial = enrolling_trial("t", actor=alice)
+    monkeypatch.setattr(selectors, "_recruitment_links", [])
+    selectors.register_recruitment_link(lambda t: None)
+    selectors.register_recruitment_link(lambda t: f"/join/{t.slug}/")
+    lines = checklist(page_of(client, trial))
+    assert lines["recruitment"] == ("✓ Recruitment link: /join/t/", "/join/t/")
 
 
 def test_the_page_links_to_the_trial_s_records_filtered_to_it(client, alice):
