@@ -50,9 +50,11 @@ from trials.rules import permitted
 from trials.selectors import (
     SetupItem,
     bodies_of,
+    changes_requested,
     missing_approvals,
     preregistration_current,
     preregistration_in_force,
+    preregistration_last_approved,
     preregistrations_pending,
     trial_setup_checklist,
     trial_status,
@@ -413,7 +415,7 @@ class TrialAdmin(TrialScopedAdmin):
             return "complete"
         # A body that asked for changes and has not approved since: the coordinators' cue.
         asked = sorted(
-            {e.detail["body"] for e in _change_requests(preregistration_current(trial))}
+            {e.detail["body"] for e in changes_requested(preregistration_current(trial))}
             & set(missing)
         )
         asking = f"; {', '.join(asked)} asked for changes" if asked else ""
@@ -539,7 +541,7 @@ class TrialAdmin(TrialScopedAdmin):
             "current": current,
             "document": preregistration_markdown(**export_arguments(current)) if review else "",
             "comparisons": _comparisons(current, bodies) if review else [],
-            "change_requests": _change_requests(current) if review else [],
+            "change_requests": changes_requested(current) if review else [],
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/trials/trial/oversight_decision.html", context)
@@ -572,13 +574,8 @@ def _diff_kind(line: str) -> str:
 def _comparisons(current: PreRegistration, bodies) -> list[Comparison]:
     by_previous: dict[PreRegistration | None, list[str]] = {}
     for body in bodies.order_by("name"):
-        last = (
-            Approval.objects.filter(body=body, preregistration__trial=current.trial)
-            .select_related("preregistration")
-            .order_by("-preregistration__version")
-            .first()
-        )
-        by_previous.setdefault(last.preregistration if last else None, []).append(body.name)
+        previous = preregistration_last_approved(current.trial, body)
+        by_previous.setdefault(previous, []).append(body.name)
     comparisons = []
     for previous, names in by_previous.items():
         diff = []
@@ -593,17 +590,6 @@ def _comparisons(current: PreRegistration, bodies) -> list[Comparison]:
             diff = [(_diff_kind(line), line) for line in lines]
         comparisons.append(Comparison(", ".join(names), previous, diff))
     return comparisons
-
-
-def _change_requests(prereg: PreRegistration | None) -> list[TrialEvent]:
-    """The bodies' requests for changes to ``prereg``, oldest first."""
-    if prereg is None:
-        return []
-    return list(
-        prereg.trial.events.filter(
-            kind=TrialEvent.Kind.CHANGES_REQUESTED, detail__version=prereg.version
-        ).order_by("sequence")
-    )
 
 
 # --- arms and plans --------------------------------------------------------------------------
@@ -748,6 +734,10 @@ class PreRegistrationAdmin(TrialScopedAdmin):
     actions = ["freeze"]
     frozen_fields = ["trial", "version", "frozen_at", "sha256", "rationale", "content", "export"]
 
+    class Media:
+        # The frozen record's layout; the Content-Security-Policy refuses inline styles.
+        css = {"all": ["trials/plan.css"]}
+
     @admin.display(description="power calculation")
     def power_result(self, prereg: PreRegistration) -> str:
         size = prereg.plan.sample_size
@@ -770,7 +760,7 @@ class PreRegistrationAdmin(TrialScopedAdmin):
     @admin.display(description="frozen record")
     def content(self, prereg: PreRegistration) -> str:
         text = json.dumps(prereg.record, indent=2, ensure_ascii=False, sort_keys=True)
-        return format_html("<pre style='white-space:pre-wrap'>{}</pre>", text)
+        return format_html('<pre class="plan-document">{}</pre>', text)
 
     @admin.display(description="export")
     def export(self, prereg: PreRegistration) -> str:

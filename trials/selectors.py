@@ -1,7 +1,7 @@
-"""Reads for trials/: the plan's versions (in force, pending, latest, draft), approvals still
-missing, consent in force, the bodies through which a person acts, a trial's effective status
-and its setup checklist. Who may see or change which trial is decided by the rules of
-``trials.rules``."""
+"""Reads for trials/: the plan's versions (in force, pending, latest, draft, last approved by a
+body), approvals still missing and changes requested, consent in force, the bodies through which
+a person acts, a trial's effective status and its setup checklist. Who may see or change which
+trial is decided by the rules of ``trials.rules``."""
 
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -10,7 +10,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
 from django.urls import reverse
 
-from trials.models import OversightBody, Participant, PreRegistration, Trial
+from trials.models import OversightBody, Participant, PreRegistration, Trial, TrialEvent
 from trials.rules import permitted
 
 
@@ -62,6 +62,23 @@ def missing_approvals(trial: Trial) -> list[str]:
     if current is not None:
         approved = set(current.approvals.values_list("body_id", flat=True))
     return sorted(link.body.name for link in required if link.body_id not in approved)
+
+
+def preregistration_last_approved(trial: Trial, body: OversightBody) -> PreRegistration | None:
+    """The newest version of ``trial``'s plan that ``body`` approved, if any: what an oversight
+    page compares the version to approve with."""
+    return trial.preregistrations.filter(approvals__body=body).order_by("-version").first()
+
+
+def changes_requested(prereg: PreRegistration | None) -> list[TrialEvent]:
+    """The bodies' requests for changes to ``prereg`` (``preregistration_changes_request``),
+    oldest first; their ``detail`` names the body and says what should change."""
+    if prereg is None:
+        return []
+    requests = prereg.trial.events.filter(
+        kind=TrialEvent.Kind.CHANGES_REQUESTED, detail__version=prereg.version
+    )
+    return list(requests.order_by("sequence"))
 
 
 def consent_active(participant: Participant, scope: str) -> bool:
