@@ -740,6 +740,8 @@ class PreRegistrationAdmin(TrialScopedAdmin):
 
     @admin.display(description="power calculation")
     def power_result(self, prereg: PreRegistration) -> str:
+        if prereg.pk is None:
+            return "Shown here once the draft is saved."
         size = prereg.plan.sample_size
         if size is None or size.power is None:
             return "Not computed: tick “compute sample size” and fill in the power inputs."

@@ -66,6 +66,7 @@ def test_every_field_of_the_plan_form_is_in_exactly_one_section(rf: RequestFacto
 def test_the_page_shows_the_sections_in_the_osf_order(client, root):
     trial = draft_trial()
     page = client.get(f"/admin/trials/preregistration/add/?trial={trial.pk}").content.decode()
+    assert "Shown here once the draft is saved." in page
     headings = [page.find(f">{name}</h2>") for name in SECTIONS]
     assert -1 not in headings and headings == sorted(headings)
     starts = [page.find(description) for _, description, _ in PLAN_FIELDSETS]
