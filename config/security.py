@@ -10,9 +10,10 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.cache import add_never_cache_headers
 
-# URL namespaces whose every route carries a participant's signed token in its path: the
-# participant pages (/s/…, /s/my-data/…) and the assignment API (/api/v1/assignment/…).
-PERSONAL_NAMESPACES = frozenset({"surveys", "trials"})
+# URL namespaces whose routes carry a participant's signed token: the participant pages (/s/…,
+# /s/my-data/…), the assignment API (/api/v1/assignment/…) and the front door (/join/…, whose
+# consent page and e-mail confirmation link carry a signed pass).
+PERSONAL_NAMESPACES = frozenset({"surveys", "trials", "join"})
 
 
 def csp_hash(source: str) -> str:

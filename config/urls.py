@@ -10,6 +10,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("s/", include("surveys.urls")),
+    path("join/", include("surveys.join_urls")),
     path("api/", include("trials.urls")),
     path("dashboards/", include("dashboards.urls")),
 ]

@@ -1,12 +1,16 @@
 """Reads from surveys/."""
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from django.urls import reverse
+
+from surveys.links import absolute
 from surveys.models import Instrument, Response, ResponseDraft, Wave
 from surveys.schedule import wave_window
-from trials.models import Participant, Trial
+from trials.models import ConsentDocument, Participant, Trial
 from trials.plan import Plan
 
 
@@ -100,3 +104,33 @@ def plan_survey_errors(trial: Trial, plan: Plan) -> list[str]:
                 "growth from baseline cannot be estimated."
             )
     return errors
+
+
+# A generous reading-and-answering time per closed item, so the estimate shown to people before
+# they join is rarely exceeded (stats.quality flags answering faster than 2 s an item).
+SECONDS_PER_ITEM = 10
+
+
+def wave_minutes(wave: Wave) -> int:
+    """About how many minutes ``wave`` takes, from its questionnaires' number of items."""
+    items = sum(len(instrument.definition.items) for instrument in wave.instruments.all())
+    return max(1, math.ceil(items * SECONDS_PER_ITEM / 60))
+
+
+def consent_documents_current(trial: Trial) -> dict[str, ConsentDocument]:
+    """The consent document people are asked to sign now, per language: the latest version, in
+    every language it was written in."""
+    latest = trial.consent_documents.order_by("-version").first()
+    if latest is None:
+        return {}
+    documents = trial.consent_documents.filter(version=latest.version).order_by("locale")
+    return {document.locale: document for document in documents}
+
+
+def recruitment_url(trial: Trial) -> str | None:
+    """The trial's public recruitment link (surveys.front_door) while it recruits: enrolling,
+    with a consent document to sign. Registered with ``trials.selectors.register_recruitment_link``
+    by this app's ``ready()``, for the trial page's setup checklist."""
+    if trial.state != Trial.State.ENROLLING or not trial.consent_documents.exists():
+        return None
+    return absolute(reverse("join:landing", args=[trial.slug]))

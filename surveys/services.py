@@ -12,19 +12,34 @@ from django.core.mail import EmailMessage, get_connection
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Exists, F, OuterRef
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone, translation
 
 from stats import quality
 from surveys.instrument import DefinitionError, InstrumentDefinition, InstrumentPack
-from surveys.links import absolute, data_path, survey_path
+from surveys.links import (
+    EnrolmentRequest,
+    absolute,
+    confirmation_token,
+    data_path,
+    survey_path,
+)
 from surveys.models import Instrument, Invitation, Response, ResponseDraft, Score, Wave
 from surveys.registry import shipped_definitions
 from surveys.schedule import schedule_errors, wave_window
 from surveys.scoring import scores, validate_answers
 from trials.locks import trial_lock
-from trials.models import ConsentScope, Participant, Trial, TrialEvent
+from trials.models import (
+    Community,
+    ConsentDocument,
+    ConsentScope,
+    EligibilityScreening,
+    Participant,
+    Trial,
+    TrialEvent,
+)
 from trials.selectors import consent_active
-from trials.services import event_record
+from trials.services import event_record, participant_enrol
 
 logger = logging.getLogger(__name__)
 
@@ -389,6 +404,20 @@ def participant_responses_erase(sender, *, participant: Participant, **kwargs) -
 # Invitations and reminders ------------------------------------------------------------------
 
 
+def _invitation_rows(wave: Wave, participant: Participant) -> list[Invitation]:
+    """The wave's invitation (sequence 0) and reminders for ``participant``, not yet saved."""
+    opens, _ = wave_window(wave, participant.enrolled_at)
+    return [
+        Invitation(
+            participant=participant,
+            wave=wave,
+            sequence=sequence,
+            due_at=opens + timedelta(days=days),
+        )
+        for sequence, days in enumerate([0, *wave.reminder_days])
+    ]
+
+
 def invitations_plan() -> int:
     """Create the due rows (invitation and reminders) of every wave for every participant of an
     inviting trial who has none yet; returns how many rows were created.
@@ -404,19 +433,18 @@ def invitations_plan() -> int:
         )
         rows = []
         for participant in newcomers.only("pk", "enrolled_at"):
-            opens, _ = wave_window(wave, participant.enrolled_at)
-            offsets = [0, *wave.reminder_days]
-            rows += [
-                Invitation(
-                    participant=participant,
-                    wave=wave,
-                    sequence=sequence,
-                    due_at=opens + timedelta(days=days),
-                )
-                for sequence, days in enumerate(offsets)
-            ]
+            rows += _invitation_rows(wave, participant)
         created += len(Invitation.objects.bulk_create(rows, ignore_conflicts=True))
     return created
+
+
+def participant_invitations_plan(*, participant: Participant) -> int:
+    """The due rows of every wave for one newly enrolled participant, as ``invitations_plan``
+    makes them (a later sweep adds nothing twice); returns how many were created."""
+    rows = [
+        row for wave in participant.trial.waves.all() for row in _invitation_rows(wave, participant)
+    ]
+    return len(Invitation.objects.bulk_create(rows, ignore_conflicts=True))
 
 
 def _skip_reason(invitation: Invitation, now: datetime) -> str:
@@ -435,19 +463,22 @@ def _skip_reason(invitation: Invitation, now: datetime) -> str:
     return ""
 
 
-def _claim_next(now: datetime) -> Invitation | None:
+def _claim_next(now: datetime, participant: Participant | None = None) -> Invitation | None:
     """Take the next due row and commit its new state before any mail is sent: ``sending``,
     or ``skipped`` with the reason. None when nothing is due.
 
     ``skip_locked`` lets overlapping sweeps share the work without ever taking a row twice;
-    one row per transaction means a sender that dies leaves at most one row in doubt.
+    one row per transaction means a sender that dies leaves at most one row in doubt. With
+    ``participant``, only that participant's rows.
     """
+    due = Invitation.objects.filter(state=Invitation.State.PENDING, due_at__lte=now)
+    if participant is not None:
+        due = due.filter(participant=participant)
     with transaction.atomic():
         invitation = (
-            Invitation.objects.select_for_update(skip_locked=True, of=("self",))
+            due.select_for_update(skip_locked=True, of=("self",))
             # The message needs the address and the trial's title; read them with the row.
             .select_related("participant__contact", "wave__trial")
-            .filter(state=Invitation.State.PENDING, due_at__lte=now)
             .order_by("due_at")
             .first()
         )
@@ -502,8 +533,12 @@ def _send(invitation: Invitation, connection) -> str:
     return "sent"
 
 
-def invitations_send_due(*, now: datetime | None = None) -> dict[str, int]:
-    """Send every due invitation and reminder at most once; returns what happened."""
+def invitations_send_due(
+    *, now: datetime | None = None, participant: Participant | None = None
+) -> dict[str, int]:
+    """Send every due invitation and reminder at most once; returns what happened. With
+    ``participant``, only theirs: the front door sends the baseline wave's invitation at once
+    (surveys.front_door), and a sweep running at the same time never takes the same row."""
     now = now or timezone.now()
     stale = now - timedelta(seconds=settings.INVITATION_SEND_LEASE_SECONDS)
     abandoned = Invitation.objects.filter(
@@ -515,7 +550,7 @@ def invitations_send_due(*, now: datetime | None = None) -> dict[str, int]:
     counts = {"abandoned": abandoned, "skipped": 0, "sent": 0, "retry": 0, "failed": 0}
     connection = get_connection()
     try:
-        while (invitation := _claim_next(now)) is not None:
+        while (invitation := _claim_next(now, participant)) is not None:
             if invitation.state == Invitation.State.SKIPPED:
                 counts["skipped"] += 1
             else:
@@ -552,3 +587,49 @@ def invitation_release(
         previous=previous,
     )
     return invitation
+
+
+# The front door (surveys.front_door) --------------------------------------------------------
+
+
+def enrolment_confirmation_send(*, request: EnrolmentRequest) -> None:
+    """E-mail the link that confirms the address and enrols (``participant_join``); nothing is
+    stored before it is opened."""
+    trial = Trial.objects.get(pk=request.trial_id)
+    path = reverse(
+        "join:confirm", kwargs={"slug": trial.slug, "token": confirmation_token(request)}
+    )
+    context = {"trial": trial, "confirm_url": absolute(path), "name": request.name}
+    with translation.override(request.language):
+        subject = render_to_string("surveys/email/confirmation_subject.txt", context).strip()
+        body = render_to_string("surveys/email/confirmation_body.txt", context)
+    EmailMessage(subject=subject, body=body, to=[request.email]).send()
+
+
+def participant_join(*, request: EnrolmentRequest) -> Participant:
+    """Enrol the person whose confirmation link was opened: consent as signed, allocation, the
+    due rows of every wave; then the baseline wave's invitation goes out at once (after the
+    commit, so the enrolment stands even when the mail server is down: the sweep retries).
+
+    Refuses (ValidationError) what ``participant_enrol`` refuses, with code
+    ``already_enrolled`` for an address that is enrolled already."""
+    trial = Trial.objects.get(pk=request.trial_id)
+    document = ConsentDocument.objects.filter(pk=request.document_id, trial=trial).first()
+    screening = EligibilityScreening.objects.filter(pk=request.screening_id, trial=trial).first()
+    if document is None or screening is None:
+        raise ValidationError("The link names a consent form or screening this trial lacks.")
+    with transaction.atomic():
+        participant = participant_enrol(
+            trial=trial,
+            email=request.email,
+            consent_document=document,
+            scopes=request.scopes,
+            community=Community.objects.filter(slug=request.community).first(),
+            locale=request.language,
+            screening=screening,
+            signature_name=request.name,
+            signed_at=datetime.fromisoformat(request.signed_at),
+        )
+        participant_invitations_plan(participant=participant)
+    invitations_send_due(participant=participant)
+    return participant

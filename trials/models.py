@@ -315,6 +315,10 @@ class ParticipantContact(models.Model):
     # same address in one trial, even when two requests race.
     trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="+")
     email = models.EmailField()
+    # The consent page's signature: the name the person typed and when they signed (the e-mail
+    # confirmation that enrols them comes later).
+    signature_name = models.CharField(max_length=200, blank=True)
+    signed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

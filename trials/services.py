@@ -667,11 +667,17 @@ def participant_enrol(
     locale: str = "en",
     enrolled_at: datetime | None = None,
     screening: EligibilityScreening | None = None,
+    signature_name: str = "",
+    signed_at: datetime | None = None,
 ) -> Participant:
     """Consent, then exactly one allocation, in one transaction.
 
     The database refuses a second enrolment of the same address in a trial, so two racing
-    requests give one participant and one clear error."""
+    requests give one participant and one clear error (code ``already_enrolled``). A screening
+    leads to one enrolment at most: its row is locked first, so two requests that carry the same
+    screening enrol in turn, and the second is refused (code ``screening_used``).
+    ``signature_name`` and ``signed_at`` are the name the person typed on the consent page and
+    when; they are kept with the contact details (erased with them)."""
     if trial.state != State.ENROLLING:
         raise ValidationError("This trial is not enrolling.")
     if missing_approvals(trial):
@@ -688,17 +694,31 @@ def participant_enrol(
         raise ValidationError(
             f"The consent document does not ask for: {', '.join(sorted(set(scopes) - offered))}."
         )
-    if screening is not None and not screening.eligible:
-        raise ValidationError("Only eligible people can be enrolled.")
+    if screening is not None:
+        screening = EligibilityScreening.objects.select_for_update().get(pk=screening.pk)
+        if screening.trial_id != trial.pk or not screening.eligible:
+            raise ValidationError("Only eligible people can be enrolled.")
     enrolled_at = enrolled_at or timezone.now()
     participant = Participant.objects.create(
         trial=trial, community=community, locale=locale, enrolled_at=enrolled_at
     )
     try:
         with transaction.atomic():
-            ParticipantContact.objects.create(participant=participant, trial=trial, email=email)
+            ParticipantContact.objects.create(
+                participant=participant,
+                trial=trial,
+                email=email,
+                signature_name=signature_name,
+                signed_at=signed_at,
+            )
     except IntegrityError:
-        raise ValidationError("This email address is already enrolled in this trial.") from None
+        raise ValidationError(
+            "This email address is already enrolled in this trial.", code="already_enrolled"
+        ) from None
+    if screening is not None and screening.participant_id is not None:
+        raise ValidationError(
+            "This screening has already led to an enrolment.", code="screening_used"
+        )
     ConsentGrant.objects.bulk_create(
         ConsentGrant(
             participant=participant, document=consent_document, scope=scope, granted_at=enrolled_at

@@ -116,7 +116,8 @@ def test_the_assignment_rule_serves_only_allocated_participants_of_running_trial
 # --- every route of the project ---------------------------------------------------------------
 
 # Pages anyone may open: the health check, signing in and resetting a password, the front page
-# (a redirect to the dashboards, which ask for a login), and the admin's own sign-in and out.
+# (a redirect to the dashboards, which ask for a login), the admin's own sign-in and out, and the
+# front door's recruitment, screening, consent and confirmation pages (surveys.front_door).
 PUBLIC = {
     "",
     "healthz",
@@ -128,10 +129,16 @@ PUBLIC = {
     "password_reset_complete",
     "admin:login",
     "admin:logout",
+    "join:landing",
+    "join:landing_community",
+    "join:screening",
+    "join:consent",
+    "join:confirm",
 }
 # A value for every URL parameter: each aims at trial "b" where it names something.
 SAMPLES = {
     "slug": "b",
+    "community": "b",
     "token": "forged-token",
     "uidb64": "MQ",
     "resource": "_dash-layout",
