@@ -120,8 +120,9 @@ def test_the_recruitment_page_says_what_who_how_long_and_what_is_asked(client, t
     community = client.get("/join/open/leeds/").content.decode()
     assert "Leeds" in community and "/join/open/screening?lang=en&amp;community=leeds" in community
     german = client.get("/join/open/?lang=de").content.decode()
-    assert '<html lang="de">' in german and "Private usage summaries" in german
-    assert "The content of your conversations" not in german  # the German form does not ask
+    assert '<html lang="de">' in german and "Private Nutzungszusammenfassungen" in german
+    assert "Inhalt" not in german  # the German form does not ask for conversation content
+    assert "Nach 14 Tagen: etwa 1 Minute" in german and "Prüfen, ob Sie teilnehmen" in german
 
 
 def test_unknown_trials_and_communities_are_not_found_and_others_not_recruiting(client, trial):
@@ -218,6 +219,7 @@ def test_a_german_speaker_signs_the_german_form_and_is_invited_in_german(client,
     screened = _screen(client, ELIGIBLE, "?lang=de")
     assert "Einwilligung." in client.get(screened.url).content.decode()
     _consent(client, screened, email="de@example.org")
+    assert "Bestätigen Sie Ihre E-Mail-Adresse" in mail.outbox[0].subject
     client.get(_confirmation_link(mail.outbox[0]))
     participant = Participant.objects.get()
     assert participant.locale == "de"
