@@ -21,6 +21,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods
 
+from config.security import client_ip
 from surveys.links import (
     EnrolmentRequest,
     Screened,
@@ -29,8 +30,9 @@ from surveys.links import (
     screened_from_token,
     screened_token,
 )
+from surveys.models import FrontDoorAttempt
 from surveys.selectors import consent_documents_current, wave_minutes
-from surveys.services import enrolment_confirmation_send, participant_join
+from surveys.services import enrolment_confirmation_send, front_door_attempt, participant_join
 from trials.models import (
     Community,
     ConsentDocument,
@@ -106,6 +108,18 @@ def _bad_link(request: HttpRequest, error: signing.BadSignature, start: str) -> 
         status=410 if expired else 404,
         start_url=start,
     )
+
+
+def _too_many(request: HttpRequest, who: str) -> HttpResponse:
+    # The limits are surveys.services.FRONT_DOOR_LIMITS.
+    if who == "address":
+        message = _(
+            "We have already sent several links to this address today. Please use the latest "
+            "one, or try again tomorrow."
+        )
+    else:
+        message = _("There have been too many tries from your connection. Please try again later.")
+    return _message(request, _("Please wait a little"), message, status=429)
 
 
 def _query(language: str, community: str) -> str:
@@ -218,6 +232,11 @@ def screening(request: HttpRequest, slug: str) -> HttpResponse:
         criteria = preregistration_in_force(trial).plan.screening
         form = ScreeningForm(criteria, request.POST if request.method == "POST" else None)
         if form.is_valid():
+            refused = front_door_attempt(
+                kind=FrontDoorAttempt.Kind.SCREENING, client=client_ip(request)
+            )
+            if refused:
+                return _too_many(request, refused)
             reason = form.exclusion_reason()
             row = screening_record(trial=trial, eligible=not reason, exclusion_reason=reason)
             if reason:
@@ -302,6 +321,13 @@ def consent(request: HttpRequest, slug: str) -> HttpResponse:
         document = documents.get(language) or next(iter(documents.values()))
         form = ConsentForm(document, request.POST if request.method == "POST" else None)
         if form.is_valid():
+            refused = front_door_attempt(
+                kind=FrontDoorAttempt.Kind.CONFIRMATION,
+                client=client_ip(request),
+                address=form.cleaned_data["email"],
+            )
+            if refused:
+                return _too_many(request, refused)
             enrolment_confirmation_send(
                 request=EnrolmentRequest(
                     trial_id=trial.pk,

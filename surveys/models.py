@@ -214,3 +214,24 @@ class Score(models.Model):
 
     def __str__(self) -> str:
         return f"{self.code}={self.value:g}"
+
+
+class FrontDoorAttempt(models.Model):
+    """One use of a public front-door page that could be abused (surveys.front_door): a
+    screening, or a confirmation e-mail sent. Counted by who made it, as a keyed hash of the
+    client's address or of the e-mail address, never the address itself; rows older than the
+    longest limit are deleted as new ones come (surveys.services.front_door_attempt)."""
+
+    class Kind(models.TextChoices):
+        SCREENING = "screening"
+        CONFIRMATION = "confirmation", "confirmation e-mail"
+
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    key = models.CharField(max_length=64, help_text="HMAC-SHA256 of who: a client or an address.")
+    at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["kind", "key", "at"], name="front_door_attempt_count")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} at {self.at:%Y-%m-%d %H:%M}"

@@ -3,6 +3,7 @@
 import logging
 import math
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -14,6 +15,7 @@ from django.db.models import Count, Exists, F, OuterRef
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
+from django.utils.crypto import salted_hmac
 
 from stats import quality
 from surveys.instrument import DefinitionError, InstrumentDefinition, InstrumentPack
@@ -24,7 +26,15 @@ from surveys.links import (
     data_path,
     survey_path,
 )
-from surveys.models import Instrument, Invitation, Response, ResponseDraft, Score, Wave
+from surveys.models import (
+    FrontDoorAttempt,
+    Instrument,
+    Invitation,
+    Response,
+    ResponseDraft,
+    Score,
+    Wave,
+)
 from surveys.registry import shipped_definitions
 from surveys.schedule import schedule_errors, wave_window
 from surveys.scoring import scores, validate_answers
@@ -633,3 +643,53 @@ def participant_join(*, request: EnrolmentRequest) -> Participant:
         participant_invitations_plan(participant=participant)
     invitations_send_due(participant=participant)
     return participant
+
+
+@dataclass(frozen=True)
+class AttemptLimit:
+    """At most ``count`` attempts of ``kind`` by one ``who`` (a client or an address) within
+    ``window``."""
+
+    kind: str
+    who: str
+    count: int
+    window: timedelta
+
+
+# Enough for a household behind one address to join, few enough that a script cannot try
+# screening answers until one passes or flood a stranger's mailbox with confirmation links.
+FRONT_DOOR_LIMITS = (
+    AttemptLimit(FrontDoorAttempt.Kind.SCREENING, "client", 20, timedelta(hours=1)),
+    AttemptLimit(FrontDoorAttempt.Kind.CONFIRMATION, "client", 10, timedelta(hours=1)),
+    AttemptLimit(FrontDoorAttempt.Kind.CONFIRMATION, "address", 3, timedelta(days=1)),
+)
+
+
+def _attempt_key(who: str, value: str) -> str:
+    # Keyed, so the table cannot be turned back into addresses by hashing guesses.
+    return salted_hmac(f"flourish.surveys.front-door.{who}", value, algorithm="sha256").hexdigest()
+
+
+@transaction.atomic
+def front_door_attempt(*, kind: str, client: str, address: str = "") -> str | None:
+    """Count one attempt of ``kind`` by ``client`` (and, for a confirmation e-mail, to
+    ``address``); returns the ``who`` of the limit it would exceed (``client`` or
+    ``address``), recording nothing, or None when it is allowed and recorded."""
+    now = timezone.now()
+    longest = max(limit.window for limit in FRONT_DOOR_LIMITS)
+    FrontDoorAttempt.objects.filter(at__lt=now - longest).delete()
+    keys = {"client": _attempt_key("client", client)}
+    if address:
+        keys["address"] = _attempt_key("address", address.strip().lower())
+    for limit in FRONT_DOOR_LIMITS:
+        if limit.kind != kind or limit.who not in keys:
+            continue
+        recent = FrontDoorAttempt.objects.filter(
+            kind=kind, key=keys[limit.who], at__gte=now - limit.window
+        )
+        if recent.count() >= limit.count:
+            return limit.who
+    FrontDoorAttempt.objects.bulk_create(
+        FrontDoorAttempt(kind=kind, key=key, at=now) for key in keys.values()
+    )
+    return None

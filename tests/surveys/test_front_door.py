@@ -17,7 +17,7 @@ from django.test import Client, override_settings
 from django.utils import timezone
 
 from analytics.selectors import consort_counts
-from surveys.models import Invitation
+from surveys.models import FrontDoorAttempt, Invitation
 from tests.trials.factories import enrolling_trial, valid_plan
 from trials.models import (
     Allocation,
@@ -296,3 +296,32 @@ def test_the_trial_page_s_checklist_gets_the_link_while_the_trial_recruits(trial
     assert recruitment_link(trial) == "http://localhost:8000/join/open/"
     suspended = trial_transition(trial=trial, to=Trial.State.SUSPENDED)
     assert recruitment_link(suspended) is None
+
+
+def test_screenings_are_limited_per_client_with_a_clear_message(client, trial):
+    for _ in range(20):
+        assert _screen(client, ELIGIBLE).status_code == 302
+    refused = _screen(client, ELIGIBLE)
+    assert refused.status_code == 429
+    assert "too many tries from your connection" in refused.content.decode()
+    assert EligibilityScreening.objects.count() == 20
+    # Another client, and the same one an hour later, may go on.
+    assert Client(REMOTE_ADDR="192.0.2.7").post("/join/open/screening", ELIGIBLE).status_code == 302
+    with pytest.MonkeyPatch.context() as patch:
+        later = timezone.now() + timedelta(hours=1, minutes=1)
+        patch.setattr("django.utils.timezone.now", lambda: later)
+        assert _screen(client, ELIGIBLE).status_code == 302
+    # Only keyed hashes of who tried are kept, never the address.
+    assert not FrontDoorAttempt.objects.filter(key__contains="127.0.0.1").exists()
+
+
+def test_confirmation_e_mails_are_limited_per_address(client, trial):
+    screened = _screen(client, ELIGIBLE)
+    for _ in range(3):
+        assert _consent(client, screened, email="pat@example.org").status_code == 200
+    refused = _consent(client, screened, email="PAT@example.org")
+    assert refused.status_code == 429
+    assert "several links to this address today" in refused.content.decode()
+    assert len(mail.outbox) == 3
+    assert _consent(client, screened, email="sam@example.org").status_code == 200
+    assert len(mail.outbox) == 4
