@@ -211,8 +211,11 @@ def test_the_whole_journey_enrols_only_when_the_e_mail_link_is_opened(client, tr
     other = client.get(_confirmation_link(mail.outbox[-1]))
     assert "This e-mail address is already taking part" in other.content.decode()
     assert Participant.objects.count() == 1 and len(mail.outbox) == 3
+    _screen(client, ELIGIBLE | {"age": "90"})
     counts = consort_counts(trial)
-    assert (counts["assessed"], counts["eligible"], counts["consented"]) == (2, 2, 1)
+    assert (counts["assessed"], counts["eligible"], counts["consented"]) == (3, 2, 1)
+    assert counts["excluded_reasons"] == {"age outside 18-80": 1}
+    assert [arm["allocated"] for arm in counts["arms"]] in ([1, 0], [0, 1])
 
 
 def test_a_german_speaker_signs_the_german_form_and_is_invited_in_german(client, trial):
