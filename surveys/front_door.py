@@ -361,8 +361,10 @@ def consent(request: HttpRequest, slug: str) -> HttpResponse:
         )
 
 
-@require_GET
+@require_http_methods(["GET", "POST"])
 def confirm(request: HttpRequest, slug: str, token: str) -> HttpResponse:
+    """Opening the e-mailed link shows a button; only pressing it (a POST) enrols. Mail scanners
+    and link previews that fetch every link in a message therefore confirm nobody."""
     trial = get_object_or_404(Trial, slug=slug)
     start = reverse("join:landing", args=[slug])
     try:
@@ -371,6 +373,9 @@ def confirm(request: HttpRequest, slug: str, token: str) -> HttpResponse:
         return _bad_link(request, error, start)
     if enrolment.trial_id != trial.pk:
         return _bad_link(request, signing.BadSignature(), start)
+    if request.method == "GET":
+        with translation.override(enrolment.language):
+            return render(request, "surveys/join/confirm.html", {"trial": trial})
     with translation.override(enrolment.language):
         try:
             participant = participant_join(request=enrolment)

@@ -180,7 +180,11 @@ def test_the_whole_journey_enrols_only_when_the_e_mail_link_is_opened(client, tr
     # Nothing is enrolled, allocated or invited before the link is opened.
     assert not Participant.objects.exists() and not Invitation.objects.exists()
 
-    opened = client.get(_confirmation_link(confirmation))
+    # Opening the link (as a mail scanner might) shows a button and enrols nobody.
+    shown = client.get(_confirmation_link(confirmation)).content.decode()
+    assert "Join the study" in shown and 'method="post"' in shown
+    assert not Participant.objects.exists()
+    opened = client.post(_confirmation_link(confirmation))
     assert opened.status_code == 302 and opened.url.startswith("/s/my-data/")
     participant = Participant.objects.get()
     assert (participant.community.slug, participant.locale) == ("leeds", "en")
@@ -204,11 +208,11 @@ def test_the_whole_journey_enrols_only_when_the_e_mail_link_is_opened(client, tr
     assert "You have a survey to answer now." in my_data
 
     # A second click of the link, and a second sign-up of the same address in other letters.
-    again = client.get(_confirmation_link(confirmation))
+    again = client.post(_confirmation_link(confirmation))
     assert "You have already joined" in again.content.decode()
     second = _consent(client, _screen(client, ELIGIBLE), email="ann@EXAMPLE.org")
     assert second.status_code == 200
-    other = client.get(_confirmation_link(mail.outbox[-1]))
+    other = client.post(_confirmation_link(mail.outbox[-1]))
     assert "This e-mail address is already taking part" in other.content.decode()
     assert Participant.objects.count() == 1 and len(mail.outbox) == 3
     _screen(client, ELIGIBLE | {"age": "90"})
@@ -223,7 +227,11 @@ def test_a_german_speaker_signs_the_german_form_and_is_invited_in_german(client,
     assert "Einwilligung." in client.get(screened.url).content.decode()
     _consent(client, screened, email="de@example.org")
     assert "Bestätigen Sie Ihre E-Mail-Adresse" in mail.outbox[0].subject
-    client.get(_confirmation_link(mail.outbox[0]))
+    assert (
+        "An der Studie teilnehmen"
+        in client.get(_confirmation_link(mail.outbox[0])).content.decode()
+    )
+    client.post(_confirmation_link(mail.outbox[0]))
     participant = Participant.objects.get()
     assert participant.locale == "de"
     assert participant.consents.get().document.locale == "de"
@@ -235,8 +243,8 @@ def test_a_pass_is_used_once_and_forged_or_foreign_links_enrol_nobody(client, tr
     _consent(client, screened, email="one@example.org")
     _consent(client, screened, email="two@example.org")
     first, second = (_confirmation_link(message) for message in mail.outbox)
-    client.get(first)
-    assert "You have already joined" in client.get(second).content.decode()
+    client.post(first)
+    assert "You have already joined" in client.post(second).content.decode()
     assert "You have already joined" in client.get(screened.url).content.decode()
     forged = client.get(first.replace("/confirm/", "/confirm/x"))
     assert forged.status_code == 404 and "This link is not valid" in forged.content.decode()
@@ -267,7 +275,7 @@ def test_a_double_click_on_the_link_enrols_once(trial):
     def click():
         try:
             barrier.wait()
-            statuses.append(Client().get(link).status_code)
+            statuses.append(Client().post(link).status_code)
         finally:
             connection.close()
 
@@ -290,7 +298,7 @@ def test_both_e_mails_reach_a_real_smtp_server(client, trial, smtp):
         _consent(client, _screen(client, ELIGIBLE), email="real@example.org")
         assert smtp.recipients == ["real@example.org"]
         link = re.search(r"/join/open/confirm/\S+/", smtp.messages[0])[0]
-        client.get(link)
+        client.post(link)
     assert smtp.recipients == ["real@example.org", "real@example.org"]
     assert Invitation.objects.get(wave__index=0).state == "sent"
 
