@@ -2,21 +2,35 @@
 invitations (with the ones in doubt), responses with their quality flags, and the per-trial
 psychometrics report."""
 
+import io
 import json
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.db.models import Count, Prefetch, Q
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
+from surveys.exchange import ImportRejected, responses_import, trial_export
 from surveys.models import Instrument, Invitation, Response, Wave
 from surveys.reports import trial_survey_report
+from surveys.schedule import wave_window
 from surveys.services import (
     instrument_pack_load,
     invitation_release,
+    recruitment_contacts_read,
+    recruitment_invitations_send,
     schedule_editable,
     wave_change,
     wave_create,
@@ -24,7 +38,11 @@ from surveys.services import (
     wave_schedule_errors,
 )
 from trials.admin import TrialScopedAdmin
+from trials.models import ConsentGrant, Participant, Trial
 from trials.rules import permitted
+
+# Participants per page of a trial's participant list.
+PARTICIPANTS_PER_PAGE = 100
 
 
 class PackForm(forms.Form):
@@ -125,6 +143,68 @@ class WaveForm(forms.ModelForm):
         }
 
 
+class ContactListForm(forms.Form):
+    contacts = forms.FileField(
+        label="Contact list",
+        help_text="CSV, one person a line: e-mail address, then optionally the name to greet, "
+        "the community's slug (its own recruitment link) and the language of the e-mail.",
+    )
+
+    def clean_contacts(self) -> str:
+        try:
+            return self.cleaned_data["contacts"].read().decode("utf-8-sig")
+        except UnicodeDecodeError as error:
+            raise ValidationError("The file is not UTF-8 text.") from error
+
+
+class ResponsesFileForm(forms.Form):
+    responses = forms.FileField(
+        help_text="A long responses file as the export writes it (.csv or .parquet)."
+    )
+
+    def clean_responses(self):
+        upload = self.cleaned_data["responses"]
+        if Path(upload.name).suffix.lower() not in (".csv", ".parquet"):
+            raise ValidationError("The file must be a .csv or .parquet file.")
+        return upload
+
+
+@dataclass(frozen=True)
+class ParticipantRow:
+    """One line of a trial's participant list: where the person stands in each step."""
+
+    participant: Participant
+    arm: str
+    screened: str
+    consents: str
+    waves: list[str]
+
+    @classmethod
+    def of(cls, participant: Participant, waves: list[Wave], now: datetime) -> "ParticipantRow":
+        """From the rows ``participants_view`` prefetched: no query of its own."""
+        allocation = getattr(participant, "allocation", None)
+        screening = getattr(participant, "screening", None)
+        return cls(
+            participant=participant,
+            arm=allocation.arm.slug if allocation else "—",
+            screened=f"{screening.screened_at:%Y-%m-%d}, eligible" if screening else "—",
+            consents=", ".join(grant.scope for grant in participant.active_consents) or "none",
+            waves=[_wave_status(participant, wave, now) for wave in waves],
+        )
+
+
+def _wave_status(participant: Participant, wave: Wave, now: datetime) -> str:
+    if any(response.wave_id == wave.pk for response in participant.answered):
+        return "answered"
+    sent = [i.sequence for i in participant.sent_invitations if i.wave_id == wave.pk]
+    closed = wave_window(wave, participant.enrolled_at)[1] <= now
+    if not sent:
+        return "closed, not invited" if closed else "not yet invited"
+    reminders = len([sequence for sequence in sent if sequence > 0])
+    status = "invited" + (f", reminded {reminders}×" if reminders else "")
+    return status + (", missed" if closed else "")
+
+
 @admin.register(Wave)
 class WaveAdmin(TrialScopedAdmin):
     form = WaveForm
@@ -167,11 +247,143 @@ class WaveAdmin(TrialScopedAdmin):
         pass  # the service has set the wave's instruments; a wave has no inlines
 
     def get_urls(self):
-        report = self.admin_site.admin_view(self.report_view)
+        def view(function):
+            return self.admin_site.admin_view(function)
+
         return [
-            path("report/<int:trial_id>/", report, name="surveys_wave_report"),
+            path("report/<int:trial_id>/", view(self.report_view), name="surveys_wave_report"),
+            path(
+                "participants/<int:trial_id>/",
+                view(self.participants_view),
+                name="surveys_wave_participants",
+            ),
+            path("invite/<int:trial_id>/", view(self.invite_view), name="surveys_wave_invite"),
+            path("export/<int:trial_id>/", view(self.export_view), name="surveys_wave_export"),
+            path("import/<int:trial_id>/", view(self.import_view), name="surveys_wave_import"),
             *super().get_urls(),
         ]
+
+    def _trial(self, request, trial_id: int, permission: str) -> Trial:
+        """The trial, when ``permission`` (trials.rules) holds on it for the user; a 403 for
+        another trial's member."""
+        trial = get_object_or_404(Trial, pk=trial_id)
+        if not request.user.has_perm(permission, trial):
+            raise PermissionDenied("You do not work on this trial.")
+        return trial
+
+    def _page(self, request, title: str, template: str, **context) -> TemplateResponse:
+        context = {**self.admin_site.each_context(request), "title": title, **context}
+        return TemplateResponse(request, f"admin/surveys/wave/{template}", context)
+
+    def participants_view(self, request, trial_id: int):
+        trial = self._trial(request, trial_id, "trials.view_trial")
+        # The same model permission as the participants' own admin page (trials.roles).
+        if not request.user.has_perm("trials.view_participant"):
+            raise PermissionDenied
+        waves = list(trial.waves.all())
+        participants = (
+            trial.participants.select_related("allocation__arm", "screening", "community")
+            .prefetch_related(
+                Prefetch(
+                    "consents",
+                    ConsentGrant.objects.filter(revoked_at__isnull=True).order_by("scope"),
+                    to_attr="active_consents",
+                ),
+                Prefetch(
+                    "invitations",
+                    Invitation.objects.filter(state=Invitation.State.SENT).only(
+                        "participant_id", "wave_id", "sequence"
+                    ),
+                    to_attr="sent_invitations",
+                ),
+                Prefetch(
+                    "responses",
+                    Response.objects.only("participant_id", "wave_id"),
+                    to_attr="answered",
+                ),
+            )
+            .order_by("enrolled_at", "id")
+        )
+        page = Paginator(participants, PARTICIPANTS_PER_PAGE).get_page(request.GET.get("page"))
+        now = timezone.now()
+        screened = trial.screenings.aggregate(
+            assessed=Count("id"), eligible=Count("id", filter=Q(eligible=True))
+        )
+        may_change = request.user.has_perm("trials.change_trial", trial)
+        return self._page(
+            request,
+            f"Participants — {trial.slug}",
+            "participants.html",
+            trial=trial,
+            waves=waves,
+            page=page,
+            rows=[ParticipantRow.of(p, waves, now) for p in page],
+            screened=screened,
+            may_change=may_change,
+        )
+
+    def invite_view(self, request, trial_id: int):
+        trial = self._trial(request, trial_id, "trials.change_trial")
+        form = ContactListForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            contacts = recruitment_contacts_read(text=form.cleaned_data["contacts"])
+            try:
+                sent = recruitment_invitations_send(
+                    trial=trial, contacts=contacts, actor=request.user
+                )
+            except ValidationError as error:
+                form.add_error("contacts", "Nothing was sent; correct every line below.")
+                for problem in error.messages:
+                    form.add_error("contacts", problem)
+            else:
+                before = len(contacts) - sent
+                self.message_user(
+                    request,
+                    f"{sent} invitations e-mailed; {before} of the addresses had been e-mailed "
+                    "before and were not e-mailed again.",
+                )
+                return redirect("admin:surveys_wave_participants", trial.pk)
+        return self._page(
+            request, f"Invite a contact list — {trial.slug}", "upload.html", trial=trial, form=form
+        )
+
+    def export_view(self, request, trial_id: int):
+        trial = self._trial(request, trial_id, "trials.change_trial")
+        archive = io.BytesIO()
+        with tempfile.TemporaryDirectory() as directory:
+            written = trial_export(trial=trial, directory=Path(directory))
+            with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as bundle:
+                for file in written:
+                    bundle.write(file, arcname=file.name)
+        response = HttpResponse(archive.getvalue(), content_type="application/zip")
+        response["Content-Disposition"] = f'attachment; filename="{trial.slug}-export.zip"'
+        return response
+
+    def import_view(self, request, trial_id: int):
+        trial = self._trial(request, trial_id, "trials.change_trial")
+        form = ResponsesFileForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            upload = form.cleaned_data["responses"]
+            with tempfile.TemporaryDirectory() as directory:
+                file = Path(directory) / f"import{Path(upload.name).suffix.lower()}"
+                file.write_bytes(upload.read())
+                try:
+                    report = responses_import(trial=trial, path=file)
+                except ImportRejected as error:
+                    heading = f"Nothing was imported: {len(error.errors)} problem(s)."
+                    form.add_error("responses", f"{heading} {error.numbering}".strip())
+                    for problem in error.messages:
+                        form.add_error("responses", problem)
+                else:
+                    self.message_user(
+                        request,
+                        f"{upload.name}: {report.rows} rows; {report.created} responses imported, "
+                        f"{report.unchanged} unchanged (already stored with the same answers).",
+                    )
+                    return redirect("admin:surveys_wave_participants", trial.pk)
+        return self._page(
+            request, f"Import responses — {trial.slug}", "upload.html", trial=trial, form=form
+        )
 
     def report_view(self, request, trial_id: int):
         trial = get_object_or_404(permitted(request.user, "trials.view_trial"), pk=trial_id)
@@ -187,7 +399,9 @@ class WaveAdmin(TrialScopedAdmin):
         visible = permitted(request.user, "trials.view_trial")
         trials = visible.filter(waves__isnull=False).distinct()
         reports = [(t, reverse("admin:surveys_wave_report", args=[t.pk])) for t in trials]
-        return super().changelist_view(request, {**(extra_context or {}), "reports": reports})
+        lists = [(t, reverse("admin:surveys_wave_participants", args=[t.pk])) for t in visible]
+        extra = {"reports": reports, "participant_lists": lists}
+        return super().changelist_view(request, {**(extra_context or {}), **extra})
 
 
 @admin.register(Invitation)

@@ -235,3 +235,24 @@ class FrontDoorAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class RecruitmentInvitation(models.Model):
+    """One e-mail with a trial's public recruitment link, sent from a coordinator's contact
+    list (surveys.services.recruitment_invitations_send). Keyed by a keyed hash of the address,
+    never the address itself, so a list uploaded twice e-mails nobody twice. A row is claimed
+    (``claimed_at``) before its e-mail goes out, so it is sent at most once; a send the mail
+    server refused releases the claim for the next upload."""
+
+    trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="+")
+    key = models.CharField(max_length=64, help_text="HMAC-SHA256 of the address.")
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["trial", "key"], name="recruitment_once_per_address")
+        ]
+
+    def __str__(self) -> str:
+        return f"recruitment e-mail {self.pk} of {self.trial_id}"

@@ -1,5 +1,7 @@
 """Writes to surveys/."""
 
+import csv
+import io
 import logging
 import math
 from collections.abc import Iterable, Mapping
@@ -10,8 +12,10 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage, get_connection
+from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Exists, F, OuterRef
+from django.db.models.functions import Lower
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
@@ -30,6 +34,7 @@ from surveys.models import (
     FrontDoorAttempt,
     Instrument,
     Invitation,
+    RecruitmentInvitation,
     Response,
     ResponseDraft,
     Score,
@@ -38,6 +43,7 @@ from surveys.models import (
 from surveys.registry import shipped_definitions
 from surveys.schedule import schedule_errors, wave_window
 from surveys.scoring import scores, validate_answers
+from surveys.selectors import recruitment_url
 from trials.locks import trial_lock
 from trials.models import (
     Community,
@@ -45,6 +51,7 @@ from trials.models import (
     ConsentScope,
     EligibilityScreening,
     Participant,
+    ParticipantContact,
     Trial,
     TrialEvent,
 )
@@ -693,3 +700,140 @@ def front_door_attempt(*, kind: str, client: str, address: str = "") -> str | No
         FrontDoorAttempt(kind=kind, key=key, at=now) for key in keys.values()
     )
     return None
+
+
+# Recruitment from a coordinator's contact list -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecruitmentContact:
+    """One line of an uploaded contact list: an address, and optionally the name to greet, the
+    community whose recruitment link to send, and the language of the e-mail."""
+
+    line: int
+    email: str
+    name: str = ""
+    community: str = ""
+    language: str = ""
+
+
+def recruitment_contacts_read(*, text: str) -> list[RecruitmentContact]:
+    """The lines of a contact list (CSV: e-mail, name, community slug, language; all but the
+    address optional, a header line allowed); blank lines are skipped. Checked by
+    ``recruitment_contact_errors``."""
+    contacts = []
+    for number, cells in enumerate(csv.reader(io.StringIO(text)), start=1):
+        cells = [cell.strip() for cell in cells]
+        if not any(cells) or (number == 1 and cells[0].lower() in ("email", "e-mail")):
+            continue
+        email, name, community, language = (cells + ["", "", ""])[:4]
+        contacts.append(RecruitmentContact(number, email, name, community, language))
+    return contacts
+
+
+def _contact_languages(trial: Trial) -> set[str]:
+    # The recruitment pages and the consent form speak the consent documents' languages.
+    return set(trial.consent_documents.values_list("locale", flat=True))
+
+
+def recruitment_contact_errors(*, trial: Trial, contacts: list[RecruitmentContact]) -> list[str]:
+    """Every reason not to send, each naming its line; empty when all may be e-mailed."""
+    if recruitment_url(trial) is None:
+        return ["The trial does not recruit now: it must be enrolling, with a consent document."]
+    if not contacts:
+        return ["The file lists no addresses."]
+    languages = _contact_languages(trial)
+    communities = set(
+        Community.objects.filter(slug__in={c.community for c in contacts}).values_list(
+            "slug", flat=True
+        )
+    )
+    addresses = [contact.email.lower() for contact in contacts]
+    enrolled = set(
+        ParticipantContact.objects.filter(trial=trial)
+        .annotate(address=Lower("email"))
+        .filter(address__in=addresses)
+        .values_list("address", flat=True)
+    )
+    errors, first_line = [], {}
+    for contact, address in zip(contacts, addresses, strict=True):
+        problems = []
+        try:
+            validate_email(contact.email)
+        except ValidationError:
+            problems.append(f"{contact.email!r} is not an e-mail address")
+        if address in first_line:
+            problems.append(f"{contact.email} is listed already on line {first_line[address]}")
+        first_line.setdefault(address, contact.line)
+        if address in enrolled:
+            problems.append(f"{contact.email} is enrolled in this trial already")
+        if contact.community and contact.community not in communities:
+            problems.append(f"no community {contact.community!r}")
+        if contact.language and contact.language not in languages:
+            offered = ", ".join(sorted(languages))
+            problems.append(f"the consent form has no language {contact.language!r} ({offered})")
+        errors.extend(f"line {contact.line}: {problem}" for problem in problems)
+    return errors
+
+
+def _recruitment_message(trial: Trial, contact: RecruitmentContact) -> EmailMessage:
+    if contact.community:
+        path = reverse("join:landing_community", args=[trial.slug, contact.community])
+    else:
+        path = reverse("join:landing", args=[trial.slug])
+    languages = _contact_languages(trial)
+    language = contact.language or ("en" if "en" in languages else min(languages))
+    context = {"trial": trial, "name": contact.name, "join_url": absolute(path)}
+    with translation.override(language):
+        subject = render_to_string("surveys/email/recruitment_subject.txt", context).strip()
+        body = render_to_string("surveys/email/recruitment_body.txt", context)
+    return EmailMessage(subject=subject, body=body, to=[contact.email])
+
+
+def recruitment_invitations_send(
+    *, trial: Trial, contacts: list[RecruitmentContact], actor: AbstractBaseUser | None = None
+) -> int:
+    """E-mail the trial's recruitment link to every contact not e-mailed before for this trial;
+    returns how many e-mails went out. Refuses the whole list (ValidationError, every problem
+    with its line) when any line is bad, so nothing is sent from a list with a mistake in it.
+
+    Sent in the request, after the commit: a list is a few dozen addresses, and the claim on
+    each row (``RecruitmentInvitation``) keeps a second upload, even a concurrent one, from
+    sending the same address again."""
+    errors = recruitment_contact_errors(trial=trial, contacts=contacts)
+    if errors:
+        raise ValidationError(errors)
+    keys = {contact.email: _attempt_key("address", contact.email.lower()) for contact in contacts}
+    with transaction.atomic():
+        known = RecruitmentInvitation.objects.filter(trial=trial, key__in=keys.values())
+        new = len(keys) - known.count()
+        RecruitmentInvitation.objects.bulk_create(
+            [RecruitmentInvitation(trial=trial, key=key) for key in keys.values()],
+            ignore_conflicts=True,
+        )
+        event_record(
+            trial=trial,
+            kind=TrialEvent.Kind.RECRUITMENT_INVITED,
+            actor=actor,
+            listed=len(contacts),
+            new=new,
+        )
+    sent = 0
+    connection = get_connection()
+    try:
+        for contact in contacts:
+            rows = RecruitmentInvitation.objects.filter(trial=trial, key=keys[contact.email])
+            if not rows.filter(claimed_at__isnull=True).update(claimed_at=timezone.now()):
+                continue  # e-mailed already, or being e-mailed by another upload
+            try:
+                connection.send_messages([_recruitment_message(trial, contact)])
+            except Exception as error:  # noqa: BLE001 — the next upload tries this address again
+                logger.warning("Recruitment e-mail on line %s not sent: %s", contact.line, error)
+                connection.close()
+                rows.update(claimed_at=None)
+                continue
+            rows.update(sent_at=timezone.now())
+            sent += 1
+    finally:
+        connection.close()
+    return sent

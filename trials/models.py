@@ -475,6 +475,7 @@ class TrialEvent(models.Model):
         WAVE_CREATED = "wave_created"
         WAVE_CHANGED = "wave_changed"
         INVITATION_RELEASED = "invitation_released"
+        RECRUITMENT_INVITED = "recruitment_invited"
         # Analyses
         ANALYSIS_RUN_STARTED = "analysis_run_started"
         ANALYSIS_RUN_REQUEUED = "analysis_run_requeued"
