@@ -16,7 +16,7 @@ from django.urls import reverse
 
 from surveys.models import RecruitmentInvitation, Response
 from surveys.services import invitations_plan, invitations_send_due, response_submit
-from tests.trials.factories import enrolling_trial
+from tests.trials.factories import draft_trial, enrolling_trial
 from trials.models import Community, ConsentDocument, TrialEvent, TrialMember
 from trials.services import member_add, participant_enrol, participant_withdraw
 
@@ -172,3 +172,12 @@ def test_the_export_downloads_and_its_file_imports_back_all_or_nothing(
     accepted = client.post(url, {"responses": SimpleUploadedFile("r.csv", exported.encode())})
     assert accepted.status_code == 302
     assert Response.objects.filter(wave__trial=small_trial).count() == total
+
+
+def test_nobody_is_invited_to_a_trial_that_does_not_recruit(client, coordinator):
+    draft = draft_trial("d", actor=coordinator)
+    client.force_login(coordinator)
+    refused = _upload(client, draft, "x@example.org\n")
+    assert refused.status_code == 200
+    assert "The trial does not recruit now" in refused.content.decode()
+    assert not mail.outbox and not RecruitmentInvitation.objects.exists()
