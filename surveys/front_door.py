@@ -6,7 +6,8 @@ languages the current consent document is written in (``?lang=``). The screening
 outcome and reason (``trials.services.screening_record``), which CONSORT counts. The consent
 page stores nothing: it e-mails a signed link (``surveys.links.EnrolmentRequest``), and opening
 that link enrols, allocates and sends the baseline wave's invitation
-(``surveys.services.participant_join``), so a mistyped address enrols nobody.
+(``surveys.services.participant_join``), so a mistyped address enrols nobody; then the PDF copy
+of what was agreed is e-mailed (``surveys.consent_copies.consent_copy_send``).
 """
 
 from django import forms
@@ -22,6 +23,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods
 
 from config.security import client_ip
+from surveys.consent_copies import consent_copy_send
 from surveys.links import (
     EnrolmentRequest,
     Screened,
@@ -394,4 +396,5 @@ def confirm(request: HttpRequest, slug: str, token: str) -> HttpResponse:
             return _message(
                 request, _("We could not enrol you"), " ".join(error.messages), status=409
             )
+        consent_copy_send(participant=participant)
     return redirect(data_path(participant.pk))

@@ -5,6 +5,7 @@ from surveys import views
 app_name = "surveys"
 urlpatterns = [
     path("my-data/<str:token>/", views.my_data, name="my_data"),
+    path("my-data/<str:token>/consent.pdf", views.my_consent_copy, name="consent_copy"),
     path("<str:token>/", views.survey, name="survey"),
     path("<str:token>/done/", views.survey_done, name="done"),
 ]

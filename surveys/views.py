@@ -21,10 +21,12 @@ from django.utils import timezone, translation
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods
 
+from surveys.consent_copies import consent_copy_download, consent_copy_made
 from surveys.links import (
     data_path,
+    data_token,
     participant_id_from_data_token,
     survey_link_from_token,
     survey_path,
@@ -375,6 +377,23 @@ def my_data(request: HttpRequest, token: str) -> HttpResponse:
         return _my_data_page(request, participant)
 
 
+@require_GET
+def my_consent_copy(request: HttpRequest, token: str) -> HttpResponse:
+    """The PDF copy of what the participant agreed to, rebuilt from the stored rows (the bytes
+    whose SHA-256 was stored and e-mailed at enrolment), behind the my-data page's link."""
+    try:
+        participant_id = participant_id_from_data_token(token)
+    except signing.BadSignature as error:
+        return _bad_link(request, error)
+    participant = Participant.objects.filter(pk=participant_id).first()
+    pdf = consent_copy_download(participant=participant) if participant else None
+    if pdf is None:
+        return _bad_link(request, signing.BadSignature())
+    response = HttpResponse(pdf, content_type="application/pdf")
+    response["Content-Disposition"] = 'attachment; filename="consent.pdf"'
+    return response
+
+
 def _my_data_page(request, participant: Participant, status: int = 200, **extra) -> HttpResponse:
     grants = list(participant.consents.select_related("document").order_by("scope", "granted_at"))
     for grant in grants:
@@ -391,6 +410,11 @@ def _my_data_page(request, participant: Participant, status: int = 200, **extra)
         "survey_url": survey_path(participant.pk, open_wave.pk) if open_wave else None,
         "erase_on_withdrawal": erase,
         "revocable": REVOCABLE_SCOPES,
+        "consent_copy_url": reverse(
+            "surveys:consent_copy", kwargs={"token": data_token(participant.pk)}
+        )
+        if consent_copy_made(participant=participant)
+        else None,
         **extra,
     }
     return render(request, "surveys/my_data.html", context, status=status)

@@ -319,6 +319,11 @@ class ParticipantContact(models.Model):
     # confirmation that enrols them comes later).
     signature_name = models.CharField(max_length=200, blank=True)
     signed_at = models.DateTimeField(null=True, blank=True)
+    # The PDF copy of what was agreed (surveys.consent_copies): the SHA-256 of the plan in force
+    # when it was made, which it names, and the SHA-256 of the copy itself. Set once; a copy
+    # rebuilt for a download must hash to it.
+    registration_sha256 = models.CharField(max_length=64, blank=True)
+    consent_copy_sha256 = models.CharField(max_length=64, blank=True)
 
     class Meta:
         constraints = [
