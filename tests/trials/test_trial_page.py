@@ -140,6 +140,8 @@ def test_the_page_links_to_the_trial_s_records_filtered_to_it(client, alice):
         "Consent documents": f"/admin/trials/consentdocument/{query}",
         "Audit trail": f"/admin/trials/trial/{trial.pk}/audit/",
         "Waves": f"/admin/surveys/wave/{query}",
+        "Participants": f"/admin/surveys/wave/participants/{trial.pk}/",
+        "invite from a contact list": f"/admin/surveys/wave/invite/{trial.pk}/",
         "Analysis runs": f"/admin/analytics/analysisrun/{query}",
         "Dashboard": "/dashboards/mine/",
     }
