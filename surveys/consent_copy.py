@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from fpdf import FPDF
-
 # DejaVu Sans, shipped with the code (licence beside it) so a copy looks the same on every
 # server: it covers Latin, Greek and Cyrillic, unlike the core PDF fonts (Latin-1 only). It has
 # no CJK glyphs, so the typed name is also written, exactly, into the PDF's metadata.
@@ -45,6 +43,10 @@ def consent_copy_pdf(copy: ConsentCopy) -> bytes:
     """The copy as a PDF; the same ``copy`` always gives the same bytes."""
     if copy.signed_at.tzinfo is None:
         raise ValueError("signed_at must be timezone-aware")
+    # Imported here: fpdf2 loads Pillow, fontTools and NumPy, which the web process otherwise
+    # starts without (docs/architecture.md, "The layers"); only enrolment and a download need it.
+    from fpdf import FPDF
+
     pdf = FPDF(format="A4")
     # The time of signature, not of rendering: a copy rebuilt later is byte for byte the same.
     pdf.set_creation_date(copy.signed_at.astimezone(UTC))
