@@ -783,7 +783,9 @@ def _recruitment_message(trial: Trial, contact: RecruitmentContact) -> EmailMess
         path = reverse("join:landing", args=[trial.slug])
     languages = _contact_languages(trial)
     language = contact.language or ("en" if "en" in languages else min(languages))
-    context = {"trial": trial, "name": contact.name, "join_url": absolute(path)}
+    # The study's page opens in the language the e-mail is written in.
+    url = absolute(path) + (f"?lang={language}" if len(languages) > 1 else "")
+    context = {"trial": trial, "name": contact.name, "join_url": url}
     with translation.override(language):
         subject = render_to_string("surveys/email/recruitment_subject.txt", context).strip()
         body = render_to_string("surveys/email/recruitment_body.txt", context)

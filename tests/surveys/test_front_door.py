@@ -17,6 +17,7 @@ from django.test import Client, override_settings
 from django.utils import timezone
 
 from analytics.selectors import consort_counts
+from surveys.links import data_path
 from surveys.models import FrontDoorAttempt, Invitation
 from tests.trials.factories import enrolling_trial, valid_plan
 from trials.models import (
@@ -222,7 +223,9 @@ def test_the_whole_journey_enrols_only_when_the_e_mail_link_is_opened(client, tr
     assert [arm["allocated"] for arm in counts["arms"]] in ([1, 0], [0, 1])
 
 
-def test_a_german_speaker_signs_the_german_form_and_is_invited_in_german(client, trial):
+def test_a_german_speaker_signs_the_german_form_and_is_invited_in_german(
+    client, trial, django_capture_on_commit_callbacks
+):
     screened = _screen(client, ELIGIBLE, "?lang=de")
     assert "Einwilligung." in client.get(screened.url).content.decode()
     _consent(client, screened, email="de@example.org")
@@ -231,11 +234,16 @@ def test_a_german_speaker_signs_the_german_form_and_is_invited_in_german(client,
         "An der Studie teilnehmen"
         in client.get(_confirmation_link(mail.outbox[0])).content.decode()
     )
-    client.post(_confirmation_link(mail.outbox[0]))
+    with django_capture_on_commit_callbacks(execute=True):  # the copy is e-mailed on commit
+        client.post(_confirmation_link(mail.outbox[0]))
     participant = Participant.objects.get()
     assert participant.locale == "de"
     assert participant.consents.get().document.locale == "de"
-    assert "Ihre Umfrage für" in mail.outbox[1].subject
+    subjects = [message.subject for message in mail.outbox[1:]]
+    assert any("Ihre Umfrage für" in subject for subject in subjects)
+    assert any("Ihre Kopie der Einwilligung" in subject for subject in subjects)
+    my_data = client.get(data_path(participant.pk)).content.decode()
+    assert "Eine Kopie der unterschriebenen Einwilligung herunterladen (PDF)" in my_data
 
 
 def test_a_pass_is_used_once_and_forged_or_foreign_links_enrol_nobody(client, trial):

@@ -181,3 +181,26 @@ def test_nobody_is_invited_to_a_trial_that_does_not_recruit(client, coordinator)
     assert refused.status_code == 200
     assert "The trial does not recruit now" in refused.content.decode()
     assert not mail.outbox and not RecruitmentInvitation.objects.exists()
+
+
+def test_a_contact_is_invited_in_their_language_to_the_page_in_that_language(
+    client, coordinator, trial
+):
+    document = ConsentDocument.objects.get(trial=trial)
+    ConsentDocument.objects.create(
+        trial=trial,
+        version=document.version,
+        locale="de",
+        text="Einwilligung.",
+        scopes=document.scopes,
+    )
+    client.force_login(coordinator)
+    upload = "email,name,community,language\nd@example.org,Dora,,de\ne@example.org,Eve\n"
+    assert _upload(client, trial, upload).status_code == 302
+    sent = {message.to[0]: message for message in mail.outbox}
+    german, english = sent["d@example.org"], sent["e@example.org"]
+    assert (
+        german.subject.startswith("Eine Einladung zur Teilnahme") and "Hallo Dora," in german.body
+    )
+    assert "/join/t/?lang=de" in german.body
+    assert english.subject.startswith("An invitation") and "/join/t/?lang=en" in english.body
