@@ -24,6 +24,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods
 
 from surveys.consent_copies import consent_copy_download, consent_copy_made
+from surveys.front_door import ConsentForm
 from surveys.links import (
     data_path,
     data_token,
@@ -36,7 +37,8 @@ from surveys.scoring import validate_answers
 from surveys.selectors import WaveState, survey_status, wave_open_for
 from surveys.services import draft_save, participant_locale_set, response_submit
 from trials.models import ConsentDocument, ConsentScope, Participant
-from trials.services import consent_revoke, participant_withdraw
+from trials.selectors import consent_renewal_due
+from trials.services import consent_renew, consent_revoke, participant_withdraw
 
 # What each data stream is called on the participant's page.
 SCOPE_NAMES = {
@@ -110,9 +112,49 @@ def _participant_pages(view: Callable) -> Callable:
                     _("Thank you"),
                     _("You have left the study, so there is nothing more to answer."),
                 )
+            document = consent_renewal_due(participant)
+            if document is not None:
+                return _reconsent(request, participant, document)
             return view(request, token, participant, wave)
 
     return wrapper
+
+
+class ReconsentForm(ConsentForm):
+    """The front door's consent form without the e-mail address, which is already known."""
+
+    email = None
+
+
+def _reconsent(request, participant: Participant, document: ConsentDocument) -> HttpResponse:
+    """A new version of the consent document, shown before anything else while a stream the
+    participant agreed to waits for its new terms (``trials.selectors.consent_renewal_due``);
+    nothing else is taken from the page until it is signed. Declining the surveys is not
+    possible here: the page offers leaving the study instead."""
+    posted = request.method == "POST" and request.POST.get("action") == "reconsent"
+    form = ReconsentForm(document, request.POST if posted else None)
+    error = ""
+    if form.is_valid():
+        try:
+            consent_renew(
+                participant=participant, document=document, scopes=form.cleaned_data["scopes"]
+            )
+        except ValidationError as refused:  # e.g. a newer version was published meanwhile
+            error = " ".join(refused)
+        else:
+            return redirect(request.path)
+    context = {
+        "trial": participant.trial,
+        "document": document,
+        "form": form,
+        "error": error,
+        "declined_surveys": form.is_bound
+        and ConsentScope.SURVEYS not in form.data.getlist("scopes"),
+        "data_url": data_path(participant.pk),
+    }
+    return render(
+        request, "surveys/reconsent.html", context, status=400 if form.errors or error else 200
+    )
 
 
 def _instrument_page(instrument: Instrument, language: str, answers: dict, errors: dict) -> dict:
@@ -372,6 +414,12 @@ def my_data(request: HttpRequest, token: str) -> HttpResponse:
     if participant is None:
         return _bad_link(request, signing.BadSignature())
     with translation.override(participant.locale):
+        # Leaving stays possible while a new consent form waits to be signed.
+        if request.method == "POST" and request.POST.get("action") == "withdraw":
+            return _my_data_change(request, participant)
+        document = consent_renewal_due(participant)
+        if document is not None:
+            return _reconsent(request, participant, document)
         if request.method == "POST":
             return _my_data_change(request, participant)
         return _my_data_page(request, participant)

@@ -7,10 +7,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.urls import reverse
 
-from trials.models import OversightBody, Participant, PreRegistration, Trial, TrialEvent
+from trials.models import (
+    ConsentDocument,
+    ConsentGrant,
+    OversightBody,
+    Participant,
+    PreRegistration,
+    Trial,
+    TrialEvent,
+)
 from trials.rules import permitted
 
 
@@ -81,9 +89,78 @@ def changes_requested(prereg: PreRegistration | None) -> list[TrialEvent]:
     return list(requests.order_by("sequence"))
 
 
+def _superseded() -> Exists:
+    """For a consent grant: whether its trial has published a later version of the consent
+    document that asks for the grant's stream, in the participant's language (in any language
+    while none is written in theirs). A coordinator publishes a new version when the terms
+    change, so a stream it lists waits for the person's consent to the new terms."""
+    own_language = ConsentDocument.objects.filter(
+        trial=OuterRef(OuterRef("participant__trial")),
+        locale=OuterRef(OuterRef("participant__locale")),
+    )
+    return Exists(
+        ConsentDocument.objects.filter(
+            Q(locale=OuterRef("participant__locale")) | Q(~Exists(own_language)),
+            # No scopes listed means the document asks for every stream (ConsentDocument).
+            Q(scopes=[]) | Q(scopes__has_key=OuterRef("scope")),
+            trial=OuterRef("participant__trial"),
+            version__gt=OuterRef("document__version"),
+        )
+    )
+
+
+def consent_standing() -> QuerySet[ConsentGrant]:
+    """The grants that stand now: not revoked, and made under the latest version of the consent
+    document that asks for their stream. Every stream asks this (one query for any number of
+    participants); a grant superseded by a new version pauses its stream until the participant
+    consents again (``trials.services.consent_renew``)."""
+    return ConsentGrant.objects.filter(revoked_at__isnull=True).exclude(_superseded())
+
+
 def consent_active(participant: Participant, scope: str) -> bool:
     """Whether ``participant``'s consent to ``scope`` stands now."""
-    return participant.consents.filter(scope=scope, revoked_at__isnull=True).exists()
+    return consent_standing().filter(participant=participant, scope=scope).exists()
+
+
+def consent_document_for(participant: Participant) -> ConsentDocument | None:
+    """The consent document ``participant`` signs now: the latest version in their language, or
+    the latest in any language while none is written in theirs (the rule of ``_superseded``)."""
+    documents = ConsentDocument.objects.filter(trial_id=participant.trial_id)
+    documents = documents.order_by("-version", "locale")
+    return documents.filter(locale=participant.locale).first() or documents.first()
+
+
+def consent_renewal_due(participant: Participant) -> ConsentDocument | None:
+    """The new consent document ``participant`` is asked to sign before anything else, while a
+    stream they consented to is paused for its new terms; None when nothing waits for them."""
+    if participant.withdrawn_at is not None:
+        return None
+    paused = participant.consents.filter(revoked_at__isnull=True).filter(_superseded())
+    return consent_document_for(participant) if paused.exists() else None
+
+
+@dataclass(frozen=True)
+class ConsentRenewals:
+    """How far re-consent to one consent document has come."""
+
+    renewed: int  # participants who consented under an earlier version, then under this one
+    waiting: int  # participants of the trial (any language) with a stream paused for new terms
+
+
+def consent_renewals(document: ConsentDocument) -> ConsentRenewals:
+    renewed = Participant.objects.filter(
+        consents__document=document,
+        pk__in=ConsentGrant.objects.filter(document__version__lt=document.version).values(
+            "participant"
+        ),
+    )
+    paused = ConsentGrant.objects.filter(revoked_at__isnull=True).filter(_superseded())
+    waiting = Participant.objects.filter(
+        trial_id=document.trial_id,
+        withdrawn_at__isnull=True,
+        pk__in=paused.values("participant"),
+    )
+    return ConsentRenewals(renewed=renewed.distinct().count(), waiting=waiting.count())
 
 
 def trial_status(trial: Trial) -> str:

@@ -46,6 +46,7 @@ from trials.randomisation import (
     stratum_key,
 )
 from trials.selectors import (
+    consent_document_for,
     missing_approvals,
     preregistration_current,
     preregistration_draft,
@@ -791,6 +792,67 @@ def consent_revoke(
         scope=scope,
     )
     return grant
+
+
+@transaction.atomic
+def consent_renew(
+    *,
+    participant: Participant,
+    document: ConsentDocument,
+    scopes: Iterable[str],
+    actor: User | None = None,
+) -> list[ConsentGrant]:
+    """Consent again under a new version of the consent document: each stream it asks for and
+    ``scopes`` names is granted under it (replacing the grant under the older version at the same
+    instant, so the stream carries on); each optional stream it asks for and ``scopes`` leaves out
+    stops. Surveys cannot be declined here: stopping them means withdrawing."""
+    participant = Participant.objects.select_for_update().get(pk=participant.pk)
+    if participant.withdrawn_at is not None:
+        raise ValidationError("A withdrawn participant cannot grant consent.")
+    current = consent_document_for(participant)
+    if current is None or document.trial_id != participant.trial_id:
+        raise ValidationError("That consent document belongs to another trial.")
+    if document.version != current.version:
+        raise ValidationError(f"Consent is now asked under version {current.version}.")
+    offered = document.scopes or ConsentScope.values
+    scopes = set(scopes)
+    if not scopes <= set(offered):
+        raise ValidationError(
+            f"The consent document does not ask for: {', '.join(sorted(scopes - set(offered)))}."
+        )
+    if ConsentScope.SURVEYS in offered and ConsentScope.SURVEYS not in scopes:
+        raise ValidationError(
+            "Surveys are what taking part means: to stop them, withdraw from the trial."
+        )
+    now = timezone.now()
+    granted = []
+    for scope in offered:
+        active = participant.consents.filter(scope=scope, revoked_at__isnull=True).first()
+        if scope not in scopes:
+            if active is not None:
+                consent_revoke(participant=participant, scope=scope, actor=actor)
+            continue
+        if active is not None and active.document.version >= document.version:
+            granted.append(active)
+            continue
+        if active is not None:
+            active.revoked_at = now
+            active.save(update_fields=["revoked_at"])
+        granted.append(
+            ConsentGrant.objects.create(
+                participant=participant, document=document, scope=scope, granted_at=now
+            )
+        )
+        _event(
+            participant.trial,
+            TrialEvent.Kind.CONSENT_GRANTED,
+            actor,
+            participant=participant.id,
+            scope=scope,
+            consent_version=document.version,
+            renewed=active is not None,
+        )
+    return granted
 
 
 @transaction.atomic
