@@ -51,6 +51,7 @@ from trials.selectors import (
     SetupItem,
     bodies_of,
     changes_requested,
+    consent_renewals,
     missing_approvals,
     preregistration_current,
     preregistration_in_force,
@@ -947,6 +948,17 @@ class ApprovalAdmin(TrialScopedAdmin):
 class ConsentDocumentAdmin(TrialScopedAdmin):
     form = ConsentDocumentForm
     list_display = ["trial", "version", "locale", "withdrawal_rule"]
+    readonly_fields = ["reconsent"]
+
+    @admin.display(description="re-consent")
+    def reconsent(self, document: ConsentDocument) -> str:
+        if document.pk is None:
+            return "—"
+        counts = consent_renewals(document)
+        return (
+            f"{counts.renewed} participant(s) consented again under this version; "
+            f"{counts.waiting} in the trial still to consent to the latest version."
+        )
 
     def has_change_permission(self, request, obj=None) -> bool:
         # A document someone consented under is a record: publish a new version instead.

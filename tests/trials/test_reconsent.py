@@ -2,6 +2,7 @@
 consents again (trials.selectors.consent_standing, trials.services.consent_renew)."""
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 
 from tests.trials.factories import enrolling_trial
@@ -130,3 +131,16 @@ def test_the_document_counts_who_renewed_and_who_is_still_waiting(trial):
     counts = consent_renewals(second)
     assert (counts.renewed, counts.waiting) == (1, 1)
     assert consent_renewal_due(waiting) == second
+
+
+def test_the_consent_documents_admin_page_shows_how_many_consented_again(client, trial):
+    person = _enrol(trial, "a@example.org")
+    second = _publish(trial)
+    consent_renew(participant=person, document=second, scopes=[SURVEYS])
+    client.force_login(get_user_model().objects.create_superuser("root", "r@example.org", "pw"))
+    page = client.get(f"/admin/trials/consentdocument/{second.pk}/change/")
+    assert page.status_code == 200
+    assert "1 participant(s) consented again under this version; 0 in the trial" in (
+        page.content.decode()
+    )
+    assert client.get("/admin/trials/consentdocument/add/").status_code == 200
