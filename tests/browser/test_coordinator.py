@@ -3,35 +3,11 @@ write and freeze the plan, register, have an oversight body approve, open enrolm
 Screenshots of each step go to test-artifacts/."""
 
 import pytest
-from django.contrib.auth.models import Group, User
 
+from tests.browser.admin_steps import action, sign_in, staff
 from trials.models import OversightBody, Trial, TrialEvent
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-PASSWORD = "a-long-password"
-
-
-def _staff(username: str, group: str) -> User:
-    user = User.objects.create_user(username, password=PASSWORD, is_staff=True)
-    user.groups.add(Group.objects.get(name=group))
-    return user
-
-
-def _sign_in(page, base: str, username: str) -> None:
-    page.goto(f"{base}/admin/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.get_by_role("heading", name="Site administration").wait_for()
-
-
-def _action(page, base: str, changelist: str, row_text: str, action_label: str) -> None:
-    """Select the row showing ``row_text`` and run an admin action on it."""
-    page.goto(f"{base}/admin/trials/{changelist}/")
-    page.get_by_role("row").filter(has_text=row_text).locator("input.action-select").check()
-    page.locator("select[name=action]").select_option(label=action_label)
-    page.get_by_role("button", name="Go").click()
 
 
 def _checklist(page) -> list[str]:
@@ -45,15 +21,15 @@ def test_coordinator_registers_a_trial_through_to_open_enrolment(
     live_server, chromium, artifacts_dir
 ):
     base = live_server.url
-    _staff("carol", "Coordinators")
-    member = _staff("erik", "Oversight members")
+    staff("carol", "Coordinators")
+    member = staff("erik", "Oversight members")
     ethics = OversightBody.objects.create(name="Ethics board", kind="ethics_board")
     ethics.members.add(member)
     context = chromium.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
 
     # 1. Create the trial.
-    _sign_in(page, base, "carol")
+    sign_in(page, base, "carol")
     page.goto(f"{base}/admin/trials/trial/add/")
     page.get_by_label("Slug").fill("journey")
     page.get_by_label("Title").fill("Journey trial")
@@ -123,7 +99,7 @@ def test_coordinator_registers_a_trial_through_to_open_enrolment(
     page.get_by_text("was added successfully").wait_for()
     freeze = "Freeze the selected draft (an amendment once registered)"
     # Freezing asks first; a draft that cannot be frozen says why, with nothing to confirm.
-    _action(page, base, "preregistration", "journey", freeze)
+    action(page, base, "preregistration", "journey", freeze)
     page.get_by_text("no instrument has the code 'WHO-5'").wait_for()
     assert page.get_by_role("button", name="Yes, freeze").count() == 0
     assert trial.preregistrations.get().frozen_at is None
@@ -134,13 +110,13 @@ def test_coordinator_registers_a_trial_through_to_open_enrolment(
     )
     page.get_by_label("Primary outcomes").fill("mental_wellbeing, who5, 3")
     page.get_by_role("button", name="Save", exact=True).click()
-    _action(page, base, "preregistration", "journey", freeze)
+    action(page, base, "preregistration", "journey", freeze)
     page.get_by_text("the trial's schedule has no wave 3 (waves: 0, 1)").wait_for()
     page.goto(trial_page)
     page.get_by_role("link", name="Write the plan").click()
     page.get_by_label("Primary outcomes").fill("mental_wellbeing, who5, 1")
     page.get_by_role("button", name="Save", exact=True).click()
-    _action(page, base, "preregistration", "journey", freeze)
+    action(page, base, "preregistration", "journey", freeze)
     page.get_by_text("cannot be changed afterwards").wait_for()
     hash_to_be = page.get_by_text("Freezes as SHA-256").inner_text().split()[-1].rstrip(".")
     page.screenshot(path=artifacts_dir / "coordinator-4-confirm-freeze.png", full_page=True)
@@ -151,7 +127,7 @@ def test_coordinator_registers_a_trial_through_to_open_enrolment(
     assert prereg.frozen_at is not None and prereg.sha256 == hash_to_be
 
     # 5. Register.
-    _action(page, base, "trial", "journey", "Register (the frozen plan is in force)")
+    action(page, base, "trial", "journey", "Register (the frozen plan is in force)")
     page.get_by_text("Registration cannot be undone").wait_for()
     page.get_by_role("button", name="Yes, register").click()
     page.get_by_text("journey: now registered").wait_for()
@@ -169,12 +145,12 @@ def test_coordinator_registers_a_trial_through_to_open_enrolment(
     page.screenshot(path=artifacts_dir / "coordinator-5-registered.png", full_page=True)
 
     # Enrolment cannot open before the body approves this version.
-    _action(page, base, "trial", "journey", "Open / resume enrolment")
+    action(page, base, "trial", "journey", "Open / resume enrolment")
     page.get_by_text("missing: Ethics board").wait_for()
 
     # 6. A member of the body approves the frozen version in their own session.
     reviewer = chromium.new_context(viewport={"width": 1280, "height": 900}).new_page()
-    _sign_in(reviewer, base, "erik")
+    sign_in(reviewer, base, "erik")
     reviewer.goto(f"{base}/admin/trials/trial/{trial.pk}/oversight/approve/")
     reviewer.get_by_label("Body").select_option(label="Ethics board")
     reviewer.get_by_label("Note / reason").fill("Risks are proportionate; consent is clear.")
@@ -192,7 +168,7 @@ def test_coordinator_registers_a_trial_through_to_open_enrolment(
     page.get_by_label("Surveys").check()
     page.get_by_role("button", name="Save", exact=True).click()
     page.get_by_text("was added successfully").wait_for()
-    _action(page, base, "trial", "journey", "Open / resume enrolment")
+    action(page, base, "trial", "journey", "Open / resume enrolment")
     page.get_by_text("journey: now enrolling").wait_for()
     page.screenshot(path=artifacts_dir / "coordinator-7-enrolling.png", full_page=True)
     trial.refresh_from_db()
