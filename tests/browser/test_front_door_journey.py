@@ -8,14 +8,20 @@ import re
 from dataclasses import dataclass
 
 import pytest
+from django.contrib.auth.models import User
 from django.core import mail
 
 from surveys.models import Response
-from tests.browser.admin_steps import action, sign_in, staff
-from trials.models import ConsentGrant, OversightBody, Participant, ParticipantContact, Trial
+from tests.browser.admin_steps import PASSWORD, action, sign_in, staff
+from trials.models import ConsentGrant, Participant, ParticipantContact, Trial
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
+# Each body: its name, its kind as the admin shows it, and its one member.
+BODIES = [
+    ("Ethics board", "ethics board", "erik"),
+    ("Community council", "community council", "fatima"),
+]
 SURVEYS = re.compile("Answering short surveys")
 TELEMETRY = re.compile("Private usage summaries")
 
@@ -62,6 +68,21 @@ def _link(email: str, pattern: str) -> str:
     return [link[0] for link in links if link][-1]
 
 
+def _add_oversight_bodies(page, base: str) -> None:
+    """The site's administrator adds the bodies, each with its member."""
+    sign_in(page, base, "root")
+    for name, kind, member in BODIES:
+        page.goto(f"{base}/admin/trials/oversightbody/add/")
+        page.get_by_label("Name").fill(name)
+        page.get_by_label("Kind").select_option(label=kind)
+        # The members widget (filter_horizontal): pick from the left box, then "Choose".
+        page.locator("#id_members_from").select_option(label=member)
+        page.locator("#id_members_add").click()
+        page.get_by_role("button", name="Save", exact=True).click()
+        page.get_by_text("was added successfully").wait_for()
+    page.context.clear_cookies()
+
+
 def _set_up_trial(page, chromium, base: str, artifacts_dir) -> Trial:
     """The coordinator's steps in the admin (test_coordinator.py follows each one closely)."""
     sign_in(page, base, "carol")
@@ -86,8 +107,9 @@ def _set_up_trial(page, chromium, base: str, artifacts_dir) -> Trial:
         page.get_by_role("button", name="Save", exact=True).click()
         page.get_by_text("was added successfully").wait_for()
     page.goto(trial_page)
-    page.locator("#oversight-group .add-row a").click()
-    page.locator("select[name='oversight-0-body']").select_option(label="Ethics board")
+    for index, (body, _, _) in enumerate(BODIES):
+        page.locator("#oversight-group .add-row a").click()
+        page.locator(f"select[name='oversight-{index}-body']").select_option(label=body)
     page.get_by_role("button", name="Save and continue editing").click()
     page.get_by_text("was changed successfully").wait_for()
     for index, day in [(0, 0), (1, 14)]:
@@ -123,13 +145,14 @@ def _set_up_trial(page, chromium, base: str, artifacts_dir) -> Trial:
     page.get_by_role("button", name="Yes, register").click()
     page.get_by_text("door: now registered").wait_for()
 
-    reviewer = chromium.new_context(viewport={"width": 1280, "height": 900}).new_page()
-    sign_in(reviewer, base, "erik")
-    reviewer.goto(f"{base}/admin/trials/trial/{trial.pk}/oversight/approve/")
-    reviewer.get_by_label("Body").select_option(label="Ethics board")
-    reviewer.get_by_role("button", name="Approve").click()
-    reviewer.get_by_text("Ethics board approved plan version 1.").wait_for()
-    reviewer.context.close()
+    for body, _, member in BODIES:  # each body's member, in their own session
+        reviewer = chromium.new_context(viewport={"width": 1280, "height": 900}).new_page()
+        sign_in(reviewer, base, member)
+        reviewer.goto(f"{base}/admin/trials/trial/{trial.pk}/oversight/approve/")
+        reviewer.get_by_label("Body").select_option(label=body)
+        reviewer.get_by_role("button", name="Approve").click()
+        reviewer.get_by_text(f"{body} approved plan version 1.").wait_for()
+        reviewer.context.close()
 
     page.goto(trial_page)
     page.locator("#setup-checklist").get_by_role("link", name="Consent document").click()
@@ -224,11 +247,18 @@ def test_two_dozen_people_join_through_the_front_door_and_consort_counts_them(
     # header (config.security.client_ip), as behind the deployment's TLS proxy.
     settings.SITE_URL = base
     settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    # The accounts exist; everything else is made in the browser.
+    User.objects.create_superuser("root", password=PASSWORD)
     staff("carol", "Coordinators")
-    ethics = OversightBody.objects.create(name="Ethics board", kind="ethics_board")
-    ethics.members.add(staff("erik", "Oversight members"))
+    for _, _, member in BODIES:
+        staff(member, "Oversight members")
     page = chromium.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    _add_oversight_bodies(page, base)
     trial = _set_up_trial(page, chromium, base, artifacts_dir)
+    approved = trial.preregistrations.get().approvals.values_list(
+        "body__name", "decided_by__username"
+    )
+    assert sorted(approved) == [("Community council", "fatima"), ("Ethics board", "erik")]
 
     people = _people()
     my_data = {p.number: _come_through_the_door(chromium, base, p, artifacts_dir) for p in people}
