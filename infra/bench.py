@@ -10,6 +10,7 @@ written to ``bench-results/<UTC time>.json``.
     make bench BENCH_ARGS="survey --duration 10"     # a shorter run of the load benchmark
     make bench BENCH_ARGS="growth --pymc-minutes 5"  # the growth benchmark, PyMC capped at 5 min
     make bench BENCH_ARGS=startup                    # manage.py check and the web server's start
+    make bench BENCH_ARGS="front_door --people 60"   # people joining through the recruitment link
 """
 
 import argparse
@@ -154,6 +155,19 @@ def main(argv: list[str]) -> int:
         default=None,
         help="participants of the growth benchmark's PyMC comparisons, comma-separated "
         "(default: growing sizes until a fit passes the cap)",
+    )
+    parser.add_argument(
+        "--people",
+        type=int,
+        default=500,
+        help="people arriving through the recruitment link, for the front-door benchmark "
+        "(default 500)",
+    )
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=60.0,
+        help="seconds within which they arrive, for the front-door benchmark (default 60)",
     )
     options = parser.parse_args(argv)
     wanted = options.wanted
