@@ -284,8 +284,28 @@ def test_two_dozen_people_join_through_the_front_door_and_consort_counts_them(
     telemetry = ConsentGrant.objects.filter(participant__trial=trial, scope="telemetry")
     assert telemetry.count() == 17 - 4
 
+    # The coordinator's participant list, from the trial's page: each person's steps.
+    page.goto(f"{base}/admin/trials/trial/{trial.pk}/change/")
+    page.locator("#trial-records").get_by_role("link", name="Participants", exact=True).click()
+    page.get_by_text("Assessed for eligibility: 24, eligible: 20. Enrolled: 17.").wait_for()
+    page.screenshot(path=artifacts_dir / "front-door-6-participants.png", full_page=True)
+    headings = page.locator("#participants thead th").all_text_contents()
+    # Each row starts with a th (the pseudonym), so a heading's cell is one to the left.
+    wave_0, wave_1, withdrawn = (headings.index(h) - 1 for h in ("Wave 0", "Wave 1", "Withdrawn"))
+    statuses = [
+        (cells[wave_0], cells[wave_1], cells[withdrawn] != "—")
+        for cells in (
+            row.locator("td").all_text_contents()
+            for row in page.locator("#participants tbody tr").all()
+        )
+    ]
+    assert sorted(statuses) == sorted(
+        ("answered" if p.answers_baseline else "invited", "not yet invited", p.withdraws)
+        for p in joined
+    )
+
     page.goto(f"{base}/admin/trials/trial/{trial.pk}/consort/")
-    page.screenshot(path=artifacts_dir / "front-door-6-consort.png", full_page=True)
+    page.screenshot(path=artifacts_dir / "front-door-7-consort.png", full_page=True)
     assert _consort(page) == {
         "Assessed for eligibility": "24",
         "Excluded (not eligible)": "4 age outside 18-: 2 does not use an AI assistant: 2",
