@@ -1,6 +1,7 @@
-"""From an empty trial table to CONSORT, in a real browser: a coordinator sets a two-arm trial
-up in the admin, its oversight body approves, two dozen people come through the recruitment
-link (some ineligible, some declining telemetry, some never confirming their e-mail), some answer
+"""From an empty database (only the accounts) to CONSORT, in a real browser: the site's
+administrator adds two oversight bodies, a coordinator sets a two-arm trial up in the admin
+(arms, waves, a plan with eligibility screening, consent document), both bodies approve, two
+dozen people come through the recruitment link (some ineligible, some declining telemetry, some never confirming their e-mail), some answer
 the baseline wave through their e-mailed links, two leave later, and CONSORT counts exactly
 that. Screenshots of the key steps go to test-artifacts/."""
 
@@ -84,7 +85,8 @@ def _add_oversight_bodies(page, base: str) -> None:
 
 
 def _set_up_trial(page, chromium, base: str, artifacts_dir) -> Trial:
-    """The coordinator's steps in the admin (test_coordinator.py follows each one closely)."""
+    """The coordinator's steps in the admin, those test_coordinator.py checks one by one, with
+    screening criteria in the plan and a consent document offering telemetry."""
     sign_in(page, base, "carol")
     page.goto(f"{base}/admin/trials/trial/add/")
     page.get_by_label("Slug").fill("door")
