@@ -1,9 +1,10 @@
 """From an empty database (only the accounts) to CONSORT, in a real browser: the site's
 administrator adds two oversight bodies, a coordinator sets a two-arm trial up in the admin
 (arms, waves, a plan with eligibility screening, consent document), both bodies approve, two
-dozen people come through the recruitment link (some ineligible, some declining telemetry, some never confirming their e-mail), some answer
-the baseline wave through their e-mailed links, two leave later, and CONSORT counts exactly
-that. Screenshots of the key steps go to test-artifacts/."""
+dozen people come through the recruitment link (some ineligible, some declining telemetry, some
+never confirming their e-mail), some answer the baseline wave through their e-mailed links, two
+leave later, and the participant list and CONSORT count exactly that. Screenshots of the key
+steps go to test-artifacts/."""
 
 import re
 from dataclasses import dataclass
