@@ -52,6 +52,21 @@ def django_db_setup(django_test_environment, django_db_blocker):
         teardown_databases(databases, verbosity=0)
 
 
+def migrate_to_latest() -> None:
+    """After a test of a migration (inside ``as_database_owner``): migrate every app forward
+    again and give the application role its grants on the tables that were dropped and made
+    again; ``migrate`` grants them on its ``post_migrate`` signal, which the executor does not
+    send."""
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    from trials.database_roles import application_role_grant
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+    application_role_grant()
+
+
 TABLES_WITH_TRIGGERS = """
     SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE n.nspname = 'public'

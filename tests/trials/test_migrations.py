@@ -5,7 +5,7 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
-from tests.conftest import as_database_owner
+from tests.conftest import as_database_owner, migrate_to_latest
 from trials.canonical import sha256_of
 
 BEFORE = ("trials", "0005_audit_chain")
@@ -33,7 +33,6 @@ DRAFT = {"hypotheses": ["Unfinished."], "alpha": 0.05}
 def test_the_split_keeps_every_frozen_version_verifiable_and_moves_drafts():
     with as_database_owner():
         executor = MigrationExecutor(connection)
-        latest = executor.loader.graph.leaf_nodes()
         executor.migrate([BEFORE])
         old = executor.loader.project_state([BEFORE]).apps
         Trial, PreRegistration = (
@@ -61,15 +60,13 @@ def test_the_split_keeps_every_frozen_version_verifiable_and_moves_drafts():
         assert back.objects.get(trial_id=trial.pk, version=2).plan == DRAFT
         assert back.objects.get(trial_id=trial.pk, version=1).plan == FROZEN
 
-        executor = MigrationExecutor(connection)
-        executor.migrate(latest)
+        migrate_to_latest()
 
 
 @pytest.mark.django_db(transaction=True)
 def test_the_split_stops_and_changes_nothing_when_a_frozen_version_does_not_verify():
     with as_database_owner():
         executor = MigrationExecutor(connection)
-        latest = executor.loader.graph.leaf_nodes()
         executor.migrate([BEFORE])
         old = executor.loader.project_state([BEFORE]).apps
         trial = old.get_model("trials", "Trial").objects.create(
@@ -89,4 +86,4 @@ def test_the_split_stops_and_changes_nothing_when_a_frozen_version_does_not_veri
             cursor.execute("ALTER TABLE trials_preregistration DISABLE TRIGGER USER")
             cursor.execute("DELETE FROM trials_preregistration")
             cursor.execute("ALTER TABLE trials_preregistration ENABLE TRIGGER USER")
-        executor.migrate(latest)
+        migrate_to_latest()
