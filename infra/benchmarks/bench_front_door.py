@@ -190,12 +190,13 @@ def people_make(
     people = []
     for number in range(first, first + count):
         address = f"person{number}@example.org"
-        confirms = everyone_eligible or rng.random() >= UNCONFIRMED_SHARE
+        eligible = everyone_eligible or rng.random() >= INELIGIBLE_SHARE
+        confirms = everyone_eligible or eligible and rng.random() >= UNCONFIRMED_SHARE
         people.append(
             Person(
                 number=number,
                 community=COMMUNITIES[number % len(COMMUNITIES)],
-                eligible=everyone_eligible or rng.random() >= INELIGIBLE_SHARE,
+                eligible=eligible,
                 scopes=("surveys",) if rng.random() < DECLINE_SHARE else tuple(ALL_SCOPES),
                 address=address.upper() if rng.random() < SHOUTED_SHARE else address,
                 confirms=confirms,
