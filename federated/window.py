@@ -28,6 +28,7 @@ from federated.schema import clamp_reply
 from federated.selectors import charge_key, telemetry_schema_in_force, window_bounds
 from federated.services import privacy_charge_reserve, telemetry_release_store
 from trials.models import ConsentScope, Participant, Trial, TrialEvent
+from trials.selectors import consent_standing
 from trials.services import assignment_token_participant_id, event_record
 from trials.telemetry import TelemetrySection
 
@@ -157,12 +158,11 @@ def vectors_by_arm(
         if participant_id is not None and vector is not None:
             candidates.setdefault(participant_id, vector)  # one vector per participant
     eligible = (
-        Participant.objects.filter(
-            pk__in=list(candidates),
-            trial=trial,
-            withdrawn_at__isnull=True,
-            consents__scope=ConsentScope.TELEMETRY,
-            consents__revoked_at__isnull=True,
+        Participant.objects.filter(pk__in=list(candidates), trial=trial, withdrawn_at__isnull=True)
+        # Consent that stands now (trials.selectors): a grant paused by a new consent version
+        # does not count until the participant consents again.
+        .filter(
+            pk__in=consent_standing().filter(scope=ConsentScope.TELEMETRY).values("participant_id")
         )
         .values_list("pk", "allocation__arm__slug")
         .distinct()

@@ -46,7 +46,8 @@ from django.utils import timezone
 from surveys.instrument import InstrumentDefinition, Item, ScoreRule
 from surveys.models import Instrument, Response, Score, Wave
 from surveys.services import response_submit
-from trials.models import Allocation, ConsentGrant, ConsentScope, Participant, Trial
+from trials.models import Allocation, ConsentScope, Participant, Trial
+from trials.selectors import consent_standing
 from trials.spreadsheet import csv_file, unneutralised
 
 RESPONSE_COLUMNS = (
@@ -563,9 +564,9 @@ def _context(trial: Trial) -> _Context:
         },
         stored={(participant, wave): answers for participant, wave, answers in stored},
         consenting=set(
-            ConsentGrant.objects.filter(
-                participant__trial=trial, scope=ConsentScope.SURVEYS, revoked_at__isnull=True
-            ).values_list("participant_id", flat=True)
+            consent_standing()
+            .filter(participant__trial=trial, scope=ConsentScope.SURVEYS)
+            .values_list("participant_id", flat=True)
         ),
         now=timezone.now(),
     )

@@ -55,7 +55,7 @@ from trials.models import (
     Trial,
     TrialEvent,
 )
-from trials.selectors import consent_active
+from trials.selectors import consent_active, consent_renewal_due
 from trials.services import event_record, participant_enrol
 
 logger = logging.getLogger(__name__)
@@ -468,7 +468,11 @@ def _skip_reason(invitation: Invitation, now: datetime) -> str:
     participant = invitation.participant
     if participant.withdrawn_at is not None:
         return "withdrawn"
-    if not consent_active(participant, ConsentScope.SURVEYS):
+    # A stream paused for a new consent version is still invited: the invitation's link opens
+    # the new version first, which is the participant's next visit (surveys.views).
+    if not consent_active(participant, ConsentScope.SURVEYS) and not consent_renewal_due(
+        participant
+    ):
         return "no active consent to surveys"
     if not hasattr(participant, "contact"):  # erased, or never given
         return "no contact details"

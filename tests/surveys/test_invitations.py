@@ -178,3 +178,19 @@ def test_overlapping_sweeps_send_each_invitation_once(small_trial):
     recipients = [m.to[0] for m in mail.outbox]
     assert len(recipients) == len(set(recipients)) == 30
     assert Invitation.objects.filter(sequence=0, wave__index=0, state="sent").count() == 30
+
+
+def test_people_paused_by_a_new_consent_version_are_still_invited(small_trial, newcomers):
+    # The invitation's link opens the new version first: it is their next visit, where they
+    # consent again (surveys.views); skipping them would leave them paused for good.
+    first = ConsentDocument.objects.get(trial=small_trial)
+    ConsentDocument.objects.create(
+        trial=small_trial,
+        version=first.version + 1,
+        locale=first.locale,
+        text="New terms.",
+        scopes=first.scopes,
+    )
+    invitations_plan()
+    assert invitations_send_due()["sent"] == 3
+    assert not Invitation.objects.filter(note="no active consent to surveys").exists()
