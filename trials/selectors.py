@@ -5,6 +5,8 @@ trial is decided by the rules of ``trials.rules``."""
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import reduce
+from operator import or_
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Exists, OuterRef, Q, QuerySet
@@ -13,6 +15,7 @@ from django.urls import reverse
 from trials.models import (
     ConsentDocument,
     ConsentGrant,
+    ConsentScope,
     OversightBody,
     Participant,
     PreRegistration,
@@ -89,23 +92,31 @@ def changes_requested(prereg: PreRegistration | None) -> list[TrialEvent]:
     return list(requests.order_by("sequence"))
 
 
-def _superseded() -> Exists:
+def _superseded() -> Q:
     """For a consent grant: whether its trial has published a later version of the consent
     document that asks for the grant's stream, in the participant's language (in any language
     while none is written in theirs). A coordinator publishes a new version when the terms
-    change, so a stream it lists waits for the person's consent to the new terms."""
+    change, so a stream it lists waits for the person's consent to the new terms.
+
+    Written with one condition per stream and a match on the JSON text of ``scopes``, which
+    PostgreSQL and SQLite (the demo) both run; JSON containment with a column on the right is
+    PostgreSQL's alone."""
     own_language = ConsentDocument.objects.filter(
         trial=OuterRef(OuterRef("participant__trial")),
         locale=OuterRef(OuterRef("participant__locale")),
     )
-    return Exists(
-        ConsentDocument.objects.filter(
-            Q(locale=OuterRef("participant__locale")) | Q(~Exists(own_language)),
-            # No scopes listed means the document asks for every stream (ConsentDocument).
-            Q(scopes=[]) | Q(scopes__has_key=OuterRef("scope")),
-            trial=OuterRef("participant__trial"),
-            version__gt=OuterRef("document__version"),
-        )
+    later = ConsentDocument.objects.filter(
+        Q(locale=OuterRef("participant__locale")) | Q(~Exists(own_language)),
+        trial=OuterRef("participant__trial"),
+        version__gt=OuterRef("document__version"),
+    )
+    # No scopes listed means the document asks for every stream (ConsentDocument).
+    return reduce(
+        or_,
+        (
+            Q(scope=scope) & Exists(later.filter(Q(scopes=[]) | Q(scopes__icontains=f'"{scope}"')))
+            for scope in ConsentScope.values
+        ),
     )
 
 
