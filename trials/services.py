@@ -439,6 +439,23 @@ def oversight_assign(
     return link
 
 
+def _require_body_decides(
+    body: OversightBody, preregistration: PreRegistration, actor: User | None, what: str
+) -> None:
+    """What an oversight body's decision on a version needs: the version frozen and still the
+    latest, the body overseeing its trial, the actor acting for the body."""
+    trial = preregistration.trial
+    if preregistration.frozen_at is None:
+        raise ValidationError(f"Only a frozen pre-registration is there to {what}.")
+    if not trial.oversight.filter(body=body).exists():
+        raise ValidationError(f"{body.name} does not oversee trial {trial.slug}.")
+    if preregistration != preregistration_current(trial):
+        raise ValidationError(
+            f"Version {preregistration.version} has been superseded; turn to the current version."
+        )
+    _require_body_member(actor, body, what)
+
+
 @transaction.atomic
 def approval_record(
     *,
@@ -449,15 +466,7 @@ def approval_record(
 ) -> Approval:
     """``body`` approves one specific frozen version (approving it twice changes nothing)."""
     trial = preregistration.trial
-    if preregistration.frozen_at is None:
-        raise ValidationError("Only a frozen pre-registration can be approved.")
-    if not trial.oversight.filter(body=body).exists():
-        raise ValidationError(f"{body.name} does not oversee trial {trial.slug}.")
-    if preregistration != preregistration_current(trial):
-        raise ValidationError(
-            f"Version {preregistration.version} has been superseded; approve the current version."
-        )
-    _require_body_member(actor, body, "approve")
+    _require_body_decides(body, preregistration, actor, "approve")
     approval, created = Approval.objects.get_or_create(
         body=body,
         preregistration=preregistration,
@@ -487,15 +496,7 @@ def preregistration_changes_request(
     """``body`` asks for changes to the version it is asked to approve, saying which: recorded
     in the audit chain; nothing is approved, and the coordinators answer with an amendment."""
     trial = preregistration.trial
-    if preregistration.frozen_at is None:
-        raise ValidationError("Changes are asked of a frozen pre-registration.")
-    if not trial.oversight.filter(body=body).exists():
-        raise ValidationError(f"{body.name} does not oversee trial {trial.slug}.")
-    if preregistration != preregistration_current(trial):
-        raise ValidationError(
-            f"Version {preregistration.version} has been superseded; review the current version."
-        )
-    _require_body_member(actor, body, "ask for changes")
+    _require_body_decides(body, preregistration, actor, "ask for changes")
     if preregistration.approvals.filter(body=body).exists():
         raise ValidationError(
             f"{body.name} has approved version {preregistration.version}; an approval stands "
