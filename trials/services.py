@@ -757,8 +757,20 @@ def consent_grant(
     active = participant.consents.filter(scope=scope, revoked_at__isnull=True).first()
     if active is not None:
         return active
+    return _grant(participant, document, scope, actor, timezone.now())
+
+
+def _grant(
+    participant: Participant,
+    document: ConsentDocument,
+    scope: str,
+    actor: User | None,
+    at: datetime,
+    **detail,
+) -> ConsentGrant:
+    """A new grant of ``scope`` under ``document``, with its audit event."""
     grant = ConsentGrant.objects.create(
-        participant=participant, document=document, scope=scope, granted_at=timezone.now()
+        participant=participant, document=document, scope=scope, granted_at=at
     )
     _event(
         participant.trial,
@@ -767,6 +779,7 @@ def consent_grant(
         participant=participant.id,
         scope=scope,
         consent_version=document.version,
+        **detail,
     )
     return grant
 
@@ -839,20 +852,7 @@ def consent_renew(
         if active is not None:
             active.revoked_at = now
             active.save(update_fields=["revoked_at"])
-        granted.append(
-            ConsentGrant.objects.create(
-                participant=participant, document=document, scope=scope, granted_at=now
-            )
-        )
-        _event(
-            participant.trial,
-            TrialEvent.Kind.CONSENT_GRANTED,
-            actor,
-            participant=participant.id,
-            scope=scope,
-            consent_version=document.version,
-            renewed=active is not None,
-        )
+        granted.append(_grant(participant, document, scope, actor, now, renewed=active is not None))
     return granted
 
 
