@@ -175,6 +175,8 @@ class OversightBody(models.Model):
         ETHICS_BOARD = "ethics_board", "ethics board"
         COMMUNITY_COUNCIL = "community_council", "community council"
         DATA_PROTECTION = "data_protection", "data-protection officer"
+        # Sees the trial's harms and outcomes per arm, unblinded (the other kinds see them blinded).
+        DATA_MONITORING_COMMITTEE = "data_monitoring_committee", "data monitoring committee"
         OTHER = "other"
 
     name = models.CharField(max_length=200, unique=True)
@@ -356,6 +358,11 @@ class ConsentDocument(models.Model):
     withdrawal_rule = models.CharField(
         max_length=10, choices=WithdrawalRule.choices, default=WithdrawalRule.KEEP_UNTIL_WITHDRAWAL
     )
+    support_resources = models.TextField(
+        blank=True,
+        help_text="Where to get help now (crisis lines, services) in this document's language: "
+        "shown on the trial's support page when an answer or a report calls for it.",
+    )
     history = HistoricalRecords()
 
     class Meta:
@@ -471,6 +478,7 @@ class TrialEvent(models.Model):
         OVERSIGHT_ASSIGNED = "oversight_assigned"
         APPROVAL_RECORDED = "approval_recorded"
         CHANGES_REQUESTED = "changes_requested"
+        SUSPENSION_LIFTED = "suspension_lifted"
         # Participants and consent
         PARTICIPANT_ENROLLED = "participant_enrolled"
         PARTICIPANT_WITHDREW = "participant_withdrew"
@@ -495,6 +503,14 @@ class TrialEvent(models.Model):
         ACCESS_REFUSED = "access_refused"
         EDIT_REFUSED = "edit_refused"
         ARM_INTEGRITY_FAILURE = "arm_integrity_failure"
+        # Safety: harms, deterioration, crisis answers, the harm boundaries
+        ADVERSE_EVENT_REPORTED = "adverse_event_reported"
+        ADVERSE_EVENT_RECORDED = "adverse_event_recorded"
+        ADVERSE_EVENT_ASSESSED = "adverse_event_assessed"
+        DETERIORATION_FLAGGED = "deterioration_flagged"
+        SAFETY_ANSWER_FLAGGED = "safety_answer_flagged"
+        HARM_BOUNDARY_CROSSED = "harm_boundary_crossed"
+        GUARDRAIL_FLAGGED = "guardrail_flagged"
         # A row written before the chain existed, vouched for by a migration
         RECORD_CHAINED = "record_chained"
 

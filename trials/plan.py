@@ -4,7 +4,8 @@ The sections follow the OSF Preregistration template: hypotheses; design and ran
 outcomes bound to instruments, scores, dimensions and waves; the estimand and analysis model;
 alpha and multiplicity correction; sample size with its power calculation; interim looks and
 stopping rule; exclusions; missing data; minimal important differences; guardrails; community
-weights; eligibility screening; the telemetry section (``trials.telemetry``). This module is the
+weights; eligibility screening; safety (harm boundaries, who lifts a suspension, canary prompts);
+the telemetry section (``trials.telemetry``). This module is the
 one place that knows the plan's shape: everything else reads a :class:`Plan` by attribute, and
 ``trials.registry_export`` turns a frozen one into OSF JSON and Markdown.
 
@@ -184,6 +185,56 @@ class Screening(Document):
         return self
 
 
+HarmMetric = Literal["serious_adverse_events", "adverse_events", "reliable_deterioration"]
+
+
+class HarmBoundary(Document):
+    """A pre-registered harm stopping boundary, compared for every arm against the control.
+
+    The harm is the share of participants with at least one event of ``metric`` (reliable
+    deterioration: the reliable change index of a primary outcome below -1.96). The boundary is
+    crossed when the lower end of the two-sided ``confidence`` interval for the arm's share minus
+    the control's (Newcombe's hybrid score interval) is above ``max_excess``: the data rule out
+    an excess of at most that much. Crossing it tells every body; the bodies decide whether to
+    suspend (``safety.harms``)."""
+
+    metric: HarmMetric
+    max_excess: float = Field(
+        default=0.0,
+        ge=0,
+        lt=1,
+        description="The excess share (arm minus control) the data must rule out; 0: any excess.",
+    )
+    confidence: float = Field(default=0.9, gt=0.5, lt=1)
+    min_participants_per_arm: int = Field(
+        default=10, ge=1, description="Not checked before each compared arm has this many."
+    )
+
+
+class Safety(Document):
+    """Who lifts a suspension, the harm boundaries, and the arms' canary prompts."""
+
+    suspension_lifted_by: Literal["suspending_body", "every_required_body"] = Field(
+        default="suspending_body",
+        description="Who must lift a body's suspension: that body, or every required body.",
+    )
+    harm_boundaries: list[HarmBoundary] = []
+    canary_prompts: dict[str, list[str]] = Field(
+        default={},
+        description="Arm slug → up to five prompts sent to its endpoint by the drift watch "
+        "(safety.canary), which records the model and fingerprint the endpoint answers with.",
+    )
+
+    @field_validator("canary_prompts")
+    @classmethod
+    def _few_prompts(cls, prompts: dict[str, list[str]]) -> dict[str, list[str]]:
+        if any(not 1 <= len(texts) <= 5 for texts in prompts.values()):
+            raise ValueError("give each arm one to five canary prompts")
+        if any(not text.strip() for texts in prompts.values() for text in texts):
+            raise ValueError("a canary prompt is not empty")
+        return prompts
+
+
 class Plan(Document):
     hypotheses: list[str] = []
     arms_compared: list[str] = Field(
@@ -201,6 +252,7 @@ class Plan(Document):
     community_weights: dict[str, CommunityWeights] = {}
     telemetry: TelemetrySection | None = None
     screening: Screening = Screening()
+    safety: Safety = Safety()
     study_type: str = ""
     blinding: str = ""
     design: str = ""
@@ -307,6 +359,8 @@ def freeze_errors(trial: "Trial", plan: Plan, *, arm_slugs: list[str]) -> list[s
             f"(outcomes: {', '.join(sorted(outcome_dimensions)) or 'none'})."
         )
     errors += _randomisation_errors(plan.randomisation, arm_slugs)
+    for slug in sorted(set(plan.safety.canary_prompts) - set(arm_slugs)):
+        errors.append(f"safety.canary_prompts: {slug} is not an arm of this trial (arms: {arms}).")
     for check in _freeze_checks:
         errors += check(trial, plan)
     return errors

@@ -97,6 +97,8 @@ INSTALLED_APPS = [
     "csp",
     "axes",
     "trials",
+    "safety",
+    "notifications",
     "surveys",
     "analytics",
     "federated",
