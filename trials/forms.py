@@ -627,14 +627,20 @@ class ConsentDocumentForm(forms.ModelForm):
 
 class OversightDecisionForm(forms.Form):
     """An oversight body's decision: on the approval page, approve the version to approve or ask
-    for changes to it; on the suspension page, suspend the trial. Asking for changes and
-    suspending say why."""
+    for changes to it; on the suspension page, suspend the trial or lift the body's own
+    suspension. Asking for changes, suspending and lifting say why."""
 
-    APPROVE, REQUEST_CHANGES, SUSPEND = "approve", "request_changes", "suspend"
+    APPROVE, REQUEST_CHANGES, SUSPEND, LIFT = "approve", "request_changes", "suspend", "lift"
     LABELS = {
         APPROVE: "Approve this version",
         REQUEST_CHANGES: "Ask for changes",
         SUSPEND: "Suspend the trial",
+        LIFT: "Lift our suspension",
+    }
+    REASONS = {
+        REQUEST_CHANGES: "what should change",
+        SUSPEND: "the reason",
+        LIFT: "why the suspension can be lifted",
     }
 
     body = forms.ModelChoiceField(queryset=OversightBody.objects.none())
@@ -653,7 +659,6 @@ class OversightDecisionForm(forms.Form):
     def clean(self) -> dict[str, Any]:
         data = super().clean()
         decision = data["decision"] = data.get("decision") or self.decisions[0]
-        if decision in (self.REQUEST_CHANGES, self.SUSPEND) and not data.get("note", "").strip():
-            what = "what should change" if decision == self.REQUEST_CHANGES else "the reason"
-            self.add_error("note", f"Say {what}.")
+        if decision in self.REASONS and not data.get("note", "").strip():
+            self.add_error("note", f"Say {self.REASONS[decision]}.")
         return data
