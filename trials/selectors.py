@@ -1,8 +1,10 @@
 """Reads for trials/: the plan's versions (in force, pending, latest, draft, last approved by a
 body), approvals still missing and changes requested, consent in force, the bodies through which
-a person acts, a trial's effective status and its setup checklist. Who may see or change which
-trial is decided by the rules of ``trials.rules``."""
+a person acts, how pages name the arms (blinded or not), the bodies' standing suspensions, a
+trial's effective status and its setup checklist. Who may see or change which trial is decided by
+the rules of ``trials.rules``."""
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import reduce
@@ -28,6 +30,23 @@ from trials.rules import permitted
 def bodies_of(user: AbstractBaseUser, trial: Trial) -> QuerySet[OversightBody]:
     """The oversight bodies through which ``user`` acts on ``trial``."""
     return permitted(user, "trials.act_for_body").filter(trialoversight__trial=trial)
+
+
+def arm_labels(trial: Trial, *, blinded: bool) -> dict[str, str]:
+    """How a page or a message names each of ``trial``'s arms, by slug.
+
+    Blinded (every reader but a data monitoring committee and the trial's analysts): "Arm 1",
+    "Arm 2", … in the order of the SHA-256 of "<trial slug>/<arm slug>", which is fixed for the
+    trial but says nothing about which arm is the control or what an arm is (ordering by slug
+    would put an arm named "control" first). Unblinded: the arm's name, the control marked."""
+    arms = list(trial.arms.order_by("slug"))
+    if not blinded:
+        return {a.slug: f"{a.name} (control)" if a.is_control else a.name for a in arms}
+
+    def position(arm) -> str:
+        return hashlib.sha256(f"{trial.slug}/{arm.slug}".encode()).hexdigest()
+
+    return {arm.slug: f"Arm {n}" for n, arm in enumerate(sorted(arms, key=position), start=1)}
 
 
 def preregistration_in_force(trial: Trial) -> PreRegistration | None:
