@@ -14,13 +14,14 @@ from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage, get_connection
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Exists, F, OuterRef
+from django.db.models import Count, Exists, F, OuterRef, Q
 from django.db.models.functions import Lower
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.crypto import salted_hmac
 
+from safety.flags import safety_answers_flag
 from stats import quality
 from surveys.instrument import DefinitionError, InstrumentDefinition, InstrumentPack
 from surveys.links import (
@@ -55,6 +56,7 @@ from trials.models import (
     Trial,
     TrialEvent,
 )
+from trials.outbox import outbox_send_due
 from trials.selectors import consent_active, consent_renewal_due
 from trials.services import event_record, participant_enrol
 
@@ -319,8 +321,9 @@ def response_submit(
     """Store one wave's answers with their scores and quality indices; a repeated submission
     returns the first one.
 
-    Validation happens before anything is written; the response, its scores and the removal of
-    the draft are one transaction, so a failure leaves nothing behind.
+    Validation happens before anything is written; the response, its scores, the flags of its
+    safety answers and the removal of the draft are one transaction, so a failure leaves nothing
+    behind.
     """
     _check_may_answer(participant)
     _check_timings(timings)
@@ -352,10 +355,31 @@ def response_submit(
                 for fields in score_fields(instrument, answers[instrument.code])
             )
             ResponseDraft.objects.filter(participant=participant, wave=wave).delete()
+            _safety_answers_flag(response, instruments, answers)
     except IntegrityError:
         # A double submission (two clicks, a retried request): keep the first.
         return Response.objects.get(participant=participant, wave=wave)
     return response
+
+
+def _safety_answers_flag(
+    response: Response, instruments: list[Instrument], answers: Mapping[str, Mapping[str, int]]
+) -> None:
+    """Flag the answers the instruments declare safety items (PHQ-9's item 9), in the
+    response's transaction: the flag and its event exist exactly when the response does
+    (docs/instruments.md, "Safety items"). A draft saved part-way raises nothing."""
+    triggered = {
+        instrument.code: hits
+        for instrument in instruments
+        if (hits := instrument.definition.safety_answers(answers[instrument.code]))
+    }
+    if triggered:
+        safety_answers_flag(
+            participant=response.participant,
+            response_id=response.pk,
+            wave_index=response.wave.index,
+            triggered=triggered,
+        )
 
 
 @transaction.atomic
@@ -484,37 +508,6 @@ def _skip_reason(invitation: Invitation, now: datetime) -> str:
     return ""
 
 
-def _claim_next(now: datetime, participant: Participant | None = None) -> Invitation | None:
-    """Take the next due row and commit its new state before any mail is sent: ``sending``,
-    or ``skipped`` with the reason. None when nothing is due.
-
-    ``skip_locked`` lets overlapping sweeps share the work without ever taking a row twice;
-    one row per transaction means a sender that dies leaves at most one row in doubt. With
-    ``participant``, only that participant's rows.
-    """
-    due = Invitation.objects.filter(state=Invitation.State.PENDING, due_at__lte=now)
-    if participant is not None:
-        due = due.filter(participant=participant)
-    with transaction.atomic():
-        invitation = (
-            due.select_for_update(skip_locked=True, of=("self",))
-            # The message needs the address and the trial's title; read them with the row.
-            .select_related("participant__contact", "wave__trial")
-            .order_by("due_at")
-            .first()
-        )
-        if invitation is None:
-            return None
-        reason = _skip_reason(invitation, now)
-        if reason:
-            invitation.state, invitation.note = Invitation.State.SKIPPED, reason
-        else:
-            invitation.state, invitation.claimed_at = Invitation.State.SENDING, now
-            invitation.attempts += 1
-        invitation.save(update_fields=["state", "note", "claimed_at", "attempts"])
-    return invitation
-
-
 def invitation_message(invitation: Invitation) -> EmailMessage:
     """The e-mail, in the participant's language, with their personal links."""
     participant = invitation.participant
@@ -532,53 +525,25 @@ def invitation_message(invitation: Invitation) -> EmailMessage:
     return EmailMessage(subject=subject, body=body, to=[participant.contact.email])
 
 
-def _send(invitation: Invitation, connection) -> str:
-    """Hand one claimed invitation to the mail server; returns ``sent``, ``retry`` or
-    ``failed``. An error from the mail server means it did not take the message (a refused
-    connection, a rejected recipient), so the row may safely be tried again later."""
-    try:
-        connection.send_messages([invitation_message(invitation)])
-    except Exception as error:  # noqa: BLE001 — any mail failure is recorded on the row
-        logger.warning("Invitation %s not sent: %s", invitation.pk, error)
-        connection.close()  # a broken session is reopened for the next message
-        retry = invitation.attempts < settings.INVITATION_MAX_ATTEMPTS
-        Invitation.objects.filter(pk=invitation.pk).update(
-            state=Invitation.State.PENDING if retry else Invitation.State.FAILED,
-            due_at=timezone.now() + timedelta(minutes=5 * invitation.attempts),
-            note=str(error)[:200],
-        )
-        return "retry" if retry else "failed"
-    Invitation.objects.filter(pk=invitation.pk).update(
-        state=Invitation.State.SENT, sent_at=timezone.now()
-    )
-    return "sent"
-
-
 def invitations_send_due(
     *, now: datetime | None = None, participant: Participant | None = None
 ) -> dict[str, int]:
-    """Send every due invitation and reminder at most once; returns what happened. With
-    ``participant``, only theirs: the front door sends the baseline wave's invitation at once
-    (surveys.front_door), and a sweep running at the same time never takes the same row."""
-    now = now or timezone.now()
-    stale = now - timedelta(seconds=settings.INVITATION_SEND_LEASE_SECONDS)
-    abandoned = Invitation.objects.filter(
-        state=Invitation.State.SENDING, claimed_at__lt=stale
-    ).update(
-        state=Invitation.State.UNKNOWN,
-        note="The sender stopped mid-send; it may have gone out, so it is not resent.",
+    """Send every due invitation and reminder at most once (the claim-then-send outbox,
+    trials.outbox); returns what happened. A row whose participant withdrew, lost consent or
+    answered already is skipped with the reason. With ``participant``, only theirs: the front
+    door sends the baseline wave's invitation at once (surveys.front_door), and a sweep running
+    at the same time never takes the same row."""
+    return outbox_send_due(
+        Invitation,
+        message=invitation_message,
+        lease_seconds=settings.INVITATION_SEND_LEASE_SECONDS,
+        max_attempts=settings.INVITATION_MAX_ATTEMPTS,
+        now=now,
+        scope=Q(participant=participant) if participant is not None else Q(),
+        # The message needs the address and the trial's title; read them with the row.
+        related=("participant__contact", "wave__trial"),
+        skip_reason=_skip_reason,
     )
-    counts = {"abandoned": abandoned, "skipped": 0, "sent": 0, "retry": 0, "failed": 0}
-    connection = get_connection()
-    try:
-        while (invitation := _claim_next(now, participant)) is not None:
-            if invitation.state == Invitation.State.SKIPPED:
-                counts["skipped"] += 1
-            else:
-                counts[_send(invitation, connection)] += 1
-    finally:
-        connection.close()
-    return counts
 
 
 @transaction.atomic
