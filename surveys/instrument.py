@@ -1,7 +1,9 @@
 """The instrument definition: the one place that knows what a questionnaire's JSON says.
 
-A definition names its items, their keying, the response scale, how scores are computed and which
-flourishing dimension each measures, its language versions, recall window, licence and citation.
+A definition names its items, their keying, the response scale, how scores are computed, which
+flourishing dimension each measures and in which direction it is better, the items whose answers
+call for help at once (safety items), its language versions, recall window, licence and
+citation.
 Shipped instruments are files in ``surveys/instruments/``; licensed ones arrive in a *pack*
 (:class:`InstrumentPack`) that a deploying organisation writes (docs/instruments.md). Every
 reader gets an :class:`InstrumentDefinition` (``Instrument.definition`` is one) and uses its
@@ -135,6 +137,22 @@ class ScoreRule(Document):
         description="Answered items a score needs; all of its items when absent.",
     )
     range: NumberPair = Field(description="[lowest, highest] possible score.")
+    higher_is_better: bool = Field(
+        default=True,
+        description="False for a symptom score (PHQ-9, GAD-7), where a higher score is worse: "
+        "reliable deterioration is then a rise (analytics.safety_checks).",
+    )
+
+
+class SafetyItem(Document):
+    """An item whose answer calls for help at once (PHQ-9's item 9): answering it with one of
+    ``answers`` shows the participant the trial's support page and alerts the coordinators
+    (surveys.services.response_submit, safety.flags)."""
+
+    item: str = Field(min_length=1, description="The item's code.")
+    answers: list[int] = Field(
+        min_length=1, description="The answers (scale points, before reverse keying) that trigger."
+    )
 
 
 class InstrumentDefinition(Document):
@@ -168,6 +186,11 @@ class InstrumentDefinition(Document):
     stem: Texts = Field(description="Language → the instruction above the items.")
     items: list[Item] = Field(min_length=1)
     scores: list[ScoreRule] = Field(min_length=1)
+    safety_items: list[SafetyItem] = Field(
+        default=[],
+        description="Items whose answers call for help at once: the participant sees the "
+        "trial's support page and the coordinators are alerted.",
+    )
 
     # Cross-field checks run after the fields they read (``info.data`` holds the ones before).
     @field_validator("scale")
@@ -228,6 +251,29 @@ class InstrumentDefinition(Document):
             raise ValueError("; ".join(problems))
         return scores
 
+    @field_validator("safety_items")
+    @classmethod
+    def _safety_items_name_known_items_and_points(
+        cls, safety_items: list[SafetyItem], info: ValidationInfo
+    ) -> list[SafetyItem]:
+        problems = _duplicates("safety item", (safety.item for safety in safety_items))
+        codes = [item.code for item in info.data.get("items", [])]
+        scale = info.data.get("scale")
+        for safety in safety_items:
+            if "items" in info.data and safety.item not in codes:
+                problems.append(
+                    f"safety item {safety.item} is not an item (the items are {', '.join(codes)})"
+                )
+            outside = sorted(set(safety.answers) - set(scale.points)) if scale else []
+            if outside:
+                problems.append(
+                    f"safety item {safety.item}: answers {', '.join(map(str, outside))} are not "
+                    f"on the scale ({scale.min} to {scale.max})"
+                )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return safety_items
+
     @classmethod
     def from_json(cls, document: object) -> Self:
         """A definition an author wrote; raises :class:`DefinitionError` naming each problem."""
@@ -256,6 +302,14 @@ class InstrumentDefinition(Document):
                 return score
         known = ", ".join(score.code for score in self.scores)
         raise KeyError(f"{self.code} has no score {code} (its scores: {known}).")
+
+    def safety_answers(self, answers: Mapping[str, int]) -> dict[str, int]:
+        """Item code → answer for every safety item that ``answers`` trigger."""
+        return {
+            safety.item: answers[safety.item]
+            for safety in self.safety_items
+            if answers.get(safety.item) in safety.answers
+        }
 
     def scored_items(self, score: ScoreRule) -> list[str]:
         """The items ``score`` is computed from."""
