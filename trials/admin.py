@@ -698,10 +698,14 @@ PLAN_FIELDSETS = [
     ),
     (
         "Other",
-        "Guardrails that stop harm, the communities' own weights, and the privacy budget of "
-        "device telemetry (leave it empty for a trial without telemetry).",
+        "Guardrails that stop harm, the harm boundaries that alert the oversight bodies and who "
+        "lifts a suspension, the arms' canary prompts, the communities' own weights, and the "
+        "privacy budget of device telemetry (leave it empty for a trial without telemetry).",
         [
             "guardrails",
+            "safety_harm_boundaries",
+            "safety_suspension_lifted_by",
+            "safety_canary_prompts",
             "community_weights",
             "telemetry_window_days",
             "telemetry_rho_total",

@@ -1,10 +1,12 @@
 """Admin forms that turn a coordinator's typing into the structures the services take."""
 
+import re
 from collections.abc import Callable
 from typing import Any, get_args
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.core.validators import slug_re
 
 from stats.power import ancova_sample_size
 from trials.models import (
@@ -19,11 +21,13 @@ from trials.models import (
 )
 from trials.plan import (
     NARRATIVE_SECTIONS,
+    HarmMetric,
     Multiplicity,
     Outcome,
     Plan,
     PlanError,
     RandomisationMethod,
+    Safety,
     Screening,
     SpendingFunction,
     StratificationFactor,
@@ -231,6 +235,120 @@ SCREENING_KEYS: dict[str, Callable[[str, str], dict[str, Any]]] = {
 }
 
 
+HARM_METRICS = get_args(HarmMetric)
+HARM_BOUNDARY_HELP = (
+    "One per line: “metric: excess above 0.05 at 90% after 10 per arm”; what follows the "
+    "metric may be left out (excess above 0, at 90%, after 10 per arm). Metrics: "
+    f"{', '.join(HARM_METRICS)}. A boundary is crossed for an arm when the lower end of the "
+    "interval (at that confidence) for its share of participants with the harm minus the "
+    "control's is above the excess, that is when the data rule out an excess that small. "
+    "Crossing it notifies every oversight body; it does not suspend the trial: the bodies decide."
+)
+# What follows the metric in a harm boundary's line, each part optional (the model's defaults).
+HARM_BOUNDARY_TERMS = re.compile(
+    r"(?:excess above (?P<excess>\S+))?\s*(?:at (?P<confidence>[^\s%]+) ?%)?\s*"
+    r"(?:after (?P<minimum>\S+) per arm)?",
+    re.IGNORECASE,
+)
+CANARY_PROMPTS_HELP = (
+    "One per line: “arm slug: prompt”, one to five per arm. The drift watch sends them to the "
+    "arm's endpoint and records the model (and fingerprint) it answers with, so a model changed "
+    "behind the endpoint is noticed."
+)
+# trials.plan.Safety allows one to five prompts per arm; the form names the arm with too many.
+CANARY_PROMPTS_PER_ARM = 5
+SUSPENSION_LIFTED_BY = {
+    "suspending_body": "The body that suspended the trial",
+    "every_required_body": "Every required oversight body",
+}
+
+
+def _decimal(value: float) -> str:
+    # Ten significant digits: what a coordinator typed reads back the same (90, not 90.00000001).
+    return f"{value:.10g}"
+
+
+def _harm_boundary_lines(safety: Safety) -> str:
+    return "\n".join(
+        f"{b.metric}: excess above {_decimal(b.max_excess)} at {_decimal(b.confidence * 100)}% "
+        f"after {b.min_participants_per_arm} per arm"
+        for b in safety.harm_boundaries
+    )
+
+
+def _harm_boundary(line: str) -> dict[str, Any]:
+    """One boundary from ``_harm_boundary_lines``' format (what it leaves out takes the
+    defaults of ``trials.plan.HarmBoundary``), each range checked and said in the line's words."""
+    metric, _, terms = (part.strip() for part in line.partition(":"))
+    metric = "_".join(metric.lower().split())
+    if metric not in HARM_METRICS:
+        raise ValidationError(f"“{line}”: start the line with a metric: {', '.join(HARM_METRICS)}.")
+    match = HARM_BOUNDARY_TERMS.fullmatch(" ".join(terms.split()))
+    if match is None:
+        raise ValidationError(
+            f"“{line}”: after the metric write “excess above 0.05 at 90% after 10 per arm”."
+        )
+    boundary: dict[str, Any] = {"metric": metric}
+    if match["excess"] is not None:
+        boundary["max_excess"] = _number(match["excess"], f"“{line}”")
+        if not 0 <= boundary["max_excess"] < 1:
+            raise ValidationError(
+                f"“{line}”: the excess is a share from 0 up to (not including) 1, e.g. 0.05."
+            )
+    if match["confidence"] is not None:
+        boundary["confidence"] = _number(match["confidence"], f"“{line}”") / 100
+        if not 0.5 < boundary["confidence"] < 1:
+            raise ValidationError(f"“{line}”: the confidence is above 50% and below 100%.")
+    if match["minimum"] is not None:
+        boundary["min_participants_per_arm"] = _whole(match["minimum"], f"“{line}”")
+        if boundary["min_participants_per_arm"] < 1:
+            raise ValidationError(f"“{line}”: check after at least 1 participant per arm.")
+    return boundary
+
+
+def _harm_boundaries(text: str) -> list[dict[str, Any]]:
+    """Every boundary of the field; every bad line is reported."""
+    boundaries, problems = [], []
+    for line in _lines(text):
+        try:
+            boundaries.append(_harm_boundary(line))
+        except ValidationError as error:
+            problems += error.messages
+    if problems:
+        raise ValidationError(problems)
+    return boundaries
+
+
+def _canary_prompt_lines(safety: Safety) -> str:
+    return "\n".join(
+        f"{slug}: {prompt}" for slug, prompts in safety.canary_prompts.items() for prompt in prompts
+    )
+
+
+def _canary_prompts(text: str) -> dict[str, list[str]]:
+    """Arm slug → its prompts, in the order written; every bad line and every arm with too many
+    prompts is reported. Whether the slugs are the trial's arms is checked when freezing
+    (``trials.plan.freeze_errors``), as for the arms compared: arms may come after the plan."""
+    prompts: dict[str, list[str]] = {}
+    problems = []
+    for line in _lines(text):
+        slug, sep, prompt = (part.strip() for part in line.partition(":"))
+        if not (sep and slug and prompt):
+            problems.append(f"“{line}”: write “arm slug: prompt”.")
+        elif not slug_re.fullmatch(slug):
+            problems.append(f"“{line}”: {slug} is not an arm slug (letters, digits, - and _).")
+        else:
+            prompts.setdefault(slug, []).append(prompt)
+    problems += [
+        f"Arm {slug} has {len(texts)} canary prompts: give at most {CANARY_PROMPTS_PER_ARM}."
+        for slug, texts in prompts.items()
+        if len(texts) > CANARY_PROMPTS_PER_ARM
+    ]
+    if problems:
+        raise ValidationError(problems)
+    return prompts
+
+
 def _choices(values: Any) -> list[tuple[str, str]]:
     return [(value, value.replace("_", " ")) for value in get_args(values)]
 
@@ -358,6 +476,22 @@ class PlanForm(forms.ModelForm):
         label="Eligibility screening",
         help_text=SCREENING_HELP,
     )
+    safety_harm_boundaries = forms.CharField(
+        required=False, widget=LINES, label="Harm boundaries", help_text=HARM_BOUNDARY_HELP
+    )
+    safety_suspension_lifted_by = forms.ChoiceField(
+        choices=[
+            (value, SUSPENSION_LIFTED_BY[value])
+            for value in get_args(Safety.model_fields["suspension_lifted_by"].annotation)
+        ],
+        initial="suspending_body",
+        label="Who lifts a suspension",
+        help_text="Any required oversight body may suspend the trial; this says who must lift "
+        "the suspension before the trial goes on.",
+    )
+    safety_canary_prompts = forms.CharField(
+        required=False, widget=LINES, label="Canary prompts", help_text=CANARY_PROMPTS_HELP
+    )
     exploratory_analyses = forms.CharField(required=False, widget=LINES)
     other = forms.CharField(required=False, widget=LINES)
 
@@ -430,6 +564,9 @@ class PlanForm(forms.ModelForm):
             ),
             "telemetry_metrics": _metric_lines(telemetry),
             "screening": _screening_lines(plan.screening),
+            "safety_harm_boundaries": _harm_boundary_lines(plan.safety),
+            "safety_suspension_lifted_by": plan.safety.suspension_lifted_by,
+            "safety_canary_prompts": _canary_prompt_lines(plan.safety),
         }
 
     def clean(self) -> dict[str, Any]:
@@ -466,6 +603,11 @@ class PlanForm(forms.ModelForm):
         plan["sample_size"] = self._sample_size(data)
         plan["telemetry"] = self._telemetry(data)
         plan["screening"] = self._parsed("screening", _screening, data)
+        plan["safety"] = {
+            "suspension_lifted_by": data["safety_suspension_lifted_by"],
+            "harm_boundaries": self._parsed("safety_harm_boundaries", _harm_boundaries, data),
+            "canary_prompts": self._parsed("safety_canary_prompts", _canary_prompts, data),
+        }
         if self.errors:
             return data
         try:

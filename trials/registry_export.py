@@ -22,7 +22,9 @@ key per template page, one key per question, each named in snake_case after the 
     ``statistical_models``, ``transformations``, ``inference_criteria``, ``data_exclusion``,
     ``missing_data``, ``exploratory_analysis``.
 ``other``
-    ``guardrails``, ``other``.
+    ``guardrails``, ``harm_boundaries`` (with who lifts a suspension), ``canary_prompts``,
+    ``other``. The OSF template has no safety questions; the plan's safety section is answered
+    here, next to the guardrails.
 
 Every question is ``{"title": <OSF title>, "answer": <text for the OSF form>, "data": <the
 structured plan content it came from, or null>}``. A narrative the plan leaves out is answered
@@ -38,7 +40,7 @@ from pydantic import ValidationError
 
 from trials.audit import audit_chain_head
 from trials.documents import error_messages
-from trials.plan import FrozenRecord, Plan, Screening
+from trials.plan import FrozenRecord, Plan, Safety, Screening
 
 NOT_SPECIFIED = "Not specified"
 TEMPLATE = {"name": "OSF Preregistration", "version": 3}
@@ -56,6 +58,20 @@ RANDOMISATION_DESCRIPTIONS = {
     "salted_hash": "deterministic allocation by SHA-256 of a secret per-trial salt and the "
     "participant id",
 }
+HARMS = {
+    "serious_adverse_events": "a serious adverse event",
+    "adverse_events": "an adverse event",
+    "reliable_deterioration": "reliable deterioration (a reliable change index of a primary "
+    "outcome below -1.96)",
+}
+SUSPENSION_LIFTED_BY = {
+    "suspending_body": "the body that suspended it",
+    "every_required_body": "every required oversight body",
+}
+CANARY_PROMPTS_INTRO = (
+    "Sent to each arm's endpoint by the drift watch, which records the model and fingerprint "
+    "the endpoint answers with, so that a model changed behind an endpoint is noticed."
+)
 ARM_COLUMNS = ("arm", "role", "model_id", "model_version", "memory_policy", "config_sha256")
 OUTCOME_COLUMNS = ("role", "dimension", "instrument", "wave")
 
@@ -144,6 +160,8 @@ def osf_preregistration(
                 "\n".join(f"- {g}" for g in plan.guardrails) or NOT_SPECIFIED,
                 plan.guardrails or None,
             ),
+            "harm_boundaries": _harm_boundaries(plan),
+            "canary_prompts": _canary_prompts(plan),
             "other": _q("Other", _text(plan.other)),
         },
     }
@@ -199,7 +217,11 @@ def preregistration_markdown(
         f"The SHA-256 is computed over {HASH_INPUT}; verify it with "
         "`trials.canonical.sha256_of(content)`.",
     ]
-    renderers = {"manipulated_variables": _arms_markdown, "measured_variables": _outcomes_markdown}
+    renderers = {
+        "manipulated_variables": _arms_markdown,
+        "measured_variables": _outcomes_markdown,
+        "canary_prompts": _canary_prompts_markdown,
+    }
     for key, section in osf.items():
         if key in ("template", "provenance"):
             continue
@@ -379,6 +401,43 @@ def _indices(plan: Plan) -> dict:
     return _q("Indices", "\n".join(lines), weights)
 
 
+def _harm_boundaries(plan: Plan) -> dict:
+    # The rule is trials.plan.HarmBoundary's; safety.harms evaluates it.
+    safety, control = plan.safety, plan.control
+    lines = [
+        f"- {boundary.metric.replace('_', ' ').capitalize()}: crossed for an arm when the lower "
+        f"end of the two-sided {boundary.confidence * 100:.10g}% Newcombe hybrid score interval "
+        f"for its share of participants with at least {HARMS[boundary.metric]} minus the share "
+        f"in the control arm ({control}) is above {boundary.max_excess:.10g}; checked once each "
+        f"arm compared has {boundary.min_participants_per_arm} participants."
+        for boundary in safety.harm_boundaries
+    ] or ["- No harm boundaries."]
+    lines += [
+        "- Crossing a boundary notifies every oversight body; it does not suspend the trial.",
+        f"- Any required oversight body may suspend the trial; "
+        f"{SUSPENSION_LIFTED_BY[safety.suspension_lifted_by]} lifts the suspension.",
+    ]
+    data = safety.model_dump(mode="json", include={"suspension_lifted_by", "harm_boundaries"})
+    return _q("Harm boundaries", "\n".join(lines), data)
+
+
+def _canary_prompts(plan: Plan) -> dict:
+    prompts = _prompts_by_arm(plan.safety, plan.arms_compared)
+    if not prompts:
+        return _q("Canary prompts", NOT_SPECIFIED)
+    listed = [
+        f"- Arm {slug}: {'; '.join(f'“{prompt}”' for prompt in texts)}"
+        for slug, texts in prompts.items()
+    ]
+    return _q("Canary prompts", "\n".join([CANARY_PROMPTS_INTRO, *listed]), prompts)
+
+
+def _prompts_by_arm(safety: Safety, arms_compared: list[str]) -> dict[str, list[str]]:
+    # The arms compared first, then by slug: the order never depends on the stored JSON's.
+    order = list(dict.fromkeys([*arms_compared, *sorted(safety.canary_prompts)]))
+    return {slug: safety.canary_prompts[slug] for slug in order if slug in safety.canary_prompts}
+
+
 def _statistical_models(plan: Plan) -> dict:
     control, *treatments = plan.arms_compared
     contrasts = ", ".join(f"{arm} vs {control}" for arm in treatments) or NOT_SPECIFIED
@@ -438,6 +497,17 @@ def _arms_markdown(arms: list[dict]) -> list[str]:
             "",
             *_fenced(parameters, "json"),
         ]
+    return lines
+
+
+def _canary_prompts_markdown(prompts: dict[str, list[str]] | None) -> list[str]:
+    if not prompts:
+        return [NOT_SPECIFIED]
+    lines = [CANARY_PROMPTS_INTRO]
+    for slug, texts in prompts.items():
+        lines += ["", f"#### Arm {slug}"]
+        for text in texts:
+            lines += ["", *_fenced(text, "text")]
     return lines
 
 

@@ -77,6 +77,27 @@ EVERY_SECTION = {
         "uses_ai_assistants": "yes",
         "questions": [{"text": "Do you live in the UK = Britain?", "required_answer": "no"}],
     },
+    "safety": {
+        "suspension_lifted_by": "every_required_body",
+        "harm_boundaries": [
+            {
+                "metric": "serious_adverse_events",
+                "max_excess": 0.0,
+                "confidence": 0.9,
+                "min_participants_per_arm": 10,
+            },
+            {
+                "metric": "reliable_deterioration",
+                "max_excess": 0.05,
+                "confidence": 0.975,
+                "min_participants_per_arm": 25,
+            },
+        ],
+        "canary_prompts": {
+            "a": ["What is 17 × 23?"],
+            "b": ["Name a colour.", "Translate: good morning: bonjour?"],
+        },
+    },
     "study_type": "Experiment",
     "blinding": "Participants do not know which assistant is which.",
     "design": "Two-arm parallel trial.",

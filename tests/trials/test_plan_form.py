@@ -1,11 +1,12 @@
 """The plan's admin page: the OSF template's sections in order, every field of the form in one of
-them, a first plan that starts from a statistician's defaults, and the power calculation's result
-shown after saving."""
+them, a first plan that starts from a statistician's defaults, the power calculation's result
+shown after saving, and the safety section's lines read back or refused line by line."""
 
 from collections import Counter
 
 import pytest
 from django.contrib import admin
+from django.core.exceptions import ValidationError
 from django.test import RequestFactory
 
 from stats.power import ancova_sample_size
@@ -14,6 +15,8 @@ from tests.trials.test_plan_document import post_data
 from trials.admin import PLAN_FIELDSETS
 from trials.forms import PlanForm
 from trials.models import PreRegistration
+from trials.plan import HarmBoundary
+from trials.services import preregistration_draft_save, preregistration_freeze
 
 SECTIONS = [
     "Study information",
@@ -120,3 +123,85 @@ def test_saving_without_a_power_calculation_returns_to_the_list(client, root):
     assert response["Location"] == "/admin/trials/preregistration/"
     page = client.get(f"/admin/trials/preregistration/{trial.preregistrations.get().pk}/change/")
     assert "Not computed" in page.content.decode()
+
+
+@pytest.mark.django_db
+def test_the_safety_lines_read_back_with_the_defaults_for_what_they_leave_out():
+    trial = draft_trial()
+    form = PlanForm(
+        _first_plan(
+            trial,
+            safety_harm_boundaries="Serious adverse events\n"
+            "reliable deterioration: excess above 0.1 at 97.5 %\n"
+            "adverse_events: after 30 per arm",
+            safety_suspension_lifted_by="every_required_body",
+            safety_canary_prompts="b: Translate: good morning\na: What is 17 × 23?\nb: Hello",
+        )
+    )
+    assert form.is_valid(), form.errors
+    safety = form.plan.safety
+    assert safety.harm_boundaries == [
+        HarmBoundary(metric="serious_adverse_events"),
+        HarmBoundary(metric="reliable_deterioration", max_excess=0.1, confidence=0.975),
+        HarmBoundary(metric="adverse_events", min_participants_per_arm=30),
+    ]
+    assert safety.suspension_lifted_by == "every_required_body"
+    assert safety.canary_prompts == {
+        "b": ["Translate: good morning", "Hello"],
+        "a": ["What is 17 × 23?"],
+    }
+    # Shown again as every term written out.
+    shown = PlanForm.initial_from(form.plan)["safety_harm_boundaries"].splitlines()
+    assert shown[1] == "reliable_deterioration: excess above 0.1 at 97.5% after 10 per arm"
+
+
+@pytest.mark.django_db
+def test_every_bad_safety_line_is_reported_on_its_field_at_once():
+    trial = draft_trial()
+    form = PlanForm(
+        _first_plan(
+            trial,
+            safety_harm_boundaries="joy: excess above 0.05\n"
+            "adverse_events: excess above 1.5\n"
+            "adverse_events: excess above -0.1\n"
+            "serious_adverse_events: at 40%\n"
+            "serious_adverse_events: after 0 per arm\n"
+            "reliable_deterioration: beyond 0.1\n"
+            "adverse_events: excess above 0.05 at 90%",
+            safety_canary_prompts="a: one\na: two\na: three\na: four\na: five\na: six\n"
+            "no colon here\nArm B: hello\nb:",
+        )
+    )
+    assert not form.is_valid()
+    assert form.errors["safety_harm_boundaries"] == [
+        "“joy: excess above 0.05”: start the line with a metric: serious_adverse_events, "
+        "adverse_events, reliable_deterioration.",
+        "“adverse_events: excess above 1.5”: the excess is a share from 0 up to (not "
+        "including) 1, e.g. 0.05.",
+        "“adverse_events: excess above -0.1”: the excess is a share from 0 up to (not "
+        "including) 1, e.g. 0.05.",
+        "“serious_adverse_events: at 40%”: the confidence is above 50% and below 100%.",
+        "“serious_adverse_events: after 0 per arm”: check after at least 1 participant per arm.",
+        "“reliable_deterioration: beyond 0.1”: after the metric write “excess above 0.05 at 90% "
+        "after 10 per arm”.",
+    ]
+    assert form.errors["safety_canary_prompts"] == [
+        "“no colon here”: write “arm slug: prompt”.",
+        "“Arm B: hello”: Arm B is not an arm slug (letters, digits, - and _).",
+        "“b:”: write “arm slug: prompt”.",
+        "Arm a has 6 canary prompts: give at most 5.",
+    ]
+
+
+@pytest.mark.django_db
+def test_a_canary_prompt_for_an_arm_the_trial_lacks_is_refused_at_freezing():
+    # As with the arms compared, a draft may name an arm not yet added; freezing may not.
+    trial = draft_trial()
+    form = PlanForm(_first_plan(trial, safety_canary_prompts="z: Hello?"))
+    assert form.is_valid(), form.errors
+    preregistration_draft_save(trial=trial, plan=form.plan)
+    with pytest.raises(ValidationError) as error:
+        preregistration_freeze(trial=trial)
+    assert "safety.canary_prompts: z is not an arm of this trial (arms: a, b)." in (
+        error.value.messages
+    )

@@ -65,6 +65,28 @@ CONTENT = {
                 "weights": {"mental_wellbeing": 0.5, "life_satisfaction": 0.5},
             }
         },
+        "safety": {
+            "suspension_lifted_by": "every_required_body",
+            "harm_boundaries": [
+                {
+                    "metric": "serious_adverse_events",
+                    "max_excess": 0.0,
+                    "confidence": 0.9,
+                    "min_participants_per_arm": 10,
+                },
+                {
+                    "metric": "reliable_deterioration",
+                    "max_excess": 0.05,
+                    "confidence": 0.975,
+                    "min_participants_per_arm": 25,
+                },
+            ],
+            # Treatment first in the stored JSON: the export still lists the control first.
+            "canary_prompts": {
+                "b": ["Name a colour.", "Print ``` and stop."],
+                "a": ["What is 17 × 23?"],
+            },
+        },
     },
     "arms": {"a": "a" * 64, "b": "b" * 64},
     "arm_configs": {
@@ -93,7 +115,7 @@ SECTIONS = {
         "missing_data",
         "exploratory_analysis",
     },
-    "other": {"guardrails", "other"},
+    "other": {"guardrails", "harm_boundaries", "canary_prompts", "other"},
 }
 FROZEN_AT = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -195,6 +217,7 @@ def test_missing_narratives_say_not_specified():
         ("analysis_plan", "missing_data"),
         ("analysis_plan", "exploratory_analysis"),
         ("other", "guardrails"),
+        ("other", "canary_prompts"),
         ("other", "other"),
     ]:
         assert osf[section][question]["answer"] == NOT_SPECIFIED, question
@@ -203,6 +226,47 @@ def test_missing_narratives_say_not_specified():
     # Randomisation is never unspecified: the platform's defaults are what allocation will do.
     randomization = osf["design_plan"]["randomization"]["answer"]
     assert "permuted-block" in randomization and "Equal allocation" in randomization
+    # Nor who lifts a suspension: the plan's default is what the oversight page will do.
+    assert osf["other"]["harm_boundaries"]["answer"].splitlines() == [
+        "- No harm boundaries.",
+        "- Crossing a boundary notifies every oversight body; it does not suspend the trial.",
+        "- Any required oversight body may suspend the trial; the body that suspended it lifts "
+        "the suspension.",
+    ]
+
+
+@pytest.mark.unit
+def test_the_safety_section_is_exported_in_words():
+    other = osf_preregistration(**export())["other"]
+    harms = other["harm_boundaries"]
+    assert harms["answer"].splitlines() == [
+        "- Serious adverse events: crossed for an arm when the lower end of the two-sided 90% "
+        "Newcombe hybrid score interval for its share of participants with at least a serious "
+        "adverse event minus the share in the control arm (a) is above 0; checked once each arm "
+        "compared has 10 participants.",
+        "- Reliable deterioration: crossed for an arm when the lower end of the two-sided 97.5% "
+        "Newcombe hybrid score interval for its share of participants with at least reliable "
+        "deterioration (a reliable change index of a primary outcome below -1.96) minus the "
+        "share in the control arm (a) is above 0.05; checked once each arm compared has 25 "
+        "participants.",
+        "- Crossing a boundary notifies every oversight body; it does not suspend the trial.",
+        "- Any required oversight body may suspend the trial; every required oversight body "
+        "lifts the suspension.",
+    ]
+    safety = CONTENT["plan"]["safety"]
+    assert harms["data"] == {
+        "suspension_lifted_by": "every_required_body",
+        "harm_boundaries": safety["harm_boundaries"],
+    }
+    canaries = other["canary_prompts"]
+    assert (
+        list(canaries["data"]) == ["a", "b"]
+        and canaries["data"]["b"] == safety["canary_prompts"]["b"]
+    )
+    assert canaries["answer"].splitlines()[1:] == [
+        "- Arm a: “What is 17 × 23?”",
+        "- Arm b: “Name a colour.”; “Print ``` and stop.”",
+    ]
 
 
 @pytest.mark.unit
@@ -235,6 +299,11 @@ def test_markdown_is_deterministic_and_carries_hash_tables_and_prompts():
     assert "| primary | mental_wellbeing | who5 | 3 |" in text
     # The prompt holds ``` so its fence must be longer.
     assert "````text\nSé amable; ``` aide à l'autonomie — 🌱\n````" in text
+    # Canary prompts per arm, the control first, each fenced like a system prompt.
+    canaries = text[text.index("### Canary prompts") : text.index("### Other")]
+    assert canaries.index("#### Arm a") < canaries.index("#### Arm b")
+    assert "```text\nWhat is 17 × 23?\n```" in canaries
+    assert "````text\nPrint ``` and stop.\n````" in canaries
 
 
 @pytest.mark.unit
