@@ -6,6 +6,7 @@ app_name = "surveys"
 urlpatterns = [
     path("my-data/<str:token>/", views.my_data, name="my_data"),
     path("my-data/<str:token>/consent.pdf", views.my_consent_copy, name="consent_copy"),
+    path("my-data/<str:token>/support/", views.support, name="support"),
     path("<str:token>/", views.survey, name="survey"),
     path("<str:token>/done/", views.survey_done, name="done"),
 ]

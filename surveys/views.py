@@ -23,6 +23,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods
 
+from safety.flags import safety_answer_given
 from surveys.consent_copies import consent_copy_download, consent_copy_made
 from surveys.front_door import ConsentForm
 from surveys.links import (
@@ -389,12 +390,54 @@ def _finish(request, token, participant, wave, pages, answers, started_at, timin
 def survey_done(request, token: str, participant: Participant, wave: Wave) -> HttpResponse:
     if survey_status(participant, wave, timezone.now()).state != WaveState.ANSWERED:
         return redirect("surveys:survey", token=token)
+    response = participant.responses.get(wave=wave)
+    if safety_answer_given(participant=participant, response_id=response.pk):
+        # An answer that calls for help (docs/instruments.md, "Safety items"): the support page
+        # comes first, every time this page is opened.
+        return _support_page(request, participant, answered=True)
     return _message(
         request,
         _("Thank you!"),
         _("Your answers have been saved. We will invite you to the next survey."),
         data_url=data_path(participant.pk),
     )
+
+
+@require_GET
+def support(request: HttpRequest, token: str) -> HttpResponse:
+    """The trial's support page: where to get help now, linked from "My data and consent"."""
+    try:
+        participant_id = participant_id_from_data_token(token)
+    except signing.BadSignature as error:
+        return _bad_link(request, error)
+    participant = Participant.objects.select_related("trial").filter(pk=participant_id).first()
+    if participant is None:
+        return _bad_link(request, signing.BadSignature())
+    with translation.override(participant.locale):
+        return _support_page(request, participant, answered=False)
+
+
+def _support_resources(participant: Participant) -> str:
+    """The support resources of the trial's latest consent document in the participant's
+    language, else in the site's default language; empty when neither gives any."""
+    documents = ConsentDocument.objects.filter(trial=participant.trial).exclude(
+        support_resources=""
+    )
+    for locale in (participant.locale, settings.LANGUAGE_CODE):
+        document = documents.filter(locale=locale).order_by("-version").first()
+        if document is not None:
+            return document.support_resources
+    return ""
+
+
+def _support_page(request, participant: Participant, *, answered: bool) -> HttpResponse:
+    context = {
+        "trial": participant.trial,
+        "answered": answered,
+        "resources": _support_resources(participant),
+        "data_url": data_path(participant.pk),
+    }
+    return render(request, "surveys/support.html", context)
 
 
 def _date(moment) -> str:
@@ -457,6 +500,7 @@ def _my_data_page(request, participant: Participant, status: int = 200, **extra)
         "answered": participant.responses.count(),
         "survey_url": survey_path(participant.pk, open_wave.pk) if open_wave else None,
         "erase_on_withdrawal": erase,
+        "support_url": reverse("surveys:support", kwargs={"token": data_token(participant.pk)}),
         "revocable": REVOCABLE_SCOPES,
         "consent_copy_url": reverse(
             "surveys:consent_copy", kwargs={"token": data_token(participant.pk)}

@@ -47,6 +47,8 @@ GROUP_PERMISSIONS: dict[str, list[str]] = {
         "federated.view_privacycharge",
         "federated.view_telemetryrelease",
         "federated.view_releasedaggregate",
+        "safety.view_safetyflag",
+        "safety.change_safetyflag",  # acknowledging a flag
         "safety.view_adverseevent",
         "safety.add_adverseevent",
         "safety.change_adverseevent",  # assessing one
