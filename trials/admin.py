@@ -2,9 +2,7 @@
 limited to the trials the signed-in user may see, and every object asks its trial's rule
 (trials.rules)."""
 
-import difflib
 import json
-from dataclasses import dataclass
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -40,6 +38,7 @@ from trials.models import (
     TrialMember,
     TrialOversight,
 )
+from trials.oversight import oversight_decide, plan_comparisons, plan_document
 from trials.plan import PowerCalculation
 from trials.registry_export import (
     export_arguments,
@@ -55,14 +54,13 @@ from trials.selectors import (
     missing_approvals,
     preregistration_current,
     preregistration_in_force,
-    preregistration_last_approved,
     preregistrations_pending,
+    suspensions_standing,
     trial_setup_checklist,
     trial_status,
 )
 from trials.services import (
     ARM_CONFIG_FIELDS,
-    approval_record,
     arm_amend,
     arm_save,
     deviation_record,
@@ -71,14 +69,12 @@ from trials.services import (
     oversight_assign,
     participant_withdraw,
     preregistration_amend,
-    preregistration_changes_request,
     preregistration_draft_save,
     preregistration_freeze,
     preregistration_record_build,
     profile_create,
     trial_create,
     trial_describe,
-    trial_suspend,
     trial_transition,
 )
 
@@ -391,6 +387,7 @@ class TrialAdmin(TrialScopedAdmin):
             events = obj.events.select_related("actor").order_by("-sequence")
             context |= {
                 "setup_checklist": self.setup_checklist(obj),
+                "standing": suspensions_standing(obj),
                 "recent_events": events[:RECENT_EVENTS],
                 "event_count": obj.events.count(),
             }
@@ -491,7 +488,7 @@ class TrialAdmin(TrialScopedAdmin):
     def oversight_view(self, request: HttpRequest, pk: int, decision: str) -> HttpResponse:
         """A body member reviews the version to approve (the plan as a document, and what
         changed since the version their body approved last) and approves it or asks for
-        changes; or suspends the trial."""
+        changes; or suspends the trial, or lifts their body's suspension."""
         if decision not in ("approve", "suspend"):
             raise PermissionDenied("Unknown decision.")
         trial = self._visible(request, pk)
@@ -502,32 +499,24 @@ class TrialAdmin(TrialScopedAdmin):
         if not request.user.has_perm(permission, trial) or not bodies.exists():
             raise PermissionDenied("Only members of a body overseeing this trial can decide.")
         Decision = OversightDecisionForm
-        decisions = [Decision.APPROVE, Decision.REQUEST_CHANGES]
-        form = OversightDecisionForm(
-            request.POST or None,
-            bodies=bodies,
-            decisions=decisions if decision == "approve" else [Decision.SUSPEND],
-        )
+        standing = suspensions_standing(trial)
+        if decision == "approve":
+            decisions = [Decision.APPROVE, Decision.REQUEST_CHANGES]
+        else:
+            # Lifting is offered while a standing suspension waits for one of the user's bodies.
+            waits = any(set(s.waiting_for) & set(bodies) for s in standing)
+            decisions = [Decision.SUSPEND, Decision.LIFT] if waits else [Decision.SUSPEND]
+        form = OversightDecisionForm(request.POST or None, bodies=bodies, decisions=decisions)
         current = preregistration_current(trial)
         if request.method == "POST" and form.is_valid():
-            body, note = form.cleaned_data["body"], form.cleaned_data["note"]
-            chosen = form.cleaned_data["decision"]
             try:
-                if chosen == Decision.SUSPEND:
-                    trial_suspend(trial=trial, body=body, reason=note, actor=request.user)
-                    done = f"{body.name} suspended the trial."
-                elif current is None:
-                    raise ValidationError("There is no frozen plan to approve.")
-                elif chosen == Decision.APPROVE:
-                    approval_record(
-                        body=body, preregistration=current, actor=request.user, note=note
-                    )
-                    done = f"{body.name} approved plan version {current.version}."
-                else:
-                    preregistration_changes_request(
-                        body=body, preregistration=current, actor=request.user, note=note
-                    )
-                    done = f"{body.name} asked for changes to plan version {current.version}."
+                done = oversight_decide(
+                    trial=trial,
+                    body=form.cleaned_data["body"],
+                    decision=form.cleaned_data["decision"],
+                    note=form.cleaned_data["note"],
+                    actor=request.user,
+                )
             except ValidationError as error:
                 _report(self, request, error)
             else:
@@ -535,62 +524,18 @@ class TrialAdmin(TrialScopedAdmin):
                 return HttpResponseRedirect(reverse("admin:trials_trial_change", args=[pk]))
         review = decision == "approve" and current is not None
         context = self.admin_site.each_context(request) | {
-            "title": f"{'Review' if decision == 'approve' else 'Suspend'}: {trial.title}",
+            "title": f"{'Review' if decision == 'approve' else 'Suspend or lift'}: {trial.title}",
             "trial": trial,
             "decision": decision,
             "form": form,
             "current": current,
-            "document": preregistration_markdown(**export_arguments(current)) if review else "",
-            "comparisons": _comparisons(current, bodies) if review else [],
+            "document": plan_document(current) if review else "",
+            "comparisons": plan_comparisons(current, bodies) if review else [],
             "change_requests": changes_requested(current) if review else [],
+            "standing": standing,
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/trials/trial/oversight_decision.html", context)
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """What changed for bodies since the version they approved last (None: they approved none
-    of this trial's versions)."""
-
-    bodies: str
-    previous: PreRegistration | None
-    diff: list[tuple[str, str]]
-
-
-def _plan_sections(prereg: PreRegistration) -> list[str]:
-    """The version's OSF sections as Markdown lines, without the provenance table (its
-    version, time and hashes differ between any two versions)."""
-    fields = export_arguments(prereg) | {"audit_chain_head": None}
-    lines = preregistration_markdown(**fields).splitlines()
-    return lines[next(n for n, line in enumerate(lines) if line.startswith("## ")) :]
-
-
-def _diff_kind(line: str) -> str:
-    if line.startswith(("+++", "---")):
-        return "file"
-    return {"@": "hunk", "+": "added", "-": "removed"}.get(line[:1], "same")
-
-
-def _comparisons(current: PreRegistration, bodies) -> list[Comparison]:
-    by_previous: dict[PreRegistration | None, list[str]] = {}
-    for body in bodies.order_by("name"):
-        previous = preregistration_last_approved(current.trial, body)
-        by_previous.setdefault(previous, []).append(body.name)
-    comparisons = []
-    for previous, names in by_previous.items():
-        diff = []
-        if previous is not None and previous != current:
-            lines = difflib.unified_diff(
-                _plan_sections(previous),
-                _plan_sections(current),
-                f"version {previous.version}",
-                f"version {current.version}",
-                lineterm="",
-            )
-            diff = [(_diff_kind(line), line) for line in lines]
-        comparisons.append(Comparison(", ".join(names), previous, diff))
-    return comparisons
 
 
 # --- arms and plans --------------------------------------------------------------------------

@@ -235,6 +235,84 @@ class Approval(models.Model):
         return f"{self.body} approved {self.preregistration}"
 
 
+class Suspension(models.Model):
+    """A body's suspension of a trial. It stands until it is lifted (``lifted_at`` set), by the
+    body itself or, when the plan says ``safety.suspension_lifted_by = "every_required_body"``,
+    by every required body as well (one ``SuspensionLift`` each; trials.services.suspension_lift).
+    While any stands, no coordinator moves the trial out of suspension. Nothing is deleted:
+    lifting only sets ``lifted_at``."""
+
+    trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="suspensions")
+    body = models.ForeignKey(OversightBody, on_delete=models.PROTECT, related_name="suspensions")
+    reason = models.TextField()
+    suspended_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    suspended_at = models.DateTimeField(default=timezone.now)
+    state_before = models.CharField(
+        max_length=20,
+        choices=Trial.State.choices,
+        help_text="The state the trial returns to when the last standing suspension is lifted.",
+    )
+    lifted_at = models.DateTimeField(null=True, blank=True)
+    chain_hash = models.CharField(
+        max_length=64, blank=True, help_text="The hash of the audit event that recorded it."
+    )
+
+    # What the suspending event vouches for (trials.audit): what never changes; the lifts are
+    # chained rows of their own.
+    audit_trial_path = "trial"
+    audit_fields = ("trial_id", "body_id", "reason", "suspended_at", "state_before")
+
+    class Meta:
+        ordering = ["trial", "suspended_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["trial", "body"],
+                condition=models.Q(lifted_at__isnull=True),
+                name="suspension_one_standing_per_body",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.body} suspended {self.trial} ({self.suspended_at:%Y-%m-%d})"
+
+
+class SuspensionLift(models.Model):
+    """One body's lifting of a suspension, with its rationale."""
+
+    suspension = models.ForeignKey(Suspension, on_delete=models.PROTECT, related_name="lifts")
+    body = models.ForeignKey(OversightBody, on_delete=models.PROTECT, related_name="+")
+    rationale = models.TextField()
+    lifted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    lifted_at = models.DateTimeField(default=timezone.now)
+    chain_hash = models.CharField(
+        max_length=64, blank=True, help_text="The hash of the audit event that recorded it."
+    )
+
+    audit_trial_path = "suspension__trial"
+    audit_fields = ("suspension_id", "body_id", "rationale", "lifted_at")
+
+    class Meta:
+        ordering = ["suspension", "lifted_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["suspension", "body"], name="suspension_lift_per_body")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.body} lifted {self.suspension}"
+
+
 class Community(models.Model):
     slug = models.SlugField(unique=True)
     name = models.CharField(max_length=200)

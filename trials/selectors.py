@@ -21,6 +21,7 @@ from trials.models import (
     OversightBody,
     Participant,
     PreRegistration,
+    Suspension,
     Trial,
     TrialEvent,
 )
@@ -109,6 +110,49 @@ def changes_requested(prereg: PreRegistration | None) -> list[TrialEvent]:
         kind=TrialEvent.Kind.CHANGES_REQUESTED, detail__version=prereg.version
     )
     return list(requests.order_by("sequence"))
+
+
+@dataclass(frozen=True)
+class StandingSuspension:
+    """A body's suspension that stands, and the bodies whose lift it still waits for."""
+
+    suspension: Suspension
+    waiting_for: list[OversightBody]
+
+    def describe(self) -> str:
+        waiting = ", ".join(body.name for body in self.waiting_for)
+        return (
+            f"{self.suspension.body.name} suspended it ({self.suspension.reason}); "
+            f"it stands until lifted by {waiting}"
+        )
+
+
+def suspension_lifters(suspension: Suspension) -> list[OversightBody]:
+    """The bodies that must each lift ``suspension`` before it no longer stands: the body that
+    suspended, and, when the plan (in force, else the latest frozen version) says
+    ``safety.suspension_lifted_by = "every_required_body"``, every required body of the trial
+    as well (trials.plan.Safety)."""
+    trial = suspension.trial
+    prereg = preregistration_in_force(trial) or preregistration_current(trial)
+    bodies = {suspension.body}
+    if prereg is not None and prereg.plan.safety.suspension_lifted_by == "every_required_body":
+        required = OversightBody.objects.filter(
+            trialoversight__trial=trial, trialoversight__required=True
+        )
+        bodies |= set(required)
+    return sorted(bodies, key=lambda body: body.name)
+
+
+def suspensions_standing(trial: Trial) -> list[StandingSuspension]:
+    """The bodies' suspensions of ``trial`` not lifted yet, oldest first: while any stands, no
+    coordinator moves the trial out of suspension (trials.services.trial_transition)."""
+    standing = []
+    rows = trial.suspensions.filter(lifted_at__isnull=True).select_related("body", "trial")
+    for suspension in rows.order_by("suspended_at", "pk"):
+        lifted = set(suspension.lifts.values_list("body_id", flat=True))
+        waiting = [b for b in suspension_lifters(suspension) if b.pk not in lifted]
+        standing.append(StandingSuspension(suspension, waiting))
+    return standing
 
 
 def _superseded() -> Q:

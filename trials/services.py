@@ -31,6 +31,8 @@ from trials.models import (
     ParticipantContact,
     PreRegistration,
     ProtocolDeviation,
+    Suspension,
+    SuspensionLift,
     Trial,
     TrialEvent,
     TrialMember,
@@ -50,6 +52,7 @@ from trials.selectors import (
     missing_approvals,
     preregistration_current,
     preregistration_draft,
+    suspensions_standing,
 )
 from trials.signals import participant_erased
 
@@ -515,6 +518,30 @@ def preregistration_changes_request(
     )
 
 
+def _state_set(trial: Trial, to: str, actor: User | None, reason: str, **detail) -> Trial:
+    previous = trial.state
+    trial.state = to
+    trial.save(update_fields=["state"])
+    kind = TrialEvent.Kind.STATE_CHANGED
+    _event(trial, kind, actor, previous=previous, to=to, reason=reason, **detail)
+    return trial
+
+
+def _require_no_standing_suspension(trial: Trial, to: str) -> None:
+    """A body's suspension is the body's to lift (``suspension_lift``): until every standing
+    one is lifted, the trial leaves suspension only to be terminated, which stops it for good
+    and so never undoes what a body asked for."""
+    if trial.state != State.SUSPENDED or to == State.TERMINATED:
+        return
+    standing = suspensions_standing(trial)
+    if standing:
+        raise ValidationError(
+            "The trial stays suspended while an oversight body's suspension stands: "
+            + "; ".join(s.describe() for s in standing)
+            + "."
+        )
+
+
 @transaction.atomic
 def trial_transition(
     *, trial: Trial, to: str, actor: User | None = None, reason: str = ""
@@ -525,6 +552,7 @@ def trial_transition(
             f"A trial cannot move from {trial.get_state_display().lower()} to "
             f"{State(to).label.lower()}."
         )
+    _require_no_standing_suspension(trial, to)
     if to == State.REGISTERED and preregistration_current(trial) is None:
         raise ValidationError("Freeze a pre-registration before registering the trial.")
     if to == State.ENROLLING:
@@ -536,26 +564,107 @@ def trial_transition(
                 "Enrolment needs the approval of every required body for the current "
                 f"pre-registration; missing: {', '.join(missing)}."
             )
-    previous = trial.state
-    trial.state = to
-    trial.save(update_fields=["state"])
-    _event(trial, TrialEvent.Kind.STATE_CHANGED, actor, previous=previous, to=to, reason=reason)
-    return trial
+    return _state_set(trial, to, actor, reason)
 
 
 @transaction.atomic
 def trial_suspend(
     *, trial: Trial, body: OversightBody, reason: str, actor: User | None = None
 ) -> Trial:
-    """Any body overseeing a trial can suspend it, alone: there is no single chokepoint."""
+    """Any body overseeing a trial can suspend it, alone: there is no single chokepoint. Each
+    body's suspension is its own (a ``Suspension``), recorded as a move to suspended that
+    names the body (from suspended to suspended when another body's suspension stands
+    already), and stands until lifted as ``suspension_lift`` says."""
+    trial = trial_lock(trial)
     if not trial.oversight.filter(body=body).exists():
         raise ValidationError(f"{body.name} does not oversee trial {trial.slug}.")
     _require_body_member(actor, body, "suspend a trial")
     if not reason.strip():
         raise ValidationError("Give the reason for suspending the trial.")
-    return trial_transition(
-        trial=trial, to=State.SUSPENDED, actor=actor, reason=f"{body.name}: {reason}"
+    if trial.suspensions.filter(body=body, lifted_at__isnull=True).exists():
+        raise ValidationError(f"{body.name}'s suspension of this trial stands already.")
+    if trial.state == State.SUSPENDED:
+        # Joining the suspensions that stand: the trial returns where they would return it.
+        # Suspended without any (before suspensions were the bodies'), it stays suspended
+        # when this one is lifted, and its coordinators resume it.
+        earlier = trial.suspensions.filter(lifted_at__isnull=True).order_by("suspended_at")
+        state_before = earlier.first().state_before if earlier.exists() else State.SUSPENDED
+    elif State.SUSPENDED in ALLOWED_TRANSITIONS[trial.state]:
+        state_before = trial.state
+    else:
+        raise ValidationError(
+            f"A trial cannot move from {trial.get_state_display().lower()} to suspended."
+        )
+    suspension = Suspension.objects.create(
+        trial=trial, body=body, reason=reason.strip(), suspended_by=actor, state_before=state_before
     )
+    return _state_set(
+        trial,
+        State.SUSPENDED,
+        actor,
+        f"{body.name}: {reason.strip()}",
+        body=body.name,
+        record=suspension,
+    )
+
+
+@transaction.atomic
+def suspension_lift(
+    *, trial: Trial, body: OversightBody, rationale: str, actor: User | None = None
+) -> list[SuspensionLift]:
+    """``body`` lifts, with a rationale, every standing suspension of ``trial`` that waits for
+    its lift (trials.selectors.suspension_lifters: the suspending body's own, or, under the
+    plan's ``every_required_body``, any on which every required body must agree), one
+    SUSPENSION_LIFTED event each. A suspension stops standing when the last body it waits for
+    has lifted it; when none stands any more, the trial returns to the state it had before the
+    first of them (STATE_CHANGED), unless it was terminated meanwhile."""
+    trial = trial_lock(trial)
+    _require_body_member(actor, body, "lift a suspension")
+    if not rationale.strip():
+        raise ValidationError("Say why the suspension can be lifted.")
+    standing = suspensions_standing(trial)
+    waiting_on_body = [s for s in standing if body in s.waiting_for]
+    if not waiting_on_body:
+        if not standing:
+            raise ValidationError(f"No oversight body's suspension of trial {trial.slug} stands.")
+        raise ValidationError(
+            f"{body.name} has no suspension to lift: "
+            + "; ".join(s.describe() for s in standing)
+            + "."
+        )
+    lifts, state_before = [], None
+    for entry in waiting_on_body:
+        suspension = entry.suspension
+        lift = SuspensionLift.objects.create(
+            suspension=suspension, body=body, rationale=rationale.strip(), lifted_by=actor
+        )
+        still_waiting = [b.name for b in entry.waiting_for if b != body]
+        if not still_waiting:
+            suspension.lifted_at = lift.lifted_at
+            suspension.save(update_fields=["lifted_at"])
+            state_before = suspension.state_before
+        _event(
+            trial,
+            TrialEvent.Kind.SUSPENSION_LIFTED,
+            actor,
+            record=lift,
+            body=body.name,
+            rationale=rationale.strip(),
+            suspended_by=suspension.body.name,
+            reason=suspension.reason,
+            waiting_for=still_waiting,
+        )
+        lifts.append(lift)
+    returns = state_before not in (None, State.SUSPENDED)
+    if returns and trial.state == State.SUSPENDED and not suspensions_standing(trial):
+        _state_set(
+            trial,
+            state_before,
+            actor,
+            f"Every suspension lifted, the last by {body.name}: {rationale.strip()}",
+            body=body.name,
+        )
+    return lifts
 
 
 # --- communities --------------------------------------------------------------------------
