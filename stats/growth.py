@@ -1,6 +1,5 @@
 """Differences in growth per wave between arms, from one dimension's long data."""
 
-import re
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,17 +10,18 @@ import pandas as pd
 import statsmodels.api as sm
 import statsmodels.formula.api as smf
 from scipy import stats
-from statsmodels.regression.mixed_linear_model import MixedLM
-from statsmodels.tools.sm_exceptions import ConvergenceWarning, ModelWarning
+from statsmodels.tools.sm_exceptions import ModelWarning
+
+from stats.reml_growth import participant_statistics, reml_growth_fit
 
 _COLUMNS = ["participant", "arm", "wave", "score"]
 # ``arm`` is a categorical whose first category is the control, so patsy's default treatment
 # coding makes every ``wave:arm[T.<arm>]`` coefficient a difference from the control's growth.
 _FORMULA = "score ~ wave * arm"
 # A random-effects covariance whose smallest eigenvalue, relative to the residual variance, is
-# below this is reported as a boundary fit. statsmodels' unconstrained optimiser only approaches a
-# zero variance: in our simulations boundary fits ended between 1e-10 and 1e-7, interior ones
-# above 1e-3, so lme4's tolerance (1e-4 on the Cholesky factor, roughly 1e-8 here) would miss some.
+# below this is reported as a boundary fit. The REML optimiser (stats.reml_growth) holds a
+# diagonal entry of the Cholesky factor at exactly 0 when the optimum is on the boundary; interior
+# fits in our simulations stayed above 1e-3.
 _SINGULAR_TOLERANCE = 1e-6
 _BOUNDARY_NOTE = (
     "boundary fit: the random intercept-and-slope covariance is singular (a variance is zero or "
@@ -34,10 +34,13 @@ class ArmContrast:
     """Difference in growth per wave between ``arm`` and the control arm.
 
     ``n_participants`` and ``n_observations`` count the rows of ``arm`` and the control arm
-    together, the data the contrast compares. ``warnings`` lists, once each and in the order
-    raised, what statsmodels warned during the fit, including attempts that a later optimiser
-    retried successfully, so read it together with ``converged``. All fields are plain ``str``,
-    ``float``, ``int``, ``bool`` or ``tuple``, so ``dataclasses.asdict`` gives JSON-ready data.
+    together, the data the contrast compares. ``df`` is the t reference's degrees of freedom
+    (Satterthwaite's, for the mixed model) or None where the reference is the normal (GEE).
+    ``warnings`` lists, once each and in the order raised, what the fit warned: for GEE what
+    statsmodels warned, including attempts that a later optimiser retried successfully, so read
+    it together with ``converged``; for the mixed model a boundary fit or a failed convergence
+    check. All fields are plain ``str``, ``float``, ``int``, ``bool``, ``tuple`` or None, so
+    ``dataclasses.asdict`` gives JSON-ready data.
     """
 
     arm: str
@@ -50,6 +53,7 @@ class ArmContrast:
     n_observations: int
     converged: bool
     warnings: tuple[str, ...]
+    df: float | None = None
 
 
 def mixedlm_growth(
@@ -64,13 +68,17 @@ def mixedlm_growth(
               (b_{0i}, b_{1i})^\top \sim N(0, D),\quad \varepsilon_{ij} \sim N(0, \sigma^2),
 
     with :math:`\gamma_{\text{control}} = \delta_{\text{control}} = 0`, fitted by restricted
-    maximum likelihood (Laird & Ware 1982). For every other arm :math:`k` the result is
-    :math:`\hat\delta_k`, the difference in growth per wave from the control arm, with its Wald
-    standard error from the inverse Hessian, the two-sided :math:`1-\alpha` normal interval
-    :math:`\hat\delta_k \pm z_{1-\alpha/2}\,\mathrm{SE}` and the p-value
-    :math:`2\{1 - \Phi(|\hat\delta_k| / \mathrm{SE})\}`. The normal reference ignores the
-    uncertainty in :math:`D` and :math:`\sigma^2`, so with few participants per arm the
-    interval is somewhat too narrow.
+    maximum likelihood (Laird & Ware 1982), exactly, from six statistics per participant
+    (:func:`stats.reml_growth.reml_growth_fit`; the same model, criterion and estimates as
+    ``lmer(score ~ wave * arm + (1 + wave | participant), REML = TRUE)``). For every other arm
+    :math:`k` the result is :math:`\hat\delta_k`, the difference in growth per wave from the
+    control arm, with its standard error :math:`\hat\sigma^2 (X^\top W^{-1} X)^{-1}` at the
+    REML estimate (lme4's ``vcov``), Satterthwaite's degrees of freedom :math:`\nu_k` for it
+    (as lmerTest computes them, Kuznetsova et al. 2017), the two-sided :math:`1-\alpha`
+    interval :math:`\hat\delta_k \pm t_{\nu_k, 1-\alpha/2}\,\mathrm{SE}` and the p-value
+    :math:`2\{1 - F_{t, \nu_k}(|\hat\delta_k| / \mathrm{SE})\}`. The t reference carries
+    the uncertainty in :math:`D` and :math:`\sigma^2` that a normal one ignores; with hundreds
+    of participants the two agree to a few parts in a thousand.
 
     Waves a participant missed are simply absent rows: the likelihood uses every observed score
     and gives valid inference when data are missing at random, i.e. when drop-out may depend on
@@ -80,9 +88,10 @@ def mixedlm_growth(
     equals that two-stage analysis' pooled-variance standard error.
 
     A fit is reported as a boundary fit (a note in ``warnings``) when the smallest eigenvalue
-    of :math:`D/\sigma^2` is below :math:`10^{-6}`. This replaces statsmodels' own boundary
-    warning, which compares variances with 0.01 in the units of the score and so fires for
-    scores on a small scale and misses boundary fits on a large one.
+    of :math:`D/\sigma^2` is below :math:`10^{-6}`, a test free of the score's units.
+    ``converged`` is true only when the estimate is checked to be a minimum of the REML
+    criterion (positive definite Hessian, Newton step below
+    :data:`stats.reml_growth.STEP_TOLERANCE`); otherwise ``warnings`` says so.
 
     Parameters
     ----------
@@ -116,18 +125,44 @@ def mixedlm_growth(
     Wiley.
     Bates, D., Mächler, M., Bolker, B., & Walker, S. (2015). Fitting linear mixed-effects models
     using lme4. Journal of Statistical Software, 67(1), 1–48.
+    Kuznetsova, A., Brockhoff, P. B., & Christensen, R. H. B. (2017). lmerTest package: tests
+    in linear mixed effects models. Journal of Statistical Software, 82(13), 1–26.
     """
     data = _validated(frame, control, alpha)
-    model = _SignSafeMixedLM.from_formula(_FORMULA, data, groups="participant", re_formula="~wave")
-    # L-BFGS first: with a correct gradient it was the most reliable of statsmodels' optimisers
-    # in our simulations, including boundary fits; BFGS retries from where it stopped.
-    fit, messages = _fit_recording_warnings(
-        lambda: model.fit(reml=True, method=["lbfgs", "bfgs"]),
-        ignore="The MLE may be on the boundary",
+    participant = data["participant"].to_numpy()
+    participants = int(participant.max()) + 1
+    statistics = participant_statistics(
+        participant, data["wave"].to_numpy(), data["score"].to_numpy(), participants
     )
-    if np.linalg.eigvalsh(np.asarray(fit.cov_re_unscaled))[0] < _SINGULAR_TOLERANCE:
+    arm = np.empty(participants, dtype=int)
+    arm[participant] = data["arm"].cat.codes.to_numpy()
+    arm_names = tuple(str(name) for name in data["arm"].cat.categories)
+    fit = reml_growth_fit(arm, statistics, arm_names, singular_tolerance=_SINGULAR_TOLERANCE)
+    messages: tuple[str, ...] = ()
+    if not fit.converged:
+        messages += (
+            f"REML did not converge: a Newton step of {fit.newton_step:.1e} remains "
+            f"(the optimiser said: {fit.message})",
+        )
+    if fit.boundary:
         messages += (_BOUNDARY_NOTE,)
-    return _contrasts(data, fit, control, alpha, converged=bool(fit.converged), messages=messages)
+    contrasts = []
+    for k, contrast in enumerate(fit.contrasts, start=1):
+        compared = (arm == 0) | (arm == k)
+        contrasts.append(
+            _arm_contrast(
+                contrast.arm,
+                contrast.estimate,
+                contrast.std_error,
+                contrast.df,
+                alpha,
+                n_participants=int(compared.sum()),
+                n_observations=int(statistics[compared, 0].sum()),
+                converged=fit.converged,
+                messages=messages,
+            )
+        )
+    return tuple(contrasts)
 
 
 def gee_growth(
@@ -142,7 +177,7 @@ def gee_growth(
     by generalised estimating equations with an exchangeable working correlation (Liang & Zeger
     1986) and reports :math:`\hat\delta_k` for every non-control arm with the robust (sandwich)
     standard error, which stays valid when the working correlation is wrong, and the same normal
-    interval and p-value as :func:`mixedlm_growth`. Unlike the mixed model, GEE is consistent only
+    interval and p-value with a normal reference. Unlike the mixed model, GEE is consistent only
     when data are missing completely at random (drop-out unrelated to the scores, given arm and
     wave), so a clear gap between the two estimates hints that drop-out depends on the outcome.
     The sandwich standard error is biased downwards with few participants (Mancl & DeRouen 2001).
@@ -186,47 +221,18 @@ def gee_growth(
     return _contrasts(data, fit, control, alpha, converged=bool(fit.converged), messages=messages)
 
 
-class _SignSafeMixedLM(MixedLM):
-    r"""MixedLM whose score is correct when a diagonal entry of the Cholesky factor is negative.
-
-    The optimiser works on a packed lower-triangular :math:`L` with :math:`D/\sigma^2 = LL^\top`.
-    statsmodels (0.15 when this was written) differentiates with respect to the Cholesky factor
-    of :math:`LL^\top` recomputed with a positive diagonal, so once a step makes a diagonal entry
-    negative the gradient has the wrong sign in that column: L-BFGS then stops in a failed line
-    search or, worse, reports convergence several log-likelihood units short of the optimum.
-    Flipping those columns, :math:`LS` with :math:`S = \operatorname{diag}(\pm 1)`, leaves
-    :math:`LL^\top` and the likelihood unchanged, so the gradient at :math:`L` is the gradient at
-    the positive-diagonal factor :math:`LS` times :math:`S`, whatever statsmodels does there.
-    """
-
-    def score(self, params: Any, profile_fe: bool = True) -> np.ndarray:
-        if not isinstance(params, np.ndarray):
-            return super().score(params, profile_fe=profile_fe)
-        rows, cols = np.tril_indices(self.k_re)
-        diagonal = params[: self.k_re2][rows == cols]
-        flip = np.ones(len(params))
-        flip[: self.k_re2] = np.where(diagonal < 0, -1.0, 1.0)[cols]
-        return super().score(params * flip, profile_fe=profile_fe) * flip
-
-
-def _fit_recording_warnings(
-    fit: Callable[[], Any], *, ignore: str | None = None
-) -> tuple[Any, tuple[str, ...]]:
+def _fit_recording_warnings(fit: Callable[[], Any]) -> tuple[Any, tuple[str, ...]]:
     """Run ``fit`` and return its result with the distinct warnings it raised, in order."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ModelWarning)
-        if ignore is not None:
-            warnings.filterwarnings(
-                "ignore", message=re.escape(ignore), category=ConvergenceWarning
-            )
         result = fit()
     return result, tuple(dict.fromkeys(str(w.message) for w in caught))
 
 
 def _validated(frame: pd.DataFrame, control: str, alpha: float) -> pd.DataFrame:
     """The four model columns, checked, with ``arm`` a categorical that starts with ``control``
-    and ``participant`` replaced by integer codes (statsmodels sorts group labels, which fails
-    for ids of mixed types)."""
+    and ``participant`` replaced by integer codes 0, 1, … (statsmodels sorts group labels, which
+    fails for ids of mixed types)."""
     if not isinstance(frame, pd.DataFrame):
         raise ValueError("frame must be a pandas DataFrame in long format.")
     missing = [column for column in _COLUMNS if column not in frame.columns]
@@ -299,25 +305,54 @@ def _contrasts(
     converged: bool,
     messages: tuple[str, ...],
 ) -> tuple[ArmContrast, ...]:
-    """The ``wave:arm`` coefficients of ``fit`` as normal-theory contrasts with the control."""
-    z = float(stats.norm.ppf(1 - alpha / 2))
+    """The ``wave:arm`` coefficients of a statsmodels ``fit`` as normal-theory contrasts with
+    the control."""
     contrasts = []
     for arm in data["arm"].cat.categories[1:]:
         name = f"wave:arm[T.{arm}]"
-        estimate, std_error = float(fit.params[name]), float(fit.bse[name])
         compared = data[data["arm"].isin([control, arm])]
         contrasts.append(
-            ArmContrast(
-                arm=str(arm),
-                estimate=estimate,
-                std_error=std_error,
-                ci_low=estimate - z * std_error,
-                ci_high=estimate + z * std_error,
-                p_value=float(2 * stats.norm.sf(abs(estimate) / std_error)),
+            _arm_contrast(
+                str(arm),
+                float(fit.params[name]),
+                float(fit.bse[name]),
+                None,
+                alpha,
                 n_participants=int(compared["participant"].nunique()),
                 n_observations=len(compared),
                 converged=converged,
-                warnings=messages,
+                messages=messages,
             )
         )
     return tuple(contrasts)
+
+
+def _arm_contrast(
+    arm: str,
+    estimate: float,
+    std_error: float,
+    df: float | None,
+    alpha: float,
+    *,
+    n_participants: int,
+    n_observations: int,
+    converged: bool,
+    messages: tuple[str, ...],
+) -> ArmContrast:
+    """A contrast with its two-sided interval and p-value: t with ``df`` degrees of freedom,
+    or normal where ``df`` is None."""
+    reference = stats.norm() if df is None else stats.t(df)
+    quantile = float(reference.ppf(1 - alpha / 2))
+    return ArmContrast(
+        arm=arm,
+        estimate=estimate,
+        std_error=std_error,
+        ci_low=estimate - quantile * std_error,
+        ci_high=estimate + quantile * std_error,
+        p_value=float(2 * reference.sf(abs(estimate) / std_error)),
+        n_participants=n_participants,
+        n_observations=n_observations,
+        converged=converged,
+        warnings=messages,
+        df=df,
+    )

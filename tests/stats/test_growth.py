@@ -5,16 +5,17 @@ from dataclasses import asdict
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 from statsmodels.tools.numdiff import approx_fprime
 
 from stats.growth import (
     _BOUNDARY_NOTE,
     _FORMULA,
-    _SignSafeMixedLM,
     _validated,
     gee_growth,
     mixedlm_growth,
 )
+from tests.stats.mixedlm_reference import SignSafeMixedLM
 
 pytestmark = pytest.mark.unit
 
@@ -48,7 +49,7 @@ def _per_participant_ols(frame: pd.DataFrame):
 def test_mixedlm_on_balanced_data_equals_the_two_stage_analysis():
     # Seed 11 is a data set on which stock statsmodels (method=["lbfgs", "bfgs"]) reports
     # convergence with standard errors 9% too large: the sign error in its score that
-    # _SignSafeMixedLM corrects.
+    # SignSafeMixedLM (tests/stats/mixedlm_reference.py) corrects.
     frame = _balanced(seed=11)
     design, coefficients, rss = _per_participant_ols(frame)
     n = {arm: len(c) for arm, c in coefficients.items()}
@@ -68,14 +69,15 @@ def test_mixedlm_on_balanced_data_equals_the_two_stage_analysis():
         slope_gap = coefficients[result.arm][:, 1].mean() - coefficients["a"][:, 1].mean()
         two_stage_se = math.sqrt(pooled[1, 1] * (1 / n[result.arm] + 1 / n["a"]))
         assert result.estimate == pytest.approx(slope_gap, rel=1e-10)
-        # Equal at the exact REML optimum; the optimiser stops once the gradient of the
-        # per-observation log-likelihood is below 1e-5, which left relative errors of at most
-        # 1.6e-5 over 15 such data sets.
-        assert result.std_error == pytest.approx(two_stage_se, rel=1e-4)
-        # Normal-theory interval and p-value from the estimate and its standard error.
+        # Equal at the exact REML optimum, which the fit reaches to far below this.
+        assert result.std_error == pytest.approx(two_stage_se, rel=1e-8)
+        # The two-stage variance is a pooled within-arm variance on N − K = 117 df, exactly a
+        # scaled χ²: Satterthwaite's approximation recovers those df.
+        assert result.df == pytest.approx(117, rel=1e-5)
+        # t interval and p-value from the estimate, its standard error and those df.
         z = result.estimate / result.std_error
-        assert result.p_value == pytest.approx(math.erfc(abs(z) / math.sqrt(2)), rel=1e-9)
-        half_width = 1.959963984540054 * result.std_error
+        assert result.p_value == pytest.approx(2 * stats.t.sf(abs(z), result.df), rel=1e-9)
+        half_width = stats.t.ppf(0.975, result.df) * result.std_error
         assert result.ci_low == pytest.approx(result.estimate - half_width, rel=1e-12)
         assert result.ci_high == pytest.approx(result.estimate + half_width, rel=1e-12)
         assert result.n_participants == n[result.arm] + n["a"]
@@ -165,7 +167,7 @@ def test_small_score_units_do_not_trigger_a_boundary_warning():
     (scaled, _) = mixedlm_growth(frame.assign(score=frame["score"] / 1000), control="a")
     assert scaled.warnings == ()
     assert scaled.estimate == pytest.approx(reference.estimate / 1000, rel=1e-9)
-    assert scaled.std_error == pytest.approx(reference.std_error / 1000, rel=1e-4)
+    assert scaled.std_error == pytest.approx(reference.std_error / 1000, rel=1e-8)
 
 
 def test_score_is_the_gradient_even_with_negative_cholesky_diagonals():
@@ -173,7 +175,7 @@ def test_score_is_the_gradient_even_with_negative_cholesky_diagonals():
     # a negative diagonal entry stock statsmodels returns the wrong sign in that column. If a
     # statsmodels release changes its parameterisation this test says so.
     frame = _validated(_balanced(seed=1), "a", 0.05)
-    model = _SignSafeMixedLM.from_formula(_FORMULA, frame, groups="participant", re_formula="~wave")
+    model = SignSafeMixedLM.from_formula(_FORMULA, frame, groups="participant", re_formula="~wave")
     model.fit(reml=True, method=["lbfgs"])  # sets the state that loglike and score read
     for packed in ([0.8, 0.1, -0.6], [-0.8, 0.1, 0.6], [-0.5, -0.3, -0.2], [0.9, 0.05, 0.45]):
         point = np.array(packed)
