@@ -49,6 +49,7 @@ GROUP_PERMISSIONS: dict[str, list[str]] = {
         "federated.view_releasedaggregate",
         "safety.view_safetyflag",
         "safety.change_safetyflag",  # acknowledging a flag
+        "safety.view_canarycheck",  # the arms' drift watch
         "safety.view_adverseevent",
         "safety.add_adverseevent",
         "safety.change_adverseevent",  # assessing one

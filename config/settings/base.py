@@ -20,6 +20,13 @@ Environment variables read here:
                         run whose worker went silent, and how often it looks
 ``CELERY_ANALYSIS_QUEUE`` the queue analysis runs are sent to (``analyses``)
 ``CELERY_WORKER_MAX_TASKS_PER_CHILD`` tasks a worker's pool process runs before it is replaced
+``CANARY_SWEEP_SECONDS``, ``CANARY_TIMEOUT_SECONDS`` how often the arms' drift watch sends its
+                        canary prompts (hourly) and how long it waits for an endpoint (10 s)
+``ASSISTANT_API_KEYS``  the keys for the arms' endpoints, per host: ``host=key`` pairs separated by
+                        commas (``api.openai.com=sk-…,llm.lab.example:8000=…``); the host is the
+                        endpoint URL's, with its port if it names one. Per host, so that one
+                        provider's key never reaches another arm's endpoint (a coordinator
+                        chooses the URL); an unlisted host gets a placeholder, no key
 """
 
 import os
@@ -278,6 +285,10 @@ if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
 # (analytics.services); the worker executing a run reports ten times in that span.
 ANALYSIS_RUN_STALE_SECONDS = float(env_str("ANALYSIS_RUN_STALE_SECONDS", "300"))
 ANALYSIS_RUN_SWEEP_SECONDS = float(env_str("ANALYSIS_RUN_SWEEP_SECONDS", "60"))
+# The arms' drift watch (safety.canary): how often it probes the endpoints, how long it waits.
+CANARY_SWEEP_SECONDS = float(env_str("CANARY_SWEEP_SECONDS", "3600"))
+CANARY_TIMEOUT_SECONDS = float(env_str("CANARY_TIMEOUT_SECONDS", "10"))
+ASSISTANT_API_KEYS = dict(pair.split("=", 1) for pair in env_list("ASSISTANT_API_KEYS", []))
 CELERY_BEAT_SCHEDULE: dict = {
     # Runs whose worker stopped heart-beating; cheap when there are none.
     "analysis-runs-sweep": {
@@ -292,6 +303,8 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "federated.tasks.telemetry_windows_sweep",
         "schedule": 3600.0,
     },
+    # The arms' canary prompts (safety.canary); a sweep is keyed by its task id.
+    "canary-sweep": {"task": "safety.tasks.canary_sweep", "schedule": CANARY_SWEEP_SECONDS},
 }
 
 # The Flower SuperLink (host:port) that telemetry release windows are submitted to; empty: none,
