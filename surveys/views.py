@@ -400,6 +400,7 @@ def survey_done(request, token: str, participant: Participant, wave: Wave) -> Ht
         _("Thank you!"),
         _("Your answers have been saved. We will invite you to the next survey."),
         data_url=data_path(participant.pk),
+        report_url=reverse("surveys:wave_report", kwargs={"token": token}),
     )
 
 
@@ -502,6 +503,7 @@ def _my_data_page(request, participant: Participant, status: int = 200, **extra)
         "erase_on_withdrawal": erase,
         "support_url": reverse("surveys:support", kwargs={"token": data_token(participant.pk)}),
         "revocable": REVOCABLE_SCOPES,
+        "report_url": reverse("surveys:data_report", kwargs={"token": data_token(participant.pk)}),
         "consent_copy_url": reverse(
             "surveys:consent_copy", kwargs={"token": data_token(participant.pk)}
         )
