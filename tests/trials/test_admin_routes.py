@@ -21,7 +21,9 @@ from django.utils import timezone
 from analytics.models import AnalysisRun
 from analytics.seeding import synthetic_trial_create
 from federated.models import PrivacyBudget, PrivacyCharge, TelemetryRelease
-from safety.models import AdverseEvent
+from safety.canary import CanaryTarget, Reply, canary_check_record
+from safety.flags import safety_answers_flag
+from safety.models import AdverseEvent, CanaryCheck, SafetyFlag
 from safety.services import adverse_event_report
 from surveys.models import Invitation, Response, Wave
 from surveys.services import invitations_plan
@@ -38,7 +40,7 @@ from trials.models import (
     TrialEvent,
     TrialMember,
 )
-from trials.services import deviation_record, member_add, oversight_assign
+from trials.services import arm_config, deviation_record, member_add, oversight_assign
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
@@ -58,6 +60,8 @@ TRIAL_MODELS = {
     PrivacyBudget: lambda b: PrivacyBudget.objects.filter(trial=b).first(),
     TelemetryRelease: lambda b: TelemetryRelease.objects.filter(trial=b).first(),
     AdverseEvent: lambda b: AdverseEvent.objects.filter(trial=b).first(),
+    SafetyFlag: lambda b: SafetyFlag.objects.filter(trial=b).first(),
+    CanaryCheck: lambda b: CanaryCheck.objects.filter(arm__trial=b).first(),
     # The other trial's oversight body, of which none of the roles is a member.
     OversightBody: lambda b: OversightBody.objects.get(name="Ethics board"),
 }
@@ -109,6 +113,20 @@ def world():
         preregistration=trial_b.preregistrations.first(),
         preregistration_sha256=trial_b.preregistrations.first().sha256,
         seed=1,
+    )
+    response = Response.objects.filter(participant__trial=trial_b).first()
+    safety_answers_flag(
+        participant=response.participant,
+        response_id=response.pk,
+        wave_index=0,
+        triggered={"phq9": {"phq9_9": 1}},
+    )
+    arm = trial_b.arms.first()
+    canary_check_record(  # a check that opened an integrity incident
+        target=CanaryTarget(arm=arm, config=arm_config(arm), prompts=["Hello?"]),
+        sweep="sweep-1",
+        prompt_index=0,
+        reply=Reply(served_model="another-model", system_fingerprint="", stats={}),
     )
     adverse_event_report(
         participant=trial_b.participants.first(),
