@@ -15,8 +15,19 @@ import pytest
 pytestmark = pytest.mark.unit
 REPO = Path(__file__).resolve().parents[2]
 
-# scikit-learn comes with OpenDP; PyTensor with PyMC.
-NUMERICAL_STACK = ("jax", "numpyro", "opendp", "sklearn", "statsmodels", "pymc", "pytensor", "dash")
+# scikit-learn comes with OpenDP; PyTensor with PyMC. The openai client is not numerical but as
+# large; only the worker's drift watch sends with it (safety.canary).
+NUMERICAL_STACK = (
+    "jax",
+    "numpyro",
+    "opendp",
+    "sklearn",
+    "statsmodels",
+    "pymc",
+    "pytensor",
+    "dash",
+    "openai",
+)
 
 # What gunicorn does before its first answer: config.wsgi runs django.setup() (settings, every
 # app's ready(), the admin's autodiscovery of every admin module), then the first request loads
