@@ -74,6 +74,8 @@ OBJECT_RULES: dict[str, ObjectRule] = {
     # A body's decisions: bodies act only through them (trials.services checks the body).
     "trials.approve_preregistration": ObjectRule(Trial, _overseer),
     "trials.suspend_trial": ObjectRule(Trial, _overseer),
+    # Read a body's own pages of the trial (dashboards.oversight): its bodies' members.
+    "trials.view_oversight_page": ObjectRule(Trial, _overseer),
     # Read the stored results (the dashboards): the trial's analysts and coordinators.
     "trials.view_results": ObjectRule(Trial, _member, requires="analytics.view_analysisrun"),
     "trials.view_oversightbody": ObjectRule(OversightBody, _body_reader),

@@ -32,6 +32,7 @@ EXPECTED_ON_TRIAL = {
     "trials.change_trial": {"coordinator"},
     "trials.approve_preregistration": {"overseer"},
     "trials.suspend_trial": {"overseer"},
+    "trials.view_oversight_page": {"overseer"},
     "trials.view_results": {"coordinator", "analyst"},
 }
 # Who holds each rule on the body overseeing the trial.
