@@ -91,6 +91,8 @@ def _reserve(
         key=key,
         nano_rho=nano_rho,
         spent_nano_rho=budget.spent_nano_rho,
+        # With the total, a reader of the event (notifications) sees how much is left.
+        total_nano_rho=budget.total_nano_rho,
     )
     return charge
 

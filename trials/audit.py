@@ -14,6 +14,7 @@ logging" (USENIX Security 2009), §2, in its simplest, linear form.
 """
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -28,6 +29,18 @@ from trials.locks import trial_lock
 from trials.models import Trial, TrialEvent
 
 GENESIS = "0" * 64
+
+# Called with each new event inside the transaction that appends it (``register_event_listener``).
+_event_listeners: list[Callable[[TrialEvent], None]] = []
+
+
+def register_event_listener(listener: Callable[[TrialEvent], None]) -> None:
+    """Have ``listener(event)`` called right after each event is appended, in the same
+    transaction: what it writes stands or falls with the event (notifications are written so,
+    once per event, from notifications.apps). An app above trials registers it in its
+    ``AppConfig.ready()``."""
+    if listener not in _event_listeners:
+        _event_listeners.append(listener)
 
 
 def event_content(
@@ -147,6 +160,8 @@ def audit_append(
     if record is not None:
         type(record).objects.filter(pk=record.pk).update(chain_hash=event.hash)
         record.chain_hash = event.hash
+    for listener in _event_listeners:
+        listener(event)
     return event
 
 

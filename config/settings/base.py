@@ -298,6 +298,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     # Due invitations and reminders are rows; the sweep is cheap when nothing is due.
     "invitations-sweep": {"task": "surveys.tasks.invitations_sweep", "schedule": 60.0},
     "quality-sweep": {"task": "surveys.tasks.quality_sweep", "schedule": 600.0},
+    # Notifications' backstop: what the task after each event did not send, and the daily digests.
+    "notifications-sweep": {"task": "notifications.tasks.notifications_sweep", "schedule": 60.0},
     # Ended telemetry windows without a release; each is released once (keyed in the ledger).
     "telemetry-windows-sweep": {
         "task": "federated.tasks.telemetry_windows_sweep",

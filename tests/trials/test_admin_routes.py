@@ -21,6 +21,8 @@ from django.utils import timezone
 from analytics.models import AnalysisRun
 from analytics.seeding import synthetic_trial_create
 from federated.models import PrivacyBudget, PrivacyCharge, TelemetryRelease
+from notifications.models import Notification, NotificationPreference
+from notifications.services import notification_preference_set
 from safety.canary import CanaryTarget, Reply, canary_check_record
 from safety.flags import safety_answers_flag
 from safety.models import AdverseEvent, CanaryCheck, SafetyFlag
@@ -40,7 +42,13 @@ from trials.models import (
     TrialEvent,
     TrialMember,
 )
-from trials.services import arm_config, deviation_record, member_add, oversight_assign
+from trials.services import (
+    arm_config,
+    deviation_record,
+    event_record,
+    member_add,
+    oversight_assign,
+)
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
@@ -64,6 +72,9 @@ TRIAL_MODELS = {
     CanaryCheck: lambda b: CanaryCheck.objects.filter(arm__trial=b).first(),
     # The other trial's oversight body, of which none of the roles is a member.
     OversightBody: lambda b: OversightBody.objects.get(name="Ethics board"),
+    # Someone else's notification and preference: each person reads and sets only their own.
+    Notification: lambda b: Notification.objects.filter(trial=b).first(),
+    NotificationPreference: lambda b: NotificationPreference.objects.get(user__username="other"),
 }
 # Registries shared by every trial (instruments, communities and their profiles, user accounts,
 # login records): no trial owns them, so the check is that a role without the model permission
@@ -134,6 +145,11 @@ def world():
         severity=AdverseEvent.Severity.MILD,
         report_key="0" * 32,
     )
+    # A coordinator of trial B, told of a failed run, who chose a daily digest.
+    other = _staff("other", "Coordinators")
+    member_add(trial=trial_b, user=other, role=TrialMember.Role.COORDINATOR)
+    notification_preference_set(user=other, delivery="daily_digest")
+    event_record(trial=trial_b, kind=TrialEvent.Kind.ANALYSIS_RUN_FAILED, run=0, error="Lost.")
     budget = PrivacyBudget.objects.create(trial=trial_b, total_nano_rho=10**9, delta=1e-7)
     charge = PrivacyCharge.objects.create(budget=budget, key="b-0", nano_rho=10, measurements={})
     TelemetryRelease.objects.create(
