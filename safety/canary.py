@@ -29,10 +29,10 @@ fingerprint). A drift that persists across sweeps raises nothing more; a drift t
 again (another model, another fingerprint), or one that returns after the endpoint was back to
 its pin, opens a new incident. Unreachable checks neither open nor close an incident.
 
-An endpoint that does not answer within ``CANARY_TIMEOUT_SECONDS`` (or answers with an error) is
-recorded as unreachable, and the sweep goes on with the next prompt and arm. A sweep is
-idempotent on its id: a check already recorded for (arm, sweep, prompt) is neither sent nor
-written again, so a re-delivered task adds nothing.
+An endpoint that does not answer within ``CANARY_TIMEOUT_SECONDS`` (or answers with an error, or
+with something that is not a chat completion) is recorded as unreachable, and the sweep goes on
+with the next prompt and arm. A sweep is idempotent on its id: a check already recorded for
+(arm, sweep, prompt) is neither sent nor written again, so a re-delivered task adds nothing.
 
 The ``openai`` client is imported inside :func:`canary_send`: it is large, and the web process,
 which imports this module through the admin, never sends a prompt
@@ -136,7 +136,8 @@ def reply_stats(text: str, finish_reason: str | None) -> dict[str, Any]:
 def canary_send(target: CanaryTarget, prompt: str) -> Reply:
     """Send one prompt to the arm's endpoint with its system prompt, pinned model and
     parameters (passed as they were registered, whatever the endpoint accepts). Raises
-    ``openai.OpenAIError`` when the endpoint cannot be reached or answers with an error."""
+    ``openai.OpenAIError`` when the endpoint cannot be reached or answers with an error, and
+    ``ValueError`` when what it answers is not a chat completion."""
     from openai import OpenAI
 
     config = target.config
@@ -155,12 +156,24 @@ def canary_send(target: CanaryTarget, prompt: str) -> Reply:
             ],
             extra_body=config["parameters"] or None,
         )
-    choice = completion.choices[0] if completion.choices else None
-    text = (choice.message.content or "") if choice else ""
+    return _reply_from(completion)
+
+
+def _reply_from(completion: Any) -> Reply:
+    """Who answered and the reply's statistics. The client builds its objects without
+    validating them, so an answer that is not a chat completion (a proxy's HTML page, a field of
+    the wrong type) is caught here: ``ValueError``, and the check is recorded as unreachable."""
+    model = getattr(completion, "model", None)
+    fingerprint = getattr(completion, "system_fingerprint", None) or ""
+    choices = getattr(completion, "choices", None)
+    if not (isinstance(model, str) and isinstance(fingerprint, str) and isinstance(choices, list)):
+        raise ValueError("The endpoint's answer is not a chat completion.")
+    choice = choices[0] if choices else None
+    text = getattr(getattr(choice, "message", None), "content", None) or ""
     return Reply(
-        served_model=completion.model or "",
-        system_fingerprint=completion.system_fingerprint or "",
-        stats=reply_stats(text, choice.finish_reason if choice else None),
+        served_model=model,
+        system_fingerprint=fingerprint,
+        stats=reply_stats(str(text), str(getattr(choice, "finish_reason", None) or "")),
     )
 
 
@@ -213,8 +226,9 @@ def canary_check_record(
     )
     drifted = reply.served_model != expected_model or fingerprint_changed
     check.status = CanaryCheck.Status.DRIFTED if drifted else CanaryCheck.Status.OK
-    check.served_model = reply.served_model
-    check.system_fingerprint = reply.system_fingerprint
+    # Compared in full above, stored within the columns' length (an endpoint says what it likes).
+    check.served_model = reply.served_model[:200]
+    check.system_fingerprint = reply.system_fingerprint[:200]
     check.reply_stats = reply.stats
     check.save()
     same_drift = (
@@ -272,7 +286,7 @@ def canary_sweep(*, sweep: str) -> dict[str, int]:
             reply, error = None, ""
             try:
                 reply = canary_send(target, prompt)
-            except OpenAIError as failure:
+            except (OpenAIError, ValueError) as failure:  # ValueError: not a chat completion
                 error = f"{type(failure).__name__}: {failure}"
                 logger.warning("Canary prompt %d of arm %s: %s", index, target.arm, error)
             recorded = canary_check_record(

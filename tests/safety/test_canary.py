@@ -21,6 +21,7 @@ from safety.canary import canary_sweep, pinned_model
 from safety.models import CanaryCheck
 from safety.tasks import canary_sweep as canary_sweep_task
 from surveys.services import wave_create
+from tests.conftest import wait_for
 from tests.safety.conftest import coordinator_of
 from tests.trials.factories import bodies, valid_plan
 from trials.models import ConsentDocument, ConsentScope, Trial, TrialEvent
@@ -51,6 +52,7 @@ class FakeOpenAI:
 
     def __init__(self):
         self.served_model: str | None = None
+        self.garbled = False  # answer a proxy's error page instead of a completion
         self.fingerprint = "fp_44709d6fcb"
         self.requests: list[dict] = []
         fake = self
@@ -62,12 +64,15 @@ class FakeOpenAI:
                     self._answer(404, {"error": {"message": "Not found", "type": "invalid"}})
                     return
                 fake.requests.append(body | {"authorization": self.headers["Authorization"]})
+                if fake.garbled:
+                    self._answer(200, "<html>Bad gateway</html>", "text/html")
+                    return
                 self._answer(200, fake.completion(body))
 
-            def _answer(self, status: int, payload: dict) -> None:
-                data = json.dumps(payload).encode()
+            def _answer(self, status: int, payload, content_type="application/json") -> None:
+                data = (json.dumps(payload) if isinstance(payload, dict) else payload).encode()
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -129,6 +134,14 @@ def silent_port():
         listener.bind(("127.0.0.1", 0))
         listener.listen(8)
         yield f"http://127.0.0.1:{listener.getsockname()[1]}/v1"
+
+
+@contextmanager
+def garbled_endpoint():
+    """The address of an endpoint that answers with something other than a chat completion."""
+    with FakeOpenAI() as server:
+        server.garbled = True
+        yield server.url
 
 
 @pytest.fixture
@@ -267,7 +280,9 @@ def test_a_changed_fingerprint_is_an_incident(fake):
     assert {d["served_model"] == d["expected_model"] for d in details} == {True}
 
 
-@pytest.mark.parametrize("down", [refused_port, silent_port], ids=["refused", "silent"])
+@pytest.mark.parametrize(
+    "down", [refused_port, silent_port, garbled_endpoint], ids=["refused", "silent", "garbled"]
+)
 def test_an_endpoint_that_does_not_answer_is_unreachable_and_the_others_are_checked(fake, down):
     with down() as dead:
         trial = watched_trial("patchy", {"a": dead, "b": fake.url})
@@ -326,3 +341,19 @@ def test_the_incident_is_shown_to_the_trial_s_coordinators_only(client, fake):
     form = client.get(html.unescape(link)).context["adminform"].form
     assert form.initial["trial"] == str(trial.pk)
     assert "gpt-4o-2024-11-20" in form.initial["description"]
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_the_beat_task_on_the_suite_s_worker_raises_the_incident(fake, celery_worker_process):
+    trial = watched_trial("on-worker", {"a": fake.url, "b": fake.url})
+    fake.served_model = "gpt-4o-2024-11-20"
+
+    sweep = canary_sweep_task.delay().id
+
+    wait_for(
+        lambda: CanaryCheck.objects.filter(arm__trial=trial, sweep=sweep).count() == 3,
+        what="every canary prompt checked by the worker",
+    )
+    assert set(statuses(trial, sweep).values()) == {Status.DRIFTED}
+    assert sorted(detail["arm"] for detail in incidents(trial)) == ["a", "b"]
