@@ -17,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from django.urls import reverse
 
-from safety.canary import canary_sweep, pinned_model
+from safety.canary import NO_KEY, api_key_for, canary_sweep, pinned_model
 from safety.models import CanaryCheck
 from safety.tasks import canary_sweep as canary_sweep_task
 from surveys.services import wave_create
@@ -198,6 +198,14 @@ def statuses(trial: Trial, sweep: str) -> dict[tuple[str, int], str]:
 def test_the_pinned_model_is_the_snapshot_name_openai_reports():
     assert pinned_model("gpt-4o", "2024-08-06") == "gpt-4o-2024-08-06"
     assert pinned_model("gpt-4o", "gpt-4o-2024-08-06") == "gpt-4o-2024-08-06"
+
+
+def test_a_key_goes_only_to_the_host_it_is_configured_for(settings):
+    settings.ASSISTANT_API_KEYS = {"api.openai.com": "sk-a", "llm.lab.example:8000": "sk-b"}
+    assert api_key_for("https://api.openai.com/v1") == "sk-a"
+    assert api_key_for("http://llm.lab.example:8000/v1") == "sk-b"
+    assert api_key_for("http://llm.lab.example/v1") == NO_KEY
+    assert api_key_for("https://api.openai.com.attacker.example/v1") == NO_KEY
 
 
 def test_endpoints_serving_their_pins_are_ok_and_get_the_arm_s_configuration(fake, settings):
