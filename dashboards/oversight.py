@@ -29,6 +29,7 @@ from django.urls import reverse
 from analytics.results import Results
 from analytics.selectors import consort_counts
 from dashboards.selectors import latest_finished_run
+from dashboards.views import VIEW_RESULTS, trial_list
 from safety.selectors import ArmRate, adverse_event_rates, reliable_deterioration_rates
 from trials.forms import OversightDecisionForm
 from trials.models import OversightBody, Trial, TrialEvent
@@ -301,6 +302,15 @@ def _decided(request: HttpRequest, trial: Trial, form) -> HttpResponse | None:
         return None
     messages.success(request, done)
     return HttpResponseRedirect(request.path)
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    """The dashboards' front page: the analysts' trial list, or, for someone who reads no
+    results but sits on an oversight body, the trials their bodies oversee."""
+    if not request.user.has_perm(VIEW_RESULTS) and permitted(request.user, VIEW_PAGE).exists():
+        return HttpResponseRedirect(reverse("dashboards:oversight_list"))
+    return trial_list(request)
 
 
 @login_required

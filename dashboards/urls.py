@@ -4,7 +4,7 @@ from dashboards import oversight, views
 
 app_name = "dashboards"
 urlpatterns = [
-    path("", views.trial_list, name="trial_list"),
+    path("", oversight.home, name="trial_list"),
     # The oversight bodies' own pages, matched before the trial pages.
     path("oversight/", oversight.oversight_list, name="oversight_list"),
     path("oversight/<slug:slug>/", oversight.oversight_report, name="oversight_report"),

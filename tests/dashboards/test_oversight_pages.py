@@ -130,6 +130,9 @@ def test_body_members_still_get_403_on_the_analysts_dashboards(client, oversight
     _, people = oversight
     client.force_login(people["ethics"])
     assert client.get("/dashboards/small/").status_code == 403
+    # The front page sends them to their bodies' trials instead of refusing them.
+    front = client.get("/dashboards/")
+    assert front.status_code == 302 and front["Location"] == "/dashboards/oversight/"
     assert "Synthetic trial small" in client.get("/dashboards/oversight/").content.decode()
 
 

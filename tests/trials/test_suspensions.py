@@ -162,3 +162,36 @@ def test_the_database_refuses_to_delete_or_rewrite_a_suspension(watched):
     ):
         with pytest.raises(IntegrityError), transaction.atomic():
             write()
+
+
+def test_in_the_admin_the_resume_button_is_refused_and_the_body_lifts_from_its_page(
+    client, watched
+):
+    trial, _, council, _, cleo, coordinator = watched
+    coordinator.groups.add(Group.objects.get(name="Coordinators"))
+    trial_suspend(trial=trial, body=council, reason="Two harm reports.", actor=cleo)
+
+    client.force_login(coordinator)
+    response = client.post(
+        "/admin/trials/trial/",
+        {"action": "move_to_enrolling", "_selected_action": [trial.pk]},
+        follow=True,
+    )
+    page = response.content.decode()
+    assert "Council suspended it (Two harm reports.)" in page
+    trial_page = client.get(f"/admin/trials/trial/{trial.pk}/change/").content.decode()
+    assert "stands until lifted by Council" in trial_page
+    trial.refresh_from_db()
+    assert trial.state == State.SUSPENDED
+
+    client.force_login(cleo)
+    url = f"/admin/trials/trial/{trial.pk}/oversight/suspend/"
+    assert "Lift our suspension" in client.get(url).content.decode()
+    empty = client.post(url, {"body": council.pk, "decision": "lift", "note": ""})
+    assert "Say why the suspension can be lifted." in empty.content.decode()
+    lifted = client.post(url, {"body": council.pk, "decision": "lift", "note": "Assessed."})
+    assert lifted.status_code == 302
+    trial.refresh_from_db()
+    assert trial.state == State.ENROLLING
+    # With nothing standing that waits for Council, lifting is no longer offered.
+    assert "Lift our suspension" not in client.get(url).content.decode()
