@@ -28,6 +28,7 @@ from analytics.results import (
 from dashboards.figures import GREY, OKABE_ITO, Figure, rgba
 from dashboards.selectors import RunSummary, TrialRecord
 from federated.release import PrivacyBudgetSummary, ReleasedValue
+from safety.selectors import ArmRate
 from stats.diagnostics import MAX_RHAT, MIN_ESS
 
 CONFIRMATORY = "confirmatory"
@@ -1180,6 +1181,136 @@ def diagnostics_panel(diagnostics: Diagnostics, label: str) -> Panel:
     )
 
 
+# --- harms ------------------------------------------------------------------------------------
+
+HARM_NAMES = {
+    "adverse_events": "any adverse event",
+    "serious_adverse_events": "a serious adverse event",
+    "reliable_deterioration": "a reliable deterioration",
+}
+
+
+def _percent(value: float) -> str:
+    return f"{100 * value:.0f}%"
+
+
+def harms_figure(rates: Sequence[ArmRate], colours: dict) -> Figure:
+    """Per harm, each arm's difference from the control in the share of participants harmed,
+    with its Newcombe interval."""
+    fig = Figure(
+        "Harms: difference from the control in the share of participants harmed",
+        "Arm minus control (percentage points, 95% interval)",
+        "Harm · arm",
+    )
+    for rate in rates:
+        for metric, harm in rate.harms.items():
+            versus = harm.versus_control
+            if versus is None:
+                continue
+            row = f"{words(HARM_NAMES[metric])} · {rate.arm}"
+            colour = colours.get(rate.arm, GREY)
+            fig.add_trace(
+                {
+                    "type": "scatter",
+                    "x": [100 * versus.estimate],
+                    "y": [row],
+                    "mode": "markers",
+                    "marker": {"size": 11, "color": "white", "line": {"color": colour, "width": 2}},
+                    "error_x": {
+                        "type": "data",
+                        "symmetric": False,
+                        "array": [100 * (versus.upper - versus.estimate)],
+                        "arrayminus": [100 * (versus.estimate - versus.lower)],
+                        "color": colour,
+                        "thickness": 2,
+                    },
+                    "showlegend": False,
+                    "hovertemplate": f"{row}<br>{100 * versus.estimate:.1f} "
+                    f"[{100 * versus.lower:.1f}, {100 * versus.upper:.1f}] points<extra></extra>",
+                }
+            )
+    fig.add_vline(0, line={"color": GREY, "width": 1})
+    fig.axis("y", autorange="reversed")
+    return fig
+
+
+def harms_panel(rates: Sequence[ArmRate], colours: dict) -> Panel | None:
+    """Adverse events and reliable deterioration per arm (``safety.selectors.harm_rates``):
+    shares of participants with at least one, Wilson intervals, and differences from the
+    control, Newcombe's. Always exploratory: no harm is a pre-registered hypothesis (a harm
+    boundary is a stopping rule the bodies are told about, ``safety.harms``)."""
+    if not any(rate.participants for rate in rates):
+        return None
+    rows = []
+    for rate in rates:
+        for metric, harm in rate.harms.items():
+            share, versus = harm.share, harm.versus_control
+            rows.append(
+                [
+                    rate.arm + (" (control)" if rate.is_control else ""),
+                    rate.participants,
+                    HARM_NAMES[metric],
+                    harm.count,
+                    _cell(share.estimate if share else None, 3),
+                    _cell(share.lower if share else None, 3),
+                    _cell(share.upper if share else None, 3),
+                    _cell(versus.estimate if versus else None, 3),
+                    _cell(versus.lower if versus else None, 3),
+                    _cell(versus.upper if versus else None, 3),
+                ]
+            )
+    compared = [
+        (versus, rate.arm, metric)
+        for rate in rates
+        for metric, harm in rate.harms.items()
+        if (versus := harm.versus_control) is not None
+    ]
+    participants = sum(rate.participants for rate in rates)
+    if compared:
+        versus, arm, metric = max(compared, key=lambda item: item[0].lower)
+        reading = (
+            f"Among {participants} participants, the clearest excess over the control is "
+            f"{HARM_NAMES[metric]} in {arm}: {_percent(versus.first.estimate)} against "
+            f"{_percent(versus.second.estimate)}, a difference of "
+            f"{100 * versus.estimate:.1f} points (95% interval {100 * versus.lower:.1f} to "
+            f"{100 * versus.upper:.1f})."
+        )
+    else:
+        reading = f"Among {participants} participants, no arm can be compared with the control yet."
+    figures = [harms_figure(rates, colours)] if compared else []
+    return Panel(
+        key="harms",
+        title="Harms: adverse events and reliable deterioration per arm",
+        label=EXPLORATORY,
+        reading=reading,
+        figures=figures,
+        tables=[
+            Table(
+                "harms",
+                "Participants with at least one harm, per arm: share with Wilson 95% interval, "
+                "difference from the control with Newcombe's 95% interval",
+                [
+                    "Arm",
+                    "Participants",
+                    "Harm",
+                    "With harm",
+                    "Share",
+                    "Share low",
+                    "Share high",
+                    "Difference",
+                    "Difference low",
+                    "Difference high",
+                ],
+                rows,
+            )
+        ],
+        notes=[
+            "Serious events count once a coordinator has assessed them; participants' own "
+            "reports count as adverse events from the day they are sent."
+        ],
+    )
+
+
 # --- all --------------------------------------------------------------------------------------
 
 
@@ -1189,12 +1320,14 @@ def dashboard_panels(
     enrolment: list[dict],
     privacy_budget: PrivacyBudgetSummary | None,
     telemetry: list[ReleasedValue],
+    harms: Sequence[ArmRate] = (),
 ) -> list[Panel]:
     """Every panel of a trial's dashboard, in reading order."""
     label = run.kind if run else EXPLORATORY
     panels = [status_panel(record, run, label)]
     if run is None:
-        return panels
+        harms_shown = harms_panel(harms, arm_colours(rate.arm for rate in harms))
+        return panels + ([harms_shown] if harms_shown else [])
     results = run.results
     colours = arm_colours(a.slug for a in results.consort.arms)
     candidates = [
@@ -1206,6 +1339,7 @@ def dashboard_panels(
         community_panel(results),
         divergence_panel(results, colours),
         telemetry_panel(privacy_budget, telemetry, colours),
+        harms_panel(harms, colours),
         psychometrics_panel(results),
         diagnostics_panel(run.diagnostics, label),
     ]

@@ -11,6 +11,7 @@ from analytics.models import AnalysisRun
 from analytics.results import Diagnostics, Results
 from federated.release import PrivacyBudgetSummary, ReleasedValue
 from federated.selectors import privacy_budget_summary, telemetry_release_rows
+from safety.selectors import ArmRate, harm_rates
 from trials.audit import audit_chain_head
 from trials.models import Participant, Trial
 from trials.selectors import missing_approvals, preregistration_in_force, preregistrations_pending
@@ -57,6 +58,7 @@ class DashboardData:
     enrolment: list[dict]
     privacy_budget: PrivacyBudgetSummary | None = None
     telemetry: list[ReleasedValue] = field(default_factory=list)
+    harms: list[ArmRate] = field(default_factory=list)
 
 
 def latest_finished_run(trial: Trial) -> AnalysisRun | None:
@@ -141,4 +143,7 @@ def dashboard_data(trial: Trial) -> DashboardData:
         enrolment=enrolment_by_day(trial),
         privacy_budget=privacy_budget_summary(trial),
         telemetry=telemetry_release_rows(trial),
+        harms=harm_rates(
+            trial, ["adverse_events", "serious_adverse_events", "reliable_deterioration"]
+        ),
     )

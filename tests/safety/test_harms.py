@@ -137,3 +137,30 @@ def test_reliable_deterioration_boundary_reads_the_flags(db):
     (crossing,) = harm_boundaries_check(trial=trial, trigger="analysis_run:1")
     assert crossing["boundary"]["metric"] == "reliable_deterioration"
     assert crossing["lower"] > 0.05
+
+
+def test_the_dashboard_shows_the_harms_per_arm_as_exploratory(guarded_trial):
+    from dashboards import panels as p
+    from dashboards.dash_app import dashboard_children
+    from dashboards.selectors import dashboard_data
+
+    trial = guarded_trial
+    by_arm = enrol(trial, 24)
+    record_serious(coordinator_of(trial, "coord"), trial, by_arm["b"][:6] + by_arm["a"][:1])
+    data = dashboard_data(trial)
+    panels = p.dashboard_panels(data.record, None, data.enrolment, None, [], data.harms)
+    assert [panel.key for panel in panels] == ["status", "harms"]
+    harms = panels[1]
+    assert harms.label == p.EXPLORATORY
+    shares = f"{100 * 6 / len(by_arm['b']):.0f}% against {100 / len(by_arm['a']):.0f}%"
+    assert f"adverse event in b: {shares}" in harms.reading
+    rows = {(row[0], row[2]): row for row in harms.tables[0].rows}
+    serious_b = rows[("b", "a serious adverse event")]
+    assert serious_b[3] == 6 and serious_b[4] == round(6 / len(by_arm["b"]), 3)
+    lower, upper = confint_proportions_2indep(
+        6, len(by_arm["b"]), 1, len(by_arm["a"]), method="newcomb", compare="diff"
+    )
+    assert serious_b[8:10] == [round(lower, 3), round(upper, 3)]
+    assert rows[("a (control)", "a serious adverse event")][7] == ""
+    # The rendered page carries the panel (the Dash layout, as the analyst's browser gets it).
+    assert "harms" in str(dashboard_children(trial))
