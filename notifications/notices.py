@@ -1,12 +1,12 @@
-"""Which audit events tell whom, and what (issue 19, "Notifications").
+"""Which audit events tell whom, and what (docs/architecture.md, "The flow": notifications).
 
 Each kind that notifies has a function here that reads the event's ``detail`` and returns a
 :class:`Notice` (or None when this event of the kind does not notify). The text uses only what
 the detail gives, key by key — never the whole detail, so a key added later cannot leak — and
 the events that blinded readers receive carry blinded arm labels already
 (``trials.selectors.arm_labels``). Where a detail names an arm by its slug (an arm's integrity
-failure), blinded recipients read its blinded label instead; no notice ever names a model, a
-prompt or any other part of an arm's configuration.
+failure), blinded recipients read its blinded label instead, and no notice to a blinded reader
+names a model, a prompt or any other part of an arm's configuration.
 
 Who is told: the trial's coordinators, and (``everyone``) the members of every body overseeing
 the trial. Flags on participants (deterioration, a crisis answer) and a failed analysis go to the
@@ -15,9 +15,8 @@ flags' counts on their own pages. The person whose action wrote the event is not
 
 Urgent notices — a serious adverse event, a harm boundary crossed, a crisis answer — are e-mailed
 at once whatever a person's preference: a daily digest could hold them for a day while a
-participant may be at risk and a body may need to suspend the trial (ICH E6(R3) §3.16.1 asks
-for serious adverse events to be reported to the sponsor and ethics committee "immediately";
-digests are for what can wait).
+participant may be at risk and a body may need to suspend the trial (ICH E6(R2) §4.11.1 has
+serious adverse events reported to the sponsor "immediately"; digests are for what can wait).
 """
 
 from collections.abc import Callable
@@ -29,7 +28,7 @@ from trials.models import Trial, TrialEvent
 from trials.selectors import arm_labels
 
 Kind = TrialEvent.Kind
-# A privacy budget is nearly spent from this share on (issue 19: "nearly or fully spent").
+# A privacy budget is "nearly spent" from this share on; a refusal says it is fully spent.
 BUDGET_NEARLY_SPENT = 0.8
 
 
