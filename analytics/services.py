@@ -225,11 +225,12 @@ def analysis_run_execute(
 
 def _finish(run: AnalysisRun, status: str, **fields: object) -> AnalysisRun:
     """Store the outcome of this attempt with its audit row, unless another attempt owns the
-    run by now (then that attempt's outcome stands)."""
+    run by now (then that attempt's outcome stands). A finished run's safety checks (reliable
+    deterioration, the guardrail, the harm boundaries) are written in the same transaction, so
+    they happen exactly once per run."""
+    finished = status == AnalysisRun.Status.FINISHED
     kind = (
-        TrialEvent.Kind.ANALYSIS_RUN_FINISHED
-        if status == AnalysisRun.Status.FINISHED
-        else TrialEvent.Kind.ANALYSIS_RUN_FAILED
+        TrialEvent.Kind.ANALYSIS_RUN_FINISHED if finished else TrialEvent.Kind.ANALYSIS_RUN_FAILED
     )
     with transaction.atomic():
         if _mine(run).update(status=status, finished_at=timezone.now(), **fields):
@@ -239,6 +240,12 @@ def _finish(run: AnalysisRun, status: str, **fields: object) -> AnalysisRun:
                 run=run.pk,
                 attempt=run.attempts,
             )
+            if finished:
+                # pandas and scipy: imported by the worker that finishes a run, never the web
+                # process (docs/architecture.md, "The layers").
+                from analytics.safety_checks import analysis_run_safety_check
+
+                analysis_run_safety_check(AnalysisRun.objects.get(pk=run.pk))
         else:
             logger.warning("analysis run %s: attempt %s was superseded", run.pk, run.attempts)
     return AnalysisRun.objects.get(pk=run.pk)
