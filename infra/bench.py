@@ -9,6 +9,7 @@ written to ``bench-results/<UTC time>.json``.
     make bench BENCH_ARGS=ancova                     # those whose module name contains "ancova"
     make bench BENCH_ARGS="survey --duration 10"     # a shorter run of the load benchmark
     make bench BENCH_ARGS="growth --pymc-minutes 5"  # the growth benchmark, PyMC capped at 5 min
+    make bench BENCH_ARGS="growth --reml-only"       # exact REML against lme4, 1k to 1M
     make bench BENCH_ARGS=startup                    # manage.py check and the web server's start
     make bench BENCH_ARGS="front_door --people 60"   # people joining through the recruitment link
 """
@@ -17,7 +18,9 @@ import argparse
 import importlib
 import inspect
 import json
+import os
 import pkgutil
+import secrets
 import subprocess
 import sys
 import time
@@ -63,10 +66,17 @@ def best_of(function, *, repeat: int = 5) -> float:
     return min(timings)
 
 
+def run_database_name(prefix: str) -> str:
+    """A database name of this run's alone (``prefix``, the process id and a random suffix), so
+    that people benchmarking against one server at once never share, or drop, a database."""
+    return f"{prefix}_{os.getpid()}_{secrets.token_hex(4)}"
+
+
 @contextmanager
 def own_database(server_url: str, name: str) -> Iterator[str]:
-    """A database ``name`` of the benchmark's own on the PostgreSQL server ``server_url`` names
-    (never the developer's data), dropped afterwards; yields its URL."""
+    """The database ``name`` (from :func:`run_database_name`), created on the PostgreSQL server
+    ``server_url`` names (never the developer's data) and dropped afterwards; yields its URL.
+    Creating it fails if the name is taken: nothing is dropped that this run did not create."""
     import psycopg
     from psycopg import sql
 
@@ -74,9 +84,10 @@ def own_database(server_url: str, name: str) -> Iterator[str]:
         with psycopg.connect(server_url, autocommit=True) as admin:
             admin.execute(statement)
 
-    drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-    execute(drop)  # what an interrupted earlier run left behind
     execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    # FORCE ends this run's own lingering connections (its gunicorn workers'); the name is this
+    # run's alone, so no one else's.
+    drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
     try:
         yield urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
     finally:
@@ -155,6 +166,25 @@ def main(argv: list[str]) -> int:
         default=None,
         help="participants of the growth benchmark's PyMC comparisons, comma-separated "
         "(default: growing sizes until a fit passes the cap)",
+    )
+    parser.add_argument(
+        "--reml-sizes",
+        type=lambda text: tuple(int(size) for size in text.split(",")),
+        default=None,
+        help="participants of the growth benchmark's REML-vs-lme4 scaling, comma-separated "
+        "(default 1000,10000,100000,1000000)",
+    )
+    parser.add_argument(
+        "--reml-only",
+        action="store_true",
+        help="run only the growth benchmark's REML-vs-lme4 scaling",
+    )
+    parser.add_argument(
+        "--lme4-minutes",
+        type=float,
+        default=30.0,
+        help="cap on each lme4 fit (and each of ours) in the growth benchmark, in minutes "
+        "(default 30)",
     )
     parser.add_argument(
         "--people",

@@ -194,13 +194,14 @@ def _state(theta: np.ndarray, totals: GroupTotals, n_arms: int, observations: fl
     k = np.eye(2) - A @ h  # K_g
     q = A @ np.swapaxes(k, -1, -2)  # Q_g = A_g K_gᵀ, symmetric
     q = (q + np.swapaxes(q, -1, -2)) / 2
-    arm = np.eye(n_arms)[totals.arm]  # (G, arms) one-hot
-    precision = np.einsum("ga,g,gij->aij", arm, c, q)
-    score = np.einsum("ga,gij,gj->ai", arm, k, totals.sum_u)
+    G = len(c)
+    # Sums over each arm's groups, as one product with the (arms, G) membership matrix.
+    members = np.zeros((n_arms, G))
+    members[totals.arm, np.arange(G)] = 1.0
+    precision = (members @ (c[:, None] * q.reshape(G, 4))).reshape(n_arms, 2, 2)
+    score = members @ (k @ totals.sum_u[:, :, None])[:, :, 0]
     beta = np.linalg.solve(precision, score[..., None])[..., 0]
-    residual = float(
-        totals.sum_yy.sum() - np.einsum("gij,gji->", h, totals.sum_uu) - np.sum(score * beta)
-    )
+    residual = float(totals.sum_yy.sum() - np.sum(h * totals.sum_uu) - np.sum(score * beta))
     p = 2 * n_arms
     free = observations - p
     deviance = (
@@ -209,7 +210,7 @@ def _state(theta: np.ndarray, totals: GroupTotals, n_arms: int, observations: fl
         + free * (1 + np.log(2 * np.pi * residual / free))
     )
     # Σ_g w wᵀ = K (Σuuᵀ − Σu mᵀ − m Σuᵀ + c m mᵀ) Kᵀ with m = A β_a.
-    m = np.einsum("gij,gj->gi", A, beta[totals.arm])
+    m = (A @ beta[totals.arm][:, :, None])[:, :, 0]
     cross = totals.sum_u[:, :, None] * m[:, None, :]
     centred = (
         totals.sum_uu
@@ -219,11 +220,7 @@ def _state(theta: np.ndarray, totals: GroupTotals, n_arms: int, observations: fl
     )
     ww = k @ centred @ np.swapaxes(k, -1, -2)
     covariance = np.linalg.inv(precision)[totals.arm]
-    gamma = (
-        np.einsum("g,gij->ij", c, q)
-        - np.einsum("g,gij,gjk,gkl->il", c, q, covariance, q)
-        - free / residual * ww.sum(0)
-    )
+    gamma = (c @ (q - q @ covariance @ q).reshape(G, 4)).reshape(2, 2) - free / residual * ww.sum(0)
     return _State(
         deviance=deviance,
         gradient=_packed(gamma, factor),
@@ -388,7 +385,7 @@ def reml_growth_fit(
         _START,
         jac=True,
         method="L-BFGS-B",
-        options={"maxiter": max_iterations, "ftol": 1e-15, "gtol": 1e-10, "maxcor": 10},
+        options={"maxiter": max_iterations, "ftol": 1e-12, "gtol": 1e-6},
     )
     theta, step = _polished(result.x, gradient_at, min(_NEWTON_STEPS, max_iterations))
     theta = _positive_diagonal(theta)

@@ -8,8 +8,8 @@ the federated app's window logic, and its finished AnalysisRun holds the results
 trajectories over 12 waves, posterior histograms, three communities, psychometrics per wave),
 built as those types from a simulated cohort (``analytics.simulate``) instead of hours of
 fitting. gunicorn serves the real URLs with the
-test settings against PostgreSQL, in a database of the benchmark's own (``bench_dashboard`` on
-the server ``DATABASE_URL`` names, dropped at the end).
+test settings against PostgreSQL, in a database of the run's own (``bench_dashboard_<pid>_<random>``
+on the server ``DATABASE_URL`` names, dropped at the end).
 
 A load starts in a fresh browser context (empty HTTP cache, the analyst's session cookie) at
 ``page.goto`` and ends when every figure the page announces holds its drawn SVG; a second load in
@@ -61,7 +61,7 @@ from analytics.results import (
     TrajectoryPoint,
     WaveAttrition,
 )
-from infra.bench import Measurement, gunicorn, own_database
+from infra.bench import Measurement, gunicorn, own_database, run_database_name
 from infra.services import free_port
 from stats.attrition import differential_attrition
 from stats.srm import sample_ratio_mismatch
@@ -362,7 +362,7 @@ def run() -> list[Measurement]:
     if not CHROMIUM.exists():
         print(f"[dashboard] skipped: no Chromium at {CHROMIUM}", file=sys.stderr)
         return []
-    with own_database(os.environ["DATABASE_URL"], DATABASE) as url:
+    with own_database(os.environ["DATABASE_URL"], run_database_name(DATABASE)) as url:
         env = dict(os.environ, DATABASE_URL=url, DJANGO_SETTINGS_MODULE="config.settings.test")
         os.environ.update(env)
         import django

@@ -29,7 +29,6 @@ import logging
 import os
 import random
 import re
-import secrets
 import statistics
 import tempfile
 import threading
@@ -47,7 +46,7 @@ import django
 from aiosmtpd.controller import Controller
 from django.conf import settings
 
-from infra.bench import Measurement, gunicorn, own_database
+from infra.bench import Measurement, gunicorn, own_database, run_database_name
 from infra.services import free_port
 
 SETTINGS = "infra.benchmarks.front_door_settings"
@@ -348,7 +347,7 @@ def _tail(log: IO, lines: int = 20) -> str:
 
 
 def run(people: int = 500, seconds: float = 60.0) -> list[Measurement]:
-    database = f"bench_front_door_{secrets.token_hex(4)}"
+    database = run_database_name("bench_front_door")
     _django_setup(database)
     from django.core.management import call_command
 

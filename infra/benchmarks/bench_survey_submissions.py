@@ -19,7 +19,8 @@ way (target ≥ 0.60). Each side runs for ``--duration`` seconds after a short u
 driven by closed-loop clients on loopback. Also reported: latency per HTTP request (target p99
 < 100 ms), SQL statements per request, and the rows found afterwards: exactly one Response per
 accepted submission, none for anyone else, and every Score row. It all happens in a database of
-its own, ``bench_surveys``, created on the server ``DATABASE_URL`` names and dropped at the end.
+its own, ``bench_surveys_<pid>_<random>``, created on the server ``DATABASE_URL`` names and
+dropped at the end.
 
     python -m infra.bench survey --duration 10
 """
@@ -50,7 +51,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils.crypto import get_random_string
 
-from infra.bench import Measurement, gunicorn, own_database
+from infra.bench import Measurement, gunicorn, own_database, run_database_name
 from infra.services import free_port
 
 if TYPE_CHECKING:  # importing models needs Django set up, which run() does
@@ -351,8 +352,9 @@ def _tail(log: IO, lines: int = 20) -> str:
     return "".join(log.readlines()[-lines:])
 
 
-def _django_setup() -> None:
+def _django_setup(database: str) -> None:
     os.environ["DJANGO_SETTINGS_MODULE"] = SETTINGS
+    os.environ["SURVEY_BENCH_DATABASE"] = database
     django.setup()
     if settings.SETTINGS_MODULE != SETTINGS:
         raise RuntimeError(
@@ -362,7 +364,8 @@ def _django_setup() -> None:
 
 
 def run(duration: float = 60.0) -> list[Measurement]:
-    _django_setup()
+    database = run_database_name("bench_surveys")
+    _django_setup(database)
     # Models can be imported only now that Django is set up.
     from django.core.management import call_command
 
@@ -370,10 +373,9 @@ def run(duration: float = 60.0) -> list[Measurement]:
     from infra.benchmarks.survey_urls import ANSWERS, stored_fields
 
     server_url = os.environ["DATABASE_URL"]
-    name = settings.DATABASES["default"]["NAME"]
     cohort_seconds = duration + WARM_UP_SECONDS
     with (
-        own_database(server_url, name),
+        own_database(server_url, database),
         tempfile.TemporaryFile("w+") as log,
     ):
         call_command("migrate", verbosity=0)
