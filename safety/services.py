@@ -43,8 +43,11 @@ def _check_dates(onset_date: date | None, resolved_date: date | None) -> None:
 
 
 def _check_harms_after_commit(trial: Trial, adverse_event: AdverseEvent) -> None:
+    # Robust: the event is stored whatever the check does; a check that fails is logged by
+    # Django, and the next event or finished analysis checks every boundary again.
     transaction.on_commit(
-        lambda: harm_boundaries_check(trial=trial, trigger=f"adverse_event:{adverse_event.pk}")
+        lambda: harm_boundaries_check(trial=trial, trigger=f"adverse_event:{adverse_event.pk}"),
+        robust=True,
     )
 
 
