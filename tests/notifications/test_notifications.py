@@ -17,9 +17,10 @@ from notifications.services import (
     notification_preference_set,
     notifications_send_due,
 )
+from safety.services import adverse_event_assess, adverse_event_record, adverse_event_report
 from tests.notifications.conftest import COORDINATORS, EVERYONE
 from trials.models import OversightBody, TrialEvent
-from trials.services import event_record, suspension_lift, trial_suspend
+from trials.services import event_record, participant_enrol, suspension_lift, trial_suspend
 
 pytestmark = pytest.mark.django_db
 
@@ -329,3 +330,40 @@ def test_lifting_a_suspension_tells_who_lifted_it_and_why(people):
     body = Notification.objects.get(event=event, recipient=users["ethicist"]).body
     assert "Rationale: Both resolved." in body and "Suspended because: Two serious events." in body
     assert "Still waiting for: nobody" in body
+
+
+def test_adverse_events_through_the_safety_services_tell_as_their_seriousness_says(people):
+    trial, users = people
+    participant = participant_enrol(
+        trial=trial,
+        email="p@example.org",
+        consent_document=trial.consent_documents.get(),
+        scopes=["surveys"],
+    )
+    adverse_event_report(
+        participant=participant, category="distress", severity="moderate", report_key="a" * 32
+    )
+    assert not Notification.objects.exists()
+    recorded = adverse_event_record(
+        actor=users["coord1"],
+        trial=trial,
+        participant=participant,
+        category="harmful_reply",
+        severity="severe",
+        serious=True,
+        description="Told them to stop their medication.",
+    )
+    event = trial.events.get(kind=Kind.ADVERSE_EVENT_RECORDED)
+    assert _told(event) == [name for name in EVERYONE if name != "coord1"]
+    body = Notification.objects.filter(event=event).first().body
+    assert "What happened: harmful_reply" in body and "medication" not in body
+    # Assessed again, still serious: not announced a second time.
+    adverse_event_assess(
+        actor=users["coord2"],
+        adverse_event=recorded,
+        serious=True,
+        relatedness="probably",
+        expected=False,
+        outcome="recovering",
+    )
+    assert not Notification.objects.filter(event__kind=Kind.ADVERSE_EVENT_ASSESSED).exists()
