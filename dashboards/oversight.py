@@ -18,6 +18,7 @@ by the rule ``trials.view_oversight_page``.
 """
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -25,10 +26,11 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
+from django.utils import timezone
 
 from analytics.results import Results
 from analytics.selectors import consort_counts
-from dashboards.selectors import latest_finished_run
+from dashboards.selectors import enrolment_by_day, latest_finished_run
 from dashboards.views import VIEW_RESULTS, trial_list
 from safety.selectors import ArmRate, adverse_event_rates, reliable_deterioration_rates
 from trials.forms import OversightDecisionForm
@@ -144,7 +146,19 @@ def consort_flow(trial: Trial, reader: Reader) -> dict:
                 }
             )
     excluded = sorted(counts["excluded_reasons"].items())
-    return counts | {"arms": arms, "excluded_reasons": excluded}
+    # Enrolment over time, all arms together: when it began, when it was last, how fast lately.
+    days: dict[str, int] = {}
+    for row in enrolment_by_day(trial):
+        days[row["day"]] = days.get(row["day"], 0) + row["n"]
+    enrolment = None
+    if days:
+        week_ago = (timezone.localdate() - timedelta(days=7)).isoformat()
+        enrolment = {
+            "first": min(days),
+            "latest": max(days),
+            "last_week": sum(n for day, n in days.items() if day > week_ago),
+        }
+    return counts | {"arms": arms, "excluded_reasons": excluded, "enrolment": enrolment}
 
 
 def latest_run_findings(trial: Trial, reader: Reader) -> dict | None:

@@ -73,7 +73,8 @@ def test_a_blinded_body_reads_the_report_with_labels_and_no_configuration(client
         assert f'<th scope="row">{label}</th>' in page
     assert "Blinded:" in page
     # The CONSORT flow of the 40 simulated participants, and the golden run's guardrail.
-    assert "Consented and randomised: 40" in page
+    assert "Consented and randomised: 40: the first on " in page
+    assert "in the last seven days" in page
     assert "engagement rising while flourishing does not" in page
     assert "No analysis run has finished yet." not in page
 
@@ -170,3 +171,15 @@ def test_a_body_suspends_and_lifts_from_its_page_and_the_coordinator_cannot_resu
     assert event.detail["body"] == "Ethics board" and event.detail["rationale"] == "Assessed."
     page = client.get(url).content.decode()
     assert "Ethics board lifted Ethics board&#x27;s suspension: Assessed." in page
+
+
+def test_blinded_labels_number_the_arms_without_marking_the_control(oversight):
+    trial, _ = oversight
+    blinded = arm_labels(trial, blinded=True)
+    assert set(blinded) == {"a", "b"} and sorted(blinded.values()) == ["Arm 1", "Arm 2"]
+    assert "control" not in " ".join(blinded.values())
+    assert arm_labels(trial, blinded=True) == blinded  # the same on every page
+    assert arm_labels(trial, blinded=False) == {
+        "a": "A: helpful assistant (control)",
+        "b": "B: flourishing-oriented assistant",
+    }
