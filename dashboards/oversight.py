@@ -79,9 +79,8 @@ def _reader(request: HttpRequest, slug: str) -> tuple[Trial, Reader]:
     if not request.user.has_perm(VIEW_PAGE, trial) or not bodies:
         raise PermissionDenied("Only members of a body overseeing this trial read its pages.")
     unblinded = any(b.kind == OversightBody.Kind.DATA_MONITORING_COMMITTEE for b in bodies)
-    labels = arm_labels(trial, blinded=not unblinded)
-    ordered = dict(sorted(labels.items(), key=lambda item: item[1]))
-    return trial, Reader(bodies, unblinded, ordered)
+    # Blinded, the labels come in their numbered order; unblinded, in the order of the slugs.
+    return trial, Reader(bodies, unblinded, arm_labels(trial, blinded=not unblinded))
 
 
 # --- what the report reads ----------------------------------------------------------------
@@ -241,9 +240,12 @@ def _incident_text(event: TrialEvent, trial: Trial, reader: Reader) -> str | Non
             return f"{arm} no longer matched its registration ({detail.get('source') or 'API'})"
         case Kind.HARM_BOUNDARY_CROSSED:
             boundary = detail.get("boundary") or {}
-            # The event names the arm by its blinded label (safety.harms).
+            # The event names the arm by its blinded label (safety.harms). Only arms compared
+            # with the control cross a boundary: blinded, the page does not say which did, or
+            # the arm that never does would be the control.
             blinded = {label: slug for slug, label in arm_labels(trial, blinded=True).items()}
-            arm = reader.labels.get(blinded.get(detail.get("arm")), "An arm")
+            slug = blinded.get(detail.get("arm"))
+            arm = reader.labels.get(slug, "An arm") if reader.unblinded else "An arm"
             return (
                 f"{arm} crossed the harm boundary on {boundary.get('metric')}: "
                 f"{detail.get('arm_with_harm')} of {detail.get('arm_participants')} against "

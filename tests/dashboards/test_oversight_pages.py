@@ -8,7 +8,7 @@ from django.contrib.auth.models import Group, User
 from safety.services import adverse_event_record
 from trials.models import OversightBody, Suspension, Trial, TrialEvent, TrialMember
 from trials.selectors import arm_labels
-from trials.services import member_add, oversight_assign, trial_transition
+from trials.services import event_record, member_add, oversight_assign, trial_transition
 
 pytestmark = pytest.mark.django_db
 
@@ -183,3 +183,26 @@ def test_blinded_labels_number_the_arms_without_marking_the_control(oversight):
         "a": "A: helpful assistant (control)",
         "b": "B: flourishing-oriented assistant",
     }
+
+
+def test_a_crossed_harm_boundary_names_its_arm_only_to_the_data_monitoring_committee(
+    client, oversight
+):
+    trial, people = oversight
+    labels = arm_labels(trial, blinded=True)
+    # As safety.harms writes it: the arm by its blinded label, the figures in the detail.
+    event_record(
+        trial=trial,
+        kind=TrialEvent.Kind.HARM_BOUNDARY_CROSSED,
+        arm=labels["b"],
+        boundary={"metric": "serious_adverse_events", "max_excess": 0.05},
+        arm_with_harm=4,
+        arm_participants=20,
+        control_with_harm=0,
+        control_participants=20,
+    )
+    blinded = _page(client, people["ethics"], "/dashboards/oversight/small/")
+    assert "An arm crossed the harm boundary on serious_adverse_events: 4 of 20" in blinded
+    assert f"{labels['b']} crossed" not in blinded
+    unblinded = _page(client, people["dmc"], "/dashboards/oversight/small/")
+    assert "B: flourishing-oriented assistant crossed the harm boundary" in unblinded
