@@ -264,32 +264,43 @@ def _validated(frame: pd.DataFrame, control: str, alpha: float) -> pd.DataFrame:
         raise ValueError(f"control arm {control!r} does not occur in frame (arms: {sorted(arms)}).")
     if len(arms) < 2:
         raise ValueError("At least two arms are needed, the control and one to compare with it.")
-    arms_per_participant = frame.groupby("participant")["arm"].nunique()
-    if (arms_per_participant > 1).any():
-        example = arms_per_participant[arms_per_participant > 1].index[0]
+    others = sorted(arm for arm in arms if arm != control)
+    names = [control, *others]
+    arm = pd.Categorical(frame["arm"], categories=names)
+    codes = arm.codes.astype(np.int64)
+    participant, ids = pd.factorize(frame["participant"])
+    # The checks below work on integer codes, in linear or n log n time: a million participants'
+    # rows are checked in seconds. A participant's arm as last written must be every row's.
+    arm_of = np.empty(len(ids), dtype=np.int64)
+    arm_of[participant] = codes
+    mixed = arm_of[participant] != codes
+    if mixed.any():
+        example = ids[participant[mixed.argmax()]]
         raise ValueError(f"participant {example!r} appears in more than one arm.")
-    repeated = frame.duplicated(["participant", "wave"])
-    if repeated.any():
-        row = frame[repeated].iloc[0]
+    whole_waves = wave.to_numpy(dtype=np.int64)
+    span = int(whole_waves.max()) + 1
+    key = participant.astype(np.int64) * span + whole_waves
+    order = np.argsort(key, kind="stable")
+    repeated = order[1:][key[order][1:] == key[order][:-1]]
+    if len(repeated):
+        row = frame.iloc[int(repeated.min())]
         raise ValueError(
             f"participant {row['participant']!r} has more than one row at wave {row['wave']}; "
             "give one score per participant and wave."
         )
-    per_arm = frame.groupby("arm").agg(
-        participants=("participant", "nunique"), waves=("wave", "nunique")
-    )
-    for arm, counts in per_arm.iterrows():
-        if counts["participants"] < 2:
-            raise ValueError(f"arm {arm!r} has fewer than two participants.")
-        if counts["waves"] < 2:
+    participants_per_arm = np.bincount(arm_of, minlength=len(names))
+    waves_per_arm = np.bincount(np.unique(codes * span + whole_waves) // span, minlength=len(names))
+    for name in sorted(names):
+        if participants_per_arm[names.index(name)] < 2:
+            raise ValueError(f"arm {name!r} has fewer than two participants.")
+        if waves_per_arm[names.index(name)] < 2:
             raise ValueError(
-                f"arm {arm!r} has observations at only one wave; growth needs two distinct waves."
+                f"arm {name!r} has observations at only one wave; growth needs two distinct waves."
             )
-    others = sorted(arm for arm in arms if arm != control)
     return pd.DataFrame(
         {
-            "participant": pd.factorize(frame["participant"])[0],
-            "arm": pd.Categorical(frame["arm"], categories=[control, *others]),
+            "participant": participant,
+            "arm": arm,
             "wave": wave.to_numpy(dtype=float),
             "score": score.to_numpy(dtype=float),
         }

@@ -133,8 +133,15 @@ def participant_statistics(
 def group_totals(arm: np.ndarray, statistics: np.ndarray) -> GroupTotals:
     """Pool participants that share arm and :math:`(n, \\sum t, \\sum t^2)`."""
     keys = np.column_stack([arm, statistics[:, :3]])
-    unique, group = np.unique(keys, axis=0, return_inverse=True)
-    group = group.ravel()
+    # Rows sorted by (arm, n, Σt, Σt²); a group starts wherever the key changes. (np.unique
+    # with axis=0 does the same through a generic row comparison, several times slower.)
+    order = np.lexsort(keys.T[::-1])
+    ordered = keys[order]
+    starts = np.ones(len(keys), dtype=bool)
+    starts[1:] = np.any(ordered[1:] != ordered[:-1], axis=1)
+    unique = ordered[starts]
+    group = np.empty(len(keys), dtype=int)
+    group[order] = np.cumsum(starts) - 1
     G = len(unique)
 
     def total(values: np.ndarray) -> np.ndarray:
