@@ -20,6 +20,7 @@ in the trial's own sample (both arms), so the same threshold applies to every ar
 import logging
 
 import pandas as pd
+from django.db import transaction
 
 from analytics.models import AnalysisRun
 from analytics.results import Outcome, Results
@@ -49,7 +50,13 @@ def analysis_run_safety_check(run: AnalysisRun) -> None:
         trial=trial, run_id=run.pk, deteriorated=reliable_deteriorations(trial, primary)
     )
     guardrail_report(run, results)
-    harm_boundaries_check(trial=trial, trigger=f"analysis_run:{run.pk}")
+    # As after an adverse event (safety.services), a failing boundary check is logged, not
+    # raised: the run and its flags stand, and the next event or run checks every boundary again.
+    try:
+        with transaction.atomic():
+            harm_boundaries_check(trial=trial, trigger=f"analysis_run:{run.pk}")
+    except Exception:  # noqa: BLE001 — any failure of the check; its savepoint is rolled back
+        logger.exception("analysis run %s: the harm boundary check failed", run.pk)
 
 
 def reliable_deteriorations(trial: Trial, outcomes: list[Outcome]) -> dict[str, dict[str, dict]]:
