@@ -136,6 +136,11 @@ def _adverse_event(event: TrialEvent) -> Notice | None:
     )
 
 
+def _of(detail: dict, arm: str) -> str | None:
+    with_harm, participants = detail.get(f"{arm}_with_harm"), detail.get(f"{arm}_participants")
+    return f"{with_harm} of {participants}" if participants is not None else None
+
+
 def _harm_boundary(event: TrialEvent) -> Notice:
     detail = event.detail
     boundary = detail.get("boundary") or {}
@@ -152,14 +157,8 @@ def _harm_boundary(event: TrialEvent) -> Notice:
             ("Harm", boundary.get("metric")),
             ("Boundary: largest excess allowed", boundary.get("max_excess")),
             ("Confidence", boundary.get("confidence")),
-            (
-                "Participants with the harm, this arm",
-                f"{detail.get('arm_with_harm')} of {detail.get('arm_participants')}",
-            ),
-            (
-                "Participants with the harm, comparison arm",
-                f"{detail.get('control_with_harm')} of {detail.get('control_participants')}",
-            ),
+            ("Participants with the harm, this arm", _of(detail, "arm")),
+            ("Participants with the harm, comparison arm", _of(detail, "control")),
             ("Difference in share (interval)", interval),
             ("Plan version", detail.get("plan_version")),
         )
@@ -257,7 +256,11 @@ def _analysis_failed(event: TrialEvent) -> Notice:
     return Notice(
         subject=f"{event.trial.title}: analysis run {run} failed",
         body=_lines(("Analysis run", run), ("Error", detail.get("error"))),
-        link=reverse("admin:analytics_analysisrun_change", args=[run]),
+        link=(
+            reverse("admin:analytics_analysisrun_change", args=[run])
+            if isinstance(run, int)
+            else _trial_page(event.trial)
+        ),
         everyone=False,
     )
 

@@ -11,6 +11,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from notifications.models import Digest, Notification, NotificationPreference
+from notifications.notices import NOTICES
 from notifications.services import (
     digests_compose,
     digests_send_due,
@@ -367,3 +368,13 @@ def test_adverse_events_through_the_safety_services_tell_as_their_seriousness_sa
         outcome="recovering",
     )
     assert not Notification.objects.filter(event__kind=Kind.ADVERSE_EVENT_ASSESSED).exists()
+
+
+@pytest.mark.parametrize("kind", sorted(NOTICES))
+def test_an_event_with_a_sparse_detail_is_still_recorded(people, kind):
+    """A notice is made in the event's transaction: a detail without the keys it reads must not
+    stop the event (and the change it records) from being written."""
+    trial, _ = people
+    event = event_record(trial=trial, kind=kind)
+    for notification in Notification.objects.filter(event=event):
+        assert "None" not in notification.body
