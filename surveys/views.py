@@ -320,12 +320,14 @@ def survey(request: HttpRequest, token: str, participant: Participant, wave: Wav
                 started_at=timezone.now(),
             )
             if action == "save":
-                return _message(
-                    request,
-                    _("Your answers are saved"),
-                    _("Use the same link to carry on before %(date)s.")
-                    % {"date": _date(status.closes)},
-                )
+                saved_message = _("Use the same link to carry on before %(date)s.") % {
+                    "date": _date(status.closes)
+                }
+                if _safety_answer_in(pages, draft.answers):
+                    # Not yet a response, so nobody is alerted; the participant who stops here
+                    # still sees where to get help (docs/instruments.md, "Safety items").
+                    return _support_page(request, participant, saved=saved_message)
+                return _message(request, _("Your answers are saved"), saved_message)
             if action == "finish" and page == last:
                 return _finish(
                     request,
@@ -415,7 +417,7 @@ def support(request: HttpRequest, token: str) -> HttpResponse:
     if participant is None:
         return _bad_link(request, signing.BadSignature())
     with translation.override(participant.locale):
-        return _support_page(request, participant, answered=False)
+        return _support_page(request, participant)
 
 
 def _support_resources(participant: Participant) -> str:
@@ -431,10 +433,23 @@ def _support_resources(participant: Participant) -> str:
     return ""
 
 
-def _support_page(request, participant: Participant, *, answered: bool) -> HttpResponse:
+def _safety_answer_in(pages: list[list[Instrument]], answers: dict) -> bool:
+    return any(
+        instrument.definition.safety_answers(answers.get(instrument.code, {}))
+        for page in pages
+        for instrument in page
+    )
+
+
+def _support_page(
+    request, participant: Participant, *, answered: bool = False, saved: str = ""
+) -> HttpResponse:
+    """Where to get help now; after a submitted wave with a safety answer (``answered``) or a
+    part-way save holding one (``saved``: when to carry on), headed by what happened."""
     context = {
         "trial": participant.trial,
         "answered": answered,
+        "saved": saved,
         "resources": _support_resources(participant),
         "data_url": data_path(participant.pk),
     }

@@ -133,8 +133,15 @@ def test_a_draft_saved_part_way_raises_nothing_until_the_wave_is_submitted(clien
     trial.waves.filter(index=0).update(one_page=False)
     participant = _enrol(trial)
     # Pages in code order: PHQ-9, SWLS, WHO-5. Saving the PHQ-9's page keeps a draft only.
-    saved = _post(client, participant, 0, _phq9(item_9=2), "next")
-    assert saved.status_code == 302
+    moved = _post(client, participant, 0, _phq9(item_9=2), "next")
+    assert moved.status_code == 302
+    assert not SafetyFlag.objects.exists()
+    # Stopping there ("save and finish later") alerts nobody yet, but shows where to get help.
+    stopped = _post(client, participant, 1, SWLS, "save")
+    html = stopped.content.decode()
+    assert "Your answers are saved" in html and "Use the same link to carry on" in html
+    assert RESOURCES_EN in html and GENERIC in html
+    assert "The study team is told" not in html
     assert not SafetyFlag.objects.exists()
     _post(client, participant, 1, SWLS, "next")
     done = _post(client, participant, 2, WHO5, "finish")
