@@ -11,6 +11,7 @@ from django.contrib.auth.models import Group
 from django.test import Client
 from django.urls import reverse
 
+from notifications.models import Notification
 from safety.models import SafetyFlag
 from surveys.links import data_path, data_token, survey_path
 from surveys.models import Instrument, Response
@@ -187,13 +188,16 @@ def _coordinator(username: str):
 
 
 def test_a_coordinator_acknowledges_their_trial_s_flag_and_another_cannot_see_it(client, trial):
-    participant = _enrol(trial)
-    _submit(Client(), participant, SWLS | WHO5 | _phq9(item_9=1))
-    flag = SafetyFlag.objects.get()
     own = _coordinator("own")
     member_add(trial=trial, user=own, role=TrialMember.Role.COORDINATOR)
     other = _coordinator("other")
     enrolling_trial("elsewhere", actor=other)
+    participant = _enrol(trial)
+    _submit(Client(), participant, SWLS | WHO5 | _phq9(item_9=1))
+    flag = SafetyFlag.objects.get()
+    # The coordinator is alerted once, by the notifications' listener on the flag's event.
+    alerted = Notification.objects.filter(event__kind=TrialEvent.Kind.SAFETY_ANSWER_FLAGGED)
+    assert list(alerted.values_list("recipient__username", flat=True)) == ["own"]
 
     client.force_login(other)
     listing = client.get(reverse("admin:safety_safetyflag_changelist")).content.decode()
