@@ -1,4 +1,4 @@
-"""Each oversight body's own pages (issue 19, "What each body needs to decide"): for every trial
+"""Each oversight body's own pages (docs/architecture.md, "Oversight bodies"): for every trial
 assigned to one of the member's bodies, a report (suspensions, incidents from the audit chain,
 enrolment, attrition and the CONSORT flow, harms, the guardrail) and the plan (the document, what
 changed since the version their body approved last, approvals and deviations).

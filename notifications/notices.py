@@ -142,6 +142,9 @@ def _of(detail: dict, arm: str) -> str | None:
 
 
 def _harm_boundary(event: TrialEvent) -> Notice:
+    """Only arms compared with the control cross a boundary, so naming the arm, even by its
+    blinded label, would tell blinded readers which label is the control: they read the figures
+    without it (the bodies' pages hide it the same way, dashboards/oversight.py)."""
     detail = event.detail
     boundary = detail.get("boundary") or {}
     difference = detail.get("difference")
@@ -150,38 +153,46 @@ def _harm_boundary(event: TrialEvent) -> Notice:
         if difference is not None
         else None
     )
+    figures = (
+        ("Harm", boundary.get("metric")),
+        ("Boundary: largest excess allowed", boundary.get("max_excess")),
+        ("Confidence", boundary.get("confidence")),
+        ("Participants with the harm, this arm", _of(detail, "arm")),
+        ("Participants with the harm, comparison arm", _of(detail, "control")),
+        ("Difference in share (interval)", interval),
+        ("Plan version", detail.get("plan_version")),
+    )
+    decide = "\n\nThe trial goes on until a body decides: crossing a boundary suspends nothing."
     return Notice(
-        subject=f"{event.trial.title}: a harm boundary was crossed by {detail.get('arm')}",
-        body=_lines(
-            ("Arm", detail.get("arm")),
-            ("Harm", boundary.get("metric")),
-            ("Boundary: largest excess allowed", boundary.get("max_excess")),
-            ("Confidence", boundary.get("confidence")),
-            ("Participants with the harm, this arm", _of(detail, "arm")),
-            ("Participants with the harm, comparison arm", _of(detail, "control")),
-            ("Difference in share (interval)", interval),
-            ("Plan version", detail.get("plan_version")),
-        )
-        + "\n\nThe trial goes on until a body decides: crossing a boundary suspends nothing.",
+        subject=f"{event.trial.title}: a harm boundary was crossed",
+        body=_lines(("Arm", detail.get("arm")), *figures) + decide,
+        blinded_body=_lines(*figures) + decide,
         link=_trial_page(event.trial),
         urgent=True,
     )
 
 
 def _guardrail(event: TrialEvent) -> Notice:
+    """As for harm boundaries, blinded readers are not told which arm is flagged."""
     detail = event.detail
-    flagged = [
-        f"{item.get('arm')}: {item.get('engagement_source')} engagement rises while "
-        f"{item.get('flourishing_source')} does not (probability {item.get('probability')}, "
-        f"threshold {item.get('threshold')})"
-        for item in detail.get("flagged") or []
-        if isinstance(item, dict)
-    ]
+    items = [item for item in detail.get("flagged") or [] if isinstance(item, dict)]
+
+    def flagged(item: dict, *, named: bool) -> str:
+        arm = f"{item.get('arm')}: " if named else ""
+        return (
+            f"{arm}{item.get('engagement_source')} engagement rises while "
+            f"{item.get('flourishing_source')} does not (probability {item.get('probability')}, "
+            f"threshold {item.get('threshold')})"
+        )
+
+    intro = (
+        _lines(("Analysis run", detail.get("run")))
+        + "\n\nThe finished analysis flags engagement rising where flourishing does not:\n"
+    )
     return Notice(
         subject=f"{event.trial.title}: the engagement-vs-flourishing guardrail was flagged",
-        body=_lines(("Analysis run", detail.get("run")))
-        + "\n\nThe finished analysis flags engagement rising where flourishing does not:\n"
-        + "\n".join(flagged),
+        body=intro + "\n".join(flagged(item, named=True) for item in items),
+        blinded_body=intro + "\n".join(flagged(item, named=False) for item in items),
         link=_trial_page(event.trial),
     )
 

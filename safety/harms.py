@@ -9,7 +9,7 @@ checked before both arms have ``min_participants_per_arm`` allocated.
 
 A crossing writes one HARM_BOUNDARY_CROSSED audit event, which the notifications listener turns
 into a message to every body and coordinator. The bodies decide whether to suspend: crossing
-never suspends by itself (issue 19, "Harm stopping rules in the plan").
+never suspends by itself (docs/architecture.md, "Harms").
 
 Once per boundary and arm: the event is written the first time a boundary (as written: metric,
 max_excess, confidence, minimum) is crossed for an arm, and never again for that boundary and

@@ -485,8 +485,10 @@ class PlanForm(forms.ModelForm):
             for value in get_args(Safety.model_fields["suspension_lifted_by"].annotation)
         ],
         initial="suspending_body",
+        # Left out (a form posted by an older page or a script), the plan's default stands.
+        required=False,
         label="Who lifts a suspension",
-        help_text="Any required oversight body may suspend the trial; this says who must lift "
+        help_text="Any oversight body of the trial may suspend it; this says who must lift "
         "the suspension before the trial goes on.",
     )
     safety_canary_prompts = forms.CharField(
@@ -604,7 +606,7 @@ class PlanForm(forms.ModelForm):
         plan["telemetry"] = self._telemetry(data)
         plan["screening"] = self._parsed("screening", _screening, data)
         plan["safety"] = {
-            "suspension_lifted_by": data["safety_suspension_lifted_by"],
+            "suspension_lifted_by": data["safety_suspension_lifted_by"] or "suspending_body",
             "harm_boundaries": self._parsed("safety_harm_boundaries", _harm_boundaries, data),
             "canary_prompts": self._parsed("safety_canary_prompts", _canary_prompts, data),
         }

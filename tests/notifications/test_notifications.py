@@ -135,7 +135,7 @@ def test_no_notice_names_an_arm_to_a_blinded_reader(people):
 
 
 def test_a_harm_boundary_crossed_gives_the_figures(people):
-    trial, _ = people
+    trial, users = people
     event = event_record(
         trial=trial,
         kind=Kind.HARM_BOUNDARY_CROSSED,
@@ -150,8 +150,14 @@ def test_a_harm_boundary_crossed_gives_the_figures(people):
         upper=0.56,
     )
     assert _told(event) == EVERYONE
-    body = Notification.objects.filter(event=event).first().body
-    assert "8 of 20" in body and "1 of 20" in body and "0.35 (0.11 to 0.56)" in body
+    for name in EVERYONE:
+        body = Notification.objects.get(event=event, recipient=users[name]).body
+        assert "8 of 20" in body and "1 of 20" in body and "0.35 (0.11 to 0.56)" in body
+    # Only compared arms cross, so the arm's label would tell blinded readers which is the
+    # control: they are not told it; the coordinators and the committee are.
+    assert "Arm 2" not in Notification.objects.get(event=event, recipient=users["ethicist"]).body
+    for name in ("coord1", "monitor"):
+        assert "Arm: Arm 2" in Notification.objects.get(event=event, recipient=users[name]).body
 
 
 def test_the_privacy_budget_tells_once_when_nearly_spent_and_once_per_refused_window(people):
@@ -300,7 +306,7 @@ def test_a_daily_digest_gathers_the_day_s_notifications_in_one_e_mail(people, sm
 
 
 def test_a_flagged_guardrail_gives_each_flagged_comparison(people):
-    trial, _ = people
+    trial, users = people
     event = event_record(
         trial=trial,
         kind=Kind.GUARDRAIL_FLAGGED,
@@ -316,9 +322,11 @@ def test_a_flagged_guardrail_gives_each_flagged_comparison(people):
         ],
     )
     assert _told(event) == EVERYONE
-    body = Notification.objects.filter(event=event).first().body
+    body = Notification.objects.get(event=event, recipient=users["coord1"]).body
     assert "Arm 1: telemetry engagement rises while mental_wellbeing does not" in body
     assert "probability 0.97, threshold 0.95" in body
+    blinded = Notification.objects.get(event=event, recipient=users["ethicist"]).body
+    assert "Arm 1" not in blinded and "probability 0.97, threshold 0.95" in blinded
 
 
 def test_lifting_a_suspension_tells_who_lifted_it_and_why(people):

@@ -190,6 +190,9 @@ def test_registered_arm_change_needs_a_rationale_and_becomes_an_amendment(client
         "memory_policy": "none",
         "parameters": "{}",
         "amendment_rationale": "",
+        # What the page posts for its read-only list of drift-watch incidents (an inline).
+        "canary_checks-TOTAL_FORMS": "0",
+        "canary_checks-INITIAL_FORMS": "0",
     }
     response = client.post(f"/admin/trials/arm/{arm.pk}/change/", form)
     assert response.status_code == 200 and "give the rationale" in response.content.decode()
