@@ -116,6 +116,16 @@ def safety_flag_acknowledge(*, flag: SafetyFlag, actor: AbstractBaseUser, note: 
     flag.acknowledged_by = actor
     flag.note = note.strip()
     flag.save(update_fields=["acknowledged_at", "acknowledged_by", "note"])
+    # The chain keeps that a coordinator acted on the flag; not the note, which may hold
+    # personal details.
+    event_record(
+        trial=flag.trial,
+        kind=TrialEvent.Kind.SAFETY_FLAG_ACKNOWLEDGED,
+        actor=actor,
+        flag=flag.pk,
+        flag_kind=flag.kind,
+        participant=flag.participant_id,
+    )
     return flag
 
 

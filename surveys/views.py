@@ -452,6 +452,7 @@ def _support_page(
         "saved": saved,
         "resources": _support_resources(participant),
         "data_url": data_path(participant.pk),
+        "report_url": reverse("surveys:data_report", kwargs={"token": data_token(participant.pk)}),
     }
     return render(request, "surveys/support.html", context)
 

@@ -587,6 +587,7 @@ class TrialEvent(models.Model):
         ADVERSE_EVENT_ASSESSED = "adverse_event_assessed"
         DETERIORATION_FLAGGED = "deterioration_flagged"
         SAFETY_ANSWER_FLAGGED = "safety_answer_flagged"
+        SAFETY_FLAG_ACKNOWLEDGED = "safety_flag_acknowledged"
         HARM_BOUNDARY_CROSSED = "harm_boundary_crossed"
         GUARDRAIL_FLAGGED = "guardrail_flagged"
         # A row written before the chain existed, vouched for by a migration

@@ -218,6 +218,10 @@ def test_a_coordinator_acknowledges_their_trial_s_flag_and_another_cannot_see_it
     assert saved.status_code == 302
     flag.refresh_from_db()
     assert flag.acknowledged_by == own and flag.note == "Called the participant; they are safe."
+    # The audit chain keeps that it was acknowledged, and by whom, but not the note.
+    event = trial.events.get(kind="safety_flag_acknowledged")
+    assert event.actor == own and event.detail["flag"] == flag.pk
+    assert "Called" not in str(event.detail)
     # Once acknowledged, the flag is read-only.
     client.post(change_url, {"note": "changed"})
     flag.refresh_from_db()
