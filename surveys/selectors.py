@@ -87,6 +87,22 @@ def plan_survey_errors(trial: Trial, plan: Plan) -> list[str]:
                 f"{where}: {outcome.instrument} has no score {outcome.score!r} on "
                 f"{outcome.dimension} (scores: {', '.join(on_dimension)})."
             )
+        else:
+            # The analyses read a rise as benefit (analytics.analysis: P(benefit) is P(effect >
+            # 0)); a score where lower is better would have its verdict reversed. Such an
+            # instrument is asked in a wave and watched by the safety checks instead.
+            reversed_scores = [
+                rule.code
+                for rule in instrument.definition.scores
+                if rule.code in ([outcome.score] if outcome.score else on_dimension)
+                and not rule.higher_is_better
+            ]
+            if reversed_scores:
+                errors.append(
+                    f"{where}: on {', '.join(reversed_scores)} lower is better, and the analyses "
+                    "read a rise as benefit; give the instrument in a wave without making it an "
+                    "outcome (the safety checks still watch its answers)."
+                )
         if outcome.wave not in waves:
             errors.append(
                 f"{where}: the trial's schedule has no wave {outcome.wave} "

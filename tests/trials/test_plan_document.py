@@ -181,6 +181,14 @@ def test_shape_errors_name_the_place_and_the_valid_choices(change, message):
         ),
         (
             {
+                "secondary_outcomes": [
+                    {"dimension": "mental_wellbeing", "instrument": "phq9", "wave": 2}
+                ]
+            },
+            "on phq9 lower is better, and the analyses read a rise as benefit",
+        ),
+        (
+            {
                 "primary_outcomes": [
                     {"dimension": "mental_wellbeing", "instrument": "who5", "wave": 9}
                 ]
