@@ -36,7 +36,7 @@ Woodbury identity and the matrix determinant lemma (Harville 1977), with
 
 So :math:`X^\top W^{-1} X` is block diagonal in the arms, :math:`S_a = \sum_{a(i) = a} Q_i`,
 :math:`\hat\beta_a = S_a^{-1} \sum_{a(i)=a} K_i u_i`, and the profiled REML criterion (lme4's
-``REMLcrit``, Bates et al. 2015, eq. 42) is
+``REMLcrit``, Bates et al. 2015, section 3.4) is
 
 .. math:: d(\theta) = \sum_i \log|M_i| + \sum_a \log|S_a|
           + (N - p)\Bigl(1 + \log\frac{2\pi\, r^2(\theta)}{N - p}\Bigr), \qquad
