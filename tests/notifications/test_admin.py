@@ -5,6 +5,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from notifications.models import Notification, NotificationPreference
 from notifications.services import notification_preference_set
@@ -100,3 +101,15 @@ def test_the_preference_applies_to_notifications_made_after_it(told):
     event_record(trial=trial, kind=TrialEvent.Kind.ANALYSIS_RUN_FAILED, run=5, error="Again.")
     assert before == {"immediate"}
     assert _own(told, "coord2").get(subject__contains="run 5").delivery == "digest"
+
+
+def test_every_admin_page_links_to_the_person_s_notifications_with_the_unread_count(client, told):
+    client.force_login(told["coord1"])
+    link = (
+        f'<a href="{reverse(CHANGELIST)}" class="notifications-link">Notifications (2 unread)</a>'
+    )
+    for page in (reverse("admin:index"), reverse(CHANGELIST)):
+        assert link in client.get(page).content.decode()
+    Notification.objects.filter(recipient=told["coord1"]).update(read_at=timezone.now())
+    page = client.get(reverse("admin:index")).content.decode()
+    assert 'class="notifications-link">Notifications</a>' in page
