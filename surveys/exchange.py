@@ -22,16 +22,17 @@ cell a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``, tab, carr
 its start) written with a leading apostrophe, which the import removes again.
 
 An import is all or nothing: every row is checked before anything is written, each bad row is
-reported with its line number, and valid responses go in through
-:func:`surveys.services.response_submit`, so their scores and quality indices are computed exactly
-as on the participant pages. A response already stored with the same answers is counted as
-unchanged, which makes importing the same file twice harmless.
+reported with its line number, and only then are the new responses written, in bulk (PostgreSQL
+``COPY``) and in one transaction, with the scores and quality indices computed by the functions
+:func:`surveys.services.response_submit` uses, so they are what the participant pages would have
+stored, and the same safety flags and audit events. A response already stored with the same
+answers is counted as unchanged, which makes importing the same file twice harmless.
 """
 
 import csv
 import re
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,12 +41,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Model
 from django.utils import timezone
+from psycopg.types.json import Jsonb
 
+from safety.flags import safety_answers_flag
 from surveys.instrument import InstrumentDefinition, Item, ScoreRule
-from surveys.models import Instrument, Response, Score, Wave
-from surveys.services import response_submit
+from surveys.models import Instrument, Response, ResponseDraft, Score, Wave
+from surveys.services import quality_indices, score_fields
 from trials.models import Allocation, ConsentScope, Participant, Trial
 from trials.selectors import consent_standing
 from trials.spreadsheet import csv_file, unneutralised
@@ -538,6 +542,8 @@ class _Context:
     participants: dict[str, Participant]
     arms: dict[str, str]
     waves: dict[int, Wave]
+    # Wave index → the instruments it asks, in the wave's order.
+    instruments: dict[int, tuple[Instrument, ...]]
     # Wave index → instrument code → definition: what each wave asks.
     questions: dict[int, dict[str, InstrumentDefinition]]
     # (participant id, wave index) → the answers already stored.
@@ -550,6 +556,7 @@ class _Context:
 
 def _context(trial: Trial) -> _Context:
     waves = {wave.index: wave for wave in trial.waves.prefetch_related("instruments")}
+    instruments = {index: tuple(wave.instruments.all()) for index, wave in waves.items()}
     stored = Response.objects.filter(wave__trial=trial).values_list(
         "participant_id", "wave__index", "answers"
     )
@@ -558,9 +565,9 @@ def _context(trial: Trial) -> _Context:
         participants={p.pk: p for p in Participant.objects.filter(trial=trial)},
         arms=_arms(trial),
         waves=waves,
+        instruments=instruments,
         questions={
-            index: {i.code: i.definition for i in wave.instruments.all()}
-            for index, wave in waves.items()
+            index: {i.code: i.definition for i in asked} for index, asked in instruments.items()
         },
         stored={(participant, wave): answers for participant, wave, answers in stored},
         consenting=set(
@@ -752,6 +759,7 @@ class PlannedResponse:
 
     participant: Participant
     wave: Wave
+    instruments: tuple[Instrument, ...]
     answers: dict[str, dict[str, int]]
     languages: dict[str, str]
     submitted_at: datetime
@@ -793,6 +801,7 @@ def _plan_response(rows: list[_Row], context: _Context, plan: ImportPlan, *, who
         PlannedResponse(
             participant=rows[0].participant,
             wave=rows[0].wave,
+            instruments=context.instruments[rows[0].wave.index],
             answers=answers,
             languages={row.instrument: row.language for row in rows if row.language},
             submitted_at=rows[0].submitted_at,
@@ -846,33 +855,143 @@ class ImportReport:
     unchanged: int
 
 
+def _copy_insert(model: type[Model], names: Sequence[str], rows: list[Sequence]) -> list[int]:
+    """Insert ``rows`` (values of the fields ``names``, in that order) into ``model``'s table
+    with PostgreSQL ``COPY``: one statement for any number of rows, so the import's cost follows
+    the file's size, not its number of responses. ``COPY`` returns no ids, so they are drawn
+    from the table's own sequence first; returns them, row by row.
+
+    Values go to the database as they are (JSON as :class:`psycopg.types.json.Jsonb`): like
+    ``bulk_create`` this sends no signals and calls no ``save()``, and the table's constraints
+    and triggers apply as to any insert.
+    """
+    meta = model._meta
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(meta.get_field(name).column) for name in [meta.pk.name, *names])
+    statement = f"COPY {quote(meta.db_table)} ({columns}) FROM STDIN"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+            [meta.db_table, meta.pk.column, len(rows)],
+        )
+        ids = [pk for (pk,) in cursor.fetchall()]
+        # The cursor's copy() is psycopg's own: Django's wrapper turns its errors into Django's
+        # (an IntegrityError for a violated constraint).
+        with connection.wrap_database_errors, cursor.copy(statement) as copy:
+            for pk, row in zip(ids, rows, strict=True):
+                copy.write_row((pk, *row))
+    return ids
+
+
+def _still_may_answer_errors(plan: ImportPlan, trial: Trial) -> list[RowError]:
+    """``response_submit``'s consent check for every planned response at once, inside the
+    writing transaction: a participant who withdrew or revoked their consent since the file
+    was checked refuses the file."""
+    may_answer = set(
+        consent_standing()
+        .filter(
+            participant__trial=trial,
+            participant__withdrawn_at__isnull=True,
+            scope=ConsentScope.SURVEYS,
+        )
+        .values_list("participant_id", flat=True)
+    )
+    return [
+        RowError(planned.line, f"{planned.participant.pk} has no active consent to surveys")
+        for planned in plan.new
+        if planned.participant.pk not in may_answer
+    ]
+
+
+RESPONSE_FIELDS = ("participant", "wave", "answers", "languages", "submitted_at", "timings",
+                   "quality", "flagged")  # fmt: skip
+SCORE_FIELDS = ("response", "instrument", "code", "dimension", "value")
+
+
+def _response_row(planned: PlannedResponse) -> tuple:
+    """What ``response_submit`` stores for these answers given without page timings: the
+    answers of each of the wave's instruments and their careless-responding indices."""
+    quality = {
+        instrument.code: quality_indices(
+            instrument.definition, planned.answers[instrument.code], None
+        )
+        for instrument in planned.instruments
+    }
+    answers = {code: dict(planned.answers[code]) for code in quality}
+    flagged = any(indices["flags"] for indices in quality.values())
+    return (planned.participant.pk, planned.wave.pk, Jsonb(answers), Jsonb(planned.languages),
+            planned.submitted_at, Jsonb({}), Jsonb(quality), flagged)  # fmt: skip
+
+
+def _score_rows(planned: PlannedResponse, response_id: int) -> list[tuple]:
+    return [
+        (response_id, instrument.pk, fields["code"], fields["dimension"], fields["value"])
+        for instrument in planned.instruments
+        for fields in score_fields(instrument, planned.answers[instrument.code])
+    ]
+
+
+def _responses_store(plan: ImportPlan, trial: Trial) -> None:
+    """Write the plan's new responses with their scores and quality indices, computed by the
+    functions ``response_submit`` uses; remove the participants' drafts of those waves and flag
+    their safety answers (with their audit events), as ``response_submit`` does for each."""
+    try:
+        with transaction.atomic():
+            ids = _copy_insert(Response, RESPONSE_FIELDS, [_response_row(p) for p in plan.new])
+    except IntegrityError as error:
+        # Someone answered on their pages since the file was checked; their answers stay.
+        raced = set(
+            Response.objects.filter(wave__trial=trial).values_list("participant_id", "wave_id")
+        )
+        message = "a different response to this wave was stored during the import"
+        errors = [
+            RowError(planned.line, message)
+            for planned in plan.new
+            if (planned.participant.pk, planned.wave.pk) in raced
+        ]
+        raise ImportRejected(errors, numbering=plan.numbering) from error
+    scores = [
+        row for planned, pk in zip(plan.new, ids, strict=True) for row in _score_rows(planned, pk)
+    ]
+    _copy_insert(Score, SCORE_FIELDS, scores)
+    answered = {(planned.participant.pk, planned.wave.pk) for planned in plan.new}
+    drafts = ResponseDraft.objects.filter(wave__trial=trial).values_list(
+        "pk", "participant_id", "wave_id"
+    )
+    ResponseDraft.objects.filter(
+        pk__in=[pk for pk, *key in drafts if tuple(key) in answered]
+    ).delete()
+    for planned, response_id in zip(plan.new, ids, strict=True):
+        triggered = {
+            instrument.code: hits
+            for instrument in planned.instruments
+            if (hits := instrument.definition.safety_answers(planned.answers[instrument.code]))
+        }
+        if triggered:
+            safety_answers_flag(
+                participant=planned.participant,
+                response_id=response_id,
+                wave_index=planned.wave.index,
+                triggered=triggered,
+            )
+
+
 @transaction.atomic
 def responses_import(*, trial: Trial, path: Path) -> ImportReport:
     """Import a long responses file all or nothing: when any row is bad, :class:`ImportRejected`
     lists every problem and nothing is written.
 
-    Each new response goes through ``response_submit`` with the file's ``submitted_at`` and
-    languages, so scores and quality indices are computed as for answers given on the pages.
-    Responses already stored with the same answers are left alone and counted as unchanged.
+    New responses are stored in bulk with the scores and quality indices ``response_submit``
+    computes for answers given on the pages (without page timings), the file's ``submitted_at``
+    and languages, and the same safety flags and audit events. Responses already stored with the
+    same answers are left alone and counted as unchanged.
     """
     plan = import_plan(trial=trial, path=path)
     if plan.errors:
         raise ImportRejected(plan.errors, numbering=plan.numbering)
-    for planned in plan.new:
-        try:
-            stored = response_submit(
-                participant=planned.participant,
-                wave=planned.wave,
-                answers=planned.answers,
-                submitted_at=planned.submitted_at,
-                languages=planned.languages,
-            )
-        except ValidationError as error:
-            # Consent withdrawn between the check and the write: refuse the file as a whole.
-            error_row = RowError(planned.line, "; ".join(error.messages))
-            raise ImportRejected([error_row], numbering=plan.numbering) from error
-        if stored.answers != planned.answers:
-            # The participant answered on their pages meanwhile; their answers stay.
-            message = "a different response to this wave was stored during the import"
-            raise ImportRejected([RowError(planned.line, message)], numbering=plan.numbering)
+    if plan.new:
+        errors = _still_may_answer_errors(plan, trial)
+        if errors:
+            raise ImportRejected(errors, numbering=plan.numbering)
+        _responses_store(plan, trial)
     return ImportReport(rows=plan.rows, created=len(plan.new), unchanged=plan.unchanged)

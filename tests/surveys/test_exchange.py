@@ -12,8 +12,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db.models import Count
 
-from surveys.models import Response, Score
-from trials.models import Allocation, ConsentDocument
+from surveys.models import Response, ResponseDraft, Score
+from surveys.services import draft_save
+from trials.models import Allocation, ConsentDocument, TrialEvent
 from trials.services import participant_enrol, participant_withdraw
 from trials.spreadsheet import unneutralised
 
@@ -541,3 +542,50 @@ def test_a_parquet_value_python_cannot_hold_refuses_the_file(small_trial, tmp_pa
     far = tmp_path / "far.parquet"
     pq.write_table(table.set_column(8, "submitted_at", column), far)
     assert "far.parquet holds a value that cannot be read" in _refusal(far)
+
+
+def _stored_counts(trial) -> tuple[int, ...]:
+    return (
+        Response.objects.count(),
+        Score.objects.count(),
+        ResponseDraft.objects.count(),
+        TrialEvent.objects.filter(trial=trial).count(),
+    )
+
+
+@pytest.mark.parametrize("where", ["first", "middle", "last"])
+def test_one_corrupt_row_anywhere_in_a_large_file_leaves_nothing_written(
+    small_trial, tmp_path, where
+):
+    """The bulk write starts only after every row passed: a bad row at the start, in the middle
+    or as the very last line of a file of mostly new responses stores none of them."""
+    _export(tmp_path, "csv")
+    rows = _read_csv(tmp_path / "small-responses.csv")
+    removed = _first_participants(small_trial, 30)
+    Response.objects.filter(participant__in=removed).delete()
+    new = {(r["participant"], r["wave"]) for r in rows if r["participant"] in removed}
+    # A removed response's participant has a draft of it, which storing it removes.
+    participant, wave = sorted(new)[0]
+    draft_save(
+        participant=small_trial.participants.get(pk=participant),
+        wave=small_trial.waves.get(index=int(wave)),
+        answers={"who5": {"who5_1": 3}},
+        page=0,
+    )
+    position = {"first": 0, "middle": len(rows) // 2, "last": len(rows) - 1}[where]
+    value = rows[position]["value"]
+    rows[position]["value"] = "x"
+    _write_csv(tmp_path / "corrupt.csv", rows)
+    before = _stored_counts(small_trial)
+
+    message = _refusal(tmp_path / "corrupt.csv")
+
+    assert "1 problem(s)" in message
+    assert f"line {position + 2}: value 'x' is not an integer" in message
+    assert _stored_counts(small_trial) == before
+    # The same file, mended, goes in whole.
+    rows[position]["value"] = value
+    _write_csv(tmp_path / "mended.csv", rows)
+    assert f"{len(new)} responses imported" in _import(tmp_path / "mended.csv")
+    assert Response.objects.filter(wave__trial=small_trial).count() == len(rows) // 10
+    assert not ResponseDraft.objects.filter(participant=participant).exists()
