@@ -2,8 +2,10 @@
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
-from django.db.models import Count
+from django.db.models import Avg, Count, F, FloatField, QuerySet, StdDev, Sum
+from django.db.models.functions import Collate
 
 from federated.schema import COUNT
 from federated.selectors import telemetry_schema_in_force
@@ -44,6 +46,101 @@ def trial_scores_frame(trial: Trial) -> pd.DataFrame:
     frame = pd.DataFrame.from_records(list(rows), columns=SCORE_COLUMNS)
     frame["community"] = frame["community"].fillna("")
     return frame
+
+
+# The arm each score's participant was allocated to; scores of participants never allocated are
+# left out of every analysis (analytics.analysis drops them from the frame too).
+_ARM = "response__participant__allocation__arm__slug"
+_PARTICIPANT = "response__participant_id"
+_WAVE = "response__wave__index"
+
+
+def _allocated_scores(trial: Trial) -> QuerySet[Score]:
+    return Score.objects.filter(response__participant__trial=trial, **{f"{_ARM}__isnull": False})
+
+
+@dataclass(frozen=True)
+class GrowthStatistics:
+    """One score's per-participant sufficient statistics for the growth model, in the layout of
+    :func:`stats.reml_growth.participant_statistics`: row ``p`` of ``statistics`` holds
+    :data:`stats.reml_growth.STATISTICS` of ``participants[p]``, allocated to ``arms[p]``.
+    Participants are sorted as Python sorts their ids (``numpy.unique`` codes them so)."""
+
+    participants: np.ndarray
+    arms: np.ndarray
+    statistics: np.ndarray
+
+
+def growth_statistics(
+    trial: Trial, score_code: str, *, last_wave: int | None = None
+) -> GrowthStatistics:
+    """:math:`(n, \\sum t, \\sum t^2, \\sum y, \\sum ty, \\sum y^2)` over the waves
+    :math:`t` (the wave's index, 0 = baseline) at which each allocated participant has the score
+    ``score_code`` (value :math:`y`), up to ``last_wave``: one GROUP BY in PostgreSQL, so only a
+    row per participant leaves the database however many waves and scores they have."""
+    t, y = F(_WAVE), F("value")
+    scores = _allocated_scores(trial).filter(code=score_code)
+    if last_wave is not None:
+        scores = scores.filter(**{f"{_WAVE}__lte": last_wave})
+    rows = list(
+        scores.values_list(_PARTICIPANT, _ARM)
+        .annotate(
+            n=Count("pk"),
+            sum_t=Sum(t),
+            sum_tt=Sum(t * t),
+            sum_y=Sum(y),
+            sum_ty=Sum(t * y, output_field=FloatField()),
+            sum_yy=Sum(y * y),
+        )
+        # Byte order ("C"), which is Python's order of the ids, whatever the database's locale.
+        .order_by(Collate(_PARTICIPANT, "C"))
+    )
+    return GrowthStatistics(
+        participants=np.array([row[0] for row in rows], dtype=object),
+        arms=np.array([row[1] for row in rows], dtype=object),
+        statistics=np.array([row[2:] for row in rows], dtype=float).reshape(len(rows), 6),
+    )
+
+
+@dataclass(frozen=True)
+class TrajectoryCell:
+    """One score's observed values in one arm at one wave: how many, their mean and their
+    sample standard deviation (None for a single value)."""
+
+    outcome: str
+    arm: str
+    wave: int
+    n: int
+    mean: float
+    std: float | None
+
+
+def score_trajectories(trial: Trial) -> list[TrajectoryCell]:
+    """Every score's count, mean and SD per arm and wave, sorted by outcome, arm and wave:
+    aggregated by PostgreSQL, so no score row leaves the database."""
+    cells = (
+        _allocated_scores(trial)
+        .values_list("code", _ARM, _WAVE)
+        .annotate(n=Count("pk"), mean=Avg("value"), std=StdDev("value", sample=True))
+        .order_by(Collate("code", "C"), Collate(_ARM, "C"), _WAVE)
+    )
+    return [TrajectoryCell(*cell) for cell in cells]
+
+
+def responded_per_wave(trial: Trial) -> dict[int, dict[str, int]]:
+    """Wave → arm → allocated participants with a score at that wave, for every wave after the
+    baseline (the attrition checks' counts), counted by PostgreSQL."""
+    responded: dict[int, dict[str, int]] = {}
+    counts = (
+        _allocated_scores(trial)
+        .filter(**{f"{_WAVE}__gt": 0})
+        .values_list(_WAVE, _ARM)
+        .annotate(n=Count(_PARTICIPANT, distinct=True))
+        .order_by(_WAVE, Collate(_ARM, "C"))
+    )
+    for wave, arm, n in counts:
+        responded.setdefault(wave, {})[arm] = n
+    return responded
 
 
 def trial_item_frame(trial: Trial, instrument: Instrument) -> pd.DataFrame:
@@ -87,11 +184,14 @@ def consort_counts(trial: Trial) -> dict:
         followed = allocated.filter(responses__wave__index=final).distinct()
         analysed = followed.filter(pk__in=allocated.filter(responses__wave__index=0).values("pk"))
         reasons: dict[str, int] = {}
-        for reason in allocated.filter(withdrawn_at__isnull=False).values_list(
-            "withdrawal_reason", flat=True
+        for reason, n in (
+            allocated.filter(withdrawn_at__isnull=False)
+            .values_list("withdrawal_reason")
+            .annotate(n=Count("pk"))
+            .order_by("withdrawal_reason")
         ):
             key = reason or "no reason given"
-            reasons[key] = reasons.get(key, 0) + 1
+            reasons[key] = reasons.get(key, 0) + n
         arms.append(
             {
                 "slug": arm.slug,
