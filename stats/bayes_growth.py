@@ -43,8 +43,15 @@ so the likelihood is valid under missing at random and nothing is imputed. Parti
 arm, community and the same observed waves share :math:`A_i`, so the sums over them of
 :math:`u_i`, :math:`u_i u_i^\top` and :math:`r^\top r` follow from the group's sums of
 :math:`(\sum y, \sum ty)`, their outer products and :math:`\sum y^2`. The likelihood is therefore
-computed exactly from a few hundred group totals however many participants there are: the
-gradient costs the same for 1,000 as for 100,000 participants.
+computed exactly from group totals: with monotone drop-out a few dozen groups however many
+participants there are; with participants who skip a wave and come back, more groups (hundreds
+at 1,000 participants, about a thousand at 10,000), never more than there are participants.
+Each group's 2D × 2D algebra is written out entry by entry over vectors of groups
+(:func:`marginal_loglik`), so that a group costs its arithmetic and nothing more.
+
+The sampler is compiled once per model shape and size class: the group totals are its
+arguments, padded with empty groups to a grid of sizes, so a later fit of other data of about
+the same size runs the same compiled program (``_sampler``).
 
 Scores are standardised per dimension by the baseline mean and SD before fitting (priors are
 weakly informative on that scale) and results are returned in each score's own units.
@@ -71,8 +78,11 @@ import numpy as np
 import numpyro
 import numpyro.distributions as dist
 import pandas as pd
-from jax.scipy.linalg import solve_triangular
-from numpyro.infer import MCMC, NUTS, init_to_uniform
+from jax import lax
+from numpyro import handlers
+from numpyro.distributions.transforms import biject_to
+from numpyro.infer.hmc import hmc
+from numpyro.infer.util import potential_energy
 
 from stats import compiled
 from stats.diagnostics import GateReport, convergence_gates
@@ -250,20 +260,27 @@ def marginal_loglik(
     chol_cov : array (2D, 2D)
         Lower Cholesky factor :math:`L` of :math:`\Sigma_b`, effects ordered
         (intercept₁, slope₁, …, intercept_D, slope_D).
+
+    Every group's 2D × 2D algebra (:math:`B = I + L^\top A L`, its Cholesky factor and
+    :math:`B^{-1}`) is written out entry by entry on vectors over the groups, so XLA fuses it
+    into a few loops over the groups. Batched ``jnp.linalg`` calls go to LAPACK once per group
+    (and again in the gradient), which made a group's fixed cost, not its arithmetic, the price
+    of a gradient: with participants who skip a wave and come back there are hundreds of groups.
     """
     count = totals.count
     n, sum_t, sum_tt = (totals.design[..., k] for k in range(3))
     G, D = n.shape
+    K = 2 * D
     precision = 1.0 / sigma**2
-    # X_i θ summed into the (Σy, Σty) space: S θ with S = [[n, Σt], [Σt, Σt²]] per dimension.
-    fitted = jnp.stack([n * intercept + sum_t * slope, sum_t * intercept + sum_tt * slope], -1)
-    fitted = fitted.reshape(G, 2 * D)
     m = totals.sum_u.reshape(G, D, 2)
     residual_ss = (
         totals.sum_yy
         - 2 * (intercept * m[..., 0] + slope * m[..., 1])
         + count[:, None] * (intercept**2 * n + 2 * intercept * slope * sum_t + slope**2 * sum_tt)
     )
+    # X_i θ summed into the (Σy, Σty) space: S θ with S = [[n, Σt], [Σt, Σt²]] per dimension.
+    fitted = jnp.stack([n * intercept + sum_t * slope, sum_t * intercept + sum_tt * slope], -1)
+    fitted = fitted.reshape(G, K)
     weight = jnp.repeat(precision, 2)
     centred = (
         totals.sum_uu
@@ -272,16 +289,21 @@ def marginal_loglik(
         + count[:, None, None] * fitted[:, :, None] * fitted[:, None, :]
     )
     outer = centred * weight[None, :, None] * weight[None, None, :]  # Σ u uᵀ
-    blocks = jnp.stack([jnp.stack([n, sum_t], -1), jnp.stack([sum_t, sum_tt], -1)], -2)
-    blocks = blocks * precision[None, :, None, None]
-    design_precision = jnp.einsum("gdij,de->gdiej", blocks, jnp.eye(D)).reshape(G, 2 * D, 2 * D)
-    inner = jnp.eye(2 * D) + chol_cov.T @ design_precision @ chol_cov
-    chol_inner = jnp.linalg.cholesky(inner)
-    logdet = 2 * jnp.sum(jnp.log(jnp.diagonal(chol_inner, axis1=-2, axis2=-1)), -1)
-    # tr(M⁻¹ Σuuᵀ) = tr(B⁻¹ Lᵀ Σuuᵀ L) with B = I + LᵀAL = CCᵀ: two triangular solves.
-    half = solve_triangular(chol_inner, chol_cov.T @ outer @ chol_cov, lower=True)
-    whole = solve_triangular(chol_inner, jnp.swapaxes(half, -1, -2), lower=True)
-    trace = jnp.trace(whole, axis1=-2, axis2=-1)
+    # Lᵀ A L with A = blockdiag(S_d / σ_d²) is linear in each group's (n, Σt, Σt²): one matrix
+    # product of the (G, 3D) designs with coefficients that depend on the parameters alone.
+    rows = chol_cov.reshape(D, 2, K)
+    level, growth = rows[:, 0], rows[:, 1]
+    coefficients = precision[:, None, None, None] * jnp.stack(
+        [
+            level[:, :, None] * level[:, None, :],
+            level[:, :, None] * growth[:, None, :] + growth[:, :, None] * level[:, None, :],
+            growth[:, :, None] * growth[:, None, :],
+        ],
+        1,
+    )
+    inner = jnp.eye(K)[:, :, None] + jnp.einsum("gdk,dkij->ijg", totals.design, coefficients)
+    projected = jnp.einsum("ai,gab,bj->ijg", chol_cov, outer, chol_cov)  # Lᵀ Σuuᵀ L
+    logdet, trace = _logdet_and_trace(inner, projected)
     per_group = (
         count * (n.sum(-1) * jnp.log(2 * jnp.pi) + (n * jnp.log(sigma**2)).sum(-1) + logdet)
         + (residual_ss * precision).sum(-1)
@@ -290,11 +312,69 @@ def marginal_loglik(
     return -0.5 * jnp.sum(per_group)
 
 
+@jax.custom_vjp
+def _logdet_and_trace(inner: jnp.ndarray, projected: jnp.ndarray) -> tuple:
+    """log|B| and tr(B⁻¹ W) of every group's K × K matrices ``inner[:, :, g]`` (B, positive
+    definite) and ``projected[:, :, g]`` (W, symmetric)."""
+    logdet, trace, _ = _logdet_trace_inverse(inner, projected)
+    return logdet, trace
+
+
+def _logdet_trace_inverse(inner, projected):
+    # B = CCᵀ, entry by entry on vectors over the groups; B⁻¹ = C⁻ᵀ C⁻¹.
+    K = inner.shape[0]
+    chol: list[list] = [[None] * K for _ in range(K)]
+    for j in range(K):
+        pivot = jnp.sqrt(inner[j, j] - sum(chol[j][m] ** 2 for m in range(j)))
+        chol[j][j] = pivot
+        for i in range(j + 1, K):
+            chol[i][j] = (inner[i, j] - sum(chol[i][m] * chol[j][m] for m in range(j))) / pivot
+    lower_inverse: list[list] = [[0.0] * K for _ in range(K)]
+    for j in range(K):
+        lower_inverse[j][j] = 1.0 / chol[j][j]
+        for i in range(j + 1, K):
+            lower_inverse[i][j] = (
+                -sum(chol[i][m] * lower_inverse[m][j] for m in range(j, i)) / chol[i][i]
+            )
+    entries = [
+        [
+            sum(lower_inverse[m][i] * lower_inverse[m][j] for m in range(max(i, j), K))
+            for j in range(K)
+        ]
+        for i in range(K)
+    ]
+    inverse = jnp.stack([jnp.stack(row) for row in entries])
+    logdet = 2 * sum(jnp.log(chol[j][j]) for j in range(K))
+    trace = jnp.sum(inverse * projected, axis=(0, 1))
+    return logdet, trace, inverse
+
+
+def _logdet_and_trace_forward(inner, projected):
+    logdet, trace, inverse = _logdet_trace_inverse(inner, projected)
+    return (logdet, trace), (inverse, projected)
+
+
+def _logdet_and_trace_backward(residuals, cotangents):
+    # d log|B| = tr(B⁻¹ dB); d tr(B⁻¹W) = tr(B⁻¹ dW) − tr(B⁻¹ W B⁻¹ dB) (B, W symmetric).
+    inverse, projected = residuals
+    d_logdet, d_trace = cotangents
+    # Products of 6 × 6 matrices per group as broadcasts XLA fuses (a batched dot_general with
+    # the groups last is a loop of tiny matrix products).
+    half = (inverse[:, :, None, :] * projected[None, :, :, :]).sum(1)
+    sandwich = (half[:, :, None, :] * inverse[None, :, :, :]).sum(1)
+    return d_logdet * inverse - d_trace * sandwich, d_trace * inverse
+
+
+_logdet_and_trace.defvjp(_logdet_and_trace_forward, _logdet_and_trace_backward)
+
+
 def _padded(totals: GroupTotals) -> GroupTotals:
-    """Totals padded with empty groups (count 0 adds exactly 0 to the likelihood) to the next
-    power of two, so fits of similar data reuse one compiled sampler."""
+    """Totals padded with empty groups (count 0 adds exactly 0 to the likelihood) up to the next
+    size on a grid of four sizes per doubling (8, 10, 12, 14, 16, 20, …), so that fits of data
+    of similar size share one compiled sampler and padding adds at most a quarter."""
     G = len(totals.count)
-    size = max(8, 1 << (G - 1).bit_length())
+    step = max(2, 1 << max(0, (G - 1).bit_length() - 3))
+    size = max(8, -(-G // step) * step)
     return GroupTotals(
         *(np.concatenate([x, np.zeros((size - G, *x.shape[1:]), x.dtype)]) for x in totals)
     )
@@ -325,14 +405,6 @@ def _model(totals: GroupTotals, *, n_arms: int, n_communities: int) -> None:
     )
 
 
-# One sampler per model shape and sampler setting, reused by later fits in the process. numpyro
-# still rebuilds its sampling loop on every run. With vectorised chains a second fit takes its
-# program from JAX's persistent compilation cache (JAX_COMPILATION_CACHE_DIR) instead of
-# compiling; with parallel chains numpyro compiles the data into the program as constants, so
-# every fit compiles, a single-chain program that compiles faster than the vectorised one
-# (``compiled.chain_method``). What the process keeps compiled is bounded by ``compiled``, which
-# empties this cache too.
-_SAMPLERS: dict[tuple, MCMC] = compiled.sampler_cache()
 # Chains start at independent uniform draws in [-0.5, 0.5] on the unconstrained scale: still
 # dispersed, as R̂ needs, but not numpyro's default [-2, 2], which puts effect SDs at e^±2 and the
 # LKJ factor near degenerate correlations. From there early warm-up ran trees to NUTS's maximum
@@ -341,26 +413,106 @@ _SAMPLERS: dict[tuple, MCMC] = compiled.sampler_cache()
 INIT_RADIUS = 0.5
 
 
-def _sampler(*, totals, n_arms, n_communities, chains, warmup, draws, target_accept) -> MCMC:
-    # The data's shapes are part of the key: numpyro reuses a sampler's compiled state only for
-    # arguments shaped like the ones it was compiled for.
-    shapes = tuple(np.shape(x) for x in totals)
-    key = (shapes, n_arms, n_communities, chains, warmup, draws, target_accept)
+class _Sampler(NamedTuple):
+    """The compiled programs of one model shape and sampler setting: ``start(keys, totals)``
+    warms up and draws every chain, ``extend(states, totals)`` draws more from where they
+    stopped; both return (last states, unconstrained draws by site, divergences)."""
+
+    start: Callable
+    extend: Callable
+
+
+# One sampler per model shape and sampler setting, reused by later fits in the process. The
+# data are the programs' arguments, never constants in them (numpyro's ``MCMC`` puts them into
+# a fresh parallel-chain program on every run), and their sizes are bucketed (``_padded``), so
+# a fit of other data in the same bucket runs the compiled program as it is. What the process
+# keeps compiled is bounded by ``compiled``, which empties this cache too.
+_SAMPLERS: dict[tuple, _Sampler] = compiled.sampler_cache()
+
+
+def _potential(model: Callable, totals: GroupTotals) -> Callable:
+    return lambda z: potential_energy(model, (totals,), {}, z)
+
+
+def _kernel(model, totals, z, key, *, warmup, target_accept):
+    """NUTS's functional kernel (numpyro.infer.hmc.hmc, as numpyro's ``NUTS`` configures it)
+    and its initial state at ``z``. Initialising also sets the kernel's warm-up schedule, which
+    its sampling step reads, so an extension initialises too and keeps the state it is given."""
+    init_kernel, sample_kernel = hmc(potential_fn_gen=partial(_potential, model), algo="NUTS")
+    state = init_kernel(
+        z,
+        warmup,
+        target_accept_prob=target_accept,
+        trajectory_length=None,
+        model_args=(totals,),
+        rng_key=key,
+    )
+    return state, partial(sample_kernel, model_args=(totals,))
+
+
+def _draw(step, state, draws):
+    def one(state, _):
+        state = step(state)
+        return state, (state.z, state.diverging)
+
+    state, (z, diverging) = lax.scan(one, state, None, length=draws)
+    return state, z, diverging
+
+
+def _start_chain(key, totals, *, model, prototype, warmup, draws, target_accept):
+    init_key, key = jax.random.split(key)
+    names = sorted(prototype)
+    z = {
+        name: jax.random.uniform(
+            k, prototype[name].shape, prototype[name].dtype, -INIT_RADIUS, INIT_RADIUS
+        )
+        for name, k in zip(names, jax.random.split(init_key, len(names)), strict=True)
+    }
+    state, step = _kernel(model, totals, z, key, warmup=warmup, target_accept=target_accept)
+    state = lax.fori_loop(0, warmup, lambda _, s: step(s), state)
+    return _draw(step, state, draws)
+
+
+def _extend_chain(state, totals, *, model, warmup, draws, target_accept):
+    _, step = _kernel(
+        model, totals, state.z, state.rng_key, warmup=warmup, target_accept=target_accept
+    )
+    return _draw(step, state, draws)
+
+
+def _unconstrained_shapes(model: Callable, totals: GroupTotals) -> dict:
+    """Shape and dtype of each latent site on the unconstrained scale NUTS moves on."""
+
+    def shapes(totals):
+        trace = handlers.trace(handlers.seed(model, 0)).get_trace(totals)
+        return {
+            name: jnp.zeros(biject_to(site["fn"].support).inverse_shape(site["value"].shape))
+            for name, site in trace.items()
+            if site["type"] == "sample" and not site["is_observed"]
+        }
+
+    return jax.eval_shape(shapes, totals)
+
+
+def _sampler(*, totals, n_arms, n_communities, chains, warmup, draws, target_accept) -> _Sampler:
+    method = compiled.chain_method(chains, cpu_fallback="vectorized")
+    D = totals.design.shape[1]
+    key = (D, n_arms, n_communities, chains, warmup, draws, target_accept, method)
     if key not in _SAMPLERS:
         model = partial(_model, n_arms=n_arms, n_communities=n_communities)
-        _SAMPLERS[key] = MCMC(
-            NUTS(
-                model,
-                target_accept_prob=target_accept,
-                init_strategy=init_to_uniform(radius=INIT_RADIUS),
-            ),
-            num_warmup=warmup,
-            num_samples=draws,
-            num_chains=chains,
-            chain_method=compiled.chain_method(chains, cpu_fallback="vectorized"),
-            progress_bar=False,
-            jit_model_args=True,
-        )
+        settings = dict(model=model, warmup=warmup, draws=draws, target_accept=target_accept)
+        start = partial(_start_chain, prototype=_unconstrained_shapes(model, totals), **settings)
+        extend = partial(_extend_chain, **settings)
+        if method == "parallel":
+            # One chain per CPU device, in parallel threads; the data go to every device.
+            _SAMPLERS[key] = _Sampler(
+                jax.pmap(start, in_axes=(0, None)), jax.pmap(extend, in_axes=(0, None))
+            )
+        else:
+            _SAMPLERS[key] = _Sampler(
+                jax.jit(jax.vmap(start, in_axes=(0, None))),
+                jax.jit(jax.vmap(extend, in_axes=(0, None))),
+            )
     return _SAMPLERS[key]
 
 
@@ -438,7 +590,7 @@ def _summary(draws: np.ndarray, mid: float | None = None) -> PosteriorSummary:
 
 
 def _run(totals, data, *, seed, chains, warmup, draws, target_accept, max_draws, progress):
-    mcmc = _sampler(
+    sampler = _sampler(
         totals=totals,
         n_arms=len(data.arm_names),
         n_communities=len(data.community_names),
@@ -447,23 +599,23 @@ def _run(totals, data, *, seed, chains, warmup, draws, target_accept, max_draws,
         draws=draws,
         target_accept=target_accept,
     )
-    mcmc.post_warmup_state = None  # a cached sampler starts every fit with a fresh warm-up
-    mcmc.run(jax.random.PRNGKey(seed), totals, extra_fields=("diverging",))
-    batches = [mcmc.get_samples(group_by_chain=True)]
-    diverging = [np.asarray(mcmc.get_extra_fields(group_by_chain=True)["diverging"])]
+    arguments = jax.tree.map(jnp.asarray, totals)
+    keys = jax.random.split(jax.random.PRNGKey(seed), chains)
+    states, z, diverging = sampler.start(keys, arguments)
+    batches, divergences = [jax.device_get(z)], [np.asarray(diverging)]
     while True:
+        # The latent sites the estimands use have real support: unconstrained = constrained.
         samples = {k: np.concatenate([b[k] for b in batches], axis=1) for k in batches[0]}
         gated = _gated(samples, data)
-        report = convergence_gates(gated, divergences=int(sum(d.sum() for d in diverging)))
+        report = convergence_gates(gated, divergences=int(sum(d.sum() for d in divergences)))
         drawn = samples["growth"].shape[1]
         progress(min(0.95, drawn / max_draws))
         # More draws cure low ESS or a slightly high R̂, never divergences.
         if report.passed or report.divergences or drawn + draws > max_draws:
             return samples, report
-        mcmc.post_warmup_state = mcmc.last_state
-        mcmc.run(mcmc.post_warmup_state.rng_key, totals, extra_fields=("diverging",))
-        batches.append(mcmc.get_samples(group_by_chain=True))
-        diverging.append(np.asarray(mcmc.get_extra_fields(group_by_chain=True)["diverging"]))
+        states, z, diverging = sampler.extend(states, arguments)
+        batches.append(jax.device_get(z))
+        divergences.append(np.asarray(diverging))
 
 
 def _community_growth(samples: Mapping[str, np.ndarray]) -> np.ndarray:

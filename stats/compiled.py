@@ -2,11 +2,12 @@
 
 Chains: see :func:`chain_method`.
 
-Compiled code: numpyro builds a fresh jitted sampling loop on every ``MCMC.run``, and JAX keeps
-every executable it compiles alive in its in-memory caches. Every fit of the growth model leaves
-more than a thousand memory mappings behind, so a process that fits a few dozen times (a Celery
-worker, the test runner, the coverage study) reaches Linux's default limit of 65,530 mappings
-(``vm.max_map_count``) and LLVM fails with "Cannot allocate memory". After every
+Compiled code: numpyro's ``MCMC`` builds a fresh jitted sampling loop on every run (the ordinal
+model uses it; the growth model compiles its own sampler once per shape, ``stats.bayes_growth``),
+and JAX keeps every executable it compiles alive in its in-memory caches. A fit that compiles
+leaves more than a thousand memory mappings behind, so a process that fits a few dozen times (a
+Celery worker, the test runner, the coverage study) reaches Linux's default limit of 65,530
+mappings (``vm.max_map_count``) and LLVM fails with "Cannot allocate memory". After every
 ``FITS_PER_RELEASE`` fits the caches are dropped, together with the samplers built on them; the
 next fit traces again and takes XLA's output from the persistent compilation cache.
 """
