@@ -2,16 +2,30 @@
 
 import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.models import (
+    Aggregate,
+    Exists,
+    F,
+    JSONField,
+    Model,
+    OuterRef,
+    Subquery,
+    TextField,
+)
+from django.db.models.functions import Cast, JSONObject
 from django.urls import reverse
+from django.utils import timezone
 
 from surveys.links import absolute
 from surveys.models import Instrument, Response, ResponseDraft, Wave
 from surveys.schedule import wave_window
-from trials.models import ConsentDocument, Participant, Trial
+from trials.models import ConsentDocument, ConsentGrant, ConsentScope, Participant, Trial
 from trials.plan import Plan
+from trials.selectors import consent_standing
 
 
 class WaveState(StrEnum):
@@ -29,11 +43,9 @@ class SurveyStatus:
     draft: ResponseDraft | None
 
 
-def survey_status(participant: Participant, wave: Wave, now: datetime) -> SurveyStatus:
-    """Where ``participant`` stands with ``wave`` at ``now``."""
+def _wave_state(wave: Wave, participant: Participant, now: datetime, *, answered: bool):
     opens, closes = wave_window(wave, participant.enrolled_at)
-    draft = None
-    if Response.objects.filter(participant=participant, wave=wave).exists():
+    if answered:
         state = WaveState.ANSWERED
     elif now < opens:
         state = WaveState.NOT_YET_OPEN
@@ -41,8 +53,141 @@ def survey_status(participant: Participant, wave: Wave, now: datetime) -> Survey
         state = WaveState.CLOSED
     else:
         state = WaveState.OPEN
+    return state, opens, closes
+
+
+def survey_status(participant: Participant, wave: Wave, now: datetime) -> SurveyStatus:
+    """Where ``participant`` stands with ``wave`` at ``now``."""
+    answered = Response.objects.filter(participant=participant, wave=wave).exists()
+    state, opens, closes = _wave_state(wave, participant, now, answered=answered)
+    draft = None
+    if state == WaveState.OPEN:
         draft = ResponseDraft.objects.filter(participant=participant, wave=wave).first()
     return SurveyStatus(state=state, opens=opens, closes=closes, draft=draft)
+
+
+@dataclass(frozen=True)
+class SurveyVisit:
+    """Everything a participant's survey page reads before it answers, from one query
+    (:func:`survey_visit`): a submission then sends only its writes (docs/architecture.md,
+    "Lean request paths")."""
+
+    participant: Participant  # with its trial
+    wave: Wave  # with its trial and its instruments, in code order
+    draft: ResponseDraft | None
+    answered: bool
+    # The participant's consent to surveys stands (trials.selectors.consent_standing).
+    surveys_consent: bool
+    # A grant of theirs waits for a new version of the consent document: the page asks for it
+    # first (trials.selectors.consent_renewal_due names the document).
+    consent_paused: bool
+
+    def status(self, now: datetime) -> SurveyStatus:
+        """What :func:`survey_status` says, from what was read."""
+        state, opens, closes = _wave_state(self.wave, self.participant, now, answered=self.answered)
+        draft = self.draft if state == WaveState.OPEN else None
+        return SurveyStatus(state=state, opens=opens, closes=closes, draft=draft)
+
+
+class _JSONArray(Aggregate):
+    """The aggregated values as one JSON array, in PostgreSQL and in SQLite (the demo)."""
+
+    function = "JSONB_AGG"
+    output_field = JSONField()
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        return self.as_sql(compiler, connection, function="JSON_GROUP_ARRAY", **extra_context)
+
+
+def _json_row(model: type[Model], path: str = "") -> JSONObject:
+    """Every column of ``model`` (reached through ``path``) as one JSON object, JSON columns as
+    their text, so that rows of other tables come back in one query (read by :func:`_from_json`
+    with the fields' own conversions)."""
+    return JSONObject(
+        **{
+            field.attname: Cast(F(path + field.attname), TextField())
+            if isinstance(field, JSONField)
+            else F(path + field.attname)
+            for field in model._meta.concrete_fields
+        }
+    )
+
+
+def _from_json(model: type[Model], row: dict) -> Model:
+    """The model instance whose columns :func:`_json_row` wrote."""
+    connection = connections[DEFAULT_DB_ALIAS]
+    fields = model._meta.concrete_fields
+    values = []
+    for field in fields:
+        value = row[field.attname]
+        if value is not None and isinstance(field, JSONField):
+            value = field.from_db_value(value, None, connection)
+        elif value is not None:
+            value = field.to_python(value)
+            # SQLite keeps times as text without an offset, in UTC (USE_TZ).
+            if isinstance(value, datetime) and timezone.is_naive(value):
+                value = timezone.make_aware(value, UTC)
+        values.append(value)
+    return model.from_db(DEFAULT_DB_ALIAS, [field.attname for field in fields], values)
+
+
+def _instruments_attach(wave: Wave, instruments: list[Instrument]) -> None:
+    """Leave ``instruments`` where ``prefetch_related("instruments")`` leaves them (Django's
+    ``prefetch_one_level``), so that ``wave.instruments.all()`` reads them without a query."""
+    prefetched = wave.instruments.all()
+    prefetched._result_cache = instruments
+    prefetched._prefetch_done = True
+    wave._prefetched_objects_cache = {"instruments": prefetched}
+
+
+def survey_visit(participant_id: str, wave_id: int) -> SurveyVisit | None:
+    """The participant, their trial, the wave (which must be their trial's) with its
+    instruments, their draft of it, whether they answered it, and where their consent stands,
+    in one query; None when the participant or the wave is unknown."""
+    mine = {"participant": OuterRef("pk"), "wave_id": wave_id}
+    paused = ConsentGrant.objects.filter(participant=OuterRef("pk"), revoked_at__isnull=True)
+    paused = paused.exclude(Exists(consent_standing().filter(pk=OuterRef("pk"))))
+    instruments = Wave.instruments.through.objects.filter(wave_id=wave_id).values("wave_id")
+    instruments = instruments.annotate(rows=_JSONArray(_json_row(Instrument, "instrument__")))
+    participant = (
+        Participant.objects.select_related("trial")
+        .filter(pk=participant_id)
+        .annotate(
+            visit_wave=Subquery(
+                Wave.objects.filter(pk=wave_id, trial=OuterRef("trial")).values(row=_json_row(Wave))
+            ),
+            visit_instruments=Subquery(instruments.values("rows")),
+            visit_draft=Subquery(
+                ResponseDraft.objects.filter(**mine).values(row=_json_row(ResponseDraft))
+            ),
+            visit_answered=Exists(Response.objects.filter(**mine)),
+            visit_surveys_consent=Exists(
+                consent_standing().filter(participant=OuterRef("pk"), scope=ConsentScope.SURVEYS)
+            ),
+            visit_consent_paused=Exists(paused),
+        )
+        .first()
+    )
+    if participant is None or participant.visit_wave is None:
+        return None
+    wave = _from_json(Wave, participant.visit_wave)
+    wave.trial = participant.trial
+    rows = participant.visit_instruments or []
+    _instruments_attach(
+        wave, sorted((_from_json(Instrument, row) for row in rows), key=lambda i: i.code)
+    )
+    draft = None
+    if participant.visit_draft is not None:
+        draft = _from_json(ResponseDraft, participant.visit_draft)
+        draft.participant, draft.wave = participant, wave
+    return SurveyVisit(
+        participant=participant,
+        wave=wave,
+        draft=draft,
+        answered=participant.visit_answered,
+        surveys_consent=participant.visit_surveys_consent,
+        consent_paused=participant.visit_consent_paused,
+    )
 
 
 def wave_open_for(participant: Participant, now: datetime) -> Wave | None:

@@ -44,7 +44,7 @@ from surveys.models import (
 from surveys.registry import shipped_definitions
 from surveys.schedule import schedule_errors, wave_window
 from surveys.scoring import scores, validate_answers
-from surveys.selectors import recruitment_url
+from surveys.selectors import SurveyVisit, recruitment_url
 from trials.locks import trial_lock
 from trials.models import (
     Community,
@@ -232,10 +232,14 @@ def _check_timings(timings: Mapping[str, Mapping[str, float]] | None) -> None:
                 )
 
 
-def _check_may_answer(participant: Participant) -> None:
+def _check_may_answer(participant: Participant, *, surveys_consent: bool | None = None) -> None:
+    """Refuse a withdrawn participant, or one whose consent to surveys does not stand;
+    ``surveys_consent`` is that consent as the caller already read it, else it is read here."""
     if participant.withdrawn_at is not None:
         raise ValidationError("This participant has withdrawn.")
-    if not consent_active(participant, ConsentScope.SURVEYS):
+    if surveys_consent is None:
+        surveys_consent = consent_active(participant, ConsentScope.SURVEYS)
+    if not surveys_consent:
         raise ValidationError("There is no active consent to surveys.")
 
 
@@ -317,15 +321,21 @@ def response_submit(
     started_at: datetime | None = None,
     languages: Mapping[str, str] | None = None,
     timings: Mapping[str, Mapping[str, float]] | None = None,
+    visit: SurveyVisit | None = None,
 ) -> Response:
     """Store one wave's answers with their scores and quality indices; a repeated submission
     returns the first one.
 
     Validation happens before anything is written; the response, its scores, the flags of its
     safety answers and the removal of the draft are one transaction, so a failure leaves nothing
-    behind.
+    behind. ``visit`` is what the participant's page read (``surveys.selectors.survey_visit``,
+    its draft as it stands now): its consent and draft are not read again, and a wave answered
+    without a saved draft deletes none, so that a submission sends its reads in one query and
+    then only BEGIN, two inserts and COMMIT (docs/architecture.md, "Lean request paths").
     """
-    _check_may_answer(participant)
+    _check_may_answer(
+        participant, surveys_consent=visit.surveys_consent if visit is not None else None
+    )
     _check_timings(timings)
     errors = answers_errors(wave, answers)
     if errors:
@@ -354,7 +364,8 @@ def response_submit(
                 for instrument in instruments
                 for fields in score_fields(instrument, answers[instrument.code])
             )
-            ResponseDraft.objects.filter(participant=participant, wave=wave).delete()
+            if visit is None or visit.draft is not None:
+                ResponseDraft.objects.filter(participant=participant, wave=wave).delete()
             _safety_answers_flag(response, instruments, answers)
     except IntegrityError:
         # A double submission (two clicks, a retried request): keep the first.

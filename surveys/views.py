@@ -10,6 +10,7 @@ import math
 import re
 import time
 from collections.abc import Callable, Collection
+from dataclasses import replace
 
 from django.conf import settings
 from django.core import signing
@@ -35,7 +36,13 @@ from surveys.links import (
 )
 from surveys.models import Instrument, Wave
 from surveys.scoring import validate_answers
-from surveys.selectors import WaveState, survey_status, wave_open_for
+from surveys.selectors import (
+    SurveyVisit,
+    WaveState,
+    survey_status,
+    survey_visit,
+    wave_open_for,
+)
 from surveys.services import draft_save, participant_locale_set, response_submit
 from trials.models import ConsentDocument, ConsentScope, Participant
 from trials.selectors import consent_renewal_due
@@ -86,9 +93,10 @@ def _bad_link(request: HttpRequest, error: signing.BadSignature) -> HttpResponse
     )
 
 
-def _participant_pages(view: Callable) -> Callable:
-    """Resolve a survey token to its participant and wave, in the participant's language;
-    tampered, expired and unknown links get a friendly page and reveal nothing."""
+def _survey_visit_pages(view: Callable) -> Callable:
+    """Resolve a survey token to its participant and wave (``surveys.selectors.survey_visit``:
+    one query), in the participant's language, and pass the visit on; tampered, expired and
+    unknown links get a friendly page and reveal nothing."""
 
     @require_http_methods(["GET", "POST"])
     def wrapper(request: HttpRequest, token: str) -> HttpResponse:
@@ -96,16 +104,12 @@ def _participant_pages(view: Callable) -> Callable:
             link = survey_link_from_token(token)
         except signing.BadSignature as error:
             return _bad_link(request, error)
-        participant = Participant.objects.select_related("trial").filter(pk=link.participant_id)
-        participant = participant.first()
-        # The questionnaires are read once per request: validation, scoring and the page all
-        # use this prefetched list.
-        wave = Wave.objects.prefetch_related("instruments").filter(
-            pk=link.wave_id, trial_id=getattr(participant, "trial_id", None)
-        )
-        wave = wave.first()
-        if participant is None or wave is None:
+        # The questionnaires are read once per request, with everything else the page needs:
+        # validation, scoring and the page all use the visit's list.
+        visit = survey_visit(link.participant_id, link.wave_id)
+        if visit is None:
             return _bad_link(request, signing.BadSignature())
+        participant = visit.participant
         with translation.override(participant.locale):
             if participant.withdrawn_at is not None:
                 return _message(
@@ -113,12 +117,22 @@ def _participant_pages(view: Callable) -> Callable:
                     _("Thank you"),
                     _("You have left the study, so there is nothing more to answer."),
                 )
-            document = consent_renewal_due(participant)
+            # The document is looked up only for the few whose consent waits for new terms.
+            document = consent_renewal_due(participant) if visit.consent_paused else None
             if document is not None:
                 return _reconsent(request, participant, document)
-            return view(request, token, participant, wave)
+            return view(request, token, visit)
 
     return wrapper
+
+
+def _participant_pages(view: Callable) -> Callable:
+    """A participant page that takes the participant and the wave (``_survey_visit_pages``)."""
+
+    def with_participant(request: HttpRequest, token: str, visit: SurveyVisit) -> HttpResponse:
+        return view(request, token, visit.participant, visit.wave)
+
+    return _survey_visit_pages(with_participant)
 
 
 class ReconsentForm(ConsentForm):
@@ -262,9 +276,10 @@ def _page_number(raw: object, last: int) -> int:
         return 0
 
 
-@_participant_pages
-def survey(request: HttpRequest, token: str, participant: Participant, wave: Wave) -> HttpResponse:
-    status = survey_status(participant, wave, timezone.now())
+@_survey_visit_pages
+def survey(request: HttpRequest, token: str, visit: SurveyVisit) -> HttpResponse:
+    participant, wave = visit.participant, visit.wave
+    status = visit.status(timezone.now())
     if status.state == WaveState.ANSWERED:
         return redirect("surveys:done", token=token)
     if status.state == WaveState.NOT_YET_OPEN:
@@ -308,7 +323,7 @@ def survey(request: HttpRequest, token: str, participant: Participant, wave: Wav
             timings = _posted_timings(pages[page], request.POST)
             if action == "finish" and page == last and draft is None:
                 # Everything on one page, answered in one go: nothing to save on the way.
-                return _finish(request, token, participant, wave, pages, given, None, timings)
+                return _finish(request, token, visit, pages, given, None, timings)
             target = {"next": page + 1, "back": page - 1}.get(action, page)
             target = min(max(target, 0), last)
             draft = draft_save(
@@ -332,8 +347,7 @@ def survey(request: HttpRequest, token: str, participant: Participant, wave: Wav
                 return _finish(
                     request,
                     token,
-                    participant,
-                    wave,
+                    replace(visit, draft=draft),
                     pages,
                     draft.answers,
                     draft.started_at,
@@ -365,17 +379,22 @@ def survey(request: HttpRequest, token: str, participant: Participant, wave: Wav
     return render(request, "surveys/survey.html", context, status=400 if errors else 200)
 
 
-def _finish(request, token, participant, wave, pages, answers, started_at, timings) -> HttpResponse:
+def _finish(
+    request, token, visit: SurveyVisit, pages, answers, started_at, timings
+) -> HttpResponse:
+    """Submit the wave; ``visit`` holds the draft as it stands now (None if never saved)."""
     instruments = [instrument for page in pages for instrument in page]
-    languages = {i.code: i.definition.language_version(participant.locale) for i in instruments}
+    locale = visit.participant.locale
+    languages = {i.code: i.definition.language_version(locale) for i in instruments}
     try:
         response_submit(
-            participant=participant,
-            wave=wave,
+            participant=visit.participant,
+            wave=visit.wave,
             answers=answers,
             started_at=started_at,
             languages=languages,
             timings=timings,
+            visit=visit,
         )
     except ValidationError as error:
         # A page left unanswered (e.g. reached by editing the address): go back to it.
