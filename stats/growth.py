@@ -137,6 +137,35 @@ def mixedlm_growth(
     arm = np.empty(participants, dtype=int)
     arm[participant] = data["arm"].cat.codes.to_numpy()
     arm_names = tuple(str(name) for name in data["arm"].cat.categories)
+    return mixedlm_growth_from_statistics(arm, statistics, arm_names, alpha=alpha)
+
+
+def mixedlm_growth_from_statistics(
+    arm: np.ndarray, statistics: np.ndarray, arm_names: tuple[str, ...], *, alpha: float = 0.05
+) -> tuple[ArmContrast, ...]:
+    """:func:`mixedlm_growth` from each participant's arm and six statistics
+    (:func:`stats.reml_growth.participant_statistics`, or the same aggregated by the database),
+    without the long frame: the same fit, contrasts and warnings.
+
+    ``arm`` holds codes into ``arm_names``, whose first arm is the control. Raises ValueError
+    when ``alpha`` is outside (0, 1), there are fewer than two arms, or an arm has fewer than
+    two participants or all its observations at one wave.
+    """
+    if not 0 < alpha < 1:
+        raise ValueError("alpha must lie in (0, 1).")
+    if len(arm_names) < 2:
+        raise ValueError("At least two arms are needed, the control and one to compare with it.")
+    arm = np.asarray(arm, dtype=int)
+    statistics = np.asarray(statistics, dtype=float)
+    for code, name in enumerate(arm_names):
+        n, sum_t, sum_tt = statistics[arm == code, :3].sum(axis=0)
+        if np.count_nonzero(arm == code) < 2:
+            raise ValueError(f"arm {name!r} has fewer than two participants.")
+        # Observations at two distinct waves or more ⇔ the waves' spread n Σt² − (Σt)² > 0.
+        if n * sum_tt - sum_t**2 <= 0:
+            raise ValueError(
+                f"arm {name!r} has observations at only one wave; growth needs two distinct waves."
+            )
     fit = reml_growth_fit(arm, statistics, arm_names, singular_tolerance=_SINGULAR_TOLERANCE)
     messages: tuple[str, ...] = ()
     if not fit.converged:

@@ -14,7 +14,9 @@ from stats.growth import (
     _validated,
     gee_growth,
     mixedlm_growth,
+    mixedlm_growth_from_statistics,
 )
+from stats.reml_growth import participant_statistics
 from tests.stats.mixedlm_reference import SignSafeMixedLM
 
 pytestmark = pytest.mark.unit
@@ -252,3 +254,25 @@ def test_type_i_error_is_nominal_when_arms_do_not_differ():
     # 120 null trials at a nominal 5%: the binomial 99% range is 1–13 rejections (a test that
     # never rejects, as well as one that rejects too often, fails).
     assert 1 <= rejections <= 13, f"{rejections} rejections"
+
+
+def test_the_fit_from_each_participant_s_statistics_is_the_fit_from_the_rows():
+    # What the database aggregates (six statistics per participant) gives the same contrasts as
+    # the long frame, and the same checks refuse an arm observed at one wave only.
+    frame = _with_dropout(seed=7)
+    participant, _ = pd.factorize(frame["participant"])
+    statistics = participant_statistics(
+        participant, frame["wave"].to_numpy(), frame["score"].to_numpy(), participant.max() + 1
+    )
+    arm = np.zeros(participant.max() + 1, dtype=int)
+    arm[participant] = (frame["arm"] == "treatment").to_numpy()
+    names = ("control", "treatment")
+    assert mixedlm_growth_from_statistics(arm, statistics, names) == mixedlm_growth(
+        frame, control="control"
+    )
+    at_baseline = statistics.copy()
+    at_baseline[arm == 1, 1:3] = 0.0  # every treatment observation at wave 0
+    with pytest.raises(ValueError, match="'treatment' has observations at only one wave"):
+        mixedlm_growth_from_statistics(arm, at_baseline, names)
+    with pytest.raises(ValueError, match="fewer than two participants"):
+        mixedlm_growth_from_statistics(np.r_[arm[:-1] * 0, 1], statistics, names)
