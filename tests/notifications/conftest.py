@@ -2,17 +2,45 @@
 coordinators, an analyst and the members of three bodies, one a data monitoring committee."""
 
 import asyncio
+import os
 import socket
 import threading
 from email import message_from_bytes
 
 import pytest
 from aiosmtpd.controller import Controller
+from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 
 from tests.trials.factories import bodies, enrolling_trial
 from trials.models import OversightBody, TrialMember
 from trials.services import member_add, oversight_assign
+
+NOTIFICATION_TASKS = "notifications.tasks.*"
+
+
+@pytest.fixture(autouse=True)
+def notifications_queue():
+    """The notification tasks go to a queue of these tests' own while they run: the suite's
+    worker (tests.conftest.celery_worker_process), started by an earlier test, would otherwise
+    take the task a committed event sends and deliver it through its own mail settings. A test
+    that wants a worker starts one on this queue (test_delivery_worker.py)."""
+    from celery.app import routes
+
+    from config.celery import app
+
+    queue = f"{django_settings.CELERY_TASK_DEFAULT_QUEUE}-notifications-{os.getpid()}"
+    router = app.amqp.router
+    app.amqp.router = routes.Router(
+        [*routes.prepare([{NOTIFICATION_TASKS: {"queue": queue}}]), *app.amqp.routes],
+        app.amqp.queues,
+        True,
+        app=app,
+    )
+    yield queue
+    app.amqp.router = router
+    with app.connection_for_write() as connection:
+        connection.default_channel.queue_delete(queue)
 
 
 class Inbox:

@@ -24,14 +24,16 @@ ADDRESSES = sorted(f"{name}@example.org" for name in EVERYONE if name != "no_mai
 
 
 @pytest.fixture
-def sending_worker(artifacts_dir, smtp):
-    """Start (and restart) workers on this run's queues, sending through the loopback server."""
+def sending_worker(artifacts_dir, smtp, notifications_queue):
+    """Start (and restart) workers on the notification tasks' queue, sending through the
+    loopback server."""
     workers = []
 
     def start():
         worker = start_celery_worker(
             artifacts_dir,
             name=f"notifications-worker-{len(workers)}",
+            queue=notifications_queue,
             extra_env={
                 "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
                 "EMAIL_HOST": "127.0.0.1",
