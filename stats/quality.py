@@ -431,7 +431,6 @@ def careless_flags(
     if n_answered == 0:
         raise ValueError("answers contains no answered item; there is nothing to assess.")
     longest = int(long_string(matrix)[0])
-    share = longest / n_answered
     irv = float(intra_individual_variability(matrix)[0])
     per_item = None if seconds is None else seconds_per_item(seconds, n_answered)
     p = None if mahalanobis_p is None else float(mahalanobis_p)
@@ -439,7 +438,41 @@ def careless_flags(
         p = None
     if p is not None and not 0 <= p <= 1:
         raise ValueError("mahalanobis_p must lie in [0, 1].")
+    return _indices(int(row.size), n_answered, longest, irv, per_item, p, thresholds)
 
+
+def careless_flags_rows(
+    answers: ArrayLike, *, thresholds: QualityThresholds = DEFAULT_THRESHOLDS
+) -> list[QualityIndices]:
+    """:func:`careless_flags` of each respondent (row) of a respondents × items matrix, without
+    timings or Mahalanobis p-values: the indices of every row from one call of each vectorised
+    index function, the values :func:`careless_flags` gives row by row (for an import of
+    thousands of responses at once, ``surveys.exchange``).
+
+    Raises ``ValueError`` as :func:`careless_flags` does, for a row with no answered item too.
+    """
+    matrix = _as_matrix(answers)
+    answered = (~np.isnan(matrix)).sum(axis=1)
+    if np.any(answered == 0):
+        raise ValueError("a row contains no answered item; there is nothing to assess.")
+    longest = long_string(matrix)
+    irv = intra_individual_variability(matrix)
+    return [
+        _indices(matrix.shape[1], int(n), int(run), float(variability), None, None, thresholds)
+        for n, run, variability in zip(answered, longest, irv, strict=True)
+    ]
+
+
+def _indices(
+    n_items: int,
+    n_answered: int,
+    longest: int,
+    irv: float,
+    per_item: float | None,
+    p: float | None,
+    thresholds: QualityThresholds,
+) -> QualityIndices:
+    share = longest / n_answered
     flags = []
     if n_answered >= thresholds.longstring_min_items and share >= thresholds.longstring_share:
         flags.append(FLAG_LONGSTRING)
@@ -448,7 +481,7 @@ def careless_flags(
     if p is not None and p < thresholds.mahalanobis_alpha:
         flags.append(FLAG_MAHALANOBIS)
     return QualityIndices(
-        n_items=int(row.size),
+        n_items=n_items,
         n_answered=n_answered,
         longstring=longest,
         longstring_share=share,

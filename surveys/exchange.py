@@ -35,6 +35,7 @@ from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
@@ -47,9 +48,10 @@ from django.utils import timezone
 from psycopg.types.json import Jsonb
 
 from safety.flags import safety_answers_flag
+from stats.quality import careless_flags_rows
 from surveys.instrument import InstrumentDefinition, Item, ScoreRule
 from surveys.models import Instrument, Response, ResponseDraft, Score, Wave
-from surveys.services import quality_indices, score_fields
+from surveys.services import score_fields
 from trials.models import Allocation, ConsentScope, Participant, Trial
 from trials.selectors import consent_standing
 from trials.spreadsheet import csv_file, unneutralised
@@ -520,10 +522,20 @@ def _integer_problem(name: str, cell: object) -> str:
 def _timestamp(cell: object) -> datetime | None:
     """An ISO 8601 date and time with its offset (CSV) or a zoned time stamp (Parquet)."""
     if isinstance(cell, str):
-        try:
-            cell = datetime.fromisoformat(cell.strip())
-        except ValueError:
-            return None
+        return _text_timestamp(cell)
+    return _zoned(cell)
+
+
+# The rows of one response repeat its time, and each is read twice (checked, then parsed).
+@lru_cache(maxsize=4096)
+def _text_timestamp(cell: str) -> datetime | None:
+    try:
+        return _zoned(datetime.fromisoformat(cell.strip()))
+    except ValueError:
+        return None
+
+
+def _zoned(cell: object) -> datetime | None:
     if isinstance(cell, datetime) and cell.utcoffset() is not None:
         try:
             # In UTC, as the database stores it: an offset such as +23:59 is valid ISO 8601
@@ -908,16 +920,30 @@ RESPONSE_FIELDS = ("participant", "wave", "answers", "languages", "submitted_at"
 SCORE_FIELDS = ("response", "instrument", "code", "dimension", "value")
 
 
-def _response_row(planned: PlannedResponse) -> tuple:
+def _quality(plan: ImportPlan) -> list[dict[str, dict]]:
+    """Each new response's careless-responding indices per instrument, as ``response_submit``
+    stores them for answers given without page timings (``quality_indices``: ``careless_flags``
+    of the answers in the instrument's item order), computed for all the responses to one
+    instrument at once."""
+    quality: list[dict[str, dict]] = [{} for _ in plan.new]
+    asked: dict[str, list[int]] = defaultdict(list)
+    definitions: dict[str, InstrumentDefinition] = {}
+    for position, planned in enumerate(plan.new):
+        for instrument in planned.instruments:
+            asked[instrument.code].append(position)
+            definitions[instrument.code] = instrument.definition
+    for code, positions in asked.items():
+        items = definitions[code].item_codes
+        matrix = [[float(plan.new[p].answers[code][item]) for item in items] for p in positions]
+        for position, indices in zip(positions, careless_flags_rows(matrix), strict=True):
+            quality[position][code] = indices.to_dict()
+    return quality
+
+
+def _response_row(planned: PlannedResponse, quality: dict[str, dict]) -> tuple:
     """What ``response_submit`` stores for these answers given without page timings: the
     answers of each of the wave's instruments and their careless-responding indices."""
-    quality = {
-        instrument.code: quality_indices(
-            instrument.definition, planned.answers[instrument.code], None
-        )
-        for instrument in planned.instruments
-    }
-    answers = {code: dict(planned.answers[code]) for code in quality}
+    answers = {i.code: dict(planned.answers[i.code]) for i in planned.instruments}
     flagged = any(indices["flags"] for indices in quality.values())
     return (planned.participant.pk, planned.wave.pk, Jsonb(answers), Jsonb(planned.languages),
             planned.submitted_at, Jsonb({}), Jsonb(quality), flagged)  # fmt: skip
@@ -937,7 +963,8 @@ def _responses_store(plan: ImportPlan, trial: Trial) -> None:
     their safety answers (with their audit events), as ``response_submit`` does for each."""
     try:
         with transaction.atomic():
-            ids = _copy_insert(Response, RESPONSE_FIELDS, [_response_row(p) for p in plan.new])
+            rows = map(_response_row, plan.new, _quality(plan))
+            ids = _copy_insert(Response, RESPONSE_FIELDS, list(rows))
     except IntegrityError as error:
         # Someone answered on their pages since the file was checked; their answers stay.
         raced = set(

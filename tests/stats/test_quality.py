@@ -17,6 +17,7 @@ from stats.quality import (
     QualityIndices,
     QualityThresholds,
     careless_flags,
+    careless_flags_rows,
     intra_individual_variability,
     long_string,
     mahalanobis_distance,
@@ -354,3 +355,16 @@ def test_simulation_flags_planted_careless_respondents_but_few_honest_ones():
     assert all(FLAG_LONGSTRING in f for f in straight_flags)
     assert np.mean([FLAG_MAHALANOBIS in f for f in random_flags]) >= 0.6
     assert np.mean([bool(f) for f in honest_flags]) <= 0.02
+
+
+def test_careless_flags_rows_equal_careless_flags_row_by_row():
+    rng = np.random.default_rng(3)
+    matrix = rng.integers(0, 6, size=(400, 10)).astype(float)
+    matrix[::7] = matrix[::7, :1]  # straight-liners
+    matrix[rng.random(matrix.shape) < 0.1] = np.nan
+    matrix[:, 0] = np.where(np.isnan(matrix).all(axis=1), 2.0, matrix[:, 0])
+    rows = careless_flags_rows(matrix)
+    assert [r.to_dict() for r in rows] == [careless_flags(row).to_dict() for row in matrix]
+    assert any(r.flags for r in rows) and not all(r.flags for r in rows)
+    with pytest.raises(ValueError, match="no answered item"):
+        careless_flags_rows([[1.0, 2.0], [np.nan, np.nan]])
