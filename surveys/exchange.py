@@ -506,9 +506,15 @@ def _integer(cell: object) -> int | None:
     that went through a float has been handled by something that may have changed it."""
     if isinstance(cell, int) and not isinstance(cell, bool):
         return cell
-    if isinstance(cell, str) and _INTEGER.fullmatch(cell):
-        return int(cell)
+    if isinstance(cell, str):
+        return _text_integer(cell)
     return None
+
+
+# Waves and answers repeat the same few values over the whole file, each read twice.
+@lru_cache(maxsize=4096)
+def _text_integer(cell: str) -> int | None:
+    return int(cell) if _INTEGER.fullmatch(cell) else None
 
 
 def _integer_problem(name: str, cell: object) -> str:
@@ -526,7 +532,7 @@ def _timestamp(cell: object) -> datetime | None:
     return _zoned(cell)
 
 
-# The rows of one response repeat its time, and each is read twice (checked, then parsed).
+# The rows of one response repeat its time, each read twice (checked, then parsed).
 @lru_cache(maxsize=4096)
 def _text_timestamp(cell: str) -> datetime | None:
     try:
@@ -654,17 +660,17 @@ def _when_problems(cells: Mapping[str, object], context: _Context) -> list[str]:
     """A submission time that is well formed, not in the future and not before the participant
     enrolled (answers from before their consent may not be kept)."""
     submitted = _timestamp(cells["submitted_at"])
-    shown = _shown(cells["submitted_at"])
     if submitted is None:
         return [
-            f"submitted_at {shown} is not an ISO 8601 date and time with a time zone "
-            "(e.g. 2026-03-01T09:30:00+00:00)"
+            f"submitted_at {_shown(cells['submitted_at'])} is not an ISO 8601 date and time "
+            "with a time zone (e.g. 2026-03-01T09:30:00+00:00)"
         ]
     if submitted > context.now:
-        return [f"submitted_at {shown} is in the future"]
+        return [f"submitted_at {_shown(cells['submitted_at'])} is in the future"]
     participant = context.participants.get(_text(cells["participant"]))
     if participant is not None and submitted < participant.enrolled_at:
         enrolled = participant.enrolled_at.astimezone(UTC).isoformat()
+        shown = _shown(cells["submitted_at"])
         return [f"submitted_at {shown} is before {participant.pk} enrolled ({enrolled})"]
     return []
 

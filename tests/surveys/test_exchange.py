@@ -12,7 +12,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db.models import Count
 
-from surveys.models import Response, ResponseDraft, Score
+from safety.models import SafetyFlag
+from surveys.models import Instrument, Response, ResponseDraft, Score
 from surveys.services import draft_save
 from trials.models import Allocation, ConsentDocument, TrialEvent
 from trials.services import participant_enrol, participant_withdraw
@@ -589,3 +590,42 @@ def test_one_corrupt_row_anywhere_in_a_large_file_leaves_nothing_written(
     assert f"{len(new)} responses imported" in _import(tmp_path / "mended.csv")
     assert Response.objects.filter(wave__trial=small_trial).count() == len(rows) // 10
     assert not ResponseDraft.objects.filter(participant=participant).exists()
+
+
+def test_an_imported_safety_answer_is_flagged_once_with_its_audit_event(small_trial, tmp_path):
+    """As when the participant answers on their pages (response_submit): a triggering answer
+    to PHQ-9's item 9 raises one flag and one SAFETY_ANSWER_FLAGGED event, and importing the
+    same file again raises nothing more."""
+    wave = small_trial.waves.get(index=0)
+    phq9 = Instrument.objects.get(code="phq9")
+    wave.instruments.add(phq9)
+    _export(tmp_path, "csv")
+    participant = _first_participants(small_trial, 1, waves=1)[0]
+    Response.objects.filter(participant=participant, wave=wave).delete()
+    rows = [
+        r
+        for r in _read_csv(tmp_path / "small-responses.csv")
+        if r["participant"] == participant and r["wave"] == "0"
+    ]
+    answers = {item: "2" if item == "phq9_9" else "0" for item in phq9.definition.item_codes}
+    rows += [dict(rows[0], instrument="phq9", item=item, value=v) for item, v in answers.items()]
+    _write_csv(tmp_path / "phq9.csv", rows)
+
+    assert "1 responses imported" in _import(tmp_path / "phq9.csv")
+
+    response = Response.objects.get(participant=participant, wave=wave)
+    assert response.scores.get(code="phq9").value == 2.0
+    flag = SafetyFlag.objects.get(participant=participant)
+    assert flag.source_key == f"response:{response.pk}:phq9:phq9_9"
+    assert flag.detail == {"instrument": "phq9", "item": "phq9_9", "answer": 2, "wave": 0}
+    event = TrialEvent.objects.get(kind=TrialEvent.Kind.SAFETY_ANSWER_FLAGGED)
+    assert event.detail == {
+        "participant": participant,
+        "instrument": "phq9",
+        "item": "phq9_9",
+        "wave": 0,
+        "flag": flag.pk,
+    }
+    assert "0 responses imported, 1 unchanged" in _import(tmp_path / "phq9.csv")
+    assert SafetyFlag.objects.count() == 1
+    assert TrialEvent.objects.filter(kind=TrialEvent.Kind.SAFETY_ANSWER_FLAGGED).count() == 1
