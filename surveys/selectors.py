@@ -1,9 +1,11 @@
 """Reads from surveys/."""
 
+import json
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import cache
 
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import (
@@ -140,53 +142,90 @@ def _instruments_attach(wave: Wave, instruments: list[Instrument]) -> None:
     wave._prefetched_objects_cache = {"instruments": prefetched}
 
 
-def survey_visit(participant_id: str, wave_id: int) -> SurveyVisit | None:
-    """The participant, their trial, the wave (which must be their trial's) with its
-    instruments, their draft of it, whether they answered it, and where their consent stands,
-    in one query; None when the participant or the wave is unknown."""
+# Stand-ins for the participant and the wave while the visit's query is compiled: never ids
+# (participant ids are 22 URL-safe characters, wave ids positive), so every parameter equal to
+# one of them is where the visit's own goes.
+_PARTICIPANT_STAND_IN = "participant stand-in"
+_WAVE_STAND_IN = -1
+
+
+@cache
+def _visit_sql() -> tuple[str, tuple]:
+    """The visit's query as SQL and parameters, compiled once per process: building and
+    compiling its expressions (the consent rules above all) costs a page several times what
+    running it does, and only the two ids change between visits."""
+    participant_id, wave_id = _PARTICIPANT_STAND_IN, _WAVE_STAND_IN
     mine = {"participant": OuterRef("pk"), "wave_id": wave_id}
     paused = ConsentGrant.objects.filter(participant=OuterRef("pk"), revoked_at__isnull=True)
     paused = paused.exclude(Exists(consent_standing().filter(pk=OuterRef("pk"))))
     instruments = Wave.instruments.through.objects.filter(wave_id=wave_id).values("wave_id")
     instruments = instruments.annotate(rows=_JSONArray(_json_row(Instrument, "instrument__")))
-    participant = (
-        Participant.objects.select_related("trial")
-        .filter(pk=participant_id)
-        .annotate(
-            visit_wave=Subquery(
-                Wave.objects.filter(pk=wave_id, trial=OuterRef("trial")).values(row=_json_row(Wave))
-            ),
-            visit_instruments=Subquery(instruments.values("rows")),
-            visit_draft=Subquery(
-                ResponseDraft.objects.filter(**mine).values(row=_json_row(ResponseDraft))
-            ),
-            visit_answered=Exists(Response.objects.filter(**mine)),
-            visit_surveys_consent=Exists(
-                consent_standing().filter(participant=OuterRef("pk"), scope=ConsentScope.SURVEYS)
-            ),
-            visit_consent_paused=Exists(paused),
-        )
-        .first()
+    query = Participant.objects.filter(pk=participant_id).values(
+        visit_participant=_json_row(Participant),
+        visit_trial=Subquery(
+            Trial.objects.filter(pk=OuterRef("trial")).values(row=_json_row(Trial))
+        ),
+        visit_wave=Subquery(
+            Wave.objects.filter(pk=wave_id, trial=OuterRef("trial")).values(row=_json_row(Wave))
+        ),
+        visit_instruments=Subquery(instruments.values("rows")),
+        visit_draft=Subquery(
+            ResponseDraft.objects.filter(**mine).values(row=_json_row(ResponseDraft))
+        ),
+        visit_answered=Exists(Response.objects.filter(**mine)),
+        visit_surveys_consent=Exists(
+            consent_standing().filter(participant=OuterRef("pk"), scope=ConsentScope.SURVEYS)
+        ),
+        visit_consent_paused=Exists(paused),
     )
-    if participant is None or participant.visit_wave is None:
+    sql, params = query.query.sql_with_params()
+    return sql, tuple(params)
+
+
+def _json_value(value: object) -> object:
+    # JSON as text (PostgreSQL's jsonb as Django reads it, SQLite's json), or already decoded.
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def survey_visit(participant_id: str, wave_id: int) -> SurveyVisit | None:
+    """The participant, their trial, the wave (which must be their trial's) with its
+    instruments, their draft of it, whether they answered it, and where their consent stands,
+    in one query; None when the participant or the wave is unknown."""
+    sql, compiled = _visit_sql()
+    stand_ins = {_PARTICIPANT_STAND_IN: participant_id, _WAVE_STAND_IN: wave_id}
+    params = [
+        stand_ins[value] if isinstance(value, str | int) and value in stand_ins else value
+        for value in compiled
+    ]
+    with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
+        cursor.execute(sql, params)
+        found = cursor.fetchone()
+        columns = [column[0].removeprefix("visit_") for column in cursor.description]
+    read = dict(zip(columns, found or (), strict=False))
+    if not read or read["wave"] is None:
         return None
-    wave = _from_json(Wave, participant.visit_wave)
+    participant_row, trial, wave_row, instruments, draft_row = (
+        _json_value(read[name]) for name in ("participant", "trial", "wave", "instruments", "draft")
+    )
+    participant = _from_json(Participant, participant_row)
+    participant.trial = _from_json(Trial, trial)
+    wave = _from_json(Wave, wave_row)
     wave.trial = participant.trial
-    rows = participant.visit_instruments or []
     _instruments_attach(
-        wave, sorted((_from_json(Instrument, row) for row in rows), key=lambda i: i.code)
+        wave,
+        sorted((_from_json(Instrument, row) for row in instruments or []), key=lambda i: i.code),
     )
     draft = None
-    if participant.visit_draft is not None:
-        draft = _from_json(ResponseDraft, participant.visit_draft)
+    if draft_row is not None:
+        draft = _from_json(ResponseDraft, draft_row)
         draft.participant, draft.wave = participant, wave
     return SurveyVisit(
         participant=participant,
         wave=wave,
         draft=draft,
-        answered=participant.visit_answered,
-        surveys_consent=participant.visit_surveys_consent,
-        consent_paused=participant.visit_consent_paused,
+        answered=bool(read["answered"]),
+        surveys_consent=bool(read["surveys_consent"]),
+        consent_paused=bool(read["consent_paused"]),
     )
 
 
