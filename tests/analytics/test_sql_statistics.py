@@ -13,6 +13,7 @@ from analytics.selectors import (
     score_trajectories,
     trial_scores_frame,
 )
+from stats.growth import mixedlm_growth, mixedlm_growth_from_statistics
 from stats.reml_growth import participant_statistics
 from surveys.models import Response
 from trials.services import participant_withdraw
@@ -105,3 +106,28 @@ def test_consort_counts_withdrawal_reasons_per_arm(small_trial):
     for slug, arm in arms.items():
         assert arm["withdrawal_reasons"] == expected.get(slug, {})
         assert arm["withdrawn"] == sum(expected.get(slug, {}).values())
+
+
+def test_the_growth_model_from_the_database_statistics_is_the_fit_of_the_score_rows(small_trial):
+    """What the analysis needs of the statistics: the exact REML fit from them is the fit
+    ``mixedlm_growth`` makes of the long rows, to rounding."""
+    _skip_a_middle_wave(small_trial)
+    frame = trial_scores_frame(small_trial)
+    rows = frame[(frame.outcome == "who5") & frame.arm.notna() & (frame.wave <= 2)]
+    growth = growth_statistics(small_trial, "who5", last_wave=2)
+    arm_names = ("a", "b")
+    arm = np.array([arm_names.index(name) for name in growth.arms])
+
+    from_database = mixedlm_growth_from_statistics(arm, growth.statistics, arm_names)
+    from_rows = mixedlm_growth(rows, control="a")
+
+    assert len(from_database) == len(from_rows) == 1
+    for ours, theirs in zip(from_database, from_rows, strict=True):
+        assert (ours.arm, ours.n_participants, ours.n_observations, ours.converged) == (
+            theirs.arm,
+            theirs.n_participants,
+            theirs.n_observations,
+            theirs.converged,
+        )
+        for name in ("estimate", "std_error", "df", "p_value", "ci_low", "ci_high"):
+            assert getattr(ours, name) == pytest.approx(getattr(theirs, name), rel=1e-9), name
