@@ -10,6 +10,7 @@ and ``analyze_trial --json`` read it.
 
 import dataclasses
 import hashlib
+import math
 from collections.abc import Callable
 
 import jax
@@ -47,6 +48,9 @@ from analytics.selectors import (
     EngagementRelease,
     allocated_per_arm,
     consort_counts,
+    growth_statistics,
+    responded_per_wave,
+    score_trajectories,
     telemetry_engagement_releases,
     trial_item_frame,
     trial_scores_frame,
@@ -59,7 +63,7 @@ from stats.divergence import (
     gaussian_draws,
     released_mean_difference,
 )
-from stats.growth import ArmContrast, gee_growth, mixedlm_growth
+from stats.growth import ArmContrast, gee_growth, mixedlm_growth_from_statistics
 from stats.ordinal import ordinal_data_from_frame, ordinal_growth_fit
 from stats.sequential import spending_boundaries
 from stats.srm import sample_ratio_mismatch
@@ -164,7 +168,7 @@ def analyse(
     steps = len(outcomes) + 2
     for position, outcome in enumerate(outcomes):
         rows = frame[(frame.outcome == outcome.code) & (frame.wave <= outcome.wave)]
-        estimates += _frequentist(rows, outcome, control, alpha, is_confirmatory)
+        estimates += _frequentist(trial, rows, outcome, control, alpha, is_confirmatory)
         progress(0.4 * (position + 1) / steps)
     estimates = _adjust(estimates, plan.multiplicity, alpha)
 
@@ -212,11 +216,7 @@ def analyse(
             ]
 
     allocated = allocated_per_arm(trial)
-    responded = {
-        int(wave): {arm: int(n) for arm, n in group.groupby("arm").participant.nunique().items()}
-        for wave, group in frame.groupby("wave")
-        if wave > 0
-    }
+    responded = responded_per_wave(trial)
     ratio = plan.randomisation.ratio_for(list(allocated))
     randomised = {arm: n for arm, n in allocated.items() if n}  # attrition needs people
     results = Results(
@@ -228,7 +228,7 @@ def analyse(
         outcomes=outcomes,
         estimates=estimates,
         bayes_growth=_bayes_section(fit, [o.code for o in bayes_outcomes]),
-        trajectories=_trajectories(frame),
+        trajectories=_trajectories(trial),
         srm=_section(SampleRatioMismatch, sample_ratio_mismatch(allocated, ratio)),
         attrition=[
             _section(WaveAttrition, w)
@@ -313,10 +313,26 @@ def _contrast(outcome, contrast: ArmContrast, method, is_confirmatory) -> Freque
     )
 
 
-def _frequentist(rows, outcome, control, alpha, is_confirmatory) -> list[FrequentistEstimate]:
+def _mixedlm(trial: Trial, outcome: Outcome, control: str, alpha: float) -> tuple[ArmContrast, ...]:
+    """The growth model by exact REML of the outcome up to its wave, from each participant's six
+    statistics as PostgreSQL aggregates them (analytics.selectors.growth_statistics): the fit
+    ``mixedlm_growth`` makes of the same score rows, without them leaving the database."""
+    growth = growth_statistics(trial, outcome.code, last_wave=outcome.wave)
+    arm_names = (control, *sorted(set(growth.arms) - {control}))
+    codes = {name: code for code, name in enumerate(arm_names)}
+    arm = np.array([codes[name] for name in growth.arms], dtype=int)
+    return mixedlm_growth_from_statistics(arm, growth.statistics, arm_names, alpha=alpha)
+
+
+def _frequentist(
+    trial, rows, outcome, control, alpha, is_confirmatory
+) -> list[FrequentistEstimate]:
     estimates = []
-    for method, fit in (("mixedlm", mixedlm_growth), ("gee", gee_growth)):
-        for contrast in fit(rows, control=control, alpha=alpha):
+    for method, contrasts in (
+        ("mixedlm", _mixedlm(trial, outcome, control, alpha)),
+        ("gee", gee_growth(rows, control=control, alpha=alpha)),
+    ):
+        for contrast in contrasts:
             estimates.append(_contrast(outcome, contrast, method, is_confirmatory))
     wide = rows.pivot_table(index=["participant", "arm"], columns="wave", values="score")
     wide = wide.reset_index()
@@ -446,22 +462,22 @@ def _posterior_densities(fit: GrowthFit, codes: list[str]) -> list[PosteriorDens
     return densities
 
 
-def _trajectories(frame: pd.DataFrame) -> list[TrajectoryPoint]:
+def _trajectories(trial: Trial) -> list[TrajectoryPoint]:
     """Observed mean score per outcome, arm and wave with a normal 95% interval: the growth
-    curves a dashboard draws, kept with the run so they match the data the models saw."""
-    grouped = frame.groupby(["outcome", "arm", "wave"]).score.agg(["count", "mean", "std"])
+    curves a dashboard draws, kept with the run so they match the data the models saw. The
+    counts, means and SDs are PostgreSQL's (analytics.selectors.score_trajectories)."""
     rows = []
-    for (outcome, arm, wave), row in grouped.iterrows():
-        half = 1.959964 * row["std"] / np.sqrt(row["count"]) if row["count"] > 1 else np.nan
+    for cell in score_trajectories(trial):
+        half = None if cell.std is None else 1.959964 * cell.std / math.sqrt(cell.n)
         rows.append(
             TrajectoryPoint(
-                outcome=outcome,
-                arm=arm,
-                wave=int(wave),
-                n=int(row["count"]),
-                mean=float(row["mean"]),
-                ci_low=None if np.isnan(half) else float(row["mean"] - half),
-                ci_high=None if np.isnan(half) else float(row["mean"] + half),
+                outcome=cell.outcome,
+                arm=cell.arm,
+                wave=cell.wave,
+                n=cell.n,
+                mean=cell.mean,
+                ci_low=None if half is None else cell.mean - half,
+                ci_high=None if half is None else cell.mean + half,
             )
         )
     return rows
