@@ -43,8 +43,8 @@ BASE_DIR = Path(__file__).resolve().parent.parent.parent
 # Local state of the embedded demo (SQLite file, file-system broker); ignored by git.
 VAR_DIR = Path(os.environ.get("FLOURISH_VAR_DIR", BASE_DIR / "var"))
 # JAX keeps compiled programs here, so a worker's second process need not compile them again
-# (read when JAX starts, which is after settings load); parallel chains still compile on every
-# fit (stats.bayes_growth).
+# (read when JAX starts, which is after settings load); within a process, a fit of data in the
+# same size class reuses its compiled sampler (stats.bayes_growth).
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(VAR_DIR / "jax-cache"))
 # One JAX CPU device per chain of the Bayesian fits (4 chains), so that their chains run in
 # parallel threads; set here because JAX reads it once, when it starts (stats.compiled).

@@ -29,8 +29,8 @@ the last observed score (MAR), unclipped scores (so the true effect holds exactl
   compilation, NUTS, extra draws until every arm × dimension effect passes the gates), with an
   empty persistent compilation cache so that nothing compiled by an earlier run is reused, and
   the part of it JAX reports spending on tracing, lowering and compiling; *warm*: a second fit
-  on new data of the same size, reusing what JAX cached from the first (parallel chains compile
-  their sampling loop again, with the data in it). Baseline: the platform's exact REML
+  on new data of the same size, reusing the sampler compiled for the first (the data are its
+  arguments, and their sizes are rounded up to a few size classes). Baseline: the platform's exact REML
   (``stats.growth.mixedlm_growth``), one fit per dimension, and lme4 on the same rows where R
   exists, and the agreement |posterior mean − REML estimate| / REML SE per dimension (target
   < 0.2), with whether the true effect lies inside both 95% intervals.
@@ -130,10 +130,8 @@ def _jax_cold(cache: str) -> None:
     compilation to split it from sampling.
 
     The first fit compiles everything (a cache left by an earlier run would hide compile time);
-    later fits in the process reuse what the cache holds, as a worker's later fits do through
-    the cache that the settings configure. numpyro builds its sampling loop anew for every run:
-    vectorised chains find it in the cache, parallel ones compile it again (the data are
-    constants in it).
+    later fits in the process reuse the compiled sampler when their data fall in the same size
+    class, as a worker's later fits do (stats.bayes_growth).
     """
     import jax
 
