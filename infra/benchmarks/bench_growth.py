@@ -30,9 +30,9 @@ the last observed score (MAR), unclipped scores (so the true effect holds exactl
   empty persistent compilation cache so that nothing compiled by an earlier run is reused, and
   the part of it JAX reports spending on tracing, lowering and compiling; *warm*: a second fit
   on new data of the same size, reusing the sampler compiled for the first (the data are its
-  arguments, and their sizes are rounded up to a few size classes). Baseline: the platform's exact REML
-  (``stats.growth.mixedlm_growth``), one fit per dimension, and lme4 on the same rows where R
-  exists, and the agreement |posterior mean − REML estimate| / REML SE per dimension (target
+  arguments, and their sizes are rounded up to a few size classes). Baseline: the platform's
+  exact REML (``stats.growth.mixedlm_growth``), one fit per dimension, and lme4 on the same rows
+  where R exists, and the agreement |posterior mean − REML estimate| / REML SE per dimension (target
   < 0.2), with whether the true effect lies inside both 95% intervals.
 - *PyMC*: the ordinary per-observation model with explicit participant effects, non-centred,
   sampled by ``pm.sample()`` with its defaults (PyMC's own NUTS, as nutpie is not installed; 1000
