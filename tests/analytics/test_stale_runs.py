@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 from datetime import timedelta
+from pathlib import Path
 from unittest import mock
 
 import pytest
@@ -31,7 +32,10 @@ from trials.models import TrialEvent
 pytestmark = pytest.mark.django_db
 
 STALE = timedelta(seconds=60)
-RESULT = ({"estimates": [{"method": "stub"}]}, {"reportable": True}, "0" * 64)
+# What a slow analysis would store: a real results document (the dashboards' golden one), since
+# a finished run's safety checks read it (analytics.safety_checks).
+_GOLDEN = json.loads((Path(__file__).parents[1] / "dashboards" / "golden_results.json").read_text())
+RESULT = (_GOLDEN["results"], _GOLDEN["diagnostics"], "0" * 64)
 
 
 def _run(trial, **fields) -> AnalysisRun:
