@@ -1,5 +1,5 @@
-"""What a finished analysis run tells the safety app (issue 19, "Deterioration and crisis
-answers"; docs/architecture.md, "Safety"): which participants deteriorated reliably on a primary
+"""What a finished analysis run tells the safety app (docs/architecture.md, "Crisis answers and
+deterioration"): which participants deteriorated reliably on a primary
 outcome, whether the engagement-vs-flourishing guardrail is flagged, and whether a harm boundary
 is now crossed.
 

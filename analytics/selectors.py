@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from django.db import connection
 from django.db.models import Avg, Count, F, FloatField, QuerySet, StdDev, Sum
 from django.db.models.functions import Collate
 
@@ -71,6 +72,13 @@ class GrowthStatistics:
     statistics: np.ndarray
 
 
+def _byte_order(field: str) -> Collate | F:
+    """``field`` ordered by its bytes, which is Python's order of the strings, whatever the
+    database's locale: PostgreSQL's "C" collation; SQLite (the demo) has no collation of that
+    name and compares bytes by default."""
+    return Collate(field, "C") if connection.vendor == "postgresql" else F(field)
+
+
 def growth_statistics(
     trial: Trial, score_code: str, *, last_wave: int | None = None
 ) -> GrowthStatistics:
@@ -92,8 +100,7 @@ def growth_statistics(
             sum_ty=Sum(t * y, output_field=FloatField()),
             sum_yy=Sum(y * y),
         )
-        # Byte order ("C"), which is Python's order of the ids, whatever the database's locale.
-        .order_by(Collate(_PARTICIPANT, "C"))
+        .order_by(_byte_order(_PARTICIPANT))
     )
     return GrowthStatistics(
         participants=np.array([row[0] for row in rows], dtype=object),
@@ -122,7 +129,7 @@ def score_trajectories(trial: Trial) -> list[TrajectoryCell]:
         _allocated_scores(trial)
         .values_list("code", _ARM, _WAVE)
         .annotate(n=Count("pk"), mean=Avg("value"), std=StdDev("value", sample=True))
-        .order_by(Collate("code", "C"), Collate(_ARM, "C"), _WAVE)
+        .order_by(_byte_order("code"), _byte_order(_ARM), _WAVE)
     )
     return [TrajectoryCell(*cell) for cell in cells]
 
@@ -136,7 +143,7 @@ def responded_per_wave(trial: Trial) -> dict[int, dict[str, int]]:
         .filter(**{f"{_WAVE}__gt": 0})
         .values_list(_WAVE, _ARM)
         .annotate(n=Count(_PARTICIPANT, distinct=True))
-        .order_by(_WAVE, Collate(_ARM, "C"))
+        .order_by(_WAVE, _byte_order(_ARM))
     )
     for wave, arm, n in counts:
         responded.setdefault(wave, {})[arm] = n
