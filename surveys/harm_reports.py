@@ -13,11 +13,9 @@ way, nor having left the study: reporting a harm comes first.
 import uuid
 
 from django import forms
-from django.core import signing
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.utils import translation
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods
 
@@ -28,9 +26,9 @@ from safety.services import (
     adverse_event_report,
     adverse_event_reported,
 )
-from surveys.links import data_path, participant_id_from_data_token
+from surveys.links import data_path
 from surveys.models import Wave
-from surveys.views import _bad_link, _participant_pages, _support_resources
+from surveys.views import _data_link_pages, _participant_pages, _support_resources
 from trials.models import Participant
 
 Category = AdverseEvent.Category
@@ -129,15 +127,8 @@ def wave_report(request: HttpRequest, token: str, participant: Participant, wave
 
 
 @require_http_methods(["GET", "POST"])
-def data_report(request: HttpRequest, token: str) -> HttpResponse:
+@_data_link_pages
+def data_report(request: HttpRequest, token: str, participant: Participant) -> HttpResponse:
     """From "My data and consent" (the data link), also after leaving the study: a harm may be
     why someone left."""
-    try:
-        participant_id = participant_id_from_data_token(token)
-    except signing.BadSignature as error:
-        return _bad_link(request, error)
-    participant = Participant.objects.select_related("trial").filter(pk=participant_id).first()
-    if participant is None:
-        return _bad_link(request, signing.BadSignature())
-    with translation.override(participant.locale):
-        return _report_page(request, participant, data_path(participant.pk), None)
+    return _report_page(request, participant, data_path(participant.pk), None)

@@ -11,6 +11,7 @@ import re
 import time
 from collections.abc import Callable, Collection
 from dataclasses import replace
+from functools import wraps
 
 from django.conf import settings
 from django.core import signing
@@ -91,6 +92,25 @@ def _bad_link(request: HttpRequest, error: signing.BadSignature) -> HttpResponse
         _("Please check that you copied the whole link from your invitation."),
         status=404,
     )
+
+
+def _data_link_pages(view: Callable) -> Callable:
+    """Resolve a "My data and consent" token to its participant, in their language, and pass
+    them on; tampered and unknown links get a friendly page and reveal nothing."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, token: str) -> HttpResponse:
+        try:
+            participant_id = participant_id_from_data_token(token)
+        except signing.BadSignature as error:
+            return _bad_link(request, error)
+        participant = Participant.objects.select_related("trial").filter(pk=participant_id).first()
+        if participant is None:
+            return _bad_link(request, signing.BadSignature())
+        with translation.override(participant.locale):
+            return view(request, token, participant)
+
+    return wrapper
 
 
 def _survey_visit_pages(view: Callable) -> Callable:
@@ -426,17 +446,10 @@ def survey_done(request, token: str, participant: Participant, wave: Wave) -> Ht
 
 
 @require_GET
-def support(request: HttpRequest, token: str) -> HttpResponse:
+@_data_link_pages
+def support(request: HttpRequest, token: str, participant: Participant) -> HttpResponse:
     """The trial's support page: where to get help now, linked from "My data and consent"."""
-    try:
-        participant_id = participant_id_from_data_token(token)
-    except signing.BadSignature as error:
-        return _bad_link(request, error)
-    participant = Participant.objects.select_related("trial").filter(pk=participant_id).first()
-    if participant is None:
-        return _bad_link(request, signing.BadSignature())
-    with translation.override(participant.locale):
-        return _support_page(request, participant)
+    return _support_page(request, participant)
 
 
 def _support_resources(participant: Participant) -> str:
@@ -484,24 +497,17 @@ def _date(moment) -> str:
 
 
 @require_http_methods(["GET", "POST"])
-def my_data(request: HttpRequest, token: str) -> HttpResponse:
-    try:
-        participant_id = participant_id_from_data_token(token)
-    except signing.BadSignature as error:
-        return _bad_link(request, error)
-    participant = Participant.objects.select_related("trial").filter(pk=participant_id).first()
-    if participant is None:
-        return _bad_link(request, signing.BadSignature())
-    with translation.override(participant.locale):
-        # Leaving stays possible while a new consent form waits to be signed.
-        if request.method == "POST" and request.POST.get("action") == "withdraw":
-            return _my_data_change(request, participant)
-        document = consent_renewal_due(participant)
-        if document is not None:
-            return _reconsent(request, participant, document)
-        if request.method == "POST":
-            return _my_data_change(request, participant)
-        return _my_data_page(request, participant)
+@_data_link_pages
+def my_data(request: HttpRequest, token: str, participant: Participant) -> HttpResponse:
+    # Leaving stays possible while a new consent form waits to be signed.
+    if request.method == "POST" and request.POST.get("action") == "withdraw":
+        return _my_data_change(request, participant)
+    document = consent_renewal_due(participant)
+    if document is not None:
+        return _reconsent(request, participant, document)
+    if request.method == "POST":
+        return _my_data_change(request, participant)
+    return _my_data_page(request, participant)
 
 
 @require_GET
