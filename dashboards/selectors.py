@@ -2,6 +2,7 @@
 ``analytics.results``), the trial's registration record and cheap aggregates of the trial's rows.
 Nothing here fits a model."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from django.db.models import Count
@@ -12,7 +13,9 @@ from analytics.results import Diagnostics, Results
 from federated.release import PrivacyBudgetSummary, ReleasedValue
 from federated.selectors import privacy_budget_summary, telemetry_release_rows
 from safety.selectors import ArmRate, harm_rates
+from surveys.models import Instrument
 from trials.audit import audit_chain_head
+from trials.dimensions import FLOURISHING_DIMENSIONS
 from trials.models import Participant, Trial
 from trials.selectors import missing_approvals, preregistration_in_force, preregistrations_pending
 
@@ -33,6 +36,55 @@ class TrialRecord:
     deviations: list[dict]
     pending_versions: list[int]
     audit_chain_head: str
+
+
+@dataclass(frozen=True)
+class Names:
+    """How a page names what a results document names by code (:func:`names_for` reads
+    them from the trial's arms and the instruments' definitions)."""
+
+    arms: Mapping[str, str] = field(default_factory=dict)
+    """Arm slug → the arm's name."""
+    outcomes: Mapping[str, str] = field(default_factory=dict)
+    """Score code → its name (the instrument's name, and the score's where it has several)."""
+    higher_is_better: Mapping[str, bool] = field(default_factory=dict)
+    """Score code → whether a higher score is better (true where unknown)."""
+    ranges: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    """Score code → its lowest and highest possible value."""
+
+    def arm(self, slug: str) -> str:
+        return self.arms.get(slug) or f"arm {slug}"
+
+    def outcome(self, code: str) -> str:
+        return self.outcomes.get(code) or code
+
+    @staticmethod
+    def dimension(code: str) -> str:
+        return FLOURISHING_DIMENSIONS.get(code, code.replace("_", " "))
+
+
+def names_for(trial: Trial, results: Results) -> Names:
+    """The names of ``trial``'s arms and of the scores ``results`` analysed (two queries)."""
+    arms = {arm.slug: arm.name for arm in trial.arms.all()}
+    by_instrument: dict[str, list[str]] = {}
+    for outcome in results.outcomes:
+        by_instrument.setdefault(outcome.instrument, []).append(outcome.code)
+    outcomes, higher_is_better, ranges = {}, {}, {}
+    for instrument in Instrument.objects.filter(code__in=by_instrument):
+        definition = instrument.definition
+        rules = {rule.code: rule for rule in definition.scores}
+        for code in by_instrument[instrument.code]:
+            rule = rules.get(code)
+            if rule is None:
+                continue
+            # An instrument with several scores names each (the AI-assistant items' two).
+            several = len(definition.scores) > 1
+            outcomes[code] = (
+                f"{definition.name}: {code.replace('_', ' ')}" if several else definition.name
+            )
+            higher_is_better[code] = rule.higher_is_better
+            ranges[code] = (rule.range[0], rule.range[1])
+    return Names(arms=arms, outcomes=outcomes, higher_is_better=higher_is_better, ranges=ranges)
 
 
 @dataclass(frozen=True)
