@@ -595,6 +595,9 @@ PLAN_FIELDSETS = [
             "strata",
             "block_sizes",
             "randomisation_ratio",
+            "factorial_factors",
+            "factorial_cells",
+            "factorial_contrasts",
         ],
     ),
     (
@@ -636,6 +639,8 @@ PLAN_FIELDSETS = [
             "alpha",
             "multiplicity",
             "minimal_important_differences",
+            "covariates",
+            "moderators",
             "exclusions",
             "missing_data",
             "exploratory_analyses",

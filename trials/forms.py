@@ -21,9 +21,11 @@ from trials.models import (
 )
 from trials.plan import (
     NARRATIVE_SECTIONS,
+    FactorialDesign,
     HarmMetric,
     Multiplicity,
     Outcome,
+    ParticipantVariable,
     Plan,
     PlanError,
     RandomisationMethod,
@@ -349,6 +351,111 @@ def _canary_prompts(text: str) -> dict[str, list[str]]:
     return prompts
 
 
+FACTORS_HELP = (
+    "One factor per line: “name: reference level, other level, …” (e.g. “mode: text, voice”); "
+    "the first level is the control's. Leave the three factorial fields empty for a trial "
+    "whose arms are not the cells of a factorial design."
+)
+CELLS_HELP = "One arm per line: “arm slug: factor=level, factor=level” (every factor named)."
+CONTRASTS_HELP = (
+    "One per line: “main effect: mode” (each level against the reference, averaged over the "
+    "other factors), “interaction: mode × type” (differences of differences; x works for ×), or "
+    "“levels: mode voice vs text”. They are the confirmatory family with the outcomes."
+)
+VARIABLES_HELP = (
+    "One per line: “baseline score: who5” (any score's code, read at wave 0), “community” or "
+    "“language”."
+)
+
+
+def _factorial_lines(design: FactorialDesign | None) -> tuple[str, str, str]:
+    """The three factorial fields' text: factors, cells, contrasts."""
+    if design is None:
+        return "", "", ""
+    factors = "\n".join(f"{f.name}: {', '.join(f.levels)}" for f in design.factors)
+    cells = "\n".join(
+        f"{arm}: {', '.join(f'{name}={level}' for name, level in cell.items())}"
+        for arm, cell in design.cells.items()
+    )
+    contrasts = []
+    for contrast in design.contrasts:
+        if contrast.kind == "main_effect":
+            contrasts.append(f"main effect: {contrast.factor}")
+        elif contrast.kind == "interaction":
+            contrasts.append(f"interaction: {' × '.join(contrast.factors)}")
+        else:
+            versus = f" vs {contrast.versus}" if contrast.versus else ""
+            contrasts.append(f"levels: {contrast.factor} {contrast.level}{versus}")
+    return factors, cells, "\n".join(contrasts)
+
+
+def _factors(text: str) -> list[dict[str, Any]]:
+    return [
+        {"name": name, "levels": [level.strip() for level in levels.split(",") if level.strip()]}
+        for name, levels in _pairs(text, "factor")
+    ]
+
+
+def _cells(text: str) -> dict[str, dict[str, str]]:
+    cells = {}
+    for arm, assignments in _pairs(text, "arm's cell"):
+        cell = {}
+        for part in filter(None, (p.strip() for p in assignments.split(","))):
+            name, sep, level = (piece.strip() for piece in part.partition("="))
+            if not (sep and name and level):
+                raise ValidationError(f"{arm}: write each factor as “factor=level” (got “{part}”).")
+            cell[name] = level
+        cells[arm] = cell
+    return cells
+
+
+def _contrasts(text: str) -> list[dict[str, Any]]:
+    contrasts = []
+    for kind, terms in _pairs(text, "contrast"):
+        kind = "_".join(kind.lower().split())
+        if kind == "main_effect":
+            contrasts.append({"kind": kind, "factor": terms})
+        elif kind == "interaction":
+            factors = [f.strip() for f in re.split(r"[×x*]", terms) if f.strip()]
+            contrasts.append({"kind": kind, "factors": factors})
+        elif kind == "levels":
+            match = re.fullmatch(r"(\S+)\s+(\S+)(?:\s+vs\s+(\S+))?", terms)
+            if match is None:
+                raise ValidationError(f"Write “levels: factor level vs level” (got “{terms}”).")
+            factor, level, versus = match.groups()
+            contrasts.append(
+                {"kind": kind, "factor": factor, "level": level}
+                | ({"versus": versus} if versus else {})
+            )
+        else:
+            raise ValidationError(
+                f"A contrast starts with “main effect”, “interaction” or “levels” (got “{kind}”)."
+            )
+    return contrasts
+
+
+def _variable_lines(variables: list[ParticipantVariable]) -> str:
+    return "\n".join(
+        f"baseline score: {v.score}" if v.kind == "baseline_score" else v.kind for v in variables
+    )
+
+
+def _variables(text: str) -> list[dict[str, Any]]:
+    variables = []
+    for line in _lines(text):
+        kind, sep, score = (part.strip() for part in line.partition(":"))
+        kind = "_".join(kind.lower().split())
+        if kind == "baseline_score" and sep and score:
+            variables.append({"kind": kind, "score": score})
+        elif kind in ("community", "language") and not sep:
+            variables.append({"kind": kind})
+        else:
+            raise ValidationError(
+                f"Write “baseline score: score code”, “community” or “language” (got “{line}”)."
+            )
+    return variables
+
+
 def _choices(values: Any) -> list[tuple[str, str]]:
     return [(value, value.replace("_", " ")) for value in get_args(values)]
 
@@ -375,7 +482,10 @@ class PlanForm(forms.ModelForm):
     design = forms.CharField(required=False, widget=LINES, label="Study design")
     data_collection_procedures = forms.CharField(required=False, widget=LINES)
     control_arm = forms.SlugField(help_text="Slug of the control arm.")
-    treatment_arm = forms.SlugField(help_text="Slug of the arm compared with it.")
+    treatment_arm = forms.SlugField(
+        required=False,
+        help_text="Slug of the arm compared with it (a factorial design may leave it empty).",
+    )
     randomisation_method = forms.ChoiceField(choices=_choices(RandomisationMethod))
     strata = forms.MultipleChoiceField(
         choices=_choices(StratificationFactor),
@@ -388,6 +498,27 @@ class PlanForm(forms.ModelForm):
         widget=LINES,
         label="Allocation ratio",
         help_text="One per line: arm slug: weight (e.g. a: 1 and b: 2). Empty: equal allocation.",
+    )
+    factorial_factors = forms.CharField(
+        required=False, widget=LINES, label="Factorial factors", help_text=FACTORS_HELP
+    )
+    factorial_cells = forms.CharField(
+        required=False, widget=LINES, label="Factorial cells", help_text=CELLS_HELP
+    )
+    factorial_contrasts = forms.CharField(
+        required=False, widget=LINES, label="Factorial contrasts", help_text=CONTRASTS_HELP
+    )
+    covariates = forms.CharField(
+        required=False,
+        widget=LINES,
+        label="Baseline covariates",
+        help_text="Adjusted for in every growth model, for precision. " + VARIABLES_HELP,
+    )
+    moderators = forms.CharField(
+        required=False,
+        widget=LINES,
+        label="Moderators",
+        help_text="Their interaction with the arm on growth is confirmatory. " + VARIABLES_HELP,
     )
     primary_outcomes = forms.CharField(
         widget=LINES,
@@ -524,7 +655,13 @@ class PlanForm(forms.ModelForm):
         power = sample.power if sample else None
         compared = [*plan.arms_compared, "", ""][:2]
         initial = {section: getattr(plan, section) for section in NARRATIVE_SECTIONS}
+        factors, cells, contrasts = _factorial_lines(plan.factorial)
         return initial | {
+            "factorial_factors": factors,
+            "factorial_cells": cells,
+            "factorial_contrasts": contrasts,
+            "covariates": _variable_lines(plan.covariates),
+            "moderators": _variable_lines(plan.moderators),
             "hypotheses": "\n".join(plan.hypotheses),
             "control_arm": compared[0],
             "treatment_arm": compared[1],
@@ -580,7 +717,7 @@ class PlanForm(forms.ModelForm):
         plan: dict[str, Any] = self.start.canonical()
         plan |= {section: data.get(section, "") for section in NARRATIVE_SECTIONS}
         plan["hypotheses"] = _lines(data["hypotheses"])
-        plan["arms_compared"] = [data["control_arm"], data["treatment_arm"]]
+        plan["arms_compared"] = [data["control_arm"], *filter(None, [data.get("treatment_arm")])]
         ratio = self._parsed("randomisation_ratio", _ratio, data)
         plan["randomisation"] = {
             "method": data["randomisation_method"],
@@ -588,6 +725,9 @@ class PlanForm(forms.ModelForm):
             "block_sizes": self._parsed("block_sizes", _block_sizes, data),
             "ratio": ratio or None,
         }
+        plan["factorial"] = self._factorial(data)
+        plan["covariates"] = self._parsed("covariates", _variables, data)
+        plan["moderators"] = self._parsed("moderators", _variables, data)
         plan["primary_outcomes"] = self._parsed("primary_outcomes", _outcomes, data)
         plan["secondary_outcomes"] = self._parsed("secondary_outcomes", _outcomes, data)
         plan["alpha"] = data["alpha"]
@@ -626,6 +766,14 @@ class PlanForm(forms.ModelForm):
         except ValidationError as error:
             self.add_error(field, error)
             return parse("")
+
+    def _factorial(self, data: dict[str, Any]) -> dict[str, Any] | None:
+        fields = {
+            "factors": self._parsed("factorial_factors", _factors, data),
+            "cells": self._parsed("factorial_cells", _cells, data),
+            "contrasts": self._parsed("factorial_contrasts", _contrasts, data),
+        }
+        return fields if any(fields.values()) else None
 
     def _telemetry(self, data: dict[str, Any]) -> dict[str, Any] | None:
         fields = {

@@ -1,29 +1,32 @@
 """The pre-registered plan: its sections, their defaults, and what it takes to freeze one.
 
-The sections follow the OSF Preregistration template: hypotheses; design and randomisation;
-outcomes bound to instruments, scores, dimensions and waves; the estimand and analysis model;
-alpha and multiplicity correction; sample size with its power calculation; interim looks and
-stopping rule; exclusions; missing data; minimal important differences; guardrails; community
-weights; eligibility screening; safety (harm boundaries, who lifts a suspension, canary prompts);
-the telemetry section (``trials.telemetry``). This module is the
-one place that knows the plan's shape: everything else reads a :class:`Plan` by attribute, and
-``trials.registry_export`` turns a frozen one into OSF JSON and Markdown.
+The sections follow the OSF Preregistration template: hypotheses; design and randomisation (a
+factorial design: its factors, the arm of each cell, the pre-registered main effects and
+interactions); outcomes bound to instruments, scores, dimensions and waves; the estimand and
+analysis model; baseline covariates and moderators; alpha and multiplicity correction; sample size
+with its power calculation; interim looks and stopping rule; exclusions; missing data; minimal
+important differences; guardrails; community weights; eligibility screening; safety (harm
+boundaries, who lifts a suspension, canary prompts); the telemetry section (``trials.telemetry``).
+This module is the one place that knows the plan's shape: everything else reads a :class:`Plan` by
+attribute, and ``trials.registry_export`` turns a frozen one into OSF JSON and Markdown.
 
 A draft is checked for shape only (each section that is there has the right type and range) so
 work can be saved half done; :func:`freeze_errors` adds what a frozen plan needs (hypotheses, two
-arms compared, a primary outcome) and checks every name against the trial. Names owned by other
-apps (instruments, their scores, the wave schedule) are checked by the functions those apps
-register with :func:`register_freeze_check`, so this app never imports them (the layers in
-docs/architecture.md).
+arms compared or a factorial design whose cells are the arms, a primary outcome) and checks every
+name against the trial. Names owned by other apps (instruments, their scores, the wave schedule)
+are checked by the functions those apps register with :func:`register_freeze_check`, so this app
+never imports them (the layers in docs/architecture.md).
 """
 
 import argparse
+import itertools
 import json
+import math
 import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Self
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple, Self
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
@@ -235,12 +238,218 @@ class Safety(Document):
         return prompts
 
 
+FactorName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+DesignContrastKind = Literal["main_effect", "interaction", "levels"]
+
+
+class Factor(Document):
+    """A factor of a factorial design. Its first level is the reference level: the control
+    arm's, against which the other levels are compared."""
+
+    name: FactorName
+    levels: list[str] = Field(min_length=2)
+
+    @field_validator("levels")
+    @classmethod
+    def _distinct_levels(cls, levels: list[str]) -> list[str]:
+        if any(not level.strip() for level in levels) or len(set(levels)) != len(levels):
+            raise ValueError("a factor's levels are distinct and not empty")
+        return levels
+
+
+class DesignContrast(Document):
+    """A pre-registered comparison of a factorial design's cells, on the growth per wave.
+
+    ``main_effect`` of ``factor``: each other level against the reference level, averaged over
+    the levels of the other factors (one estimate per level, and their joint F test).
+    ``interaction`` of ``factors``: for each combination of non-reference levels, the difference
+    of differences from the reference levels (averaged over any factor not named).
+    ``levels``: ``level`` against ``versus`` (the reference level if left out) of ``factor``,
+    averaged over the other factors."""
+
+    kind: DesignContrastKind
+    factor: str | None = None
+    factors: list[str] = []
+    level: str | None = None
+    versus: str | None = None
+
+    @model_validator(mode="after")
+    def _fields_of_kind(self) -> Self:
+        if self.kind == "interaction":
+            if len(set(self.factors)) < 2 or len(set(self.factors)) != len(self.factors):
+                raise ValueError("an interaction names two or more different factors")
+            if self.factor or self.level or self.versus:
+                raise ValueError("an interaction names factors, not a factor or levels")
+        else:
+            if not self.factor or self.factors:
+                raise ValueError(f"a {self.kind} contrast names one factor")
+            if self.kind == "main_effect" and (self.level or self.versus):
+                raise ValueError("a main effect compares every level; name levels with 'levels'")
+            if self.kind == "levels" and not self.level:
+                raise ValueError("a levels contrast names the level compared")
+        return self
+
+    @property
+    def title(self) -> str:
+        if self.kind == "main_effect":
+            return f"main effect of {self.factor}"
+        if self.kind == "interaction":
+            return f"interaction {' × '.join(self.factors)}"
+        versus = f" vs {self.versus}" if self.versus else ""
+        return f"{self.factor}: {self.level}{versus}"
+
+
+class WeightedContrast(NamedTuple):
+    """One estimable comparison: its label and each arm's weight on the arm's growth."""
+
+    label: str
+    weights: dict[str, float]
+
+
+class FactorialDesign(Document):
+    """A full factorial design: every combination of the factors' levels is one arm (a cell),
+    each still a pinned assistant configuration. The control arm is the cell of every factor's
+    reference (first) level. Randomisation is by permuted blocks whose sizes are multiples of
+    the allocation ratio's sum, so every block holds each cell in the ratio."""
+
+    factors: list[Factor] = Field(min_length=1)
+    cells: dict[str, dict[str, str]] = Field(
+        description="Arm slug → factor name → the arm's level of that factor."
+    )
+    contrasts: list[DesignContrast] = []
+
+    @model_validator(mode="after")
+    def _full_factorial(self) -> Self:
+        levels = {factor.name: factor.levels for factor in self.factors}
+        if len(levels) != len(self.factors):
+            raise ValueError("each factor has its own name")
+        problems = []
+        for arm, cell in self.cells.items():
+            if set(cell) != set(levels):
+                problems.append(f"{arm} names factors {sorted(cell)}, not {sorted(levels)}")
+            problems += [
+                f"{arm}: {level!r} is not a level of {name} ({', '.join(levels[name])})"
+                for name, level in cell.items()
+                if name in levels and level not in levels[name]
+            ]
+        if problems:
+            raise ValueError("; ".join(problems))
+        combinations = [tuple(cell[f.name] for f in self.factors) for cell in self.cells.values()]
+        repeated = sorted({c for c in combinations if combinations.count(c) > 1})
+        if repeated:
+            raise ValueError(f"more than one arm has the cell {', '.join(map(str, repeated))}")
+        if len(combinations) != self.cell_count:
+            missing = sorted(set(itertools.product(*levels.values())) - set(combinations))
+            raise ValueError(
+                f"every cell needs exactly one arm: {len(missing)} have none, e.g. {missing[0]}"
+            )
+        for contrast in self.contrasts:
+            named = [contrast.factor] if contrast.factor else contrast.factors
+            unknown = [name for name in named if name not in levels]
+            if unknown:
+                raise ValueError(
+                    f"{contrast.title}: no factor {', '.join(unknown)} "
+                    f"(factors: {', '.join(levels)})"
+                )
+            if contrast.kind == "levels":
+                for level in filter(None, (contrast.level, contrast.versus)):
+                    if level not in levels[contrast.factor]:
+                        raise ValueError(
+                            f"{contrast.title}: {level!r} is not a level of {contrast.factor} "
+                            f"({', '.join(levels[contrast.factor])})"
+                        )
+                if contrast.level == (contrast.versus or levels[contrast.factor][0]):
+                    raise ValueError(f"{contrast.title}: compare two different levels")
+        return self
+
+    @property
+    def cell_count(self) -> int:
+        return math.prod(len(factor.levels) for factor in self.factors)
+
+    @property
+    def reference_arm(self) -> str:
+        """The arm of every factor's reference level: the control."""
+        reference = {factor.name: factor.levels[0] for factor in self.factors}
+        return next(arm for arm, cell in self.cells.items() if cell == reference)
+
+    def weighted_contrasts(self, contrast: DesignContrast) -> list[WeightedContrast]:
+        """``contrast`` as weights over the arms' growths (each set sums to 0): a main effect or
+        levels contrast averages its difference over the other factors' level combinations;
+        an interaction is the product of each named factor's ±1 difference, averaged over the
+        factors it does not name (the usual effect definitions of a full factorial, e.g.
+        Montgomery, Design and Analysis of Experiments, ch. 5)."""
+        levels = {factor.name: factor.levels for factor in self.factors}
+        if contrast.kind == "interaction":
+            named = contrast.factors
+            combinations = itertools.product(*(levels[name][1:] for name in named))
+            compared = [
+                {name: (level, levels[name][0]) for name, level in zip(named, chosen, strict=True)}
+                for chosen in combinations
+            ]
+        elif contrast.kind == "main_effect":
+            name = contrast.factor
+            compared = [{name: (level, levels[name][0])} for level in levels[name][1:]]
+        else:
+            name = contrast.factor
+            compared = [{name: (contrast.level, contrast.versus or levels[name][0])}]
+        rows = []
+        for pairs in compared:
+            others = math.prod(len(levels[f]) for f in levels if f not in pairs)
+            weights = {}
+            for arm, cell in self.cells.items():
+                sign = 1.0
+                for name, (level, versus) in pairs.items():
+                    sign *= 1.0 if cell[name] == level else -1.0 if cell[name] == versus else 0.0
+                weights[arm] = sign / others
+            label = " × ".join(
+                f"{name}: {level} − {versus}" for name, (level, versus) in pairs.items()
+            )
+            rows.append(WeightedContrast(label, weights))
+        return rows
+
+
+ParticipantVariableKind = Literal["baseline_score", "community", "language"]
+
+
+class ParticipantVariable(Document):
+    """Something known of every participant at baseline: a score at wave 0 (an outcome's or
+    any other questionnaire's score, by its code), the participant's community, or the language
+    they take part in. Screening answers are not among them: only eligible people take part,
+    and they all gave the required answer."""
+
+    kind: ParticipantVariableKind
+    score: str | None = Field(
+        default=None, description="The score's code, for a baseline score (e.g. who5)."
+    )
+
+    @model_validator(mode="after")
+    def _score_for_baseline(self) -> Self:
+        if (self.kind == "baseline_score") != bool(self.score):
+            raise ValueError("a baseline score names its score's code, and only it does")
+        return self
+
+    @property
+    def name(self) -> str:
+        return f"baseline {self.score}" if self.kind == "baseline_score" else self.kind
+
+
 class Plan(Document):
     hypotheses: list[str] = []
     arms_compared: list[str] = Field(
-        default=[], description="Two arm slugs, control first.", max_length=2
+        default=[],
+        description="Two arm slugs, control first (a factorial design may name the control alone).",
+        max_length=2,
     )
     randomisation: Randomisation = Randomisation()
+    factorial: FactorialDesign | None = None
+    covariates: list[ParticipantVariable] = Field(
+        default=[],
+        description="Baseline variables every growth model adjusts for, for precision.",
+    )
+    moderators: list[ParticipantVariable] = Field(
+        default=[],
+        description="Baseline variables whose interaction with the arm on growth is confirmatory.",
+    )
     primary_outcomes: list[Outcome] = []
     secondary_outcomes: list[Outcome] = []
     alpha: float = Field(default=0.05, gt=0, lt=1)
@@ -280,9 +489,22 @@ class Plan(Document):
             raise ValueError("interim looks need increasing information fractions")
         return self
 
+    @model_validator(mode="after")
+    def _variables_once(self) -> Self:
+        for section in ("covariates", "moderators"):
+            names = [variable.name for variable in getattr(self, section)]
+            if len(set(names)) != len(names):
+                raise ValueError(f"{section} name each variable once")
+        return self
+
     @property
     def control(self) -> str:
         return self.arms_compared[0]
+
+    @property
+    def planned_arm(self) -> str | None:
+        """The arm of the planned pairwise contrast with the control, if the plan names one."""
+        return self.arms_compared[1] if len(self.arms_compared) == 2 else None
 
     @property
     def outcomes(self) -> list[tuple[str, Outcome]]:
@@ -345,7 +567,11 @@ def freeze_errors(trial: "Trial", plan: Plan, *, arm_slugs: list[str]) -> list[s
     if not [h for h in plan.hypotheses if h.strip()]:
         errors.append("State at least one hypothesis.")
     compared = plan.arms_compared
-    if not (len(compared) == 2 and set(compared) <= set(arm_slugs) and compared[0] != compared[1]):
+    if plan.factorial is not None:
+        errors += _factorial_errors(plan, arm_slugs)
+    elif not (
+        len(compared) == 2 and set(compared) <= set(arm_slugs) and compared[0] != compared[1]
+    ):
         errors.append(
             f"arms_compared must name two different arms of this trial, control first "
             f"(arms: {arms})."
@@ -363,6 +589,37 @@ def freeze_errors(trial: "Trial", plan: Plan, *, arm_slugs: list[str]) -> list[s
         errors.append(f"safety.canary_prompts: {slug} is not an arm of this trial (arms: {arms}).")
     for check in _freeze_checks:
         errors += check(trial, plan)
+    return errors
+
+
+def _factorial_errors(plan: Plan, arm_slugs: list[str]) -> list[str]:
+    """A factorial design's cells are exactly the trial's arms, the control is the reference
+    cell, and allocation is by permuted blocks (so every block holds each cell in the ratio)."""
+    design, arms = plan.factorial, ", ".join(arm_slugs) or "none yet"
+    errors = []
+    if set(design.cells) != set(arm_slugs):
+        errors.append(
+            f"factorial.cells must give each arm of this trial its cell, and name no other "
+            f"(arms: {arms})."
+        )
+    compared = plan.arms_compared
+    if not (
+        1 <= len(compared) <= 2
+        and compared[0] == design.reference_arm
+        and set(compared) <= set(arm_slugs)
+        and len(set(compared)) == len(compared)
+    ):
+        errors.append(
+            f"arms_compared must start with the control, the reference cell "
+            f"{design.reference_arm}, and may name one other arm of this trial (arms: {arms})."
+        )
+    if not design.contrasts:
+        errors.append("factorial.contrasts: pre-register at least one main effect or interaction.")
+    if plan.randomisation.method != "permuted_blocks":
+        errors.append(
+            "randomisation.method must be permuted_blocks for a factorial design, so that every "
+            "block holds each cell in the ratio."
+        )
     return errors
 
 

@@ -238,7 +238,9 @@ def _record(content: dict) -> FrozenRecord:
         record = FrozenRecord.model_validate(content)
     except ValidationError as error:
         raise ValueError(" ".join(error_messages(error, prefix="The frozen record: "))) from None
-    if not (record.plan.hypotheses and len(record.plan.arms_compared) == 2):
+    # A factorial design may name the control (its reference cell) alone.
+    needed = (1, 2) if record.plan.factorial is not None else (2,)
+    if not (record.plan.hypotheses and len(record.plan.arms_compared) in needed):
         raise ValueError("The frozen plan has no hypotheses or no arms compared.")
     return record
 
@@ -446,7 +448,44 @@ def _statistical_models(plan: Plan) -> dict:
         f"Analysis model: {_text(plan.analysis_model)}\n"
         f"Confirmatory contrasts (control {control}): {contrasts}"
     )
-    return _q("Statistical models", _markdown_lines(answer))
+    design = _design_lines(plan)
+    data = (
+        plan.model_dump(mode="json", include={"factorial", "covariates", "moderators"})
+        if design
+        else None
+    )
+    return _q("Statistical models", _markdown_lines("\n".join([answer, *design])), data)
+
+
+def _design_lines(plan: Plan) -> list[str]:
+    """The factorial design, its confirmatory contrasts (each as the estimates it gives) and the
+    baseline covariates and moderators: nothing for a plan without them."""
+    lines = []
+    design = plan.factorial
+    if design is not None:
+        factors = "; ".join(
+            f"{f.name} ({', '.join(f.levels)}; reference {f.levels[0]})" for f in design.factors
+        )
+        cells = "; ".join(
+            f"{arm} = {', '.join(f'{k} {v}' for k, v in cell.items())}"
+            for arm, cell in design.cells.items()
+        )
+        lines += [
+            f"Factorial design, {design.cell_count} cells: {factors}",
+            f"Cells (arm = levels): {cells}",
+        ]
+        for contrast in design.contrasts:
+            estimates = "; ".join(row.label for row in design.weighted_contrasts(contrast))
+            lines.append(f"Confirmatory {contrast.title} on growth per wave: {estimates}")
+    if plan.covariates:
+        names = ", ".join(v.name for v in plan.covariates)
+        lines.append(
+            f"Baseline covariates (precision adjustment, with their × wave terms): {names}"
+        )
+    if plan.moderators:
+        names = ", ".join(v.name for v in plan.moderators)
+        lines.append(f"Confirmatory moderators (arm × moderator on growth per wave): {names}")
+    return lines
 
 
 def _inference_criteria(plan: Plan) -> dict:

@@ -37,6 +37,13 @@ EVERY_SECTION = {
         "block_sizes": [3, 6],
         "ratio": {"a": 1, "b": 2},
     },
+    "factorial": {
+        "factors": [{"name": "mode", "levels": ["text", "voice"]}],
+        "cells": {"a": {"mode": "text"}, "b": {"mode": "voice"}},
+        "contrasts": [{"kind": "main_effect", "factor": "mode"}],
+    },
+    "covariates": [{"kind": "baseline_score", "score": "who5"}],
+    "moderators": [{"kind": "community"}],
     "primary_outcomes": [
         {"dimension": "mental_wellbeing", "instrument": "who5", "wave": 2, "score": "who5"}
     ],
