@@ -80,6 +80,12 @@ class Wave(models.Model):
     """A measurement occasion: opens ``day_offset`` days after enrolment, for ``window_days``.
 
     Reminders go ``reminder_days`` days after the wave opens, while it is still unanswered.
+
+    A daily wave (``repeat_days`` > 1) is asked once a day for that many days, each day between
+    ``daily_opens_at`` and ``daily_closes_at`` in ``time_zone`` when those are set. Every day is
+    a wave of its own (the first day's wave is the one coordinators edit; the others point to it
+    through ``series`` and are made by surveys.services), so each day's response, scores,
+    invitation and link are those of a single wave (docs/architecture.md, "Daily waves").
     """
 
     trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="waves")
@@ -99,6 +105,34 @@ class Wave(models.Model):
         default=False,
         help_text="Show every questionnaire on one page (fewer steps; a long page on a phone). "
         "Otherwise one questionnaire per page.",
+    )
+    repeat_days = models.PositiveSmallIntegerField(
+        default=1,
+        help_text="Ask this wave every day for this many days from its day on (1: once). Each day "
+        "becomes a wave of its own, numbered on from this one.",
+    )
+    daily_opens_at = models.TimeField(
+        null=True,
+        blank=True,
+        help_text="With a one-day window: the time of day it opens (its invitation goes then).",
+    )
+    daily_closes_at = models.TimeField(
+        null=True, blank=True, help_text="With a one-day window: the time of day it closes."
+    )
+    time_zone = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="The time zone of the times of day, e.g. Europe/Berlin; empty: the site's. "
+        "Participants have no time zone of their own on the platform.",
+    )
+    series = models.ForeignKey(
+        "self",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="occurrences",
+        help_text="The first day's wave of the daily series this day belongs to.",
     )
 
     class Meta:
