@@ -24,6 +24,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from config.security import client_ip
 from surveys.consent_copies import consent_copy_send
+from surveys.duration import wave_minutes
 from surveys.links import (
     EnrolmentRequest,
     Screened,
@@ -33,7 +34,7 @@ from surveys.links import (
     screened_token,
 )
 from surveys.models import FrontDoorAttempt
-from surveys.selectors import consent_documents_current, wave_minutes
+from surveys.selectors import consent_documents_current, study_runners
 from surveys.services import enrolment_confirmation_send, front_door_attempt, participant_join
 from trials.models import (
     Community,
@@ -41,7 +42,6 @@ from trials.models import (
     ConsentScope,
     EligibilityScreening,
     Trial,
-    TrialMember,
 )
 from trials.plan import Screening
 from trials.selectors import missing_approvals, preregistration_in_force
@@ -139,20 +139,19 @@ def landing(request: HttpRequest, slug: str, community: str = "") -> HttpRespons
             return _not_recruiting(request, trial)
         document = documents[language]
         waves = list(trial.waves.prefetch_related("instruments").order_by("index"))
-        in_force = preregistration_in_force(trial)
-        coordinators = TrialMember.objects.filter(
-            trial=trial, role=TrialMember.Role.COORDINATOR
-        ).select_related("user")
+        runners = study_runners(trial)
         context = {
             "trial": trial,
             "community": stratum,
-            "waves": [{"day": wave.day_offset, "minutes": wave_minutes(wave)} for wave in waves],
+            "waves": [
+                {"day": wave.day_offset, "minutes": wave_minutes(wave, language)} for wave in waves
+            ],
             "streams": [
                 {"name": SCOPE_DESCRIPTIONS[scope], "required": scope in REQUIRED_SCOPES}
                 for scope in (document.scopes or ConsentScope.values)
             ],
-            "team": sorted(filter(None, (m.user.get_full_name() for m in coordinators))),
-            "bodies": sorted(a.body.name for a in in_force.approvals.select_related("body")),
+            "team": runners.team,
+            "bodies": runners.bodies,
             "languages": [
                 (code, _language_name(code), request.path + _query(code, ""))
                 for code in documents

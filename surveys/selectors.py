@@ -1,7 +1,6 @@
 """Reads from surveys/."""
 
 import json
-import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -25,9 +24,16 @@ from django.utils import timezone
 from surveys.links import absolute
 from surveys.models import Instrument, Response, ResponseDraft, Wave
 from surveys.schedule import wave_window
-from trials.models import ConsentDocument, ConsentGrant, ConsentScope, Participant, Trial
+from trials.models import (
+    ConsentDocument,
+    ConsentGrant,
+    ConsentScope,
+    Participant,
+    Trial,
+    TrialMember,
+)
 from trials.plan import Plan
-from trials.selectors import consent_standing
+from trials.selectors import consent_standing, preregistration_in_force
 
 
 class WaveState(StrEnum):
@@ -306,15 +312,25 @@ def plan_survey_errors(trial: Trial, plan: Plan) -> list[str]:
     return errors
 
 
-# A generous reading-and-answering time per closed item, so the estimate shown to people before
-# they join is rarely exceeded (stats.quality flags answering faster than 2 s an item).
-SECONDS_PER_ITEM = 10
+@dataclass(frozen=True)
+class StudyRunners:
+    """Who runs a trial, as participants are told before they answer: the study team (its
+    coordinators' names) and the oversight bodies that approved the plan in force."""
+
+    team: list[str]
+    bodies: list[str]
 
 
-def wave_minutes(wave: Wave) -> int:
-    """About how many minutes ``wave`` takes, from its questionnaires' number of items."""
-    items = sum(len(instrument.definition.items) for instrument in wave.instruments.all())
-    return max(1, math.ceil(items * SECONDS_PER_ITEM / 60))
+def study_runners(trial: Trial) -> StudyRunners:
+    coordinators = TrialMember.objects.filter(
+        trial=trial, role=TrialMember.Role.COORDINATOR
+    ).select_related("user")
+    in_force = preregistration_in_force(trial)
+    approvals = in_force.approvals.select_related("body") if in_force else []
+    return StudyRunners(
+        team=sorted(filter(None, (m.user.get_full_name() for m in coordinators))),
+        bodies=sorted(a.body.name for a in approvals),
+    )
 
 
 def consent_documents_current(trial: Trial) -> dict[str, ConsentDocument]:

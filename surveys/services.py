@@ -23,6 +23,7 @@ from django.utils.crypto import salted_hmac
 
 from safety.flags import safety_answers_flag
 from stats import quality
+from surveys.duration import wave_minutes
 from surveys.instrument import DefinitionError, InstrumentDefinition, InstrumentPack
 from surveys.links import (
     EnrolmentRequest,
@@ -529,6 +530,7 @@ def invitation_message(invitation: Invitation) -> EmailMessage:
         "survey_url": absolute(survey_path(participant.pk, invitation.wave_id)),
         "data_url": absolute(data_path(participant.pk)),
         "closes": wave_window(invitation.wave, participant.enrolled_at)[1],
+        "minutes": wave_minutes(invitation.wave, participant.locale),
     }
     with translation.override(participant.locale):
         subject = render_to_string("surveys/email/invitation_subject.txt", context).strip()

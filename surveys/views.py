@@ -21,12 +21,14 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.formats import date_format
+from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods
 
 from safety.flags import safety_answer_given
 from surveys.consent_copies import consent_copy_download, consent_copy_made
+from surveys.duration import wave_minutes
 from surveys.front_door import ConsentForm
 from surveys.links import (
     data_path,
@@ -40,14 +42,15 @@ from surveys.scoring import validate_answers
 from surveys.selectors import (
     SurveyVisit,
     WaveState,
+    study_runners,
     survey_status,
     survey_visit,
     wave_open_for,
 )
 from surveys.services import draft_save, participant_locale_set, response_submit
-from trials.models import ConsentDocument, ConsentScope, Participant
-from trials.selectors import consent_renewal_due
-from trials.services import consent_renew, consent_revoke, participant_withdraw
+from trials.models import ConsentDocument, ConsentGrant, ConsentScope, Participant
+from trials.selectors import consent_document_for, consent_renewal_due
+from trials.services import consent_grant, consent_renew, consent_revoke, participant_withdraw
 
 # What each data stream is called on the participant's page.
 SCOPE_NAMES = {
@@ -382,8 +385,12 @@ def survey(request: HttpRequest, token: str, visit: SurveyVisit) -> HttpResponse
         "trial": participant.trial,
         "wave": wave,
         "wave_count": participant.trial.waves.count(),
+        # Before the first answer, the top of the first page says what the study is, who runs
+        # it and how long this wave takes: no separate welcome page to click through.
+        "welcome": _welcome(participant, wave) if page == 0 and draft is None else None,
         "page": page,
         "page_count": len(pages),
+        **_progress(pages, page, saved),
         "is_last": page == last,
         "instruments": [
             _instrument_page(instrument, language, saved.get(instrument.code, {}), errors)
@@ -397,6 +404,28 @@ def survey(request: HttpRequest, token: str, visit: SurveyVisit) -> HttpResponse
         "language": language,
     }
     return render(request, "surveys/survey.html", context, status=400 if errors else 200)
+
+
+def _welcome(participant: Participant, wave: Wave) -> dict:
+    return {
+        "runners": study_runners(participant.trial),
+        "minutes": wave_minutes(wave, participant.locale),
+    }
+
+
+def _progress(pages: list[list[Instrument]], page: int, answers: dict) -> dict:
+    """How many of the wave's questions have an answer: the saved ones and those on this page,
+    so the bar starts empty and fills as questions are answered. The count of those on other
+    pages lets the page's script move the bar as this page's questions are answered."""
+    here = {instrument.code for instrument in pages[page]}
+    answered = elsewhere = total = 0
+    for instrument in (instrument for each in pages for instrument in each):
+        codes = instrument.definition.item_codes
+        given = sum(code in answers.get(instrument.code, {}) for code in codes)
+        total += len(codes)
+        answered += given
+        elsewhere += 0 if instrument.code in here else given
+    return {"answered": answered, "answered_elsewhere": elsewhere, "question_count": total}
 
 
 def _finish(
@@ -529,8 +558,15 @@ def my_consent_copy(request: HttpRequest, token: str) -> HttpResponse:
 
 def _my_data_page(request, participant: Participant, status: int = 200, **extra) -> HttpResponse:
     grants = list(participant.consents.select_related("document").order_by("scope", "granted_at"))
+    token = data_token(participant.pk)
+    stoppable, resumable = _streams_to_change(participant, grants)
     for grant in grants:
         grant.name = SCOPE_NAMES.get(grant.scope, grant.scope)
+        if grant.revoked_at is None and grant.scope in stoppable:
+            grant.stop_url = _stream_url("surveys:stream_stop", token, grant.scope)
+        # The stream's latest grant offers to start it again.
+        elif grant.scope in resumable and grant is _latest(grants, grant.scope):
+            grant.resume_url = _stream_url("surveys:stream_resume", token, grant.scope)
     documents = {grant.document for grant in grants}
     open_wave = None if participant.withdrawn_at else wave_open_for(participant, timezone.now())
     erase = any(d.withdrawal_rule == ConsentDocument.WithdrawalRule.ERASE for d in documents)
@@ -543,7 +579,6 @@ def _my_data_page(request, participant: Participant, status: int = 200, **extra)
         "survey_url": survey_path(participant.pk, open_wave.pk) if open_wave else None,
         "erase_on_withdrawal": erase,
         "support_url": reverse("surveys:support", kwargs={"token": data_token(participant.pk)}),
-        "revocable": REVOCABLE_SCOPES,
         "report_url": reverse("surveys:data_report", kwargs={"token": data_token(participant.pk)}),
         "consent_copy_url": reverse(
             "surveys:consent_copy", kwargs={"token": data_token(participant.pk)}
@@ -559,15 +594,6 @@ def _my_data_change(request, participant: Participant) -> HttpResponse:
     action = request.POST.get("action")
     if participant.withdrawn_at is not None:
         return redirect(request.path)
-    if action == "revoke":
-        scope = request.POST.get("scope", "")
-        if scope not in ConsentScope.values:
-            return _my_data_page(request, participant, 400, error=_("Choose a data stream."))
-        try:
-            consent_revoke(participant=participant, scope=scope)
-        except ValidationError as error:
-            return _my_data_page(request, participant, 400, error=" ".join(error))
-        return redirect(f"{request.path}?changed=revoked")
     if action == "withdraw":
         if request.POST.get("confirm") != "yes":
             return _my_data_page(
@@ -579,3 +605,82 @@ def _my_data_change(request, participant: Participant) -> HttpResponse:
         participant_withdraw(participant=participant, reason="withdrew on the my-data page")
         return redirect(f"{request.path}?changed=withdrawn")
     return _my_data_page(request, participant, 400, error=_("Choose what to change."))
+
+
+# Stopping and starting again one data stream ---------------------------------------------------
+
+
+def _latest(grants: list[ConsentGrant], scope: str) -> ConsentGrant:
+    return max((grant for grant in grants if grant.scope == scope), key=lambda g: g.granted_at)
+
+
+def _streams_to_change(
+    participant: Participant, grants: list[ConsentGrant]
+) -> tuple[set[str], set[str]]:
+    """The streams the participant may stop now (optional ones that run) and start again (optional
+    ones they stopped, which the consent document they would sign now still asks for)."""
+    if participant.withdrawn_at is not None:
+        return set(), set()
+    running = {grant.scope for grant in grants if grant.revoked_at is None}
+    stopped = {grant.scope for grant in grants} - running
+    document = consent_document_for(participant) if stopped & REVOCABLE_SCOPES else None
+    offered = set(document.scopes or ConsentScope.values) if document else set()
+    return running & REVOCABLE_SCOPES, stopped & REVOCABLE_SCOPES & offered
+
+
+def _stream_url(name: str, token: str, scope: str) -> str:
+    return f"{reverse(name, kwargs={'token': token})}?{urlencode({'stream': scope})}"
+
+
+def _stream_page(*, stopping: bool) -> Callable:
+    """A confirmation page for one stream, reached from the my-data page's link (``?stream=``
+    on the way in, the form's ``stream`` on the way back): its token resolved, a new consent
+    form waiting to be signed shown first, and only a stream the participant may stop
+    (``stopping``) or start again now; anything else goes back to the my-data page."""
+
+    def decorate(view: Callable[[HttpRequest, str, Participant, str], HttpResponse]) -> Callable:
+        @require_http_methods(["GET", "POST"])
+        @_data_link_pages
+        @wraps(view)
+        def wrapper(request: HttpRequest, token: str, participant: Participant) -> HttpResponse:
+            document = consent_renewal_due(participant)
+            if document is not None:
+                return _reconsent(request, participant, document)
+            scope = (request.POST if request.method == "POST" else request.GET).get("stream", "")
+            stoppable, resumable = _streams_to_change(participant, list(participant.consents.all()))
+            data_url = reverse("surveys:my_data", kwargs={"token": token})
+            if scope not in (stoppable if stopping else resumable):
+                return redirect(data_url)
+            return view(request, data_url, participant, scope)
+
+        return wrapper
+
+    return decorate
+
+
+@_stream_page(stopping=True)
+def stream_stop(request, data_url: str, participant: Participant, scope: str) -> HttpResponse:
+    """Stop one optional stream, after the participant confirms on this page."""
+    if request.method == "POST":
+        consent_revoke(participant=participant, scope=scope)
+        return redirect(f"{data_url}?changed=revoked")
+    context = {"stopping": True, "data_url": data_url}
+    return _stream_confirm_page(request, participant, scope, **context)
+
+
+@_stream_page(stopping=False)
+def stream_resume(request, data_url: str, participant: Participant, scope: str) -> HttpResponse:
+    """Start a stopped stream again: consent to it is given anew, under the consent document
+    the participant would sign now (``trials.services.consent_grant``, a CONSENT_GRANTED
+    event), which this page shows."""
+    document = consent_document_for(participant)
+    if request.method == "POST":
+        consent_grant(participant=participant, scope=scope, document=document)
+        return redirect(f"{data_url}?changed=resumed")
+    context = {"stopping": False, "data_url": data_url, "document": document}
+    return _stream_confirm_page(request, participant, scope, **context)
+
+
+def _stream_confirm_page(request, participant: Participant, scope: str, **context) -> HttpResponse:
+    context = {"trial": participant.trial, "name": SCOPE_NAMES[scope], "scope": scope, **context}
+    return render(request, "surveys/stream_confirm.html", context)

@@ -12,11 +12,12 @@ from datetime import UTC, datetime
 import pytest
 from django.core import mail
 from django.test import override_settings
+from django.urls import reverse
 from pypdf import PdfReader
 
 from surveys.consent_copies import consent_copy_send
 from surveys.consent_copy import ConsentCopy, consent_copy_pdf
-from surveys.links import data_path, survey_path
+from surveys.links import data_path, data_token, survey_path
 from tests.surveys import test_front_door as front_door
 from tests.trials.factories import enrolling_trial
 from trials.models import ConsentDocument, Participant, ParticipantContact
@@ -123,7 +124,8 @@ def test_enrolment_stores_the_copy_s_hash_and_the_download_hashes_to_it(
     assert "no-store" in download["Cache-Control"]
     assert hashlib.sha256(download.content).hexdigest() == contact.consent_copy_sha256
     # Streams changed later on the my-data page do not change what was agreed at enrolment.
-    client.post(data_path(participant.pk), {"action": "revoke", "scope": "telemetry"})
+    stop = reverse("surveys:stream_stop", kwargs={"token": data_token(participant.pk)})
+    assert client.post(stop, {"stream": "telemetry"}).url.endswith("?changed=revoked")
     assert client.get(link).content == download.content
 
 

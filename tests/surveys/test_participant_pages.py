@@ -9,7 +9,7 @@ from django.core import signing
 from django.test import Client
 from django.urls import reverse
 
-from surveys.links import data_path, survey_path, survey_token
+from surveys.links import data_path, data_token, survey_path, survey_token
 from surveys.models import Response, ResponseDraft, Score
 from trials.models import ConsentDocument, ConsentGrant, Participant
 from trials.services import participant_enrol
@@ -49,7 +49,12 @@ def test_first_page_shows_one_questionnaire_with_progress_and_labelled_choices(c
     html = page.content.decode()
     assert "Survey 1 of 3" in html
     assert "Part 1 of 2" in html
-    assert '<progress max="2" value="1"' in html
+    # Nothing answered yet: the bar starts empty, out of the wave's ten questions.
+    assert 'max="10" value="0"' in html
+    # Before the first answer: who runs the study and how long this wave takes.
+    welcome = re.search(r'<section class="welcome".*?</section>', html, re.S)[0]
+    assert "Approved by: Ethics board, Participants&#x27; community council." in welcome
+    assert "This survey takes about 2 minutes." in welcome
     # Questionnaires come in code order: the SWLS page first, WHO-5 on the next.
     assert "In most ways my life is close to my ideal." in html
     assert "cheerful" not in html
@@ -62,6 +67,9 @@ def test_pages_move_on_and_submit_once_with_scores(client: Client, link, newcome
     assert moved.status_code == 302 and moved.url.endswith("?page=1")
     page = client.get(moved.url).content.decode()
     assert "Part 2 of 2" in page and "I have felt cheerful and in good spirits" in page
+    # The five answers of the first page fill half the bar; the welcome is not shown again.
+    assert 'max="10" value="5" data-answered-elsewhere="5"' in page
+    assert 'class="welcome"' not in page
     done = _post(client, link, 1, WHO5, action="finish")
     assert done.status_code == 302
     thanks = client.get(done.url)
@@ -209,17 +217,64 @@ def test_a_wave_not_open_yet_or_closed_says_so(client, newcomer, small_trial):
     assert closed.status_code == 410 and "This survey has closed" in closed.content.decode()
 
 
-def test_my_data_page_shows_consents_and_revokes_one_stream(client, newcomer):
+def test_stopping_a_stream_asks_first_then_it_can_be_started_again(client, newcomer):
     path = data_path(newcomer.pk)
     html = client.get(path).content.decode()
     assert "What you agreed to" in html and "Private usage summaries" in html
-    revoked = client.post(path, {"action": "revoke", "scope": "telemetry"})
-    assert revoked.status_code == 302
+    stop = re.search(r'href="([^"]*/stop/\?stream=telemetry)"', html)[1].replace("&amp;", "&")
+    confirm = client.get(stop)
+    assert "Stop this data stream?" in confirm.content.decode()
     telemetry = ConsentGrant.objects.get(participant=newcomer, scope="telemetry")
+    assert telemetry.revoked_at is None  # opening the confirmation stops nothing
+    stopped = client.post(stop.split("?")[0], {"stream": "telemetry"})
+    assert stopped.status_code == 302 and stopped.url == f"{path}?changed=revoked"
+    telemetry.refresh_from_db()
     assert telemetry.revoked_at is not None
     surveys = ConsentGrant.objects.get(participant=newcomer, scope="surveys")
     assert surveys.revoked_at is None
-    assert "Done: that data stream has stopped." in client.get(revoked.url).content.decode()
+    html = client.get(stopped.url).content.decode()
+    assert "Done: that data stream has stopped." in html and "/stop/" not in html
+
+    resume = re.search(r'href="([^"]*/resume/\?stream=telemetry)"', html)[1]
+    page = client.get(resume).content.decode()
+    document = ConsentDocument.objects.get(trial=newcomer.trial)
+    assert "Start this data stream again?" in page and document.text.splitlines()[0] in page
+    resumed = client.post(resume.split("?")[0], {"stream": "telemetry"})
+    assert resumed.url == f"{path}?changed=resumed"
+    # Consent is given anew, under the document in force, and audited as a grant.
+    grants = ConsentGrant.objects.filter(participant=newcomer, scope="telemetry")
+    assert grants.count() == 2
+    latest = grants.get(revoked_at__isnull=True)
+    assert latest.document == document and latest.granted_at > telemetry.revoked_at
+    kinds = list(newcomer.trial.events.order_by("sequence").values_list("kind", "detail"))
+    assert [k for k, d in kinds if d.get("scope") == "telemetry"] == [
+        "consent_revoked",
+        "consent_granted",
+    ]
+    assert "Done: that data stream has started again." in client.get(resumed.url).content.decode()
+
+
+@pytest.mark.parametrize(
+    ("route", "stream"),
+    [
+        ("surveys:stream_stop", "surveys"),  # leaving the study is the way to stop surveys
+        ("surveys:stream_stop", "data_sharing"),  # never agreed to
+        ("surveys:stream_resume", "telemetry"),  # still running
+        ("surveys:stream_stop", "nonsense"),
+    ],
+)
+def test_a_stream_that_cannot_change_that_way_goes_back_to_my_data(client, newcomer, route, stream):
+    address = reverse(route, kwargs={"token": data_token(newcomer.pk)})
+    asked = {"stream": stream}
+    for answer in (client.get(address, asked), client.post(address, asked)):
+        assert answer.status_code == 302 and answer.url == data_path(newcomer.pk)
+    assert not ConsentGrant.objects.filter(participant=newcomer, revoked_at__isnull=False).exists()
+
+
+def test_a_forged_stream_link_reveals_nothing(client, newcomer):
+    forged = reverse("surveys:stream_stop", kwargs={"token": "forged"})
+    page = client.post(forged, {"stream": "telemetry"})
+    assert page.status_code == 404 and "telemetry" not in page.content.decode()
 
 
 def test_withdrawal_needs_confirmation_then_stops_everything(client, newcomer, link):
