@@ -13,6 +13,7 @@ from stats.reml_growth import (
     STEP_TOLERANCE,
     GroupTotals,
     _state,
+    arm_rows,
     group_totals,
     participant_statistics,
     reml_growth_fit,
@@ -117,16 +118,16 @@ def test_agrees_with_statsmodels_and_finds_the_simulated_truth():
 def test_the_gradient_is_the_derivative_of_the_criterion(theta):
     names = arm_names(3)
     arm, statistics = _statistics(growth_panel(300, 6, 3, seed=3), names)
-    totals = group_totals(arm, statistics)
+    totals = group_totals(arm_rows(arm, 3), statistics)
     observations = statistics[:, 0].sum()
     point = np.array(theta)
-    analytic = _state(point, totals, 3, observations).gradient
+    analytic = _state(point, totals, observations).gradient
     numeric = []
     for j in range(3):
         step = np.zeros(3)
         step[j] = 1e-6
-        up = _state(point + step, totals, 3, observations).deviance
-        down = _state(point - step, totals, 3, observations).deviance
+        up = _state(point + step, totals, observations).deviance
+        down = _state(point - step, totals, observations).deviance
         numeric.append((up - down) / 2e-6)
     assert analytic == pytest.approx(numeric, rel=1e-5, abs=1e-4)
 
@@ -136,22 +137,23 @@ def test_pooling_participants_that_share_a_design_is_exact():
     # gradient to rounding, with many fewer groups.
     names = arm_names(2)
     arm, statistics = _statistics(growth_panel(1000, 8, 2, seed=5), names)
-    pooled = group_totals(arm, statistics)
+    rows = arm_rows(arm, 2)
+    pooled = group_totals(rows, statistics)
     n, t, tt = statistics[:, 0], statistics[:, 1], statistics[:, 2]
-    y, ty = statistics[:, 3], statistics[:, 4]
+    u = statistics[:, 3:5]
     single = GroupTotals(
-        arm=arm,
         count=np.ones(len(arm)),
         design=np.stack([np.stack([n, t], -1), np.stack([t, tt], -1)], -2),
-        sum_u=np.column_stack([y, ty]),
-        sum_uu=np.stack([np.stack([y * y, y * ty], -1), np.stack([y * ty, ty * ty], -1)], -2),
+        sum_ww=rows[:, :, None] * rows[:, None, :],
+        sum_uw=u[:, :, None] * rows[:, None, :],
+        sum_uu=u[:, :, None] * u[:, None, :],
         sum_yy=statistics[:, 5],
     )
     assert len(pooled.count) < len(single.count) / 4
     observations = n.sum()
     for theta in ((1.0, 0.0, 1.0), (2.0, -0.1, 0.3)):
-        a = _state(np.array(theta), pooled, 2, observations)
-        b = _state(np.array(theta), single, 2, observations)
+        a = _state(np.array(theta), pooled, observations)
+        b = _state(np.array(theta), single, observations)
         assert a.deviance == pytest.approx(b.deviance, rel=1e-12)
         assert a.gradient == pytest.approx(b.gradient, rel=1e-8, abs=1e-8)
         assert a.beta == pytest.approx(b.beta, rel=1e-10)
