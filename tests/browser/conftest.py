@@ -93,3 +93,52 @@ def laptop(chromium):
     context = chromium.new_context(viewport={"width": 1280, "height": 800})
     yield context.new_page()
     context.close()
+
+
+class AxeAudit:
+    """Runs axe-core (installed by ``make``: infra/axe_bundle.py) on pages and keeps each
+    page's violations, so one journey reports every page that fails, not only the first.
+    The script is evaluated through the DevTools protocol, which the page's
+    Content-Security-Policy does not govern, so the site's policy stays as it is served."""
+
+    def __init__(self, script: str) -> None:
+        self.script = script
+        self.pages: dict[str, list[dict]] = {}
+
+    def check(self, page, label: str) -> list[dict]:
+        if not page.evaluate("() => typeof window.axe !== 'undefined'"):
+            page.evaluate(self.script)
+        result = page.evaluate("async () => await axe.run(document)")
+        self.pages[label] = result["violations"]
+        return result["violations"]
+
+    def report(self) -> str:
+        lines = []
+        for label, violations in self.pages.items():
+            for violation in violations:
+                lines.append(
+                    f"{label}: {violation['id']} ({violation['impact']}) {violation['help']}"
+                )
+                lines += [
+                    f"    {node['target']} {node['html'][:160]}" for node in violation["nodes"]
+                ]
+        return "\n".join(lines)
+
+
+@pytest.fixture(scope="session")
+def axe_script() -> str:
+    from infra import axe_bundle
+
+    script = axe_bundle.installed_script()
+    if script is None:
+        pytest.fail(
+            f"axe-core {axe_bundle.VERSION} is not installed: run `make test` (or "
+            "`python -m infra.axe_bundle`), which installs it with the environment."
+        )
+    return script.read_text(encoding="utf-8")
+
+
+@pytest.fixture
+def axe(axe_script) -> AxeAudit:
+    """Checks pages with axe-core; ``axe.pages`` holds each checked page's violations."""
+    return AxeAudit(axe_script)
