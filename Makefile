@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.12.24
 PYTEST_ARGS ?=
 
-.PHONY: demo test bench lint lock stack stack-stop clean
+.PHONY: demo demo-reset test bench lint lock stack stack-stop clean
 
 $(VENV)/.installed: requirements.lock dashboards/plotly_bundle.py infra/axe_bundle.py
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else "Flourish needs Python 3.12 or newer; found " + sys.version.split()[0] + ". Set PYTHON=/path/to/python3.12.")'
@@ -19,6 +19,12 @@ $(VENV)/.installed: requirements.lock dashboards/plotly_bundle.py infra/axe_bund
 
 demo: $(VENV)/.installed
 	bash infra/demo.sh
+
+# Start the demo afresh: its database, broker, logins, e-mails and logs go; the environment and
+# JAX's compilation cache (compiled code, no data) stay.
+DEMO_VAR := $(or $(FLOURISH_VAR_DIR),var)
+demo-reset:
+	test ! -d "$(DEMO_VAR)" || find "$(DEMO_VAR)" -mindepth 1 -maxdepth 1 ! -name jax-cache -exec rm -rf {} +
 
 test: $(VENV)/.installed
 	$(BIN)/python infra/services.py --roles -- $(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -13,7 +13,15 @@ from federated.simulate import simulated_devices, simulated_usage
 from federated.window import telemetry_window_run
 from surveys.models import Instrument
 from surveys.services import instruments_sync, response_submit, wave_create
-from trials.models import Community, ConsentDocument, ConsentScope, OversightBody, Trial
+from trials.models import (
+    Community,
+    ConsentDocument,
+    ConsentScope,
+    OversightBody,
+    Participant,
+    ParticipantContact,
+    Trial,
+)
 from trials.selectors import consent_active
 from trials.services import (
     approval_record,
@@ -28,6 +36,7 @@ from trials.services import (
 )
 
 WAVE_SPACING_DAYS = 14  # WHO-5 asks about the last two weeks
+COMMUNITY = "general"
 # Weekly DP telemetry: a budget of ρ = 1 (ε ≈ 8.4 at δ = 1e-7 over the whole trial), 0.05 a week.
 SYNTHETIC_TELEMETRY = {
     "window_days": 7,
@@ -87,9 +96,22 @@ def synthetic_trial_create(
     (the growth models' estimand; see analytics.simulate); the data come in through
     ``participant_enrol`` and ``response_submit``.
     """
+    trial = synthetic_trial_open(
+        slug=slug, participants=participants, waves=waves, effect=effect, seed=seed, title=title
+    )
+    synthetic_cohort_record(trial=trial, participants=participants, effect=effect, seed=seed)
+    return trial
+
+
+@transaction.atomic
+def synthetic_trial_open(
+    *, slug: str, participants: int, waves: int, effect: float, seed: int, title: str = ""
+) -> Trial:
+    """The trial of ``synthetic_trial_create`` before its cohort: registered, approved, enrolling,
+    with its consent document; ``synthetic_cohort_record`` fills it in."""
     instruments_sync()
     community, _ = Community.objects.get_or_create(
-        slug="general", defaults={"name": "General public"}
+        slug=COMMUNITY, defaults={"name": "General public"}
     )
     if not community.profiles.exists():
         profile_create(
@@ -142,57 +164,111 @@ def synthetic_trial_create(
         oversight_assign(trial=trial, body=body)
         approval_record(body=body, preregistration=prereg)
     trial = trial_transition(trial=trial, to=Trial.State.ENROLLING)
-    document = ConsentDocument.objects.create(
+    ConsentDocument.objects.create(
         trial=trial,
         version=1,
         text="You agree to answer short surveys about your wellbeing every two weeks.",
         scopes=[ConsentScope.SURVEYS, ConsentScope.TELEMETRY],
     )
-    cohort = _enrol_cohort(trial, participants, waves, document, community, seed)
-    arm = np.array([1 if p.allocation.arm.slug == "b" else 0 for p in cohort])
-    simulated = simulate_scores(
-        n_participants=participants, n_waves=waves, effect=effect, seed=seed, arm=arm
-    )
-    _record_responses(trial, cohort, simulated, seed)
     return trial
 
 
-def _enrol_cohort(trial, n, waves, document, community, seed: int) -> list:
-    rng = np.random.default_rng(seed + 1)
-    start = timezone.now() - timedelta(days=WAVE_SPACING_DAYS * waves + 7)
-    return [
+def synthetic_cohort_record(
+    *, trial: Trial, participants: int, effect: float, seed: int, batch_size: int | None = None
+) -> None:
+    """Enrol the simulated cohort of a trial from ``synthetic_trial_open`` and submit the item
+    answers that score as simulated.
+
+    Resumable: a participant already enrolled is kept and one who has answered is skipped, and
+    every participant's answers come from their own random stream, so an interrupted seeding
+    finishes as an uninterrupted one would. With ``batch_size`` each batch of participants is
+    its own transaction, so a seeding beside a running web server (the demo's) holds SQLite's
+    one write lock only briefly.
+    """
+    numbers = range(participants)
+    batches = [numbers] if batch_size is None else _batches(numbers, batch_size)
+    for batch in batches:
+        with transaction.atomic():
+            _enrol_cohort(trial, batch, seed)
+    cohort = _cohort(trial, participants)
+    arm = np.array([1 if p.allocation.arm.slug == "b" else 0 for p in cohort])
+    simulated = simulate_scores(
+        n_participants=participants,
+        n_waves=trial.waves.count(),
+        effect=effect,
+        seed=seed,
+        arm=arm,
+    )
+    table = simulated.scores.pivot_table(
+        index=["participant", "wave"], columns="dimension", values="score"
+    ).reset_index()
+    rows = dict(tuple(table.groupby("participant")))
+    instruments = Instrument.objects.filter(code__in=["who5", "swls"])
+    definitions = {i.definition.scores[0].dimension: i.definition for i in instruments}
+    waves = {w.index: w for w in trial.waves.all()}
+    for batch in batches:
+        with transaction.atomic():
+            for number in batch:
+                if cohort[number].responses.exists():
+                    continue
+                rng = np.random.default_rng([seed + 2, number])
+                for row in rows[number].to_dict("records"):
+                    _record_response(cohort[number], waves[int(row["wave"])], row, definitions, rng)
+
+
+def _batches(numbers: range, size: int) -> list[range]:
+    if size < 1:
+        raise ValueError("batch_size must be at least 1.")
+    return [numbers[start : start + size] for start in range(0, len(numbers), size)]
+
+
+def _cohort_email(number: int) -> str:
+    return f"participant{number}@example.org"
+
+
+def _enrol_cohort(trial: Trial, numbers: range, seed: int) -> None:
+    document = trial.consent_documents.get(version=1)
+    community = Community.objects.get(slug=COMMUNITY)
+    n_waves = trial.waves.count()
+    start = timezone.now() - timedelta(days=WAVE_SPACING_DAYS * n_waves + 7)
+    enrolled = set(
+        ParticipantContact.objects.filter(
+            trial=trial, email__in=[_cohort_email(number) for number in numbers]
+        ).values_list("email", flat=True)
+    )
+    for number in numbers:
+        if _cohort_email(number) in enrolled:
+            continue
+        rng = np.random.default_rng([seed + 1, number])
         participant_enrol(
             trial=trial,
-            email=f"participant{number}@example.org",
+            email=_cohort_email(number),
             consent_document=document,
             scopes=[ConsentScope.SURVEYS, ConsentScope.TELEMETRY],
             community=community,
             enrolled_at=start + timedelta(hours=int(rng.integers(0, 72))),
         )
-        for number in range(n)
-    ]
 
 
-def _record_responses(trial, cohort, simulated, seed: int) -> None:
+def _cohort(trial: Trial, participants: int) -> list[Participant]:
+    """The cohort's participants in their numbers' order."""
+    contacts = ParticipantContact.objects.filter(
+        trial=trial, email__in=[_cohort_email(number) for number in range(participants)]
+    ).select_related("participant__allocation__arm")
+    by_email = {contact.email: contact.participant for contact in contacts}
+    return [by_email[_cohort_email(number)] for number in range(participants)]
+
+
+def _record_response(participant, wave, scores: dict, definitions: dict, rng) -> None:
     """Submit, through the survey service, item answers that score as simulated."""
-    rng = np.random.default_rng(seed + 2)
-    instruments = Instrument.objects.filter(code__in=["who5", "swls"])
-    definitions = {i.definition.scores[0].dimension: i.definition for i in instruments}
-    waves = {w.index: w for w in trial.waves.all()}
-    table = simulated.scores.pivot_table(
-        index=["participant", "wave"], columns="dimension", values="score"
-    ).reset_index()
-    for row in table.to_dict("records"):
-        participant = cohort[int(row["participant"])]
-        wave = waves[int(row["wave"])]
-        answers = {
-            definition.code: answers_for_score(definition, row[dimension], rng)
-            for dimension, definition in definitions.items()
-        }
-        submitted = participant.enrolled_at + timedelta(
-            days=wave.day_offset, hours=int(rng.integers(1, 96))
-        )
-        response_submit(participant=participant, wave=wave, answers=answers, submitted_at=submitted)
+    answers = {
+        definition.code: answers_for_score(definition, scores[dimension], rng)
+        for dimension, definition in definitions.items()
+    }
+    submitted = participant.enrolled_at + timedelta(
+        days=wave.day_offset, hours=int(rng.integers(1, 96))
+    )
+    response_submit(participant=participant, wave=wave, answers=answers, submitted_at=submitted)
 
 
 def synthetic_telemetry_release(

@@ -25,7 +25,10 @@ if CELERY_BROKER_URL.startswith("filesystem://"):  # noqa: F405
         "control_folder": str(_broker_dir / "control"),
     }
 
-EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+# Every e-mail becomes a file in var/mail/ (one per connection), where the demo's users read
+# their invitations and notifications.
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend")
+EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))
 # Static files come from the apps' folders (runserver / the test client), not a collected copy.
 STATIC_ROOT = None
 STORAGES = {

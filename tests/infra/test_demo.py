@@ -16,7 +16,7 @@ import pytest
 from infra.services import free_port
 from tests.dashboards.conftest import callback_body
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(720)]
 REPO = Path(__file__).resolve().parents[2]
 EXTERNAL_SERVICES = (
     "DATABASE_URL",
@@ -41,6 +41,8 @@ def _read_until(process: subprocess.Popen, marker: str, timeout: float) -> str:
 
 
 def test_demo_starts_serves_every_printed_url_and_stops_on_ctrl_c(tmp_path):
+    """The pages are up before the simulated cohort is recorded behind them; e-mails land in the
+    printed folder with links to this port; Ctrl-C ends the demo with status 0."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in EXTERNAL_SERVICES}
     env |= {"PORT": str(port), "FLOURISH_VAR_DIR": str(tmp_path / "var")}
@@ -64,7 +66,8 @@ def test_demo_starts_serves_every_printed_url_and_stops_on_ctrl_c(tmp_path):
         page = urllib.request.urlopen(survey, timeout=10).read().decode()
         assert "In most ways my life is close to my ideal." in page  # the first page: SWLS
 
-        analyst = re.search(r"login analyst / (\S+)", output).group(1)
+        analyst = re.search(r"Analyst of the demo trial:\s+analyst / (\S+)", output).group(1)
+        assert re.search(r"Superuser, apart from the roles.*: admin / ", output)
         jar = http.cookiejar.CookieJar()
         opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
         login_page = opener.open(f"{base}/accounts/login/", timeout=10).read().decode()
@@ -81,9 +84,9 @@ def test_demo_starts_serves_every_printed_url_and_stops_on_ctrl_c(tmp_path):
             f"{base}/accounts/login/", data=form, headers={"Referer": f"{base}/accounts/login/"}
         )
         opener.open(request, timeout=10)
-        # The worker finishes the seeded analysis after start-up (it compiles the Bayesian
-        # sampler first): wait for its results up to a deadline.
-        deadline = time.monotonic() + 300
+        # The cohort is recorded behind the pages, then the worker analyses it (it compiles the
+        # Bayesian sampler first): wait for its results up to a deadline.
+        deadline = time.monotonic() + 420
         page = opener.open(f"{base}/dashboards/demo/", timeout=10).read().decode()
         assert "Flourish dashboard" in page
         while True:
@@ -98,6 +101,10 @@ def test_demo_starts_serves_every_printed_url_and_stops_on_ctrl_c(tmp_path):
                 break
             time.sleep(1)
         assert "confirmatory" in dashboard and "mental_wellbeing" in dashboard
+        # The invitation to this run's participant, sent by the worker's sweep.
+        mail = Path(re.search(r"E-mails the platform sends.*:\s+(\S+)", output).group(1))
+        invitations = [m.read_text() for m in mail.glob("*.log") if "you+1@" in m.read_text()]
+        assert invitations and f"http://127.0.0.1:{port}/s/" in invitations[0]
     finally:
         os.killpg(process.pid, signal.SIGINT)
         try:
@@ -105,6 +112,7 @@ def test_demo_starts_serves_every_printed_url_and_stops_on_ctrl_c(tmp_path):
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             raise
+    assert process.returncode == 0, process.stdout.read()
     # Ctrl-C stopped every process the demo started (an exited child awaiting its reaper, state
     # Z, is already stopped).
     table = subprocess.run(["ps", "-eo", "pgid=,stat=,args="], capture_output=True, text=True)
