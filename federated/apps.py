@@ -7,3 +7,10 @@ class FederatedConfig(AppConfig):
 
     name = "federated"
     verbose_name = "Federated telemetry"
+
+    def ready(self) -> None:
+        from federated.schema import dose_plan_errors
+        from trials.plan import register_freeze_check
+
+        # A dose section's outcome must be a pre-registered outcome of the plan.
+        register_freeze_check(dose_plan_errors)

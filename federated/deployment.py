@@ -166,11 +166,20 @@ def _flwr_home(superlink: str) -> Iterator[dict[str, str]]:
 
 
 def flwr_run(
-    *, superlink: str, trial_slug: str, window_index: int, reply_timeout: float, timeout: float
+    *,
+    superlink: str,
+    trial_slug: str,
+    window_index: int,
+    reply_timeout: float,
+    timeout: float,
+    action: str = "window",
 ) -> str:
-    """Submit one release window to the SuperLink at ``superlink`` and wait for it to finish;
-    its log. The release itself (or its absence) is what the caller checks in the database."""
-    run_config = f'trial="{trial_slug}" window={window_index} timeout={reply_timeout}'
+    """Submit one release window (or, with ``action="dose"``, the trial's dose release) to the
+    SuperLink at ``superlink`` and wait for it to finish; its log. The release itself (or its
+    absence) is what the caller checks in the database."""
+    run_config = (
+        f'trial="{trial_slug}" action="{action}" window={window_index} timeout={reply_timeout}'
+    )
     with _flwr_home(superlink) as env:
         completed = subprocess.run(
             [

@@ -32,8 +32,8 @@ from fractions import Fraction
 from functools import cache
 from typing import TYPE_CHECKING
 
-from federated.schema import COUNT
-from trials.telemetry import TelemetrySection
+from federated.schema import COUNT, DOSE_PRODUCTS, dose_bounds
+from trials.telemetry import DoseSection, TelemetrySection
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -116,15 +116,26 @@ def _clamped_sum(lower: int, upper: int, scale: float) -> dp.Measurement:
 
 
 def release_plan(schema: TelemetrySection) -> ReleasePlan:
-    """The mechanisms of one window of ``schema``, calibrated to its ``rho_per_window``."""
-    share = schema.rho_per_window / (1 + len(schema.metrics))
-    quantities = [_calibrated(COUNT, 0, 1, share)]
-    quantities += [_calibrated(m.code, m.lower, m.upper, share) for m in schema.metrics]
-    plan = ReleasePlan(tuple(quantities))
-    if plan.rho > schema.rho_per_window:
-        raise ValueError(
-            f"Calibration overspent the window: ρ {plan.rho} > {schema.rho_per_window}."
-        )
+    """The mechanisms of one window of ``schema`` (its metrics and rating questions),
+    calibrated to its ``rho_per_window``."""
+    return _even_plan(schema.window_quantities(), schema.rho_per_window)
+
+
+def dose_release_plan(dose: DoseSection) -> ReleasePlan:
+    """The mechanisms of the dose release: the count and the sums of the clipped usage, change
+    and products per arm, calibrated to ``dose.rho`` (``federated.dose``)."""
+    bounds = dose_bounds(dose)
+    return _even_plan([(q, *bounds[q]) for q in DOSE_PRODUCTS], dose.rho)
+
+
+def _even_plan(quantities: list[tuple[str, int, int]], rho: float) -> ReleasePlan:
+    """The count and ``quantities`` (name, lower, upper), ``rho`` split evenly over them."""
+    share = rho / (1 + len(quantities))
+    mechanisms = [_calibrated(COUNT, 0, 1, share)]
+    mechanisms += [_calibrated(name, lower, upper, share) for name, lower, upper in quantities]
+    plan = ReleasePlan(tuple(mechanisms))
+    if plan.rho > rho:
+        raise ValueError(f"Calibration overspent the release: ρ {plan.rho} > {rho}.")
     return plan
 
 

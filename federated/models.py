@@ -104,3 +104,52 @@ class ReleasedAggregate(models.Model):
 
     def __str__(self) -> str:
         return f"{self.release} {self.arm.slug} {self.quantity}"
+
+
+class DoseRelease(models.Model):
+    """The DP dose release of a plan version: per-arm noisy sums of each participant's clipped
+    usage, outcome change and their products (``federated.dose``), from which an exploratory,
+    non-causal usage-outcome slope is computed. No participant's usage or change is kept."""
+
+    trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="dose_releases")
+    preregistration = models.ForeignKey(PreRegistration, on_delete=models.PROTECT)
+    charge = models.OneToOneField(
+        PrivacyCharge, on_delete=models.PROTECT, related_name="dose_release"
+    )
+    usage_metric = models.CharField(max_length=50)
+    usage_days = models.PositiveIntegerField(help_text="Usage counted from enrolment, in days.")
+    usage_centre = models.IntegerField(help_text="Subtracted from usage before the products.")
+    change_step = models.FloatField(help_text="Score points per step of the released change.")
+    released_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["trial", "-released_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["trial", "preregistration"], name="one_dose_release_per_plan_version"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.trial.slug} dose release (plan v{self.preregistration.version})"
+
+
+class DoseAggregate(models.Model):
+    """A noisy per-arm count or sum of the dose release, with its integer Gaussian's scale."""
+
+    release = models.ForeignKey(DoseRelease, on_delete=models.CASCADE, related_name="values")
+    arm = models.ForeignKey(Arm, on_delete=models.PROTECT)
+    quantity = models.CharField(max_length=50, help_text="'count' or a dose product.")
+    value = models.BigIntegerField()
+    noise_scale = models.FloatField()
+
+    class Meta:
+        ordering = ["release", "arm", "quantity"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["release", "arm", "quantity"], name="one_dose_value_per_quantity"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.release} {self.arm.slug} {self.quantity}"

@@ -37,3 +37,37 @@ class PrivacyBudgetSummary(Document):
     remaining_rho: float
     epsilon: float
     delta: float
+
+
+# What every display of a dose slope says with it.
+DOSE_CAVEAT = (
+    "Exploratory and not causal: participants chose how much to use the assistant after they "
+    "were randomised, so usage may follow their outcome rather than cause it, or both may "
+    "follow something else."
+)
+
+
+class DoseSlope(Document):
+    """The usage-outcome slope of one arm, or pooled within the arms (``arm`` "all arms"),
+    from a dose release's noisy sums, with its noise-aware 95% interval (``federated.slope``).
+    Always exploratory and non-causal: ``label`` and ``caveat`` say so wherever it is shown."""
+
+    release_id: int
+    preregistration_version: int
+    arm: str
+    outcome: str
+    """The score and wave, e.g. ``who5 at wave 2 minus baseline``."""
+    usage_metric: str
+    usage_unit: str
+    usage_days: int
+    slope: float
+    """Change of the outcome (score points) per unit of usage."""
+    std_error: float
+    sampling_std_error: float
+    noise_std_error: float
+    ci_low: float
+    ci_high: float
+    participants: float
+    """The noisy count of participants behind it."""
+    label: Literal["exploratory"] = "exploratory"
+    caveat: str = DOSE_CAVEAT

@@ -16,10 +16,18 @@ from django.db import transaction
 from django.utils import timezone
 
 from federated.mechanism import NANO, NoisyValue, nano_rho_floor
-from federated.models import PrivacyBudget, PrivacyCharge, ReleasedAggregate, TelemetryRelease
+from federated.models import (
+    DoseAggregate,
+    DoseRelease,
+    PrivacyBudget,
+    PrivacyCharge,
+    ReleasedAggregate,
+    TelemetryRelease,
+)
+from federated.schema import usage_centre
 from trials.models import PreRegistration, Trial, TrialEvent
 from trials.services import event_record
-from trials.telemetry import TelemetrySection
+from trials.telemetry import DoseSection, TelemetrySection
 
 
 class PrivacyBudgetExhausted(ValidationError):
@@ -143,5 +151,53 @@ def telemetry_release_store(
         kind=TrialEvent.Kind.TELEMETRY_RELEASED,
         key=charge.key,
         window_index=window_index,
+    )
+    return release
+
+
+@transaction.atomic
+def dose_release_store(
+    *,
+    charge: PrivacyCharge,
+    trial: Trial,
+    preregistration: PreRegistration,
+    dose: DoseSection,
+    noisy: dict[str, dict[str, NoisyValue]],
+) -> DoseRelease:
+    """Store the dose release's noisy values and finalise its charge, all or nothing. If
+    another run already stored this charge's release, that one stands and ``noisy`` is
+    discarded unseen."""
+    charge = PrivacyCharge.objects.select_for_update().get(pk=charge.pk)
+    if charge.status == PrivacyCharge.Status.RELEASED:
+        return charge.dose_release
+    arms = {arm.slug: arm for arm in trial.arms.all()}
+    unknown = set(noisy) - set(arms)
+    if unknown:
+        raise ValueError(f"Not arms of {trial.slug}: {', '.join(sorted(unknown))}.")
+    release = DoseRelease.objects.create(
+        trial=trial,
+        preregistration=preregistration,
+        charge=charge,
+        usage_metric=dose.usage_metric,
+        usage_days=dose.usage_days,
+        usage_centre=usage_centre(dose),
+        change_step=dose.change_step,
+    )
+    DoseAggregate.objects.bulk_create(
+        DoseAggregate(
+            release=release,
+            arm=arms[arm],
+            quantity=quantity,
+            value=value.value,
+            noise_scale=value.scale,
+        )
+        for arm, quantities in noisy.items()
+        for quantity, value in quantities.items()
+    )
+    charge.status = PrivacyCharge.Status.RELEASED
+    charge.released_at = timezone.now()
+    charge.save(update_fields=["status", "released_at"])
+    event_record(
+        trial=trial, kind=TrialEvent.Kind.TELEMETRY_RELEASED, key=charge.key, release="dose"
     )
     return release

@@ -16,7 +16,7 @@ Replies exist only in this function's memory: they are never logged, stored or r
 
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from django.utils import timezone
 from flwr.app import ConfigRecord, Message, MessageType, RecordDict
@@ -66,7 +66,7 @@ def telemetry_window_run(
     if charge.status == PrivacyCharge.Status.RELEASED:
         return charge.release
     node_ids = list(grid.get_node_ids())
-    replies = _ask(grid, node_ids, schema, window, timeout)
+    replies = ask_nodes(grid, node_ids, lambda node: _query(node, schema, window), timeout)
     logger.info(
         "Telemetry window %s of %s: %d of %d nodes replied.",
         window_index,
@@ -104,16 +104,16 @@ def telemetry_window_run(
     )
 
 
-def _ask(
+def ask_nodes(
     grid: Grid,
     node_ids: Sequence[int],
-    schema: TelemetrySection,
-    window: tuple,
+    message_for: Callable[[int], Message],
     timeout: float | None,
 ) -> list[Message]:
-    """The replies that are not errors, one per node at most. Flower answers for a device whose
-    ClientApp failed with an error reply; such a device is asked again (a fresh ClientApp) as
-    long as ``timeout`` lasts. A device that has not answered by then is not waited for."""
+    """The replies that are not errors, one per node at most, to ``message_for(node)`` sent to
+    each node. Flower answers for a device whose ClientApp failed with an error reply; such a
+    device is asked again (a fresh ClientApp) as long as ``timeout`` lasts. A device that has
+    not answered by then is not waited for."""
     deadline = None if timeout is None else time.monotonic() + timeout
     answered: list[Message] = []
     pending = list(node_ids)
@@ -123,7 +123,7 @@ def _ask(
             break
         failed = set()
         for reply in grid.send_and_receive(
-            [_query(node_id, schema, window) for node_id in pending], timeout=remaining
+            [message_for(node_id) for node_id in pending], timeout=remaining
         ):
             if reply.has_error():
                 failed.add(reply.metadata.src_node_id)
@@ -134,13 +134,14 @@ def _ask(
 
 
 def _query(node_id: int, schema: TelemetrySection, window: tuple) -> Message:
+    quantities = schema.window_quantities()
     config = ConfigRecord(
         {
             "window-start": window[0].isoformat(),
             "window-end": window[1].isoformat(),
-            "metrics": [m.code for m in schema.metrics],
-            "lower": [m.lower for m in schema.metrics],
-            "upper": [m.upper for m in schema.metrics],
+            "metrics": [code for code, _, _ in quantities],
+            "lower": [lower for _, lower, _ in quantities],
+            "upper": [upper for _, _, upper in quantities],
         }
     )
     return Message(

@@ -13,11 +13,18 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 LATE_NIGHT_ENDS = time(5, 0)  # use between midnight and 5 a.m. local time is "late night"
+# A window's ratings leave as "rating.<question>" (the mean, in hundredths, 0 without a rating)
+# and "rated.<question>" (1 if the user answered the question in the window), as
+# trials.telemetry.RatingQuestion names them; the answers themselves never leave.
+RATING_MEAN, RATED = "rating.", "rated."
+RATING_HUNDREDTHS = 100
 
 _SCHEMA = """
 create table if not exists session (started_at text not null, ended_at text not null);
 create table if not exists conversation (at text not null);
 create table if not exists decision (at text not null, own integer not null);
+create table if not exists rating (at text not null, question text not null,
+                                   value integer not null);
 create table if not exists consent (scope text primary key, granted integer not null,
                                     changed_at text not null);
 """
@@ -59,6 +66,14 @@ class EventLog:
         with self._connect() as db:
             db.execute("insert into decision values (?, ?)", (_utc(at), int(own)))
 
+    def record_rating(self, at: datetime, *, question: str, value: int) -> None:
+        """The user's answer to a rating question about one conversation (e.g. "did this
+        conversation help you think for yourself?"), a whole number on the question's scale."""
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError("A rating is a whole number on the question's scale.")
+        with self._connect() as db:
+            db.execute("insert into rating values (?, ?, ?)", (_utc(at), question, value))
+
     def set_telemetry_consent(self, granted: bool, *, at: datetime | None = None) -> None:
         """Mirror the participant's telemetry consent (granted or revoked on the platform)."""
         with self._connect() as db:
@@ -80,6 +95,7 @@ class EventLog:
             db.execute("delete from session where ended_at < ?", (cutoff,))
             db.execute("delete from conversation where at < ?", (cutoff,))
             db.execute("delete from decision where at < ?", (cutoff,))
+            db.execute("delete from rating where at < ?", (cutoff,))
 
     # --- what the ClientApp sends ---------------------------------------------------------
 
@@ -129,12 +145,60 @@ class EventLog:
                 day += timedelta(days=1)
         return days
 
+    def window_ratings(self, start: date, end: date, question: str) -> dict[str, int]:
+        """One rating question over the local days ``start`` ≤ day < ``end``: the mean of the
+        user's answers in hundredths (rounded; 0 without an answer) and whether there was one."""
+        lo = datetime.combine(start, time(), self.zone).astimezone(UTC)
+        hi = datetime.combine(end, time(), self.zone).astimezone(UTC)
+        with self._connect() as db:
+            mean = db.execute(
+                "select avg(value) from rating where question = ? and at >= ? and at < ?",
+                (question, lo.isoformat(), hi.isoformat()),
+            ).fetchone()[0]
+        return {
+            RATING_MEAN + question: 0 if mean is None else round(mean * RATING_HUNDREDTHS),
+            RATED + question: int(mean is not None),
+        }
+
     def window_vector(
         self, start: date, end: date, bounds: dict[str, tuple[int, int]]
     ) -> dict[str, int]:
-        """The metrics the server asks for, clamped to their bounds on the device."""
+        """The metrics and ratings the server asks for, clamped to their bounds on the device."""
         totals = self.window_totals(start, end)
+        questions = {
+            code.removeprefix(prefix)
+            for code in bounds
+            for prefix in (RATING_MEAN, RATED)
+            if code.startswith(prefix)
+        }
+        for question in sorted(questions):
+            totals |= self.window_ratings(start, end, question)
         unknown = set(bounds) - set(totals)
         if unknown:
             raise ValueError(f"This SDK cannot compute {', '.join(sorted(unknown))}.")
         return {code: min(max(totals[code], lo), hi) for code, (lo, hi) in bounds.items()}
+
+    def dose_vector(
+        self, start: date, end: date, *, metric: str, upper: int, centre: int, change: int
+    ) -> dict[str, int]:
+        """What the device returns for the dose release: ``metric``'s total over the local
+        days ``start`` ≤ day < ``end``, clipped to [0, ``upper``] and less ``centre``, the
+        outcome change the server sent (whole steps) and their products. The change is the
+        participant's own, sent to this device alone; the server checks every product."""
+        totals = self.window_totals(start, end)
+        if metric not in totals:
+            raise ValueError(f"This SDK cannot compute {metric}.")
+        return dose_products(totals[metric], upper=upper, centre=centre, change=change)
+
+
+def dose_products(usage: int, *, upper: int, centre: int, change: int) -> dict[str, int]:
+    """The dose vector of a usage total and a change (whole steps): usage clipped to
+    [0, ``upper``] less ``centre``, the change, and their products."""
+    centred = min(max(usage, 0), upper) - centre
+    return {
+        "usage": centred,
+        "change": change,
+        "usage_change": centred * change,
+        "usage_squared": centred * centred,
+        "change_squared": change * change,
+    }

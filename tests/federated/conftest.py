@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from federated.client.eventlog import EventLog
 from federated.selectors import telemetry_schema_in_force, window_bounds
+from surveys.models import Instrument, Response, Score
 from tests.trials.factories import enrolling_trial, valid_plan
 from trials.models import ConsentDocument, ConsentScope, Participant, Trial
 from trials.services import assignment_token, participant_enrol
@@ -24,6 +25,21 @@ TELEMETRY = {
         {"code": "late_night_days"},
     ],
 }
+
+
+# The dose release and a rating question on top (the dose's outcome is valid_plan's primary
+# outcome: WHO-5 at wave 2 minus baseline).
+DOSE = {
+    "outcome": {"instrument": "who5", "score": "who5", "wave": 2},
+    "usage_metric": "minutes",
+    "usage_days": 28,
+    "usage_upper": 1200,
+    "change_bound": 20.0,
+    "change_step": 0.5,
+    "rho": 0.02,
+}
+RATING = {"code": "think_for_myself", "question": "Did this conversation help you think?"}
+DOSE_TELEMETRY = TELEMETRY | {"dose": DOSE, "ratings": [RATING]}
 
 
 def telemetry_trial(slug: str = "tele", telemetry: dict | None = None) -> Trial:
@@ -80,6 +96,27 @@ def use_in_window(device: Device, trial: Trial, *, minutes: int, sessions: int =
         begin = noon + timedelta(days=number % 6, hours=number // 6 % 6)
         length = each + (minutes - each * sessions if number == 0 else 0)
         device.log.record_session(begin, begin + timedelta(minutes=length))
+
+
+def record_change(participant: Participant, *, baseline: float, follow_up: float | None) -> None:
+    """WHO-5 scores at baseline and (unless None) at wave 2, as the survey pages store them."""
+    instrument = Instrument.objects.get(code="who5")
+    for index, value in [(0, baseline), (2, follow_up)]:
+        if value is None:
+            continue
+        response = Response.objects.create(
+            participant=participant,
+            wave=participant.trial.waves.get(index=index),
+            answers={},
+            submitted_at=participant.enrolled_at + timedelta(days=14 * index),
+        )
+        Score.objects.create(
+            response=response,
+            instrument=instrument,
+            code="who5",
+            dimension="mental_wellbeing",
+            value=value,
+        )
 
 
 @pytest.fixture
