@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import math
 from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import numpy as np
@@ -24,13 +25,17 @@ from analytics.results import (
     BayesianEstimate,
     CommunityEffect,
     Consort,
+    CovariateAdjustment,
+    DesignEffect,
     Diagnostics,
     Divergence,
     Estimate,
+    FactorialCells,
     FrequentistEstimate,
     Gates,
     Interim,
     InvarianceFigure,
+    JointTest,
     OmegaFigure,
     OrdinalEstimate,
     OrdinalRun,
@@ -47,6 +52,7 @@ from analytics.results import (
 from analytics.selectors import (
     EngagementRelease,
     allocated_per_arm,
+    baseline_variables,
     consort_counts,
     growth_statistics,
     responded_per_wave,
@@ -63,14 +69,20 @@ from stats.divergence import (
     gaussian_draws,
     released_mean_difference,
 )
-from stats.growth import ArmContrast, gee_growth, mixedlm_growth_from_statistics
+from stats.growth import (
+    ArmContrast,
+    CovariateGrowth,
+    gee_growth,
+    mixedlm_growth_adjusted,
+    mixedlm_growth_from_statistics,
+)
 from stats.ordinal import ordinal_data_from_frame, ordinal_growth_fit
 from stats.sequential import spending_boundaries
 from stats.srm import sample_ratio_mismatch
 from surveys.models import Instrument
 from surveys.reports import trial_survey_report
 from trials.models import FlourishingProfile, Trial
-from trials.plan import Plan
+from trials.plan import Plan, WeightedContrast
 
 GROWTH = "growth_difference_per_wave"
 FINAL_WAVE = "final_wave_difference"
@@ -155,7 +167,8 @@ def analyse(
     snapshot = hashlib.sha256(frame.to_csv(index=False).encode()).hexdigest()
     arms = list(trial.arms.order_by("-is_control", "slug").values_list("slug", flat=True))
     plan = plan or Plan()  # an exploratory run of a trial with no frozen plan
-    control, planned_arm = plan.arms_compared or [arms[0], None]
+    control = plan.arms_compared[0] if plan.arms_compared else arms[0]
+    planned_arm = plan.planned_arm
     frame = frame[frame.arm.notna()]
     outcomes = planned_outcomes(plan, frame, confirmatory)
     alpha = plan.alpha
@@ -165,12 +178,17 @@ def analyse(
         return outcome.planned and arm == planned_arm and method in PLANNED_METHODS
 
     estimates: list[Estimate] = []
+    design = _DesignFindings([], [], [])
     steps = len(outcomes) + 2
     for position, outcome in enumerate(outcomes):
         rows = frame[(frame.outcome == outcome.code) & (frame.wave <= outcome.wave)]
-        estimates += _frequentist(trial, rows, outcome, control, alpha, is_confirmatory)
+        contrasts, found = _mixedlm(trial, plan, outcome, control, alpha)
+        estimates += _frequentist(rows, outcome, control, alpha, contrasts, is_confirmatory)
+        design = design.extended(found)
         progress(0.4 * (position + 1) / steps)
-    estimates = _adjust(estimates, plan.multiplicity, alpha)
+    adjusted = _adjust([*estimates, *design.effects], plan.multiplicity, alpha)
+    estimates = [e for e in adjusted if not isinstance(e, DesignEffect)]
+    design = design._replace(effects=[e for e in adjusted if isinstance(e, DesignEffect)])
 
     bayes_outcomes = [o for o in outcomes if o.planned] or outcomes
     horizon = max(o.wave for o in bayes_outcomes)
@@ -191,6 +209,9 @@ def analyse(
         progress=lambda fraction: progress(0.4 + 0.55 * fraction),
     )
     estimates += _bayes_estimates(fit, bayes_outcomes, mids, is_confirmatory)
+    design = design._replace(
+        effects=design.effects + _bayes_design_effects(fit, bayes_outcomes, plan, control)
+    )
     ordinal_runs: list[OrdinalRun] = []
     if ordinal if ordinal is not None else jax.default_backend() == "gpu":
         for outcome in bayes_outcomes:
@@ -245,6 +266,15 @@ def analyse(
         ),
         ordinal=ordinal_runs,
         psychometrics=_psychometrics(trial),
+        factorial=None
+        if plan.factorial is None
+        else FactorialCells(
+            factors={f.name: f.levels for f in plan.factorial.factors},
+            cells=plan.factorial.cells,
+        ),
+        design_effects=design.effects,
+        joint_tests=design.joint_tests,
+        covariate_adjustment=design.adjustments,
     )
     diagnostics = Diagnostics(
         gates=_section(Gates, fit.gates),
@@ -313,23 +343,143 @@ def _contrast(outcome, contrast: ArmContrast, method, is_confirmatory) -> Freque
     )
 
 
-def _mixedlm(trial: Trial, outcome: Outcome, control: str, alpha: float) -> tuple[ArmContrast, ...]:
+class _DesignFindings(NamedTuple):
+    """What the plan's design, covariates and moderators add to a run's results."""
+
+    effects: list[DesignEffect]
+    joint_tests: list[JointTest]
+    adjustments: list[CovariateAdjustment]
+
+    def extended(self, other: "_DesignFindings") -> "_DesignFindings":
+        return _DesignFindings(*(mine + theirs for mine, theirs in zip(self, other, strict=True)))
+
+
+def _mixedlm(
+    trial: Trial, plan: Plan, outcome: Outcome, control: str, alpha: float
+) -> tuple[tuple[ArmContrast, ...], _DesignFindings]:
     """The growth model by exact REML of the outcome up to its wave, from each participant's six
     statistics as PostgreSQL aggregates them (analytics.selectors.growth_statistics): the fit
-    ``mixedlm_growth`` makes of the same score rows, without them leaving the database."""
+    ``mixedlm_growth`` makes of the same score rows, without them leaving the database.
+
+    With the plan's baseline covariates the arms' contrasts come from the model adjusted for
+    them (and the unadjusted model says what that bought); the plan's factorial contrasts are
+    combinations of the same model's arm growths, and its moderators' effects come from the
+    model with the moderators and their products with the arms as well."""
     growth = growth_statistics(trial, outcome.code, last_wave=outcome.wave)
     arm_names = (control, *sorted(set(growth.arms) - {control}))
     codes = {name: code for code, name in enumerate(arm_names)}
     arm = np.array([codes[name] for name in growth.arms], dtype=int)
-    return mixedlm_growth_from_statistics(arm, growth.statistics, arm_names, alpha=alpha)
+    findings = _DesignFindings([], [], [])
+    if not (plan.covariates or plan.moderators or plan.factorial):
+        return (
+            mixedlm_growth_from_statistics(arm, growth.statistics, arm_names, alpha=alpha),
+            findings,
+        )
+    variables = baseline_variables(trial, [*plan.covariates, *plan.moderators], growth.participants)
+    covariates = {v.name: variables[v.name] for v in plan.covariates}
+    model = mixedlm_growth_adjusted(
+        arm, growth.statistics, arm_names, covariates=covariates, alpha=alpha
+    )
+    if plan.covariates:
+        unadjusted = mixedlm_growth_from_statistics(arm, growth.statistics, arm_names, alpha=alpha)
+        findings.adjustments.extend(
+            CovariateAdjustment(
+                outcome=outcome.code,
+                arm=plain.arm,
+                covariates=list(covariates),
+                std_error_adjusted=adjusted.std_error,
+                std_error_unadjusted=plain.std_error,
+                variance_ratio=(adjusted.std_error / plain.std_error) ** 2,
+            )
+            for plain, adjusted in zip(unadjusted, model.arm_contrasts, strict=True)
+        )
+    identity = {k: v for k, v in _identity(outcome, "").items() if k != "arm"}
+    size = {"n_participants": model.fit.participants, "n_observations": model.fit.observations}
+    if plan.factorial is not None:
+        for contrast in plan.factorial.contrasts:
+            rows = plan.factorial.weighted_contrasts(contrast)
+            for row in rows:
+                findings.effects.append(
+                    _frequentist_effect(
+                        model.contrast(row.weights, row.label),
+                        model,
+                        identity | size,
+                        kind=contrast.kind,
+                        contrast=contrast.title,
+                        confirmatory=outcome.planned,
+                    )
+                )
+            if len(rows) > 1:
+                test = model.joint_test([row.weights for row in rows], contrast.title)
+                findings.joint_tests.append(
+                    JointTest(
+                        outcome=outcome.code,
+                        contrast=contrast.title,
+                        f_statistic=test.f_statistic,
+                        df_numerator=test.df_numerator,
+                        df_denominator=test.df_denominator,
+                        p_value=test.p_value,
+                        confirmatory=outcome.planned,
+                    )
+                )
+    if plan.moderators:
+        moderators = {v.name: variables[v.name] for v in plan.moderators}
+        moderated = mixedlm_growth_adjusted(
+            arm,
+            growth.statistics,
+            arm_names,
+            covariates={k: v for k, v in covariates.items() if k not in moderators},
+            moderators=moderators,
+            alpha=alpha,
+        )
+        moderated_size = {
+            "n_participants": moderated.fit.participants,
+            "n_observations": moderated.fit.observations,
+        }
+        for effect in moderated.moderator_effects:
+            column = effect.label.split(" × ", 1)[1]
+            name = next(m for m in moderators if column == m or column.startswith(f"{m}="))
+            findings.effects.append(
+                _frequentist_effect(
+                    effect,
+                    moderated,
+                    identity | moderated_size,
+                    kind="moderator",
+                    contrast=name,
+                    confirmatory=outcome.planned,
+                )
+            )
+    return model.arm_contrasts, findings
+
+
+def _frequentist_effect(
+    effect, model: CovariateGrowth, identity: dict, *, kind: str, contrast: str, confirmatory: bool
+) -> DesignEffect:
+    return DesignEffect(
+        **identity,
+        kind=kind,
+        contrast=contrast,
+        label=effect.label,
+        method="mixedlm",
+        estimate=effect.estimate,
+        std_error=effect.std_error,
+        ci_low=effect.ci_low,
+        ci_high=effect.ci_high,
+        df=effect.df,
+        p_value=effect.p_value,
+        p_adjusted=effect.p_value,  # until the plan's correction (_adjust)
+        reportable=model.fit.converged,
+        warnings=list(model.warnings),
+        confirmatory=confirmatory,
+    )
 
 
 def _frequentist(
-    trial, rows, outcome, control, alpha, is_confirmatory
+    rows, outcome, control, alpha, mixedlm: tuple[ArmContrast, ...], is_confirmatory
 ) -> list[FrequentistEstimate]:
     estimates = []
     for method, contrasts in (
-        ("mixedlm", _mixedlm(trial, outcome, control, alpha)),
+        ("mixedlm", mixedlm),
         ("gee", gee_growth(rows, control=control, alpha=alpha)),
     ):
         for contrast in contrasts:
@@ -362,9 +512,13 @@ def _frequentist(
     return estimates
 
 
-def _adjust(estimates: list[Estimate], correction: str, alpha: float) -> list[Estimate]:
+def _adjust(
+    estimates: list[Estimate | DesignEffect], correction: str, alpha: float
+) -> list[Estimate | DesignEffect]:
     """The pre-registered correction across the confirmatory family of each frequentist model
-    (statsmodels' implementation); other estimates keep their raw p-value."""
+    (statsmodels' implementation): the planned arm contrasts of the planned outcomes and, for
+    the mixed model, the plan's factorial contrasts and moderator effects on them; other
+    estimates keep their raw p-value."""
     if correction == "none":
         return estimates
     adjusted = list(estimates)
@@ -427,6 +581,57 @@ def _bayes_estimates(fit: GrowthFit, outcomes, mids, is_confirmatory) -> list[Ba
             )
         )
     return rows
+
+
+def _bayes_design_effects(
+    fit: GrowthFit, outcomes: list[Outcome], plan: Plan, control: str
+) -> list[DesignEffect]:
+    """The plan's factorial contrasts on the Bayesian growth model: the same weights over the
+    arms' growths applied to each posterior draw of γ (each arm's growth minus the control's;
+    the weights of a contrast sum to zero, so the control's own growth cancels)."""
+    if plan.factorial is None:
+        return []
+    gamma = fit.draws["gamma"]
+    arms = list(dict.fromkeys(e.arm for e in fit.effects))
+    effects = []
+    for d, outcome in enumerate(outcomes):
+        identity = {k: v for k, v in _identity(outcome, "").items() if k != "arm"}
+        for contrast in plan.factorial.contrasts:
+            for row in plan.factorial.weighted_contrasts(contrast):
+                draws = _weighted_draws(gamma[..., d], arms, control, row)
+                low, high = np.quantile(draws, [0.025, 0.975])
+                effects.append(
+                    DesignEffect(
+                        **identity,
+                        kind=contrast.kind,
+                        contrast=contrast.title,
+                        label=row.label,
+                        method="bayes_growth",
+                        estimate=float(draws.mean()),
+                        std_error=float(draws.std(ddof=1)),
+                        ci_low=float(low),
+                        ci_high=float(high),
+                        prob_benefit=float(np.mean(draws > 0)),
+                        n_participants=fit.participants,
+                        n_observations=fit.observations,
+                        reportable=fit.reportable,
+                        confirmatory=outcome.planned,
+                    )
+                )
+    return effects
+
+
+def _weighted_draws(
+    gamma: np.ndarray, arms: list[str], control: str, row: WeightedContrast
+) -> np.ndarray:
+    """Σ_a w_a γ_a over every draw (chains × draws × arms in, a flat array out)."""
+    missing = set(row.weights) - set(arms) - {control}
+    if missing:
+        raise ValueError(
+            f"The Bayesian growth model has no arm {', '.join(sorted(missing))} for {row.label}."
+        )
+    weights = np.array([row.weights.get(arm, 0.0) for arm in arms])
+    return (gamma @ weights).ravel()
 
 
 def _bayes_section(fit: GrowthFit, codes: list[str]) -> BayesGrowth:

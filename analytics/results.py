@@ -108,6 +108,81 @@ Estimate = Annotated[
 ]
 
 
+DesignEffectKind = Literal["main_effect", "interaction", "levels", "moderator"]
+
+
+class DesignEffect(Section):
+    """A contrast of the arms' growths per wave that the plan's design defines: a factorial
+    main effect, interaction or level contrast (``trials.plan.FactorialDesign``), or an arm's
+    interaction with a moderator (how much its growth difference from the control changes per
+    unit of the moderator, or in a category against the most common one)."""
+
+    outcome: str
+    instrument: str
+    dimension: str
+    role: Role
+    wave: int
+    kind: DesignEffectKind
+    contrast: str
+    """The plan's contrast (``main effect of mode``) or the moderator's name."""
+    label: str
+    """The estimate within it: ``mode: voice − text``, ``b × baseline who5``."""
+    method: Literal["mixedlm", "bayes_growth"]
+    estimate: float
+    std_error: float
+    """The SE, or the posterior SD."""
+    ci_low: float
+    ci_high: float
+    df: float | None = None
+    p_value: float | None = None
+    p_adjusted: float | None = None
+    """After the plan's correction across the mixed model's confirmatory family (with the
+    arms' contrasts); the raw p-value outside it."""
+    prob_benefit: float | None = None
+    """P(contrast > 0), Bayesian."""
+    n_participants: int
+    n_observations: int
+    reportable: bool
+    warnings: list[str] = []
+    confirmatory: bool
+    """Pre-registered (the plan's contrast or moderator, a planned outcome, a planned model)
+    in a confirmatory run; everything else is exploratory."""
+
+
+class JointTest(Section):
+    """The mixed model's F test that all of one contrast's estimates are zero (e.g. every level
+    of a three-level main effect), Satterthwaite denominator df. It summarises the contrast;
+    the family the plan's correction runs over is the estimates themselves."""
+
+    outcome: str
+    contrast: str
+    f_statistic: float
+    df_numerator: int
+    df_denominator: float
+    p_value: float
+    confirmatory: bool
+
+
+class FactorialCells(Section):
+    """The plan's factorial design as the dashboards draw it: each factor's levels (the
+    reference first) and each arm's cell."""
+
+    factors: dict[str, list[str]]
+    cells: dict[str, dict[str, str]]
+
+
+class CovariateAdjustment(Section):
+    """What the plan's baseline covariates did to one arm's mixed-model growth contrast."""
+
+    outcome: str
+    arm: str
+    covariates: list[str]
+    std_error_adjusted: float
+    std_error_unadjusted: float
+    variance_ratio: float
+    """SE² adjusted / SE² unadjusted: below 1 is the precision the covariates bought."""
+
+
 class PosteriorSummary(Section):
     mean: float
     sd: float
@@ -388,6 +463,11 @@ class Results(Section):
     divergence: list[Divergence] = []
     ordinal: list[OrdinalRun] = []
     psychometrics: list[ScorePsychometrics] = []
+    factorial: FactorialCells | None = None
+    design_effects: list[DesignEffect] = []
+    """The plan's factorial contrasts and moderator effects, per outcome and model."""
+    joint_tests: list[JointTest] = []
+    covariate_adjustment: list[CovariateAdjustment] = []
 
 
 class Diagnostics(Section):

@@ -14,6 +14,7 @@ from stats.divergence import ReleasedMean
 from surveys.models import Instrument, Response, Score
 from surveys.scoring import keyed_values
 from trials.models import Participant, Trial
+from trials.plan import ParticipantVariable
 
 SCORE_COLUMNS = [
     "participant",
@@ -107,6 +108,34 @@ def growth_statistics(
         arms=np.array([row[1] for row in rows], dtype=object),
         statistics=np.array([row[2:] for row in rows], dtype=float).reshape(len(rows), 6),
     )
+
+
+def baseline_variables(
+    trial: Trial, variables: list[ParticipantVariable], participants: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Each variable's value (by its name) for each of ``participants`` (ids, in that order):
+    a baseline score as a float (its value at wave 0, NaN where there is none), a community's
+    slug or a language code as text ("" where there is none). One query per variable, a row
+    per participant."""
+    ids = list(participants)
+    values: dict[str, np.ndarray] = {}
+    for variable in variables:
+        if variable.kind == "baseline_score":
+            found = dict(
+                _allocated_scores(trial)
+                .filter(code=variable.score, **{_WAVE: 0})
+                .values_list(_PARTICIPANT, "value")
+            )
+            values[variable.name] = np.array([found.get(p, np.nan) for p in ids], dtype=float)
+        else:
+            field = "community__slug" if variable.kind == "community" else "locale"
+            found = dict(
+                Participant.objects.filter(trial=trial, allocation__isnull=False).values_list(
+                    "pk", field
+                )
+            )
+            values[variable.name] = np.array([found.get(p) or "" for p in ids], dtype=object)
+    return values
 
 
 @dataclass(frozen=True)

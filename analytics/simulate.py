@@ -11,6 +11,7 @@ at random given their last observed score (``missing="mar"``: lower wellbeing, m
 the mechanism a likelihood-based analysis handles without bias and a complete-case one does not.
 """
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,6 +61,35 @@ class SimulatedTrial:
     n_participants: int
     n_waves: int
     seed: int
+    arm_effects: tuple[float, ...] = ()
+    """Each arm's true growth per wave minus the control's (0 for the control), where the
+    participant's moderator is 0; any contrast's truth is its weights applied to these."""
+    moderator_effect: float = 0.0
+    """How much every treatment arm's growth difference from control changes per unit of the
+    moderator: the true arm × moderator effect on growth."""
+
+
+def factorial_cell_effects(
+    levels: tuple[int, ...], main_effects: tuple[float, ...], interaction: float = 0.0
+) -> tuple[float, ...]:
+    """Each cell's growth per wave minus the reference cell's, cells in
+    ``itertools.product`` order of the factors' level numbers (0 = reference level).
+
+    A non-reference level of factor f adds ``main_effects[f]``; a cell at non-reference levels
+    of both of the first two factors adds ``interaction`` as well. So each interaction contrast
+    of those factors (a difference of differences) is ``interaction``, and a main effect of one
+    of them, averaged over the other's m levels, is its main effect plus
+    ``interaction`` × (m − 1) / m.
+    """
+    if len(levels) != len(main_effects) or any(n < 2 for n in levels):
+        raise ValueError("Give each factor two levels or more and one main effect.")
+    effects = []
+    for cell in itertools.product(*(range(n) for n in levels)):
+        effect = sum(main for level, main in zip(cell, main_effects, strict=True) if level)
+        if len(cell) >= 2 and cell[0] and cell[1]:
+            effect += interaction
+        effects.append(float(effect))
+    return tuple(effects)
 
 
 def simulate_scores(
@@ -74,6 +104,9 @@ def simulate_scores(
     clip: bool = True,
     arm: np.ndarray | None = None,
     n_arms: int = 2,
+    arm_effects: tuple[float, ...] | None = None,
+    moderator: np.ndarray | None = None,
+    moderator_effect: float = 0.0,
 ) -> SimulatedTrial:
     """Simulate a longitudinal trial; arm 0 is control, every other arm adds ``effect`` per wave.
 
@@ -82,6 +115,12 @@ def simulate_scores(
     the final wave. With ``clip=False`` scores are left unbounded, so the true effect holds
     exactly in expectation; with ``clip=True`` they are kept within the instrument's range, as
     real scores are.
+
+    ``arm_effects`` gives each arm its own growth difference from control instead (a factorial
+    design's cells: :func:`factorial_cell_effects`; the first is the control's, 0).
+    ``moderator`` is a baseline value per participant (e.g. 1 for speakers of one language, 0
+    for the others): every treatment arm's growth then changes by ``moderator_effect`` per unit
+    of it, and the control's does not.
     """
     if n_participants < 4 or n_waves < 2:
         raise ValueError("Need at least 4 participants and 2 waves.")
@@ -94,14 +133,24 @@ def simulate_scores(
         arm = rng.permutation(np.arange(n_participants) % n_arms)
     elif arm.shape != (n_participants,) or arm.min() < 0:
         raise ValueError("arm must hold one arm number (0 = control) per participant.")
-    drift = np.where(arm > 0, effect / 2, -effect / 2)
+    if arm_effects is None:
+        arm_effects = (0.0, *[effect] * (max(n_arms, int(arm.max()) + 1) - 1))
+    elif len(arm_effects) <= arm.max() or arm_effects[0] != 0:
+        raise ValueError("arm_effects needs one effect per arm, the control's (first) 0.")
+    # The arms drift apart symmetrically about the middle of their effects (module doc).
+    centre = (max(arm_effects) + min(arm_effects)) / 2
+    drift = np.asarray(arm_effects, dtype=float)[arm] - centre
+    if moderator_effect:
+        if moderator is None or moderator.shape != (n_participants,):
+            raise ValueError("A moderator effect needs one moderator value per participant.")
+        drift = drift + moderator_effect * np.asarray(moderator, dtype=float) * (arm > 0)
     waves = np.arange(n_waves, dtype=float)
     scores = {}
     truth = {}
     for model in dimensions:
         level = rng.normal(model.mean, model.sd_between, n_participants)
         slope = rng.normal(0.0, model.sd_slope, n_participants) + drift
-        truth[model.dimension] = effect
+        truth[model.dimension] = arm_effects[1] if len(arm_effects) > 1 else effect
         mean = level[:, None] + slope[:, None] * waves[None, :]
         score = mean + rng.normal(0.0, model.sd_noise, mean.shape)
         scores[model] = np.clip(score, model.low, model.high) if clip else score
@@ -125,6 +174,8 @@ def simulate_scores(
         n_participants=n_participants,
         n_waves=n_waves,
         seed=seed,
+        arm_effects=tuple(float(e) for e in arm_effects),
+        moderator_effect=moderator_effect,
     )
 
 

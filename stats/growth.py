@@ -1,4 +1,6 @@
-"""Differences in growth per wave between arms, from one dimension's long data."""
+"""Differences in growth per wave between arms, from one dimension's long data or each
+participant's sufficient statistics; with baseline covariates and moderators, any contrast of the
+arms' growths (a factorial design's main effects and interactions) and arm × moderator effects."""
 
 import warnings
 from collections.abc import Callable
@@ -12,7 +14,13 @@ import statsmodels.formula.api as smf
 from scipy import stats
 from statsmodels.tools.sm_exceptions import ModelWarning
 
-from stats.reml_growth import participant_statistics, reml_growth_fit
+from stats.reml_growth import (
+    DesignFit,
+    arm_rows,
+    participant_statistics,
+    reml_design_fit,
+    reml_growth_fit,
+)
 
 _COLUMNS = ["participant", "arm", "wave", "score"]
 # ``arm`` is a categorical whose first category is the control, so patsy's default treatment
@@ -151,30 +159,9 @@ def mixedlm_growth_from_statistics(
     when ``alpha`` is outside (0, 1), there are fewer than two arms, or an arm has fewer than
     two participants or all its observations at one wave.
     """
-    if not 0 < alpha < 1:
-        raise ValueError("alpha must lie in (0, 1).")
-    if len(arm_names) < 2:
-        raise ValueError("At least two arms are needed, the control and one to compare with it.")
-    arm = np.asarray(arm, dtype=int)
-    statistics = np.asarray(statistics, dtype=float)
-    for code, name in enumerate(arm_names):
-        n, sum_t, sum_tt = statistics[arm == code, :3].sum(axis=0)
-        if np.count_nonzero(arm == code) < 2:
-            raise ValueError(f"arm {name!r} has fewer than two participants.")
-        # Observations at two distinct waves or more ⇔ the waves' spread n Σt² − (Σt)² > 0.
-        if n * sum_tt - sum_t**2 <= 0:
-            raise ValueError(
-                f"arm {name!r} has observations at only one wave; growth needs two distinct waves."
-            )
+    arm, statistics = _checked_arms(arm, statistics, arm_names, alpha)
     fit = reml_growth_fit(arm, statistics, arm_names, singular_tolerance=_SINGULAR_TOLERANCE)
-    messages: tuple[str, ...] = ()
-    if not fit.converged:
-        messages += (
-            f"REML did not converge: a Newton step of {fit.newton_step:.1e} remains "
-            f"(the optimiser said: {fit.message})",
-        )
-    if fit.boundary:
-        messages += (_BOUNDARY_NOTE,)
+    messages = _fit_messages(fit)
     contrasts = []
     for k, contrast in enumerate(fit.contrasts, start=1):
         compared = (arm == 0) | (arm == k)
@@ -192,6 +179,232 @@ def mixedlm_growth_from_statistics(
             )
         )
     return tuple(contrasts)
+
+
+def _checked_arms(
+    arm: np.ndarray, statistics: np.ndarray, arm_names: tuple[str, ...], alpha: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """``arm`` and ``statistics`` as arrays, once every arm is checked to identify its growth."""
+    if not 0 < alpha < 1:
+        raise ValueError("alpha must lie in (0, 1).")
+    if len(arm_names) < 2:
+        raise ValueError("At least two arms are needed, the control and one to compare with it.")
+    arm = np.asarray(arm, dtype=int)
+    statistics = np.asarray(statistics, dtype=float)
+    for code, name in enumerate(arm_names):
+        n, sum_t, sum_tt = statistics[arm == code, :3].sum(axis=0)
+        if np.count_nonzero(arm == code) < 2:
+            raise ValueError(f"arm {name!r} has fewer than two participants.")
+        # Observations at two distinct waves or more ⇔ the waves' spread n Σt² − (Σt)² > 0.
+        if n * sum_tt - sum_t**2 <= 0:
+            raise ValueError(
+                f"arm {name!r} has observations at only one wave; growth needs two distinct waves."
+            )
+    return arm, statistics
+
+
+def _fit_messages(fit: Any) -> tuple[str, ...]:
+    """What a REML fit warns: a failed convergence check, a boundary fit."""
+    messages: tuple[str, ...] = ()
+    if not fit.converged:
+        messages += (
+            f"REML did not converge: a Newton step of {fit.newton_step:.1e} remains "
+            f"(the optimiser said: {fit.message})",
+        )
+    if fit.boundary:
+        messages += (_BOUNDARY_NOTE,)
+    return messages
+
+
+@dataclass(frozen=True)
+class GrowthEstimate:
+    """A linear combination of growths per wave (``label`` says which) with its t-based
+    two-sided interval and p-value on Satterthwaite's ``df``."""
+
+    label: str
+    estimate: float
+    std_error: float
+    df: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+
+
+@dataclass(frozen=True)
+class GrowthJointTest:
+    """The F test that several growth contrasts are all zero (``label`` says which)."""
+
+    label: str
+    f_statistic: float
+    df_numerator: int
+    df_denominator: float
+    p_value: float
+
+
+def variable_columns(name: str, values: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """A baseline variable as centred design columns, named after it.
+
+    Numbers (NaN where missing) give one column, the value minus the mean of the observed
+    ones; where some are missing the missing ones take the mean and a centred indicator
+    ``<name> missing`` is added (the missing-indicator method, unbiased for a baseline covariate
+    in a randomised trial: White & Thompson 2005, Statistics in Medicine 24, 993–1007).
+    Anything else is a category: a centred indicator of each value but the most common
+    (``<name>=<value>``). Centring makes each arm's growth coefficient its growth at the
+    sample's average baseline profile. A variable with one value gives no column.
+    """
+    values = np.asarray(values)
+    if values.dtype.kind in "fiu":
+        numbers = values.astype(float)
+        observed = np.isfinite(numbers)
+        if not observed.any():
+            raise ValueError(f"{name}: no participant has a value.")
+        filled = np.where(observed, numbers, numbers[observed].mean())
+        columns = [(name, filled - filled.mean())] if np.ptp(filled) > 0 else []
+        if not observed.all():
+            missing = (~observed).astype(float)
+            columns.append((f"{name} missing", missing - missing.mean()))
+        return columns
+    labels, counts = np.unique(values.astype(str), return_counts=True)
+    reference = labels[counts.argmax()]
+    return [
+        (f"{name}={label}", (values == label) - np.mean(values == label))
+        for label in labels
+        if label != reference
+    ]
+
+
+@dataclass(frozen=True)
+class CovariateGrowth:
+    """The growth model with the arms' own levels and growths, baseline covariate columns and,
+    for moderators, their columns and their products with every arm but the control
+    (``<arm> × <column>``), all on level and growth (:func:`stats.reml_growth.reml_design_fit`).
+
+    ``arm_contrasts`` are each arm's growth minus the control's at the average baseline profile;
+    ``moderator_effects`` how much that difference changes per unit of each moderator column
+    (for a category: in it against the most common one). :meth:`contrast` and
+    :meth:`joint_test` take weights over the arms' growths, e.g. a factorial design's.
+    """
+
+    fit: DesignFit
+    arm_names: tuple[str, ...]
+    alpha: float
+    arm_contrasts: tuple[ArmContrast, ...]
+    moderator_effects: tuple[GrowthEstimate, ...]
+    warnings: tuple[str, ...]
+
+    def _weights(self, arm_weights: dict[str, float]) -> np.ndarray:
+        unknown = set(arm_weights) - set(self.arm_names)
+        if unknown:
+            raise ValueError(f"not arms of the model: {', '.join(sorted(unknown))}.")
+        weights = np.zeros(len(self.fit.columns))
+        for a, name in enumerate(self.arm_names):
+            weights[a] = arm_weights.get(name, 0.0)
+        return weights
+
+    def contrast(self, arm_weights: dict[str, float], label: str) -> GrowthEstimate:
+        """:math:`\\sum_a w_a \\lambda_a` over the arms' growths."""
+        return _growth_estimate(self.fit, self._weights(arm_weights), label, self.alpha)
+
+    def joint_test(self, rows: list[dict[str, float]], label: str) -> GrowthJointTest:
+        """The F test that every row's contrast of the arms' growths is zero."""
+        test = self.fit.joint_test(np.array([self._weights(row) for row in rows]))
+        return GrowthJointTest(
+            label, test.f_statistic, test.df_numerator, test.df_denominator, test.p_value
+        )
+
+
+def _growth_estimate(fit: DesignFit, weights: np.ndarray, label: str, alpha: float):
+    contrast = fit.contrast(weights)
+    quantile = float(stats.t(contrast.df).ppf(1 - alpha / 2))
+    return GrowthEstimate(
+        label=label,
+        estimate=contrast.estimate,
+        std_error=contrast.std_error,
+        df=contrast.df,
+        ci_low=contrast.estimate - quantile * contrast.std_error,
+        ci_high=contrast.estimate + quantile * contrast.std_error,
+        p_value=float(2 * stats.t(contrast.df).sf(abs(contrast.estimate) / contrast.std_error)),
+    )
+
+
+def mixedlm_growth_adjusted(
+    arm: np.ndarray,
+    statistics: np.ndarray,
+    arm_names: tuple[str, ...],
+    *,
+    covariates: dict[str, np.ndarray] | None = None,
+    moderators: dict[str, np.ndarray] | None = None,
+    alpha: float = 0.05,
+) -> CovariateGrowth:
+    """:func:`mixedlm_growth_from_statistics` with baseline covariates and moderators.
+
+    ``covariates`` and ``moderators`` map a variable's name to its value per participant (in
+    the order of ``arm``), coded by :func:`variable_columns`. Covariates enter level and growth
+    for precision: the arms' contrasts keep their meaning (randomisation balances the
+    covariates), and their SEs shrink as far as the covariates predict growth. A moderator's
+    columns enter too, with their products with each non-control arm, whose growth coefficient
+    is the moderator effect (the arm × moderator × wave term of
+    ``lmer(score ~ wave * (arm * moderator + covariates) + (1 + wave | participant))``).
+    Checked against lme4 and lmerTest (tests/stats/test_reml_design.py).
+    """
+    arm, statistics = _checked_arms(arm, statistics, arm_names, alpha)
+    indicators = arm_rows(arm, len(arm_names))
+    columns = [(name, indicators[:, a]) for a, name in enumerate(arm_names)]
+    for name, values in (covariates or {}).items():
+        columns += variable_columns(name, values)
+    products = []
+    for name, values in (moderators or {}).items():
+        for column, centred in variable_columns(name, values):
+            columns.append((column, centred))
+            if not column.endswith(" missing"):
+                products += [
+                    (f"{arm_names[a]} × {column}", (arm == a) * centred)
+                    for a in range(1, len(arm_names))
+                ]
+    columns += products
+    names = [name for name, _ in columns]
+    if len(set(names)) != len(names):
+        raise ValueError(f"design columns are named twice: {sorted(names)}.")
+    fit = reml_design_fit(
+        np.column_stack([values for _, values in columns]),
+        statistics,
+        tuple(name for name, _ in columns),
+        singular_tolerance=_SINGULAR_TOLERANCE,
+    )
+    messages = _fit_messages(fit)
+    arm_contrasts = []
+    for a in range(1, len(arm_names)):
+        weights = np.zeros(len(columns))
+        weights[[a, 0]] = 1.0, -1.0
+        contrast = fit.contrast(weights)
+        compared = (arm == 0) | (arm == a)
+        arm_contrasts.append(
+            _arm_contrast(
+                arm_names[a],
+                contrast.estimate,
+                contrast.std_error,
+                contrast.df,
+                alpha,
+                n_participants=int(compared.sum()),
+                n_observations=int(statistics[compared, 0].sum()),
+                converged=fit.converged,
+                messages=messages,
+            )
+        )
+    product_names = {name for name, _ in products}
+    moderator_effects = tuple(
+        _growth_estimate(fit, np.eye(len(columns))[j], name, alpha)
+        for j, (name, _) in enumerate(columns)
+        if name in product_names
+    )
+    return CovariateGrowth(
+        fit=fit,
+        arm_names=tuple(arm_names),
+        alpha=alpha,
+        arm_contrasts=tuple(arm_contrasts),
+        moderator_effects=moderator_effects,
+        warnings=messages,
+    )
 
 
 def gee_growth(
