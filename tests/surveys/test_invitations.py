@@ -115,6 +115,8 @@ def test_invitations_speak_the_participant_s_language(small_trial):
     (message,) = [m for m in mail.outbox if m.to == ["de@example.org"]]
     assert "Ihre Umfrage für" in message.subject
     assert "Eine neue Umfrage ist für Sie geöffnet." in message.body
+    # The time it takes is the wave's estimate (surveys.duration), as its first page says.
+    assert "Sie dauert etwa 2 Minuten." in message.body
 
 
 def test_a_row_left_sending_by_a_dead_sender_is_never_resent(small_trial, newcomers, settings):
