@@ -107,6 +107,8 @@ def simulate_scores(
     arm_effects: tuple[float, ...] | None = None,
     moderator: np.ndarray | None = None,
     moderator_effect: float = 0.0,
+    covariate: np.ndarray | None = None,
+    covariate_effect: float = 0.0,
 ) -> SimulatedTrial:
     """Simulate a longitudinal trial; arm 0 is control, every other arm adds ``effect`` per wave.
 
@@ -120,7 +122,9 @@ def simulate_scores(
     design's cells: :func:`factorial_cell_effects`; the first is the control's, 0).
     ``moderator`` is a baseline value per participant (e.g. 1 for speakers of one language, 0
     for the others): every treatment arm's growth then changes by ``moderator_effect`` per unit
-    of it, and the control's does not.
+    of it, and the control's does not. ``covariate`` is a prognostic baseline value: every
+    participant's growth, in every arm, changes by ``covariate_effect`` per unit of it (what a
+    covariate adjustment gains precision from).
     """
     if n_participants < 4 or n_waves < 2:
         raise ValueError("Need at least 4 participants and 2 waves.")
@@ -144,6 +148,10 @@ def simulate_scores(
         if moderator is None or moderator.shape != (n_participants,):
             raise ValueError("A moderator effect needs one moderator value per participant.")
         drift = drift + moderator_effect * np.asarray(moderator, dtype=float) * (arm > 0)
+    if covariate_effect:
+        if covariate is None or covariate.shape != (n_participants,):
+            raise ValueError("A covariate effect needs one covariate value per participant.")
+        drift = drift + covariate_effect * np.asarray(covariate, dtype=float)
     waves = np.arange(n_waves, dtype=float)
     scores = {}
     truth = {}
