@@ -27,6 +27,7 @@ from dash import Dash, Input, Output, dcc, html
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.templatetags.static import static
+from django.urls import reverse
 
 from dashboards import panels as p
 from dashboards.plotly_bundle import BUNDLE_DIR, SCRIPT
@@ -153,10 +154,15 @@ def dashboard_children(trial: Trial) -> list:
         summary = f"Analysis run {data.latest_run.pk} is {data.latest_run.status}."
     else:
         summary = "No analysis has been run yet."
+    report_link = []
+    if run:  # the shown run's report (dashboards.report), a file to download
+        url = reverse("dashboards:run_report", args=[trial.slug, run.id])
+        report_link = [html.P(html.A("Download this run's report (HTML)", href=url))]
     return [
         html.P(html.A("← All trials", href=PREFIX)),
         html.H1(data.record.title),
         html.P(summary, className="muted"),
+        *report_link,
         html.Div(
             id="panels",
             **{"data-figures": str(figures)},

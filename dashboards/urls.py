@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from dashboards import oversight, views
+from dashboards import oversight, report, views
 
 app_name = "dashboards"
 urlpatterns = [
@@ -12,4 +12,5 @@ urlpatterns = [
     # Dash's own routes (starting with "_", and its assets) are matched before the trial pages.
     re_path(r"^(?P<resource>_dash-.+|_reload-hash|_favicon\.ico|assets/.+)$", views.dash_resource),
     path("<slug:slug>/", views.trial_detail, name="trial_detail"),
+    path("<slug:slug>/runs/<int:run_id>/report.html", report.report_download, name="run_report"),
 ]
