@@ -24,7 +24,10 @@ from pathlib import Path
 PACKAGE = "axe-core"
 VERSION = "4.14.1"
 # The registry's ``dist.integrity`` for that version (``npm view axe-core@4.14.1 dist.integrity``).
-INTEGRITY = "sha512-FHfa+lmNjQZfJz1q8wKqIDwC6DExcHt/pkjNQb09a3NPjCKg2rhu5qb2S4r76ASyFNNtuFooJpZe37OgudVGtQ=="
+INTEGRITY = (
+    "sha512-FHfa+lmNjQZfJz1q8wKqIDwC6DExcHt/pkjNQb09a3NPjCKg2rhu5qb2S4r76ASyFNNtuFooJpZe37"
+    "OgudVGtQ=="
+)
 SCRIPT = "axe.min.js"
 # Mirrors are honoured as npm itself honours them.
 REGISTRY = os.environ.get("NPM_CONFIG_REGISTRY", "https://registry.npmjs.org").rstrip("/")
