@@ -6,11 +6,12 @@ import io
 import json
 import tempfile
 import zipfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
@@ -25,8 +26,9 @@ from django.utils.html import format_html
 from surveys.exchange import ImportRejected, responses_import, trial_export
 from surveys.models import Instrument, Invitation, Response, Wave
 from surveys.reports import trial_survey_report
-from surveys.schedule import wave_window
+from surveys.schedule import MAX_REPEAT_DAYS, wave_window
 from surveys.services import (
+    WaveDaily,
     instrument_pack_load,
     invitation_release,
     recruitment_contacts_read,
@@ -99,6 +101,14 @@ class InstrumentAdmin(admin.ModelAdmin):
 
 
 class WaveForm(forms.ModelForm):
+    repeat_days = forms.IntegerField(
+        min_value=1,
+        max_value=MAX_REPEAT_DAYS,
+        required=False,
+        initial=1,
+        help_text=Wave._meta.get_field("repeat_days").help_text,
+    )
+
     class Meta:
         model = Wave
         fields = [
@@ -109,7 +119,20 @@ class WaveForm(forms.ModelForm):
             "reminder_days",
             "instruments",
             "one_page",
+            "repeat_days",
+            "daily_opens_at",
+            "daily_closes_at",
+            "time_zone",
         ]
+
+    def daily(self) -> WaveDaily:
+        data = self.cleaned_data
+        return WaveDaily(
+            repeat_days=data.get("repeat_days") or 1,
+            daily_opens_at=data.get("daily_opens_at"),
+            daily_closes_at=data.get("daily_closes_at"),
+            time_zone=data.get("time_zone") or "",
+        )
 
     def clean(self):
         cleaned = super().clean()
@@ -123,6 +146,7 @@ class WaveForm(forms.ModelForm):
             day_offset=cleaned["day_offset"],
             window_days=cleaned["window_days"],
             reminder_days=cleaned.get("reminder_days") or [],
+            **asdict(self.daily()),
         )
         # What the service would refuse, shown on the form before anything is saved.
         errors = wave_schedule_errors(wave=wave, instruments=cleaned.get("instruments", []))
@@ -139,6 +163,7 @@ class WaveForm(forms.ModelForm):
             "window_days": data["window_days"],
             "reminder_days": data.get("reminder_days") or [],
             "one_page": data["one_page"],
+            "daily": self.daily(),
             "instrument_codes": [instrument.code for instrument in data["instruments"]],
         }
 
@@ -214,6 +239,7 @@ class WaveAdmin(TrialScopedAdmin):
         "day_offset",
         "window_days",
         "reminder_days",
+        "daily",
         "questionnaires",
     ]
     list_filter = ["trial"]
@@ -228,11 +254,31 @@ class WaveAdmin(TrialScopedAdmin):
 
     @admin.display(description="Instruments")
     def questionnaires(self, wave: Wave) -> str:
-        return ", ".join(instrument.code for instrument in wave.instruments.all())
+        # The project's own items still being validated are marked wherever a schedule is read.
+        return ", ".join(
+            instrument.code + ("" if instrument.validated else " (not yet validated)")
+            for instrument in wave.instruments.all()
+        )
+
+    @admin.display(description="Daily")
+    def daily(self, wave: Wave) -> str:
+        if wave.series_id is not None:
+            return f"a day of wave {wave.series.index}"
+        if wave.repeat_days == 1 and wave.daily_opens_at is None:
+            return "—"
+        days = f"{wave.repeat_days} days" if wave.repeat_days > 1 else "once"
+        if wave.daily_opens_at is None:
+            return days
+        hours = f"{wave.daily_opens_at:%H:%M}–{wave.daily_closes_at:%H:%M}"
+        return f"{days}, {hours} {wave.time_zone or settings.TIME_ZONE}"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("series")
 
     def has_change_permission(self, request, obj=None) -> bool:
         allowed = super().has_change_permission(request, obj)
-        return allowed and (obj is None or schedule_editable(obj.trial))
+        # A day of a daily wave is made from its first day's wave, which is the one to change.
+        return allowed and (obj is None or (schedule_editable(obj.trial) and not obj.series_id))
 
     def save_model(self, request, obj, form, change):
         # WaveForm.clean has already refused what the services would refuse.

@@ -650,7 +650,9 @@ def _question_problems(cells: Mapping[str, object], context: _Context) -> list[s
     if language and language not in definition.languages:
         offered = ", ".join(definition.languages)
         problems.append(f"language {_shown(language)} is not a version of {code} ({offered})")
-    low, high = definition.scale.min, definition.scale.max
+    if item not in definition.item_codes:
+        return problems
+    low, high = definition.answer_range(definition.item(item))
     if value is not None and not low <= value <= high:
         problems.append(f"value {value} is outside the scale of {code} ({low} to {high})")
     return problems

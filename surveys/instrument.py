@@ -106,16 +106,86 @@ class Scale(Document):
         return range(self.min, self.max + 1)
 
 
+# How an item is answered (docs/instruments.md, "Item types"). Every type's answer is a whole
+# number, so answers, exports and the quality indices keep one shape.
+ITEM_TYPES = {
+    "likert": "One of the scale's points, each a labelled choice.",
+    "slider": "A point of the scale shown as a row of numbers with its end words (0–10).",
+    "number": "A whole number from the item's min to its max, typed.",
+    "yes_no": "Yes (1) or no (0).",
+}
+ItemType = Literal[tuple(ITEM_TYPES)]  # type: ignore[valid-type]
+YES, NO = 1, 0
+
+
+class ShowIf(Document):
+    """The condition under which an item is asked: an earlier item's answer equals a value or
+    lies at or above (``at_least``) or at or below (``at_most``) one. When it does not hold the
+    item is not asked and an answer to it is discarded (surveys.scoring.applicable_answers)."""
+
+    item: str = Field(min_length=1, description="The code of an earlier item.")
+    equals: int | Literal["yes", "no"] | None = Field(
+        default=None, description='The answer that shows the item ("yes"/"no" for yes/no items).'
+    )
+    at_least: int | None = Field(default=None, description="The lowest answer that shows it.")
+    at_most: int | None = Field(default=None, description="The highest answer that shows it.")
+
+    @model_validator(mode="after")
+    def _one_condition(self) -> Self:
+        given = [self.equals, self.at_least, self.at_most]
+        if sum(condition is not None for condition in given) != 1:
+            raise ValueError("show_if needs exactly one of equals, at_least, at_most")
+        return self
+
+    @property
+    def wanted(self) -> int | None:
+        """``equals`` as the answer it means (yes/no as 1/0)."""
+        return {"yes": YES, "no": NO}.get(self.equals, self.equals)  # type: ignore[arg-type]
+
+    def holds(self, answer: object) -> bool:
+        """Whether ``answer`` (the earlier item's, None when unanswered) shows the item."""
+        if not isinstance(answer, int) or isinstance(answer, bool):
+            return False
+        if self.equals is not None:
+            return answer == self.wanted
+        if self.at_least is not None:
+            return answer >= self.at_least
+        return answer <= self.at_most  # type: ignore[operator]
+
+
 class Item(Document):
     """One question."""
 
     code: str = Field(min_length=1, description="Unique within the instrument.")
+    type: ItemType = Field(
+        default="likert",
+        description=" ".join(f"{code}: {text}" for code, text in ITEM_TYPES.items()),
+    )
     reverse: bool = Field(description="True when agreeing more means less of what is measured.")
     text: Texts = Field(description="Language → the question.")
     anchors: dict[str, TextPair] | None = Field(
         default=None,
         description="Language → this item's own end words, on a scale worded by anchors.",
     )
+    min: int | None = Field(default=None, description="A number item's lowest answer.")
+    max: int | None = Field(default=None, description="A number item's highest answer.")
+    show_if: ShowIf | None = Field(
+        default=None, description="Asked only when an earlier item's answer meets this."
+    )
+
+    @model_validator(mode="after")
+    def _bounds_for_numbers_only(self) -> Self:
+        bounded = self.min is not None or self.max is not None
+        if self.type == "number":
+            if self.min is None or self.max is None:
+                raise ValueError(f"number item {self.code} needs min and max")
+            if self.max <= self.min:
+                raise ValueError(f"number item {self.code}: max must be above min")
+        elif bounded:
+            raise ValueError(f"item {self.code}: only a number item has min and max")
+        if self.anchors is not None and self.type in ("number", "yes_no"):
+            raise ValueError(f"item {self.code}: a {self.type} item has no anchors")
+        return self
 
 
 class ScoreRule(Document):
@@ -123,9 +193,10 @@ class ScoreRule(Document):
 
     code: str = Field(min_length=1, description="Unique within the instrument.")
     dimension: Dimension = Field(description="The flourishing dimension the score measures.")
-    rule: Literal["sum", "mean"] = Field(
+    rule: Literal["sum", "mean", "value"] = Field(
         description="sum: a sum with gaps is prorated (mean × number of items) to keep the "
-        "published range; mean: the mean of the answered items."
+        "published range; mean: the mean of the answered items; value: the one item's answer "
+        "(items must name exactly one)."
     )
     items: list[str] | None = Field(
         default=None, min_length=1, description="The scored item codes; all items when absent."
@@ -142,6 +213,12 @@ class ScoreRule(Document):
         description="False for a symptom score (PHQ-9, GAD-7), where a higher score is worse: "
         "reliable deterioration is then a rise (analytics.safety_checks).",
     )
+
+    @model_validator(mode="after")
+    def _value_of_one_item(self) -> Self:
+        if self.rule == "value" and (self.items is None or len(self.items) != 1):
+            raise ValueError(f"score {self.code}: the value rule names exactly one item")
+        return self
 
 
 class SafetyItem(Document):
@@ -218,11 +295,15 @@ class InstrumentDefinition(Document):
         languages = info.data.get("languages", {})
         problems = _duplicates("item", (item.code for item in items))
         scale = info.data.get("scale")
+        earlier: dict[str, Item] = {}
         for item in items:
             problems += _missing(f"item {item.code}", item.text, languages)
             problems += _missing(f"item {item.code} anchors", item.anchors, languages)
             if item.anchors is not None and scale is not None and scale.anchors is None:
                 problems.append(f"item {item.code} has anchors but the scale is worded by labels")
+            if item.show_if is not None:
+                problems += _show_if_problems(item.code, item.show_if, earlier)
+            earlier[item.code] = item
         if problems:
             raise ValueError("; ".join(problems))
         return items
@@ -259,16 +340,20 @@ class InstrumentDefinition(Document):
         problems = _duplicates("safety item", (safety.item for safety in safety_items))
         codes = [item.code for item in info.data.get("items", [])]
         scale = info.data.get("scale")
+        items = {item.code: item for item in info.data.get("items", [])}
         for safety in safety_items:
             if "items" in info.data and safety.item not in codes:
                 problems.append(
                     f"safety item {safety.item} is not an item (the items are {', '.join(codes)})"
                 )
-            outside = sorted(set(safety.answers) - set(scale.points)) if scale else []
+            if scale is None or safety.item not in items:
+                continue
+            low, high = answer_range(items[safety.item], scale)
+            outside = sorted(answer for answer in safety.answers if not low <= answer <= high)
             if outside:
                 problems.append(
                     f"safety item {safety.item}: answers {', '.join(map(str, outside))} are not "
-                    f"on the scale ({scale.min} to {scale.max})"
+                    f"among its answers ({low} to {high})"
                 )
         if problems:
             raise ValueError("; ".join(problems))
@@ -310,6 +395,31 @@ class InstrumentDefinition(Document):
             for safety in self.safety_items
             if answers.get(safety.item) in safety.answers
         }
+
+    def item(self, code: str) -> Item:
+        for item in self.items:
+            if item.code == code:
+                return item
+        raise KeyError(f"{self.code} has no item {code}.")
+
+    def answer_range(self, item: Item) -> tuple[int, int]:
+        """The lowest and highest answer ``item`` takes."""
+        return answer_range(item, self.scale)
+
+    def shown_items(self, answers: Mapping[str, object]) -> list[Item]:
+        """The items asked given ``answers``: those without a condition, and those whose
+        condition the earlier item's answer meets (an item not asked counts as unanswered, so
+        a condition on it does not hold either)."""
+        shown: list[Item] = []
+        asked: set[str] = set()
+        for item in self.items:
+            condition = item.show_if
+            if condition is None or (
+                condition.item in asked and condition.holds(answers.get(condition.item))
+            ):
+                shown.append(item)
+                asked.add(item.code)
+        return shown
 
     def scored_items(self, score: ScoreRule) -> list[str]:
         """The items ``score`` is computed from."""
@@ -377,6 +487,28 @@ class InstrumentPack(Document):
             return cls.model_validate(document)
         except ValidationError as error:  # the pack's own fields, or a shared code
             raise DefinitionError(error_messages(error)) from error
+
+
+def answer_range(item: Item, scale: Scale) -> tuple[int, int]:
+    """The lowest and highest answer ``item`` takes on an instrument with ``scale``."""
+    if item.type == "number":
+        return item.min, item.max  # type: ignore[return-value]
+    if item.type == "yes_no":
+        return NO, YES
+    return scale.min, scale.max
+
+
+def _show_if_problems(code: str, condition: ShowIf, earlier: Mapping[str, Item]) -> list[str]:
+    """A condition names an earlier item (so one pass in order decides what is asked) and an
+    answer that item can give."""
+    source = earlier.get(condition.item)
+    if source is None:
+        return [f"item {code}: show_if must name an earlier item, not {condition.item}"]
+    if isinstance(condition.equals, str) and source.type != "yes_no":
+        return [f"item {code}: show_if equals {condition.equals!r} needs a yes/no item"]
+    if source.type == "yes_no" and condition.equals is None:
+        return [f'item {code}: show_if on a yes/no item uses equals "yes" or "no"']
+    return []
 
 
 def _missing(where: str, texts: Mapping | None, languages: Iterable[str]) -> list[str]:

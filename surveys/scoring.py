@@ -7,7 +7,29 @@ from collections.abc import Mapping
 
 from django.utils.translation import gettext as _
 
-from surveys.instrument import InstrumentDefinition
+from surveys.instrument import InstrumentDefinition, Item
+
+
+def applicable_answers(
+    definition: InstrumentDefinition, answers: Mapping[str, object]
+) -> dict[str, object]:
+    """``answers`` less those to items not asked (an unmet show_if condition), which are
+    discarded: a participant who first said yes, answered the follow-up and then changed to no
+    has not answered it."""
+    shown = {item.code for item in definition.shown_items(answers)}
+    known = set(definition.item_codes)
+    return {code: value for code, value in answers.items() if code in shown or code not in known}
+
+
+def _answer_error(definition: InstrumentDefinition, item: Item, value: object) -> str | None:
+    low, high = definition.answer_range(item)
+    if not isinstance(value, bool) and isinstance(value, int) and low <= value <= high:
+        return None
+    if item.type == "number":
+        return _("Enter a whole number from %(low)s to %(high)s.") % {"low": low, "high": high}
+    if item.type == "yes_no":
+        return _("Choose yes or no.")
+    return _("Choose one of the answers from %(low)s to %(high)s.") % {"low": low, "high": high}
 
 
 def validate_answers(
@@ -15,22 +37,21 @@ def validate_answers(
 ) -> dict[str, str]:
     """Per-item error messages for ``answers`` (empty when all are valid).
 
-    With ``complete`` every item must be answered (the participant page); without it only the
-    given answers are checked (a partial save, an import whose score rules allow gaps).
+    With ``complete`` every item asked must be answered (the participant page); without it only
+    the given answers are checked (a partial save, an import whose score rules allow gaps). An
+    item whose show_if condition the answers do not meet is not asked, so not required.
     """
-    low, high = definition.scale.min, definition.scale.max
     errors: dict[str, str] = {}
-    for code in definition.item_codes:
-        value = answers.get(code)
+    shown = {item.code for item in definition.shown_items(answers)}
+    for item in definition.items:
+        value = answers.get(item.code)
         if value is None or value == "":
-            if complete:
-                errors[code] = _("Please answer this question.")
+            if complete and item.code in shown:
+                errors[item.code] = _("Please answer this question.")
             continue
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            errors[code] = _("Choose one of the answers from %(low)s to %(high)s.") % {
-                "low": low,
-                "high": high,
-            }
+        error = _answer_error(definition, item, value)
+        if error is not None:
+            errors[item.code] = error
     unknown = set(answers) - set(definition.item_codes)
     for code in sorted(unknown):
         errors[code] = _("This is not a question of this questionnaire.")
@@ -38,12 +59,13 @@ def validate_answers(
 
 
 def keyed_values(definition: InstrumentDefinition, answers: Mapping[str, int]) -> dict[str, int]:
-    """The answered items with reverse-keyed ones mirrored, so higher always means more."""
-    low, high = definition.scale.min, definition.scale.max
+    """The answered items with reverse-keyed ones mirrored within their own answers, so higher
+    always means more."""
     keyed = {}
     for item in definition.items:
         value = answers.get(item.code)
         if value is not None:
+            low, high = definition.answer_range(item)
             keyed[item.code] = (low + high - value) if item.reverse else value
     return keyed
 
@@ -54,12 +76,13 @@ def scores(definition: InstrumentDefinition, answers: Mapping[str, int]) -> dict
     A score needs at least ``min_answered`` of its items (all of them by default, as the SWLS and
     WHO-5 manuals require). ``sum`` with missing items is prorated (mean × number of items) so a
     score keeps its published range; ``mean`` is the mean of the answered items. Either is then
-    multiplied by ``multiplier`` (WHO-5: × 4 → 0–100). Raises ``ValueError`` on invalid answers.
+    multiplied by ``multiplier`` (WHO-5: × 4 → 0–100); ``value`` is its one item's answer.
+    Answers to items not asked (show_if) are left out. Raises ``ValueError`` on invalid answers.
     """
     errors = validate_answers(definition, answers, complete=False)
     if errors:
         raise ValueError(f"Invalid answers for {definition.code}: {errors}")
-    keyed = keyed_values(definition, answers)
+    keyed = keyed_values(definition, applicable_answers(definition, answers))
     result: dict[str, float] = {}
     for score in definition.scores:
         items = definition.scored_items(score)

@@ -5,8 +5,8 @@ import io
 import logging
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import asdict, dataclass
+from datetime import datetime, time, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -43,8 +43,8 @@ from surveys.models import (
     Wave,
 )
 from surveys.registry import shipped_definitions
-from surveys.schedule import schedule_errors, wave_window
-from surveys.scoring import scores, validate_answers
+from surveys.schedule import daily_occurrences, schedule_errors, wave_window
+from surveys.scoring import applicable_answers, scores, validate_answers
 from surveys.selectors import SurveyVisit, recruitment_url
 from trials.locks import trial_lock
 from trials.models import (
@@ -109,6 +109,17 @@ def instrument_pack_load(*, pack: object) -> list[Instrument]:
     ]
 
 
+@dataclass(frozen=True)
+class WaveDaily:
+    """A wave's daily settings (surveys.models.Wave): asked on ``repeat_days`` days, each day
+    between two times of day in ``time_zone`` (none: the whole window)."""
+
+    repeat_days: int = 1
+    daily_opens_at: time | None = None
+    daily_closes_at: time | None = None
+    time_zone: str = ""
+
+
 @transaction.atomic
 def wave_create(
     *,
@@ -119,10 +130,12 @@ def wave_create(
     window_days: int = 7,
     reminder_days: Iterable[int] = (),
     one_page: bool = False,
+    daily: WaveDaily = WaveDaily(),
     actor: AbstractBaseUser | None = None,
 ) -> Wave:
     """Add a wave to a draft trial's schedule; the whole schedule must still respect every
-    instrument's recall window and keep the waves' windows apart."""
+    instrument's recall window and keep the waves' windows apart. A daily wave (``daily``)
+    adds a wave for each of its later days too."""
     wave = Wave(
         trial=trial,
         index=index,
@@ -130,6 +143,7 @@ def wave_create(
         window_days=window_days,
         reminder_days=sorted(set(reminder_days)),
         one_page=one_page,
+        **asdict(daily),
     )
     return _wave_store(wave, instrument_codes, TrialEvent.Kind.WAVE_CREATED, actor)
 
@@ -144,12 +158,20 @@ def wave_change(
     window_days: int,
     reminder_days: Iterable[int],
     one_page: bool,
+    daily: WaveDaily = WaveDaily(),
     actor: AbstractBaseUser | None = None,
 ) -> Wave:
-    """Change a wave of a draft trial's schedule, under the same rules as adding one."""
+    """Change a wave of a draft trial's schedule, under the same rules as adding one; a daily
+    wave's later days are made again from it."""
     wave = Wave.objects.get(pk=wave.pk)
+    if wave.series_id is not None:
+        raise ValidationError(
+            f"Wave {wave.index} is a day of the daily wave {wave.series.index}: change that one."
+        )
     wave.index, wave.day_offset, wave.window_days = index, day_offset, window_days
     wave.reminder_days, wave.one_page = sorted(set(reminder_days)), one_page
+    for field, value in asdict(daily).items():
+        setattr(wave, field, value)
     return _wave_store(wave, instrument_codes, TrialEvent.Kind.WAVE_CHANGED, actor)
 
 
@@ -168,7 +190,9 @@ def wave_schedule_errors(*, wave: Wave, instruments: Iterable[Instrument]) -> li
             f"The trial is {trial.get_state_display().lower()}: its wave schedule is part of the "
             "registered protocol and can only be changed while the trial is a draft."
         ]
-    others = trial.waves.exclude(pk=wave.pk).prefetch_related("instruments")
+    # A daily wave's later days are checked as schedule_errors makes them from their first day.
+    others = trial.waves.exclude(pk=wave.pk).filter(series__isnull=True)
+    others = others.prefetch_related("instruments")
     planned = [(other, list(other.instruments.all())) for other in others]
     return schedule_errors([*planned, (wave, list(instruments))])
 
@@ -191,6 +215,11 @@ def _wave_store(
         raise ValidationError(errors)
     wave.save()
     wave.instruments.set(instruments)
+    # Only a draft trial's schedule changes, so its days have no answers or invitations yet.
+    wave.occurrences.all().delete()
+    for day in daily_occurrences(wave):
+        day.save()
+        day.instruments.set(instruments)
     event_record(
         trial=wave.trial,
         kind=kind,
@@ -201,8 +230,16 @@ def _wave_store(
         reminder_days=wave.reminder_days,
         one_page=wave.one_page,
         instruments=sorted(codes),
+        repeat_days=wave.repeat_days,
+        daily_opens_at=_time_text(wave.daily_opens_at),
+        daily_closes_at=_time_text(wave.daily_closes_at),
+        time_zone=wave.time_zone,
     )
     return wave
+
+
+def _time_text(moment: time | None) -> str | None:
+    return moment.isoformat("minutes") if moment is not None else None
 
 
 def answers_errors(
@@ -338,10 +375,19 @@ def response_submit(
         participant, surveys_consent=visit.surveys_consent if visit is not None else None
     )
     _check_timings(timings)
+    instruments = list(wave.instruments.all())
+    # Answers to items a show_if condition leaves out are discarded (docs/instruments.md).
+    answers = {
+        **answers,
+        **{
+            i.code: applicable_answers(i.definition, answers[i.code])
+            for i in instruments
+            if i.code in answers
+        },
+    }
     errors = answers_errors(wave, answers)
     if errors:
         raise ValidationError(errors)
-    instruments = list(wave.instruments.all())
     page_seconds = (timings or {}).get("pages", {})
     indices = {
         i.code: quality_indices(i.definition, answers[i.code], page_seconds.get(i.code))

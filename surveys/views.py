@@ -30,6 +30,7 @@ from safety.flags import safety_answer_given
 from surveys.consent_copies import consent_copy_download, consent_copy_made
 from surveys.duration import wave_minutes
 from surveys.front_door import ConsentForm
+from surveys.instrument import NO, YES, InstrumentDefinition, Item
 from surveys.links import (
     data_path,
     data_token,
@@ -38,8 +39,10 @@ from surveys.links import (
     survey_path,
 )
 from surveys.models import Instrument, Wave
+from surveys.schedule import wave_time_zone
 from surveys.scoring import validate_answers
 from surveys.selectors import (
+    SurveyStatus,
     SurveyVisit,
     WaveState,
     study_runners,
@@ -195,26 +198,77 @@ def _reconsent(request, participant: Participant, document: ConsentDocument) -> 
     )
 
 
+def _item_page(
+    definition: InstrumentDefinition, item: Item, version: str, answers: dict, errors: dict
+) -> dict:
+    """What surveys/_item.html draws for one item: its type's controls, the answer so far (a
+    number item keeps what was typed, valid or not) and, for an item asked only on a condition
+    not yet answered, which answer asks it."""
+    low, high = definition.answer_range(item)
+    page = {
+        "code": item.code,
+        "type": item.type,
+        "text": item.text[version],
+        "selected": answers.get(item.code),
+        "error": errors.get(item.code),
+        "min": low,
+        "max": high,
+        "condition": _condition_text(definition, item, version, answers),
+    }
+    if item.type == "yes_no":
+        with translation.override(version):
+            page["choices"] = [(YES, _("Yes")), (NO, _("No"))]
+    elif item.type in ("likert", "slider"):
+        # An anchored scale is printed as numbered points with the words at both ends (0–10).
+        anchored = definition.scale.labels is None
+        labels = definition.point_labels(item, version)
+        page["choices"] = [
+            (value, f"{value} – {words}" if anchored and words else words or str(value))
+            for value, words in labels
+        ]
+        page["ends"] = (labels[0][1] or str(low), labels[-1][1] or str(high))
+    return page
+
+
+def _condition_text(
+    definition: InstrumentDefinition, item: Item, version: str, answers: dict
+) -> str:
+    """For an item asked on a condition whose answer is not known yet (it is on this page and
+    the page works without JavaScript): which answer asks it. Checked again on submit."""
+    condition = item.show_if
+    if condition is None or condition.item in answers:
+        return ""
+    source = definition.item(condition.item)
+    with translation.override(version):
+        if condition.equals is not None:
+            yes_no = {YES: _("Yes"), NO: _("No")}
+            answer = yes_no[condition.wanted] if source.type == "yes_no" else condition.wanted
+            text = _("Answer this only if your answer to “%(question)s” was “%(answer)s”.")
+            return text % {"question": source.text[version], "answer": answer}
+        if condition.at_least is not None:
+            text = _("Answer this only if your answer to “%(question)s” was %(value)s or more.")
+            return text % {"question": source.text[version], "value": condition.at_least}
+        text = _("Answer this only if your answer to “%(question)s” was %(value)s or less.")
+        return text % {"question": source.text[version], "value": condition.at_most}
+
+
 def _instrument_page(instrument: Instrument, language: str, answers: dict, errors: dict) -> dict:
     definition = instrument.definition
     version = definition.language_version(language)
-    # An anchored scale is printed as numbered points with the words at both ends (0–10).
-    anchored = definition.scale.labels is None
+    # An item asked on a condition is left out once its answer is known not to meet it; one
+    # whose answer is not known yet is shown with its condition (_condition_text).
+    known = {code: value for code, value in answers.items() if isinstance(value, int)}
+    asked = {item.code for item in definition.shown_items(known)}
+    drawn: set[str] = set()
     items = []
     for item in definition.items:
-        items.append(
-            {
-                "code": item.code,
-                "field": f"{instrument.code}:{item.code}",
-                "text": item.text[version],
-                "choices": [
-                    (value, f"{value} – {words}" if anchored and words else words or str(value))
-                    for value, words in definition.point_labels(item, version)
-                ],
-                "selected": answers.get(item.code),
-                "error": errors.get(item.code),
-            }
-        )
+        condition = item.show_if
+        if item.code in asked or (
+            condition and condition.item not in known and condition.item in drawn
+        ):
+            drawn.add(item.code)
+            page = _item_page(definition, item, version, answers, errors)
+            items.append({**page, "field": f"{instrument.code}:{item.code}"})
     return {
         "code": instrument.code,
         "stem": definition.stem[version],
@@ -305,6 +359,8 @@ def survey(request: HttpRequest, token: str, visit: SurveyVisit) -> HttpResponse
     status = visit.status(timezone.now())
     if status.state == WaveState.ANSWERED:
         return redirect("surveys:done", token=token)
+    if status.state in (WaveState.NOT_YET_OPEN, WaveState.CLOSED) and wave.daily_opens_at:
+        return _outside_daily_window(request, wave, status)
     if status.state == WaveState.NOT_YET_OPEN:
         return _message(
             request,
@@ -516,6 +572,30 @@ def _support_page(
         "report_url": reverse("surveys:data_report", kwargs={"token": data_token(participant.pk)}),
     }
     return render(request, "surveys/support.html", context)
+
+
+def _outside_daily_window(request, wave: Wave, status: SurveyStatus) -> HttpResponse:
+    """A wave with a time of day answers only on its day, between its two times (in the wave's
+    time zone, which the page names): before, the page says when; after, that it has closed."""
+    zone = wave_time_zone(wave)
+    opens, closes = timezone.localtime(status.opens, zone), timezone.localtime(status.closes, zone)
+    window = {
+        "date": date_format(opens, "DATE_FORMAT"),
+        "opens": f"{opens:%H:%M}",
+        "closes": f"{closes:%H:%M}",
+        "zone": zone.key,
+    }
+    if status.state == WaveState.NOT_YET_OPEN:
+        heading = _("Not open yet")
+        text = _(
+            "These questions can be answered on %(date)s from %(opens)s to %(closes)s (%(zone)s)."
+        )
+        return _message(request, heading, text % window)
+    text = _(
+        "These questions could be answered on %(date)s from %(opens)s to %(closes)s (%(zone)s) "
+        "and have closed. Thank you: we will invite you to the next ones."
+    )
+    return _message(request, _("This survey has closed"), text % window, status=410)
 
 
 def _date(moment) -> str:

@@ -9,14 +9,18 @@ pytestmark = pytest.mark.unit
 
 def test_shipped_instruments_are_only_redistributable_ones():
     definitions = shipped_definitions()
-    assert set(definitions) == {"who5", "swls", "flourishing_scale", "ai_assistant", "phq9", "gad7"}
+    assert set(definitions) == {
+        *("who5", "swls", "flourishing_scale", "ai_assistant", "phq9", "gad7"),
+        *("ons4", "ons_loneliness", "daily_recall"),
+    }
     for definition in definitions.values():
         assert definition.licence in REDISTRIBUTABLE_LICENCES
         # The symptom scales ship in English only (docs/instruments.md, "Symptom scales").
         expected = {"en"} if definition.code in {"phq9", "gad7"} else {"en", "de"}
         assert set(definition.languages) == expected
     # The project's own items say they are not validated yet.
-    assert [d.code for d in definitions.values() if not d.validated] == ["ai_assistant"]
+    not_validated = [d.code for d in definitions.values() if not d.validated]
+    assert not_validated == ["ai_assistant", "daily_recall"]
 
 
 def test_who5_score_range_is_0_to_100():
