@@ -10,6 +10,7 @@ Interface (stable; ``dashboards.report`` and ``dashboards.views`` rely on it)::
                          # interval, adjusted p, P(benefit), P(reaches the MID)
     answer.verdict       # e.g. "benefit, smaller than the minimal important difference"
     answer.verdict_key   # one of VERDICTS, for styling and tests
+    answer.summary       # outcome, arms, difference in units and interval, for a list
     answer.estimate, .ci_low, .ci_high, .p_adjusted, .prob_benefit, .prob_reaches_mid, …
 
 The decision rule is the plan's (``trials.plan.Plan``): the confirmatory test of the primary
@@ -120,6 +121,17 @@ class OutcomeAnswer:
         return "points per wave"
 
     @property
+    def summary(self) -> str:
+        """The numbers in a line, for a list beside the verdict: outcome, arms, difference in
+        units, interval."""
+        difference = f"{self.estimate:+.2f}".replace("-", "−")
+        interval = f"{number(self.ci_low)} to {number(self.ci_high)}"
+        return (
+            f"{self.outcome_name} ({self.dimension_name}): {difference} {self.unit} under "
+            f"{self.arm_name} than under {self.control_name} (95% CI {interval})"
+        )
+
+    @property
     def direction(self) -> Literal["benefit", "harm", "none"]:
         """The significant direction, by the plan's test; "none" when it shows no difference."""
         key = self.verdict_key
@@ -128,15 +140,17 @@ class OutcomeAnswer:
         )
 
 
-def probability_text(value: float | None) -> str:
-    """A posterior probability with two decimals, never rounded to certainty."""
+def probability_text(value: float | None, digits: int = 2) -> str:
+    """A posterior probability with ``digits`` decimals, never rounded to certainty: within
+    10^-digits of 0 or 1 it is written as a bound ("> 0.99", "< 0.01")."""
     if value is None:
         return "–"
-    if value > 0.99:
-        return "> 0.99"
-    if value < 0.01:
-        return "< 0.01"
-    return f"{value:.2f}"
+    step = 10.0**-digits
+    if value > 1 - step:
+        return f"> {1 - step:.{digits}f}"
+    if value < step:
+        return f"< {step:.{digits}f}"
+    return f"{value:.{digits}f}"
 
 
 def p_text(value: float | None) -> str:
@@ -218,15 +232,17 @@ def _sentence(a: "OutcomeAnswer") -> str:
         )
     probabilities = []
     if a.prob_benefit is not None:
-        probabilities.append(f"P(benefit) {_relation(a.prob_benefit)}")
+        probabilities.append(f"P(benefit) {probability_relation(a.prob_benefit)}")
     if a.prob_reaches_mid is not None:
-        probabilities.append(f"P(benefit ≥ MID) {_relation(a.prob_reaches_mid)}")
+        probabilities.append(f"P(benefit ≥ MID) {probability_relation(a.prob_reaches_mid)}")
     if probabilities:
         text += "; " + ", ".join(probabilities)
     return text + "."
 
 
-def _relation(probability: float) -> str:
+def probability_relation(probability: float) -> str:
+    """ "= 0.62", or "> 0.99" where :func:`probability_text` writes a bound: what follows
+    "P(benefit)" in a sentence."""
     text = probability_text(probability)
     return text if text[0] in "<>" else f"= {text}"
 

@@ -30,8 +30,9 @@ from django.templatetags.static import static
 from django.urls import reverse
 
 from dashboards import panels as p
+from dashboards.answer import OutcomeAnswer, outcome_answers, p_text, probability_text
 from dashboards.plotly_bundle import BUNDLE_DIR, SCRIPT
-from dashboards.selectors import dashboard_data
+from dashboards.selectors import RunSummary, dashboard_data
 from trials.models import Trial
 from trials.spreadsheet import csv_text
 
@@ -50,13 +51,21 @@ INDEX = """<!DOCTYPE html>
 {%css%}
 </head>
 <body>
+<!--flourish-header-->
 <main>{%app_entry%}</main>
 <footer>{%config%}{%scripts%}{%renderer%}</footer>
 </body>
 </html>"""
 
+# Where the trial page's header goes (dashboards.views.trial_detail renders it with Django, so
+# that its sign-out form carries Django's CSRF token and it shows without JavaScript).
+HEADER_MARKER = "<!--flourish-header-->"
+
 # Longer tables (a release per window, a mean per wave) show their first rows; their CSV has all.
 TABLE_ROWS_SHOWN = 24
+# A table with more columns than this is laid out as one card per row on a narrow screen
+# (dashboard.css, table.wide), so nothing hides behind a sideways scroll.
+NARROW_COLUMNS = 5
 
 GRAPH_CONFIG = {
     "displaylogo": False,
@@ -76,15 +85,22 @@ def _csv(table: p.Table) -> str:
 def _table_html(table: p.Table) -> str:
     cells = [[escape(str(v)) for v in row] for row in table.rows[:TABLE_ROWS_SHOWN]]
     head = "".join(f'<th scope="col">{escape(c)}</th>' for c in table.columns)
-    body = "".join("<tr>" + "".join(f"<td>{v}</td>" for v in row) + "</tr>" for row in cells)
+    # Each cell carries its column's name, which a card shows beside the value.
+    labels = [escape(c, quote=True) for c in table.columns]
+    rows = [zip(labels, row, strict=True) for row in cells]
+    body = "".join(
+        "<tr>" + "".join(f'<td data-label="{label}">{v}</td>' for label, v in row) + "</tr>"
+        for row in rows
+    )
     if not cells:
         body = f'<tr><td colspan="{len(table.columns)}" class="muted">None.</td></tr>'
     more = ""
     if len(table.rows) > TABLE_ROWS_SHOWN:
         more = f" (the first {TABLE_ROWS_SHOWN} of {len(table.rows)} rows; the CSV has them all)"
+    wide = ' class="wide"' if len(table.columns) > NARROW_COLUMNS else ""
     return (
-        f"<table><caption>{escape(table.caption)}{more}</caption><thead><tr>{head}</tr></thead>"
-        f"<tbody>{body}</tbody></table>"
+        f"<table{wide}><caption>{escape(table.caption)}{more}</caption>"
+        f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
     )
 
 
@@ -106,11 +122,11 @@ def _table(slug: str, table: p.Table) -> html.Div:
     )
 
 
-def _graph(slug: str, panel: p.Panel, index: int, fig) -> dcc.Graph:
+def _graph(slug: str, key: str, index: int, fig) -> dcc.Graph:
     config = dict(GRAPH_CONFIG)
     config["toImageButtonOptions"] = {
         **GRAPH_CONFIG["toImageButtonOptions"],
-        "filename": f"{slug}-{panel.key}-{index + 1}",
+        "filename": f"{slug}-{key}-{index + 1}",
     }
     return dcc.Graph(figure=fig.to_dict(), config=config)
 
@@ -132,11 +148,78 @@ def panel_component(slug: str, panel: p.Panel) -> html.Section:
             html.P(panel.reading, className="reading"),
             html.Div(
                 className="figures",
-                children=[_graph(slug, panel, i, fig) for i, fig in enumerate(panel.figures)],
+                children=[_graph(slug, panel.key, i, fig) for i, fig in enumerate(panel.figures)],
             ),
             *[html.P(note, className="note") for note in panel.notes],
             *[_table(slug, table) for table in panel.tables],
         ],
+    )
+
+
+def _key_numbers(answer: OutcomeAnswer) -> html.Dl:
+    """The answer's numbers, each with its name, in a grid that wraps on a narrow screen."""
+    mid = (
+        f"{answer.share_of_mid:.0%} of {answer.mid_per_wave:.2f} {answer.unit}"
+        if answer.share_of_mid is not None and answer.mid_per_wave is not None
+        else "no MID in the plan"
+    )
+    correction = {"holm": "Holm", "bh": "Benjamini–Hochberg", "none": "uncorrected"}
+    items = [
+        ("Difference", f"{answer.estimate:+.2f} {answer.unit}".replace("-", "−")),
+        ("95% interval", f"{answer.ci_low:.2f} to {answer.ci_high:.2f}".replace("-", "−")),
+        (
+            f"Adjusted p ({correction.get(answer.multiplicity, answer.multiplicity)})",
+            f"{p_text(answer.p_adjusted)} (α = {answer.alpha:g})",
+        ),
+        ("Against the MID", mid),
+        ("P(benefit)", probability_text(answer.prob_benefit)),
+        ("P(benefit ≥ MID)", probability_text(answer.prob_reaches_mid)),
+    ]
+    return html.Dl(
+        className="key-numbers",
+        children=[html.Div([html.Dt(name), html.Dd(value)]) for name, value in items],
+    )
+
+
+def _answer_component(slug: str, index: int, answer: OutcomeAnswer) -> html.Div:
+    label = p.CONFIRMATORY if answer.confirmatory else p.EXPLORATORY
+    verdict = answer.verdict[:1].upper() + answer.verdict[1:] + ":"
+    sentence: list = [answer.sentence]
+    if answer.sentence.startswith(verdict):  # the verdict leads, in bold
+        sentence = [html.Strong(verdict), answer.sentence.removeprefix(verdict)]
+    return html.Div(
+        className=f"answer {answer.direction}",
+        **{"data-verdict": answer.verdict_key},
+        children=[
+            html.P(
+                [html.Span(label, className=f"badge {label}"), " ", *sentence],
+                className="sentence",
+            ),
+            _key_numbers(answer),
+            html.Div(
+                className="answer-figure",
+                children=_graph(slug, f"answer-{answer.outcome}", index, p.answer_figure(answer)),
+            ),
+        ],
+    )
+
+
+def answer_block(slug: str, run: RunSummary | None, status: str) -> html.Section:
+    """The first thing on the page: the pre-registered question's answer per primary outcome
+    (``dashboards.answer``), each a sentence, its numbers and one compact figure; the
+    integrity record (``panels.status_panel``) follows it."""
+    answers = outcome_answers(run.results, run.plan, run.names) if run else []
+    hypotheses = run.plan.hypotheses if run and run.plan else []
+    children: list = [html.H2("The pre-registered question", id="answer-heading")]
+    if hypotheses:
+        children.append(html.P(["Hypothesis: ", html.Q(hypotheses[0])], className="hypothesis"))
+    if not answers:
+        children.append(html.P(status if run is None else "This run answers no primary outcome."))
+    children += [_answer_component(slug, i, answer) for i, answer in enumerate(answers)]
+    return html.Section(
+        id="answer",
+        **{"aria-labelledby": "answer-heading", "data-figures": str(len(answers))},
+        children=children,
     )
 
 
@@ -159,9 +242,9 @@ def dashboard_children(trial: Trial) -> list:
         url = reverse("dashboards:run_report", args=[trial.slug, run.id])
         report_link = [html.P(html.A("Download this run's report (HTML)", href=url))]
     return [
-        html.P(html.A("← All trials", href=PREFIX)),
         html.H1(data.record.title),
         html.P(summary, className="muted"),
+        answer_block(trial.slug, run, summary),
         *report_link,
         html.Div(
             id="panels",

@@ -25,8 +25,16 @@ from analytics.results import (
     PosteriorSummary,
     Results,
 )
+from dashboards.answer import (
+    OutcomeAnswer,
+    number,
+    p_phrase,
+    p_text,
+    probability_relation,
+    probability_text,
+)
 from dashboards.figures import GREY, OKABE_ITO, Figure, rgba
-from dashboards.selectors import RunSummary, TrialRecord
+from dashboards.selectors import Names, RunSummary, TrialRecord
 from federated.release import PrivacyBudgetSummary, ReleasedValue
 from safety.selectors import ArmRate
 from stats.diagnostics import MAX_RHAT, MIN_ESS
@@ -73,24 +81,47 @@ def _fmt(value: float | None, digits: int = 2) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
-def _p(value: float | None) -> str:
-    if value is None:
-        return "–"
-    return "< 0.001" if value < 0.001 else f"{value:.3f}"
-
-
 def _cell(value: float | None, digits: int) -> float | str:
     """A table cell: the value rounded, or empty where there is none."""
     return "" if value is None else round(value, digits)
 
 
-def _p_phrase(value: float | None) -> str:
-    text = _p(value)
-    return f"p {text}" if text.startswith("<") else f"p = {text}"
-
-
 def arm_colours(arms: Iterable[str]) -> dict[str, str]:
     return {arm: OKABE_ITO[i % len(OKABE_ITO)] for i, arm in enumerate(arms)}
+
+
+# --- the answer -------------------------------------------------------------------------------
+
+
+def answer_figure(answer: OutcomeAnswer) -> Figure:
+    """The answer's compact figure: the confirmatory contrast and the Bayesian model's interval
+    against zero and the MID per wave on both sides. It has no title (the sentence above it is
+    its title), its rows are named above their markers and the MID is marked on the axis, so the
+    whole width is the plot's and nothing runs into anything on a phone."""
+    a = answer
+    rows = [
+        ("Mixed model (the plan's test)", a.estimate, a.ci_low, a.ci_high, {"symbol": "square"})
+    ]
+    if a.bayes_estimate is not None:
+        bayes = (a.bayes_estimate, a.bayes_ci_low, a.bayes_ci_high)
+        rows.append(("Bayesian model", *bayes, {"symbol": "diamond"}))
+    fig = Figure("", "Points per wave (95% interval)", "", height=130 + 50 * len(rows))
+    ends = [0.0, *_interval_rows(fig, rows)]
+    fig.add_vline(0, line={"color": GREY, "width": 1})
+    ticks: dict = {}
+    if a.mid_per_wave is not None:
+        mid = a.mid_per_wave
+        for side in (1, -1):
+            fig.add_vline(side * mid, line={"color": OKABE_ITO[1], "dash": "dash"})
+        ends += [mid, -mid]
+        ticks = {
+            "tickvals": [-mid, 0, mid],
+            "ticktext": [f"−{mid:.2f} (−MID)", "0", f"{mid:.2f} (MID)"],
+        }
+    margin = 0.08 * (max(ends) - min(ends) or 1.0)
+    fig.axis("x", range=[min(ends) - margin, max(ends) + margin], **ticks)
+    fig.layout["margin"].update(t=10, b=10)
+    return fig
 
 
 # --- status -----------------------------------------------------------------------------------
@@ -164,7 +195,7 @@ def status_panel(record: TrialRecord, run: RunSummary | None, label: str) -> Pan
 # --- CONSORT ----------------------------------------------------------------------------------
 
 
-def consort_figure(consort: Consort) -> Figure:
+def consort_figure(consort: Consort, names: Names) -> Figure:
     """The CONSORT 2010 flow as boxes and arrows, each box's numbers from the stored counts."""
     fig = Figure("CONSORT flow of participants", "", "", height=520)
     arms = consort.arms
@@ -196,7 +227,7 @@ def consort_figure(consort: Consort) -> Figure:
     for i, arm in enumerate(arms):
         x = width * (i + 0.5)
         reasons = "; ".join(f"{r}: {n}" for r, n in arm.withdrawal_reasons.items())
-        box(x, 0.46, f"Allocated to {arm.slug} (n = {arm.allocated})", w=width * 0.9)
+        box(x, 0.46, f"Allocated to {names.arm(arm.slug)}<br>(n = {arm.allocated})", w=width * 0.9)
         box(
             x,
             0.28,
@@ -213,7 +244,7 @@ def consort_figure(consort: Consort) -> Figure:
     return fig
 
 
-def consort_panel(consort: Consort, label: str) -> Panel:
+def consort_panel(consort: Consort, label: str, names: Names) -> Panel:
     allocated = sum(a.allocated for a in consort.arms)
     analysed = sum(a.analysed for a in consort.arms)
     share = analysed / allocated if allocated else 0
@@ -223,7 +254,7 @@ def consort_panel(consort: Consort, label: str) -> Panel:
         label=label,
         reading=f"Of {allocated} participants randomised, {analysed} ({share:.0%}) answered "
         f"both the baseline and wave {consort.final_wave} and enter the final-wave analysis.",
-        figures=[consort_figure(consort)],
+        figures=[consort_figure(consort, names)],
         tables=[
             Table(
                 "consort",
@@ -231,7 +262,7 @@ def consort_panel(consort: Consort, label: str) -> Panel:
                 ["Arm", "Allocated", "Followed up", "Analysed", "Withdrawn", "Reasons"],
                 [
                     [
-                        a.slug,
+                        names.arm(a.slug),
                         a.allocated,
                         a.followed_up,
                         a.analysed,
@@ -248,7 +279,9 @@ def consort_panel(consort: Consort, label: str) -> Panel:
 # --- enrolment, SRM, attrition ----------------------------------------------------------------
 
 
-def enrolment_panel(enrolment: list[dict], results: Results, colours: dict, label: str) -> Panel:
+def enrolment_panel(
+    enrolment: list[dict], results: Results, colours: dict, label: str, names: Names
+) -> Panel:
     srm = results.srm
     attrition = results.attrition
     cumulative = Figure(
@@ -265,7 +298,7 @@ def enrolment_panel(enrolment: list[dict], results: Results, colours: dict, labe
                 type="scatter",
                 x=[row["day"] for row in days],
                 y=counts,
-                name=f"arm {arm}",
+                name=names.arm(arm),
                 mode="lines+markers",
                 line={"color": colour, "shape": "hv"},
             )
@@ -279,7 +312,7 @@ def enrolment_panel(enrolment: list[dict], results: Results, colours: dict, labe
                 type="scatter",
                 x=[w.wave for w in attrition],
                 y=[100 * w.response_rate.get(arm, 0) for w in attrition],
-                name=f"arm {arm}",
+                name=names.arm(arm),
                 mode="lines+markers",
                 line={"color": colour},
             )
@@ -290,7 +323,7 @@ def enrolment_panel(enrolment: list[dict], results: Results, colours: dict, labe
     last = attrition[-1] if attrition else None
     reading = (
         ("Allocation departs from the planned ratio (SRM " if srm.mismatch else "No sign of ")
-        + f"sample-ratio mismatch (χ² = {srm.chi2:.2f}, {_p_phrase(srm.p_value)})"
+        + f"sample-ratio mismatch (χ² = {srm.chi2:.2f}, {p_phrase(srm.p_value)})"
         + (")" if srm.mismatch else "")
         + "; "
         + (
@@ -299,7 +332,7 @@ def enrolment_panel(enrolment: list[dict], results: Results, colours: dict, labe
             else "response rates do not differ between arms at any wave"
             + (
                 f" (wave {last.wave}: "
-                + ", ".join(f"{a} {r:.0%}" for a, r in last.response_rate.items())
+                + ", ".join(f"{names.arm(a)} {r:.0%}" for a, r in last.response_rate.items())
                 + ")."
                 if last
                 else "."
@@ -316,9 +349,9 @@ def enrolment_panel(enrolment: list[dict], results: Results, colours: dict, labe
             Table(
                 "srm",
                 f"Sample-ratio mismatch: χ² = {srm.chi2:.2f}, df = {srm.df}, "
-                f"{_p_phrase(srm.p_value)} (flagged below {srm.threshold})",
+                f"{p_phrase(srm.p_value)} (flagged below {srm.threshold})",
                 ["Arm", "Observed", "Expected"],
-                [[a, n, round(srm.expected[a], 1)] for a, n in srm.observed.items()],
+                [[names.arm(a), n, round(srm.expected[a], 1)] for a, n in srm.observed.items()],
             ),
             Table(
                 "attrition",
@@ -327,7 +360,7 @@ def enrolment_panel(enrolment: list[dict], results: Results, colours: dict, labe
                 [
                     [
                         w.wave,
-                        arm,
+                        names.arm(arm),
                         w.allocated[arm],
                         w.responded[arm],
                         round(w.response_rate[arm], 4),
@@ -346,10 +379,10 @@ def enrolment_panel(enrolment: list[dict], results: Results, colours: dict, labe
 # --- forest plots -----------------------------------------------------------------------------
 
 
-def _row_name(estimate: Estimate, control: str, several_outcomes: bool) -> str:
-    name = f"{estimate.arm} − {control} · {METHOD_NAMES[estimate.method]}"
+def _row_name(estimate: Estimate, names: Names, several_outcomes: bool) -> str:
+    name = f"{names.arm(estimate.arm)} · {METHOD_NAMES[estimate.method]}"
     if several_outcomes:
-        name = f"{estimate.outcome}: {name}"
+        name = f"{names.outcome(estimate.outcome)}: {name}"
     return name if estimate.confirmatory else f"{name} (exploratory)"
 
 
@@ -363,131 +396,179 @@ def _mid_per_wave(estimates: Sequence[Estimate]) -> float | None:
     return None if with_mid is None else with_mid.mid / with_mid.wave
 
 
-def forest_figure(dimension: str, estimates: Sequence[Estimate], control: str) -> Figure:
+def _interval_trace(name: str, estimate: float, low: float, high: float, **style) -> dict:
+    """A point estimate with its interval as a horizontal error bar, on row ``name``."""
+    colour = style.pop("colour", OKABE_ITO[0])
+    return {
+        "type": "scatter",
+        "name": name,
+        "x": [estimate],
+        "y": [name],
+        "mode": "markers",
+        "marker": {"size": 11, "color": colour, "line": {"color": colour, "width": 2}, **style},
+        "error_x": {
+            "type": "data",
+            "symmetric": False,
+            "array": [high - estimate],
+            "arrayminus": [estimate - low],
+            "color": colour,
+            "thickness": 2,
+        },
+        "showlegend": False,
+        "hovertemplate": f"{name}<br>{estimate:.3f} [{low:.3f}, {high:.3f}]<extra></extra>",
+    }
+
+
+def _interval_rows(fig: Figure, rows: Sequence[tuple[str, float, float, float, dict]]) -> list:
+    """Draw each row (name, estimate, interval, marker style) top to bottom, its name written
+    above its marker rather than as a tick label: long names (an arm's, a model's) then take
+    no width from the plot, which on a phone would leave it too narrow to read. Returns the
+    interval ends."""
+    ends = []
+    for position, (name, estimate, low, high, style) in enumerate(rows):
+        y = len(rows) - 1 - position
+        fig.add_trace({**_interval_trace(name, estimate, low, high, **style), "y": [y]})
+        fig.add_annotation(
+            text=name.replace(" · ", "<br>"), x=0, xref="x domain", y=y, yref="y",
+            xanchor="left", yanchor="bottom", yshift=8, showarrow=False,
+            font={"size": 13, "color": GREY}, align="left",
+        )  # fmt: skip
+        ends += [low, high]
+    fig.axis("y", range=[-0.5, len(rows) - 0.2], visible=False)
+    # No tick labels on the left: the plot takes the whole width.
+    fig.layout["margin"].update(l=10, r=10)
+    return ends
+
+
+def _zero_and_mid(fig: Figure, mid: float | None, x_range: Sequence[float] = ()) -> None:
+    fig.add_vline(0, line={"color": GREY, "width": 1})
+    if mid is not None:
+        fig.add_vline(mid, line={"color": OKABE_ITO[1], "dash": "dash"})
+        # At the foot of the line, clear of the row names above the markers, and on the side
+        # towards the middle, so that it stays inside the figure.
+        right_half = bool(x_range) and mid > sum(x_range) / 2
+        fig.add_annotation(
+            text=f"MID {mid:.2f}/wave", x=mid, xref="x", y=0, yref="y domain",
+            xanchor="right" if right_half else "left", yanchor="bottom", showarrow=False,
+            font={"color": OKABE_ITO[1]}, bgcolor="rgba(255,255,255,0.8)",
+        )  # fmt: skip
+
+
+def forest_figures(estimates: Sequence[Estimate], names: Names) -> list[Figure]:
+    """The frequentist and the Bayesian growth contrasts (each arm against the control, which
+    the panel's reading names) as two figures on one x range."""
     growth = [e for e in estimates if e.estimand == "growth_difference_per_wave"]
     several = len({e.outcome for e in growth}) > 1
-    fig = Figure(
-        f"{words(dimension)}: difference in growth per wave",
-        "Score points per wave (95% interval)",
-        "Contrast · model",
-        columns=2,
-        subtitles=("Frequentist (mixed model, GEE)", "Bayesian growth model"),
-    )
     mid = _mid_per_wave(estimates)
-    for col, methods in ((1, FREQUENTIST_GROWTH), (2, ("bayes_growth",))):
-        for e in (e for e in growth if e.method in methods):
+    ends = [x for e in growth for x in (e.ci_low, e.ci_high)] + [0.0, mid or 0.0]
+    margin = 0.08 * (max(ends) - min(ends) or 1.0)
+    shared_range = [min(ends) - margin, max(ends) + margin]
+    figures = []
+    # Titles short enough for a phone's width; the panel's title names the dimension.
+    for family, methods in (
+        ("Mixed model and GEE", FREQUENTIST_GROWTH),
+        ("Bayesian growth model", ("bayes_growth",)),
+    ):
+        shown = [e for e in growth if e.method in methods]
+        fig = Figure(
+            family,
+            "Points per wave (95% interval)",
+            "Arm · model",
+            height=max(240, 170 + 50 * len(shown)),
+        )
+        rows = []
+        for e in shown:
             colour = OKABE_ITO[0] if e.method != "gee" else OKABE_ITO[2]
-            fig.add_trace(
-                {
-                    "type": "scatter",
-                    "x": [e.estimate],
-                    "y": [_row_name(e, control, several)],
-                    "mode": "markers",
-                    "marker": {
-                        "size": 11,
-                        "color": colour if e.confirmatory else "white",
-                        "line": {"color": colour, "width": 2},
-                        "symbol": "diamond" if col == 2 else "square",
-                    },
-                    "error_x": {
-                        "type": "data",
-                        "symmetric": False,
-                        "array": [e.ci_high - e.estimate],
-                        "arrayminus": [e.estimate - e.ci_low],
-                        "color": colour,
-                        "thickness": 2,
-                    },
-                    "showlegend": False,
-                    "hovertemplate": f"{_row_name(e, control, several)}<br>{e.estimate:.3f} "
-                    f"[{e.ci_low:.3f}, {e.ci_high:.3f}]<extra></extra>",
-                },
-                col=col,
-            )
-        fig.add_vline(0, line={"color": GREY, "width": 1}, col=col)
-        if mid is not None:
-            fig.add_vline(
-                mid,
-                line={"color": OKABE_ITO[1], "dash": "dash"},
-                text=f"MID {mid:.2f}/wave",
-                col=col,
-            )
-        fig.axis("y", col=col, autorange="reversed")
-    return fig
+            style = {
+                "colour": colour,
+                "symbol": "diamond" if e.method == "bayes_growth" else "square",
+                **({} if e.confirmatory else {"color": "white"}),
+            }
+            rows.append((_row_name(e, names, several), e.estimate, e.ci_low, e.ci_high, style))
+        _interval_rows(fig, rows)
+        _zero_and_mid(fig, mid, shared_range)
+        fig.axis("x", range=shared_range)
+        figures.append(fig)
+    return figures
 
 
-def _estimate_reading(dimension: str, estimates: Sequence[Estimate], control: str) -> str:
+def _estimate_reading(
+    dimension: str, estimates: Sequence[Estimate], control: str, names: Names
+) -> str:
     mixed = [e for e in estimates if isinstance(e, FrequentistEstimate) and e.method == "mixedlm"]
     key = next((e for e in mixed if e.confirmatory), next(iter(mixed), None))
     bayes = next((e for e in estimates if isinstance(e, BayesianEstimate)), None)
     if key is None and bayes is None:
-        return f"No growth estimate for {words(dimension).lower()}."
+        return f"No growth estimate for {names.dimension(dimension)}."
     parts = []
     if key is not None:
-        direction = "faster" if key.estimate > 0 else "slower"
+        more = "more" if key.estimate >= 0 else "less"
         parts.append(
-            f"On {words(dimension).lower()}, arm {key.arm} grew "
-            f"{abs(key.estimate):.2f} score points per wave {direction} than {control} "
-            f"(95% CI {key.ci_low:.2f} to {key.ci_high:.2f}, adjusted "
-            f"{_p_phrase(key.p_adjusted)})"
+            f"On {names.outcome(key.outcome)} ({names.dimension(dimension)}), scores under "
+            f"{names.arm(key.arm)} gained {abs(key.estimate):.2f} score points per wave {more} "
+            f"than under {names.arm(control)} (95% CI {number(key.ci_low)} to "
+            f"{number(key.ci_high)}, adjusted {p_phrase(key.p_adjusted)})"
         )
     if bayes is not None:
         above = bayes.prob_above_mid
         parts.append(
-            f"the Bayesian model gives P(benefit) = {bayes.prob_benefit:.2f}"
-            + ("" if above is None else f" and P(> MID) = {above:.2f}")
+            f"the Bayesian model gives P(difference > 0) {probability_relation(bayes.prob_benefit)}"
+            + ("" if above is None else f" and P(> MID) {probability_relation(above)}")
         )
     unreportable = [e for e in estimates if not e.reportable]
     tail = f" {len(unreportable)} estimate(s) are not reportable." if unreportable else ""
     return "; ".join(parts) + "." + tail
 
 
-def estimates_table(name: str, caption: str, estimates: Sequence[Estimate]) -> Table:
+def estimates_table(name: str, caption: str, estimates: Sequence[Estimate], names: Names) -> Table:
+    """Every estimate, the numbers a reader compares first (estimate, interval, p, posterior
+    probabilities) in the first columns, so that a narrow screen shows them first."""
     return Table(
         name,
         caption,
         [
             "Outcome",
-            "Dimension",
-            "Role",
-            "Wave",
             "Arm",
             "Method",
-            "Estimand",
             "Estimate",
-            "SE",
             "95% low",
             "95% high",
-            "p",
             "p adjusted",
             "P(benefit)",
             "P(> MID)",
-            "n",
             "Label",
+            "Estimand",
+            "SE",
+            "p",
+            "Dimension",
+            "Role",
+            "Wave",
+            "n",
             "Reportable",
         ],
         [
             [
-                e.outcome,
-                e.dimension,
-                e.role,
-                e.wave,
-                e.arm,
+                names.outcome(e.outcome),
+                names.arm(e.arm),
                 METHOD_NAMES[e.method],
-                e.estimand,
                 round(e.estimate, 4),
-                round(e.std_error, 4),
                 round(e.ci_low, 4),
                 round(e.ci_high, 4),
-                _p(e.p_value) if isinstance(e, FrequentistEstimate) else "",
-                _p(e.p_adjusted) if isinstance(e, FrequentistEstimate) else "",
-                _fmt(e.prob_benefit, 3)
+                p_text(e.p_adjusted) if isinstance(e, FrequentistEstimate) else "",
+                probability_text(e.prob_benefit, 3)
                 if isinstance(e, BayesianEstimate | OrdinalEstimate)
                 else "",
-                _fmt(e.prob_above_mid, 3)
+                probability_text(e.prob_above_mid, 3)
                 if isinstance(e, BayesianEstimate) and e.prob_above_mid is not None
                 else "",
-                e.n_participants,
                 CONFIRMATORY if e.confirmatory else EXPLORATORY,
+                e.estimand,
+                round(e.std_error, 4),
+                p_text(e.p_value) if isinstance(e, FrequentistEstimate) else "",
+                names.dimension(e.dimension),
+                e.role,
+                e.wave,
+                e.n_participants,
                 "yes" if e.reportable else "no: " + "; ".join(e.not_reportable_because),
             ]
             for e in estimates
@@ -495,7 +576,8 @@ def estimates_table(name: str, caption: str, estimates: Sequence[Estimate]) -> T
     )
 
 
-def forest_panels(results: Results) -> list[Panel]:
+def forest_panels(results: Results, names: Names | None = None) -> list[Panel]:
+    names = names or Names()
     control = results.control
     by_dimension: dict[str, list[Estimate]] = {}
     for e in results.estimates:
@@ -506,16 +588,17 @@ def forest_panels(results: Results) -> list[Panel]:
         panels.append(
             Panel(
                 key=f"forest-{dimension}",
-                title=f"Effect on {words(dimension).lower()}: frequentist and Bayesian",
+                title=f"Effect on {names.dimension(dimension)}: frequentist and Bayesian",
                 label=CONFIRMATORY if confirmatory else EXPLORATORY,
-                reading=_estimate_reading(dimension, estimates, control),
-                figures=[forest_figure(dimension, estimates, control)],
+                reading=_estimate_reading(dimension, estimates, control, names),
+                figures=forest_figures(estimates, names),
                 tables=[
                     estimates_table(
                         f"estimates-{dimension}",
-                        f"Every estimate on {words(dimension).lower()}; filled markers are "
+                        f"Every estimate on {names.dimension(dimension)}; filled markers are "
                         "confirmatory, hollow ones exploratory",
                         estimates,
+                        names,
                     )
                 ],
                 notes=[
@@ -530,7 +613,7 @@ def forest_panels(results: Results) -> list[Panel]:
 # --- posteriors -------------------------------------------------------------------------------
 
 
-def posterior_panel(results: Results, colours: dict) -> Panel | None:
+def posterior_panel(results: Results, colours: dict, names: Names) -> Panel | None:
     densities = results.bayes_growth.posterior_densities
     if not densities:
         return None
@@ -540,8 +623,8 @@ def posterior_panel(results: Results, colours: dict) -> Panel | None:
     for outcome in dict.fromkeys(d.outcome for d in densities):
         rows = [e for e in bayes if e.outcome == outcome]
         fig = Figure(
-            f"Posterior of the growth difference: {outcome}",
-            f"Growth difference vs {control} (score points per wave)",
+            f"Posterior of the growth difference: {names.outcome(outcome)}",
+            f"Growth difference vs {names.arm(control)} (score points per wave)",
             "Posterior density (per score point per wave)",
         )
         for d in (d for d in densities if d.outcome == outcome):
@@ -551,28 +634,26 @@ def posterior_panel(results: Results, colours: dict) -> Panel | None:
                     type="scatter",
                     x=d.x,
                     y=d.density,
-                    name=f"{d.arm} − {control}: P(benefit) = {e.prob_benefit:.2f}" if e else d.arm,
+                    name=f"{names.arm(d.arm)}: P(> 0) {probability_relation(e.prob_benefit)}"
+                    if e
+                    else names.arm(d.arm),
                     mode="lines",
                     fill="tozeroy",
                     line={"color": colours.get(d.arm, OKABE_ITO[0])},
                     fillcolor=rgba(colours.get(d.arm, OKABE_ITO[0]), 0.2),
                 )
             )
-        fig.add_vline(0, line={"color": GREY, "width": 1})
-        mid = _mid_per_wave(rows)
-        if mid is not None:
-            fig.add_vline(
-                mid, line={"color": OKABE_ITO[1], "dash": "dash"}, text=f"MID {mid:.2f}/wave"
-            )
+        _zero_and_mid(fig, _mid_per_wave(rows))
         figures.append(fig)
     lead = next((e for e in bayes if e.confirmatory), bayes[0] if bayes else None)
     reading = (
-        f"For {lead.outcome}, the probability that arm {lead.arm} helps more than "
-        f"{control} is {lead.prob_benefit:.2f}"
+        f"For {names.outcome(lead.outcome)}, the probability that scores gain more under "
+        f"{names.arm(lead.arm)} than under {names.arm(control)} is "
+        f"{probability_text(lead.prob_benefit)}"
         + (
             ""
             if lead.prob_above_mid is None
-            else f"; that it helps by at least the MID, {lead.prob_above_mid:.2f}"
+            else f"; that they gain at least the MID more, {probability_text(lead.prob_above_mid)}"
         )
         + "."
         if lead
@@ -584,14 +665,14 @@ def posterior_panel(results: Results, colours: dict) -> Panel | None:
         label=CONFIRMATORY if any(e.confirmatory for e in bayes) else EXPLORATORY,
         reading=reading,
         figures=figures,
-        tables=[estimates_table("posteriors", "Bayesian growth estimates", bayes)],
+        tables=[estimates_table("posteriors", "Bayesian growth estimates", bayes, names)],
     )
 
 
 # --- trajectories -----------------------------------------------------------------------------
 
 
-def trajectory_panel(results: Results, colours: dict) -> Panel | None:
+def trajectory_panel(results: Results, colours: dict, names: Names) -> Panel | None:
     points = results.trajectories
     if not points:
         return None
@@ -601,9 +682,9 @@ def trajectory_panel(results: Results, colours: dict) -> Panel | None:
     figures = []
     for outcome in outcomes:
         fig = Figure(
-            f"Mean {outcome} score by wave and arm",
+            f"Mean score by wave and arm: {names.outcome(outcome)}",
             "Wave (index; 0 = baseline)",
-            f"Mean {outcome} score (score points, 95% band)",
+            "Mean score (score points, 95% band)",
         )
         fig.axis("x", dtick=1)
         for arm, colour in colours.items():
@@ -627,7 +708,7 @@ def trajectory_panel(results: Results, colours: dict) -> Panel | None:
                     type="scatter",
                     x=[p.wave for p in rows],
                     y=[p.mean for p in rows],
-                    name=f"arm {arm}",
+                    name=names.arm(arm),
                     mode="lines+markers",
                     line={"color": colour},
                 )
@@ -638,12 +719,12 @@ def trajectory_panel(results: Results, colours: dict) -> Panel | None:
     for arm in colours:
         rows = [p for p in points if p.outcome == first and p.arm == arm]
         if len(rows) > 1:
-            changes.append(f"arm {arm} {rows[-1].mean - rows[0].mean:+.2f}")
+            changes.append(f"{names.arm(arm)} {rows[-1].mean - rows[0].mean:+.2f}")
     return Panel(
         key="trajectories",
         title="Growth trajectories per arm",
         label=EXPLORATORY,
-        reading=f"Observed mean {first} from baseline to the last wave: "
+        reading=f"Observed mean {names.outcome(first)} from baseline to the last wave: "
         + ", ".join(changes)
         + " score points (descriptive; the models above give the adjusted contrast).",
         figures=figures,
@@ -654,8 +735,8 @@ def trajectory_panel(results: Results, colours: dict) -> Panel | None:
                 ["Outcome", "Arm", "Wave", "n", "Mean", "95% low", "95% high"],
                 [
                     [
-                        p.outcome,
-                        p.arm,
+                        names.outcome(p.outcome),
+                        names.arm(p.arm),
                         p.wave,
                         p.n,
                         round(p.mean, 4),
@@ -1112,14 +1193,10 @@ def psychometrics_panel(results: Results) -> Panel | None:
 
 def diagnostics_panel(diagnostics: Diagnostics, label: str) -> Panel:
     gates = diagnostics.gates
-    names = list(gates.per_quantity)
+    quantity_names = list(gates.per_quantity)
     quantities = list(gates.per_quantity.values())
-    fig = Figure(
-        "Convergence of the gated quantities",
-        "Quantity",
-        "Worst effective sample size (draws)",
-        columns=2,
-        subtitles=("Bulk and tail ESS", "Rank-normalised split-R̂"),
+    ess = Figure(
+        "Convergence: bulk and tail ESS", "Quantity", "Worst effective sample size (draws)"
     )
     for i, (name, values) in enumerate(
         [
@@ -1127,23 +1204,22 @@ def diagnostics_panel(diagnostics: Diagnostics, label: str) -> Panel:
             ("tail ESS", [q.ess_tail for q in quantities]),
         ]
     ):
-        fig.add_trace(
-            dict(type="bar", x=names, y=values, name=name, marker={"color": OKABE_ITO[i]})
+        ess.add_trace(
+            dict(type="bar", x=quantity_names, y=values, name=name, marker={"color": OKABE_ITO[i]})
         )
-    fig.add_hline(MIN_ESS, line={"color": OKABE_ITO[1], "dash": "dash"}, text=f"{MIN_ESS}")
-    fig.add_trace(
+    ess.add_hline(MIN_ESS, line={"color": OKABE_ITO[1], "dash": "dash"}, text=f"{MIN_ESS}")
+    rhat = Figure("Convergence: rank-normalised split-R̂", "Quantity", "Worst R̂ (ratio)")
+    rhat.add_trace(
         {
             "type": "bar",
-            "x": names,
+            "x": quantity_names,
             "y": [q.rhat for q in quantities],
             "name": "R̂",
             "marker": {"color": OKABE_ITO[2]},
-        },
-        col=2,
+        }
     )
-    fig.add_hline(MAX_RHAT, line={"color": OKABE_ITO[1], "dash": "dash"}, text=f"{MAX_RHAT}", col=2)
-    fig.axis("y", col=2, title={"text": "Worst R̂ (ratio)"})
-    fig.axis("y", col=2, range=[0.99, max([MAX_RHAT + 0.01, *(q.rhat for q in quantities)])])
+    rhat.add_hline(MAX_RHAT, line={"color": OKABE_ITO[1], "dash": "dash"}, text=f"{MAX_RHAT}")
+    rhat.axis("y", range=[0.99, max([MAX_RHAT + 0.01, *(q.rhat for q in quantities)])])
     rows = [
         ["max R̂", round(gates.max_rhat, 4), f"≤ {MAX_RHAT}", gates.max_rhat <= MAX_RHAT],
         ["min bulk ESS", round(gates.min_ess_bulk), f"≥ {MIN_ESS}",
@@ -1172,7 +1248,7 @@ def diagnostics_panel(diagnostics: Diagnostics, label: str) -> Panel:
         title="Run diagnostics (R̂, ESS, divergences)",
         label=label,
         reading=reading,
-        figures=[fig],
+        figures=[ess, rhat],
         tables=[
             Table(
                 "diagnostics", "Convergence gates", ["Check", "Value", "Gate", "Result"], table_rows
@@ -1328,14 +1404,14 @@ def dashboard_panels(
     if run is None:
         harms_shown = harms_panel(harms, arm_colours(rate.arm for rate in harms))
         return panels + ([harms_shown] if harms_shown else [])
-    results = run.results
+    results, names = run.results, run.names
     colours = arm_colours(a.slug for a in results.consort.arms)
     candidates = [
-        consort_panel(results.consort, label),
-        enrolment_panel(enrolment, results, colours, label),
-        *forest_panels(results),
-        posterior_panel(results, colours),
-        trajectory_panel(results, colours),
+        consort_panel(results.consort, label, names),
+        enrolment_panel(enrolment, results, colours, label, names),
+        *forest_panels(results, names),
+        posterior_panel(results, colours, names),
+        trajectory_panel(results, colours, names),
         community_panel(results),
         divergence_panel(results, colours),
         telemetry_panel(privacy_budget, telemetry, colours),

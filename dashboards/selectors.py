@@ -17,6 +17,7 @@ from surveys.models import Instrument
 from trials.audit import audit_chain_head
 from trials.dimensions import FLOURISHING_DIMENSIONS
 from trials.models import Participant, Trial
+from trials.plan import Plan
 from trials.selectors import missing_approvals, preregistration_in_force, preregistrations_pending
 
 
@@ -99,6 +100,10 @@ class RunSummary:
     data_snapshot_sha256: str
     results: Results
     diagnostics: Diagnostics
+    names: Names = field(default_factory=Names)
+    """How the trial names the arms and scores ``results`` names by code."""
+    plan: Plan | None = None
+    """The plan the run analysed under (its decision rule and minimal important differences)."""
 
 
 @dataclass(frozen=True)
@@ -114,11 +119,16 @@ class DashboardData:
 
 
 def latest_finished_run(trial: Trial) -> AnalysisRun | None:
-    return trial.analysis_runs.filter(status=AnalysisRun.Status.FINISHED).first()
+    return (
+        trial.analysis_runs.filter(status=AnalysisRun.Status.FINISHED)
+        .select_related("trial", "preregistration")
+        .first()
+    )
 
 
 def run_summary(run: AnalysisRun) -> RunSummary:
     """A stored run with its results and diagnostics read back into their types."""
+    results = Results.model_validate(run.results)
     return RunSummary(
         id=run.pk,
         kind=run.kind,
@@ -126,8 +136,10 @@ def run_summary(run: AnalysisRun) -> RunSummary:
         preregistration_sha256=run.preregistration_sha256,
         code_version=run.code_version,
         data_snapshot_sha256=run.data_snapshot_sha256,
-        results=Results.model_validate(run.results),
+        results=results,
         diagnostics=Diagnostics.model_validate(run.diagnostics),
+        names=names_for(run.trial, results),
+        plan=run.preregistration.plan,
     )
 
 

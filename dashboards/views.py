@@ -1,7 +1,8 @@
 """Analysts' pages: the trial list (a Django template) and the per-trial Dash dashboard, whose
 every request passes through Django's login and the rule ``trials.view_results``
 (``trials.rules``) before it reaches Dash (see ``dashboards.dash_app`` for why Dash is mounted
-this way). Nothing here fits a model."""
+this way). Both carry the same header (``dashboards/header.html``): a switcher to the other
+trials the user may read, who is signed in, and a sign-out form. Nothing here fits a model."""
 
 from csp.constants import SELF, UNSAFE_INLINE
 from csp.decorators import csp_update
@@ -9,12 +10,12 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.template.loader import render_to_string
 from django.views.decorators.csrf import csrf_exempt
 from werkzeug.test import EnvironBuilder
 
-from analytics.models import AnalysisRun
-from analytics.results import Estimate, Results
 from config.security import csp_hash
+from dashboards.answer import run_answers
 from dashboards.selectors import latest_finished_run
 from trials.models import Trial
 from trials.rules import permitted
@@ -36,23 +37,25 @@ PLOTLY_TAG_STYLES = (
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length"}
 
 
-def headline(run: AnalysisRun) -> Estimate | None:
-    """The primary outcome's mixed-model growth estimate: the one-line answer for a list."""
-    results = Results.model_validate(run.results)
-    return next(
-        (e for e in results.estimates if e.role == "primary" and e.method == "mixedlm"), None
-    )
+def _header(request: HttpRequest, current: Trial | None = None) -> dict:
+    """What the header shows: only the trials this user may read."""
+    return {
+        "header_trials": permitted(request.user, VIEW_RESULTS).order_by("title"),
+        "current_trial": current,
+    }
 
 
 @login_required
 @permission_required(VIEW_RESULTS, raise_exception=True)
 def trial_list(request: HttpRequest) -> HttpResponse:
+    """Each trial the user may read, with the latest finished run's answer to its first primary
+    outcome (``dashboards.answer``): the verdict, the difference in units and its interval."""
     rows = []
     for trial in permitted(request.user, VIEW_RESULTS).order_by("slug"):
         run = latest_finished_run(trial)
-        primary = headline(run) if run else None
-        rows.append({"trial": trial, "run": run, "primary": primary})
-    return render(request, "dashboards/trial_list.html", {"rows": rows})
+        answers = run_answers(run) if run else []
+        rows.append({"trial": trial, "run": run, "answer": answers[0] if answers else None})
+    return render(request, "dashboards/trial_list.html", {"rows": rows, **_header(request)})
 
 
 def _to_dash(request: HttpRequest) -> HttpResponse:
@@ -92,10 +95,18 @@ def _to_dash(request: HttpRequest) -> HttpResponse:
 @permission_required(VIEW_RESULTS, raise_exception=True)
 def trial_detail(request: HttpRequest, slug: str) -> HttpResponse:
     """The dashboard page of one trial (Dash's index page, once access is checked)."""
+    from dashboards.dash_app import HEADER_MARKER
+
     trial = get_object_or_404(Trial, slug=slug)
     if not request.user.has_perm(VIEW_RESULTS, trial):
         raise PermissionDenied("You are not an analyst or coordinator of this trial.")
-    return csp_update(_dash_policy())(_to_dash)(request)
+    response = csp_update(_dash_policy())(_to_dash)(request)
+    if response.status_code == 200 and response["Content-Type"].startswith("text/html"):
+        header = render_to_string(
+            "dashboards/header.html", _header(request, trial), request=request
+        )
+        response.content = response.content.replace(HEADER_MARKER.encode(), header.encode(), 1)
+    return response
 
 
 def _dash_policy() -> dict[str, list[str]]:

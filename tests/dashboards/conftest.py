@@ -39,19 +39,22 @@ def golden() -> Golden:
     )
 
 
-@pytest.fixture
-def analyst(db) -> User:
-    user = User.objects.create_user("ana", password="pw")
+def analyst_create(username: str = "ana", password: str = "pw") -> User:
+    user = User.objects.create_user(username, password=password)
     user.groups.add(Group.objects.get(name="Analysts"))
     return user
 
 
 @pytest.fixture
-def analysed_trial(small_trial, analyst):
-    """``small_trial`` with ``analyst`` on it and a finished confirmatory run that holds the
-    golden documents (what fitting a trial made like this one stored, without fitting it)."""
-    member_add(trial=small_trial, user=analyst, role=TrialMember.Role.ANALYST)
-    run = analysis_run_create(trial=small_trial, enqueue=False)
+def analyst(db) -> User:
+    return analyst_create()
+
+
+def finish_with_golden_run(trial, analyst: User) -> AnalysisRun:
+    """Put ``analyst`` on ``trial`` and store a finished confirmatory run holding the golden
+    documents (what fitting a trial made like ``small_trial`` stored, without fitting it)."""
+    member_add(trial=trial, user=analyst, role=TrialMember.Role.ANALYST)
+    run = analysis_run_create(trial=trial, enqueue=False)
     document = golden_document()
     AnalysisRun.objects.filter(pk=run.pk).update(
         status=AnalysisRun.Status.FINISHED,
@@ -62,6 +65,14 @@ def analysed_trial(small_trial, analyst):
         started_at=timezone.now(),
         finished_at=timezone.now(),
     )
+    run.refresh_from_db()
+    return run
+
+
+@pytest.fixture
+def analysed_trial(small_trial, analyst):
+    """``small_trial`` with ``analyst`` on it and a finished run of the golden documents."""
+    finish_with_golden_run(small_trial, analyst)
     return small_trial
 
 

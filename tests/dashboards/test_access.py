@@ -7,7 +7,7 @@ import pytest
 from django.contrib.auth.models import User
 
 from analytics.models import AnalysisRun
-from dashboards.views import headline
+from dashboards.answer import run_answers
 from tests.dashboards.conftest import render_dashboard
 from trials.models import TrialEvent, TrialMember
 from trials.services import member_add, trial_create
@@ -59,12 +59,32 @@ def test_analyst_reads_the_stored_result_with_its_labels(client, analyst, analys
     assert rendered.status_code == 200
     text = rendered.content.decode()
     run = AnalysisRun.objects.get(trial=analysed_trial)
-    primary = headline(run)
-    assert str(round(primary.estimate, 4)) in text  # the estimates table's precision
+    [answer] = run_answers(run)
+    assert str(round(answer.estimate, 4)) in text  # the estimates table's precision
     assert analysed_trial.preregistrations.get().sha256 in text
     assert '"data-label":"confirmatory"' in text and '"data-label":"exploratory"' in text
+    # The answer comes first, before the integrity record.
+    assert text.index(json.dumps(answer.verdict_key)) < text.index("panel-status")
     listing = client.get("/dashboards/").content.decode()
-    assert "Synthetic trial small" in listing and f"{primary.estimate:.2f}" in listing
+    assert "Synthetic trial small" in listing and answer.summary in listing
+    assert answer.verdict.capitalize() in listing
+
+
+def test_the_header_switches_between_readable_trials_and_signs_out(client, analyst, analysed_trial):
+    hidden = trial_create(slug="hidden", title="A trial this analyst does not read")
+    client.force_login(analyst)
+    for url in ["/dashboards/", "/dashboards/small/"]:
+        page = client.get(url).content.decode()
+        assert 'class="site-header"' in page and "Signed in as <strong>ana</strong>" in page
+        assert 'href="/dashboards/small/"' in page and hidden.title not in page
+        assert 'name="csrfmiddlewaretoken"' in page and 'action="/accounts/logout/"' in page
+    assert (
+        'aria-current="page">Synthetic trial small'
+        in client.get("/dashboards/small/").content.decode()
+    )
+    signed_out = client.post("/accounts/logout/", {"next": "/accounts/login/"})
+    assert signed_out.status_code == 302 and signed_out["Location"] == "/accounts/login/"
+    assert client.get("/dashboards/").status_code == 302
 
 
 def test_reading_writes_nothing_and_analysts_cannot_write(client, analyst, analysed_trial):

@@ -71,6 +71,14 @@ def test_probabilities_are_never_rounded_to_certainty(value, text):
     assert probability_text(value) == text
 
 
+def test_a_probability_with_three_decimals_is_bounded_at_the_third():
+    assert [probability_text(v, 3) for v in (0.9995, 0.999, 0.0004)] == [
+        "> 0.999",
+        "0.999",
+        "< 0.001",
+    ]
+
+
 def _with_primary(results: Results, **changes) -> Results:
     """The golden results with its primary mixed-model and Bayesian contrasts replaced."""
     estimates = []

@@ -19,6 +19,7 @@ from analytics.results import Diagnostics, Results
 from analytics.seeding import synthetic_telemetry_release
 from analytics.services import analysis_run_create, analysis_run_execute
 from dashboards import panels as p
+from dashboards.selectors import Names
 from tests.dashboards.conftest import GOLDEN_PATH, golden_document
 
 REGENERATE = (
@@ -62,7 +63,7 @@ def test_a_misspelt_or_mistyped_section_is_refused_and_an_older_run_still_reads(
     # Runs stored before a section existed read with its default (the panel is left out).
     older = {k: v for k, v in document.items() if k not in ("trajectories", "psychometrics")}
     results = Results.model_validate(older)
-    assert results.trajectories == [] and p.trajectory_panel(results, {}) is None
+    assert results.trajectories == [] and p.trajectory_panel(results, {}, Names()) is None
 
 
 @pytest.mark.skipif(

@@ -5,8 +5,9 @@ import numpy as np
 
 from analytics.results import BayesianEstimate, FrequentistEstimate, Interim
 from dashboards import panels as p
+from dashboards.answer import p_text
 from dashboards.figures import OKABE_ITO
-from dashboards.selectors import RunSummary, TrialRecord, dashboard_data
+from dashboards.selectors import Names, RunSummary, TrialRecord, dashboard_data
 from federated.release import PrivacyBudgetSummary, ReleasedValue
 
 TELEMETRY_ROWS = [
@@ -102,22 +103,31 @@ def test_every_panel_is_labelled_read_and_drawn_with_titles_and_units(golden):
 
 
 def test_forest_plot_puts_frequentist_and_bayesian_side_by_side_with_the_mid(golden):
-    panel = next(x for x in p.forest_panels(golden.results) if x.key == "forest-mental_wellbeing")
-    fig = panel.figures[0]
-    methods_by_plot: dict[str, set[str]] = {}
-    for trace in fig.data:
-        methods_by_plot.setdefault(trace.get("xaxis", "x"), set()).add(
-            trace["y"][0].split(" · ")[1]
-        )
-    assert methods_by_plot["x"] == {"mixed model", "GEE (exploratory)"}
-    assert methods_by_plot["x2"] == {"Bayesian growth"}
+    names = Names(arms={"a": "Helpful", "b": "Flourishing"}, outcomes={"who5": "WHO-5"})
+    panel = next(
+        x for x in p.forest_panels(golden.results, names) if x.key == "forest-mental_wellbeing"
+    )
+    # Two figures, which the page's grid sets side by side where there is room, on one x range.
+    frequentist, bayesian = panel.figures
+    assert [t["name"] for t in frequentist.data] == [
+        "Flourishing · mixed model",
+        "Flourishing · GEE (exploratory)",
+    ]
+    assert [t["name"] for t in bayesian.data] == ["Flourishing · Bayesian growth"]
+    # Each row is named above its marker, so long names take no width from the plot.
+    labels = [a["text"] for a in frequentist.layout["annotations"] if a.get("yshift")]
+    assert labels == ["Flourishing<br>mixed model", "Flourishing<br>GEE (exploratory)"]
+    assert frequentist.layout["xaxis"]["range"] == bayesian.layout["xaxis"]["range"]
     on_wellbeing = [e for e in golden.results.estimates if e.dimension == "mental_wellbeing"]
     bayes = next(e for e in on_wellbeing if isinstance(e, BayesianEstimate))
-    mid_lines = [s for s in fig.layout["shapes"] if s["line"].get("dash") == "dash"]
-    assert [s["x0"] for s in mid_lines] == [bayes.mid / bayes.wave] * 2
+    for fig in panel.figures:
+        [mid_line] = [s for s in fig.layout["shapes"] if s["line"].get("dash") == "dash"]
+        assert mid_line["x0"] == bayes.mid / bayes.wave
     mixed = next(e for e in on_wellbeing if e.method == "mixedlm")
-    assert f"{abs(mixed.estimate):.2f} score points per wave" in panel.reading
-    assert f"P(benefit) = {bayes.prob_benefit:.2f}" in panel.reading
+    assert f"{abs(mixed.estimate):.2f} score points per wave more" in panel.reading
+    assert "under Flourishing" in panel.reading and "than under Helpful" in panel.reading
+    assert f"P(difference > 0) = {bayes.prob_benefit:.2f}" in panel.reading
+    assert "P(> MID) < 0.01" in panel.reading  # 0.0055, never printed as 0.01 or 0.00
     # Each model's own statistics in the table: p-values for the frequentist rows, posterior
     # probabilities for the Bayesian and ordinal ones.
     table = panel.tables[0]
@@ -126,20 +136,21 @@ def test_forest_plot_puts_frequentist_and_bayesian_side_by_side_with_the_mid(gol
         frequentist = isinstance(estimate, FrequentistEstimate)
         assert (row[p_column] != "") == frequentist and (row[benefit_column] != "") != frequentist
         if frequentist:
-            assert row[p_column] == p._p(estimate.p_adjusted)
+            assert row[p_column] == p_text(estimate.p_adjusted)
 
 
 def test_posterior_trajectory_community_and_divergence_panels_show_the_stored_numbers(golden):
     results = golden.results
     colours = p.arm_colours(["a", "b"])
-    posteriors = p.posterior_panel(results, colours)
+    names = Names(outcomes={"who5": "WHO-5 Well-Being Index"})
+    posteriors = p.posterior_panel(results, colours, names)
     density = results.bayes_growth.posterior_densities[0]
     trace = posteriors.figures[0].data[0]
     assert trace["x"] == density.x and trace["y"] == density.density
-    trajectories = p.trajectory_panel(results, colours)
+    trajectories = p.trajectory_panel(results, colours, names)
     assert len(trajectories.tables[0].rows) == len(results.trajectories)
-    # The plan's order: the primary outcome's figure first.
-    assert trajectories.figures[0].title.startswith(f"Mean {results.outcomes[0].code} ")
+    # The plan's order: the primary outcome's figure first, by its name.
+    assert trajectories.figures[0].title.endswith(": WHO-5 Well-Being Index")
     communities = p.community_panel(results)
     effect = results.bayes_growth.community_effects[0]
     assert f"{effect.composite.prob_benefit:.2f}" in communities.reading
