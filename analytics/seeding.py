@@ -1,13 +1,15 @@
 """Building a whole synthetic trial in the database, through the same services users go through:
 the demo, ``simulate_trial`` and the benchmarks use it."""
 
+import itertools
+from dataclasses import dataclass
 from datetime import timedelta
 
 import numpy as np
 from django.db import transaction
 from django.utils import timezone
 
-from analytics.simulate import answers_for_score, simulate_scores
+from analytics.simulate import answers_for_score, factorial_cell_effects, simulate_scores
 from federated.selectors import telemetry_schema_in_force, windows_ended
 from federated.simulate import simulated_devices, simulated_usage
 from federated.window import telemetry_window_run
@@ -86,26 +88,109 @@ def _plan(n_waves: int) -> dict:
     }
 
 
+# The share of a synthetic factorial trial's participants who take part in German, the
+# language its plan names as a moderator.
+GERMAN_SHARE = 0.4
+
+
+@dataclass(frozen=True)
+class SyntheticFactorial:
+    """A full factorial design for a synthetic trial: ``levels`` per factor (factors ``f1``,
+    ``f2``, …; levels ``l0``, the reference, ``l1``, …), each factor's main effect and the first
+    two factors' interaction on growth per wave (``analytics.simulate.factorial_cell_effects``),
+    and ``moderator_effect``: how much faster every treatment arm grows for participants taking
+    part in German than in English (the plan's moderator, language)."""
+
+    levels: tuple[int, ...]
+    main_effects: tuple[float, ...]
+    interaction: float = 0.0
+    moderator_effect: float = 0.0
+
+    @property
+    def cells(self) -> dict[str, dict[str, str]]:
+        """Arm slug → factor → level, in ``factorial_cell_effects``' order; the first is the
+        control."""
+        return {
+            "-".join(f"l{level}" for level in cell): {
+                f"f{f + 1}": f"l{level}" for f, level in enumerate(cell)
+            }
+            for cell in itertools.product(*(range(n) for n in self.levels))
+        }
+
+    def plan(self) -> dict:
+        """What the factorial trial's plan has beyond the two-arm plan's sections."""
+        factors = [f"f{f + 1}" for f in range(len(self.levels))]
+        contrasts = [{"kind": "main_effect", "factor": name} for name in factors]
+        if len(factors) >= 2:
+            contrasts.append({"kind": "interaction", "factors": factors[:2]})
+        cells = len(self.cells)
+        return {
+            "hypotheses": [
+                "Each factor of the assistant's configuration changes growth in mental "
+                "wellbeing, and the first two interact; the effect differs by language."
+            ],
+            "arms_compared": [next(iter(self.cells))],
+            "factorial": {
+                "factors": [
+                    {"name": name, "levels": [f"l{level}" for level in range(n)]}
+                    for name, n in zip(factors, self.levels, strict=True)
+                ],
+                "cells": self.cells,
+                "contrasts": contrasts,
+            },
+            "moderators": [{"kind": "language"}],
+            "randomisation": {
+                "method": "permuted_blocks",
+                "strata": ["community"],
+                "block_sizes": [cells, 2 * cells],
+            },
+        }
+
+
 @transaction.atomic
 def synthetic_trial_create(
-    *, slug: str, participants: int, waves: int, effect: float, seed: int, title: str = ""
+    *,
+    slug: str,
+    participants: int,
+    waves: int,
+    effect: float,
+    seed: int,
+    title: str = "",
+    factorial: SyntheticFactorial | None = None,
 ) -> Trial:
     """A registered, approved, enrolling two-arm trial whose cohort has answered its waves.
 
     Arm ``b`` grows ``effect`` score points per wave faster than arm ``a`` on every dimension
     (the growth models' estimand; see analytics.simulate); the data come in through
-    ``participant_enrol`` and ``response_submit``.
+    ``participant_enrol`` and ``response_submit``. With ``factorial`` the arms are its cells
+    instead, growing as it says on every dimension, and the plan pre-registers its main effects,
+    the interaction and language as a moderator.
     """
     trial = synthetic_trial_open(
-        slug=slug, participants=participants, waves=waves, effect=effect, seed=seed, title=title
+        slug=slug,
+        participants=participants,
+        waves=waves,
+        effect=effect,
+        seed=seed,
+        title=title,
+        factorial=factorial,
     )
-    synthetic_cohort_record(trial=trial, participants=participants, effect=effect, seed=seed)
+    synthetic_cohort_record(
+        trial=trial, participants=participants, effect=effect, seed=seed, factorial=factorial
+    )
     return trial
 
 
 @transaction.atomic
 def synthetic_trial_open(
-    *, slug: str, participants: int, waves: int, effect: float, seed: int, title: str = ""
+    *,
+    slug: str,
+    participants: int,
+    waves: int,
+    effect: float,
+    seed: int,
+    title: str = "",
+    factorial: SyntheticFactorial | None = None,
 ) -> Trial:
     """The trial of ``synthetic_trial_create`` before its cohort: registered, approved, enrolling,
     with its consent document; ``synthetic_cohort_record`` fills it in."""
@@ -130,23 +215,33 @@ def synthetic_trial_open(
         "model_id": "assistant-model",
         "model_version": "2026-10-01",
     }
-    arm_create(
-        trial=trial,
-        slug="a",
-        name="A: helpful assistant",
-        system_prompt="You are a helpful assistant.",
-        is_control=True,
-        **common,
-    )
-    arm_create(
-        trial=trial,
-        slug="b",
-        name="B: flourishing-oriented assistant",
-        system_prompt="You are a helpful assistant. Support the user's own judgement and "
-        "long-term wellbeing; avoid flattery; encourage offline relationships.",
-        memory_policy="session",
-        **common,
-    )
+    if factorial is None:
+        arm_create(
+            trial=trial,
+            slug="a",
+            name="A: helpful assistant",
+            system_prompt="You are a helpful assistant.",
+            is_control=True,
+            **common,
+        )
+        arm_create(
+            trial=trial,
+            slug="b",
+            name="B: flourishing-oriented assistant",
+            system_prompt="You are a helpful assistant. Support the user's own judgement and "
+            "long-term wellbeing; avoid flattery; encourage offline relationships.",
+            memory_policy="session",
+            **common,
+        )
+    for position, (cell, levels) in enumerate((factorial.cells if factorial else {}).items()):
+        arm_create(
+            trial=trial,
+            slug=cell,
+            name=f"Cell {', '.join(f'{f} {level}' for f, level in levels.items())}",
+            system_prompt=f"You are a helpful assistant (cell {cell}).",
+            is_control=position == 0,
+            **common,
+        )
     for day in range(waves):
         wave_create(
             trial=trial,
@@ -154,7 +249,8 @@ def synthetic_trial_open(
             day_offset=day * WAVE_SPACING_DAYS,
             instrument_codes=["who5", "swls"],
         )
-    prereg = preregistration_freeze(trial=trial, plan=_plan(waves))
+    plan = _plan(waves) | (factorial.plan() if factorial else {})
+    prereg = preregistration_freeze(trial=trial, plan=plan)
     trial = trial_transition(trial=trial, to=Trial.State.REGISTERED)
     for name, kind in [
         ("Ethics board", OversightBody.Kind.ETHICS_BOARD),
@@ -174,7 +270,13 @@ def synthetic_trial_open(
 
 
 def synthetic_cohort_record(
-    *, trial: Trial, participants: int, effect: float, seed: int, batch_size: int | None = None
+    *,
+    trial: Trial,
+    participants: int,
+    effect: float,
+    seed: int,
+    batch_size: int | None = None,
+    factorial: SyntheticFactorial | None = None,
 ) -> None:
     """Enrol the simulated cohort of a trial from ``synthetic_trial_open`` and submit the item
     answers that score as simulated.
@@ -189,15 +291,27 @@ def synthetic_cohort_record(
     batches = [numbers] if batch_size is None else _batches(numbers, batch_size)
     for batch in batches:
         with transaction.atomic():
-            _enrol_cohort(trial, batch, seed)
+            _enrol_cohort(trial, batch, seed, german_share=GERMAN_SHARE if factorial else 0.0)
     cohort = _cohort(trial, participants)
-    arm = np.array([1 if p.allocation.arm.slug == "b" else 0 for p in cohort])
+    if factorial is None:
+        arm = np.array([1 if p.allocation.arm.slug == "b" else 0 for p in cohort])
+        design = {}
+    else:
+        arm = np.array([list(factorial.cells).index(p.allocation.arm.slug) for p in cohort])
+        design = {
+            "arm_effects": factorial_cell_effects(
+                factorial.levels, factorial.main_effects, factorial.interaction
+            ),
+            "moderator": np.array([p.locale == "de" for p in cohort], dtype=float),
+            "moderator_effect": factorial.moderator_effect,
+        }
     simulated = simulate_scores(
         n_participants=participants,
         n_waves=trial.waves.count(),
         effect=effect,
         seed=seed,
         arm=arm,
+        **design,
     )
     table = simulated.scores.pivot_table(
         index=["participant", "wave"], columns="dimension", values="score"
@@ -226,7 +340,7 @@ def _cohort_email(number: int) -> str:
     return f"participant{number}@example.org"
 
 
-def _enrol_cohort(trial: Trial, numbers: range, seed: int) -> None:
+def _enrol_cohort(trial: Trial, numbers: range, seed: int, german_share: float = 0.0) -> None:
     document = trial.consent_documents.get(version=1)
     community = Community.objects.get(slug=COMMUNITY)
     n_waves = trial.waves.count()
@@ -240,13 +354,16 @@ def _enrol_cohort(trial: Trial, numbers: range, seed: int) -> None:
         if _cohort_email(number) in enrolled:
             continue
         rng = np.random.default_rng([seed + 1, number])
+        enrolled_at = start + timedelta(hours=int(rng.integers(0, 72)))
+        german = german_share and np.random.default_rng([seed + 3, number]).random() < german_share
         participant_enrol(
             trial=trial,
             email=_cohort_email(number),
             consent_document=document,
             scopes=[ConsentScope.SURVEYS, ConsentScope.TELEMETRY],
             community=community,
-            enrolled_at=start + timedelta(hours=int(rng.integers(0, 72))),
+            locale="de" if german else "en",
+            enrolled_at=enrolled_at,
         )
 
 

@@ -1,11 +1,18 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from analytics.seeding import synthetic_telemetry_release, synthetic_trial_create
+from analytics.seeding import (
+    SyntheticFactorial,
+    synthetic_telemetry_release,
+    synthetic_trial_create,
+)
 from trials.models import Trial
 
 
 class Command(BaseCommand):
-    help = "Create a registered two-arm trial with a simulated cohort whose true effect is known."
+    help = (
+        "Create a registered two-arm trial (or a factorial one, --factorial) with a simulated "
+        "cohort whose true effects are known."
+    )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--slug", required=True)
@@ -19,6 +26,34 @@ class Command(BaseCommand):
             "control, for every dimension's score, in that score's own units.",
         )
         parser.add_argument("--seed", type=int, default=1)
+        parser.add_argument(
+            "--factorial",
+            default=None,
+            metavar="LEVELS",
+            help="A full factorial design instead of two arms, its factors' level counts as "
+            "3x3: factors f1, f2, … with levels l0 (the control's), l1, …, one arm per cell.",
+        )
+        parser.add_argument(
+            "--main-effects",
+            default=None,
+            metavar="E1,E2,…",
+            help="With --factorial: each factor's main effect on growth per wave (a "
+            "non-reference level adds it), in score points; default --effect for each.",
+        )
+        parser.add_argument(
+            "--interaction",
+            type=float,
+            default=0.0,
+            help="With --factorial: added to growth per wave in cells at non-reference levels "
+            "of both of the first two factors (each difference of differences).",
+        )
+        parser.add_argument(
+            "--moderator-effect",
+            type=float,
+            default=0.0,
+            help="With --factorial: how much faster every treatment cell grows for the 40%% of "
+            "participants taking part in German (the plan's moderator, language).",
+        )
         parser.add_argument(
             "--telemetry-effect",
             type=float,
@@ -36,14 +71,30 @@ class Command(BaseCommand):
         effect: float,
         seed: int,
         telemetry_effect: float | None,
+        factorial: str | None,
+        main_effects: str | None,
+        interaction: float,
+        moderator_effect: float,
         **kw,
     ):
         if Trial.objects.filter(slug=slug).exists():
             raise CommandError(f"A trial with slug {slug!r} already exists.")
         if participants < 4 or waves < 2:
             raise CommandError("Use at least 4 participants and 2 waves.")
+        design = None
+        if factorial is not None:
+            design = _factorial(factorial, main_effects, effect, interaction, moderator_effect)
+        elif main_effects is not None or interaction or moderator_effect:
+            raise CommandError(
+                "--main-effects, --interaction and --moderator-effect need --factorial."
+            )
         trial = synthetic_trial_create(
-            slug=slug, participants=participants, waves=waves, effect=effect, seed=seed
+            slug=slug,
+            participants=participants,
+            waves=waves,
+            effect=effect,
+            seed=seed,
+            factorial=design,
         )
         self.stdout.write(self.style.SUCCESS(f"Created {trial.slug}: {trial.description}"))
         if telemetry_effect is not None:
@@ -51,3 +102,26 @@ class Command(BaseCommand):
                 trial=trial, minutes_effect=telemetry_effect, seed=seed
             )
             self.stdout.write(f"Released {released} telemetry windows with differential privacy.")
+
+
+def _factorial(
+    levels: str, main_effects: str | None, effect: float, interaction: float, moderator: float
+) -> SyntheticFactorial:
+    """The design the options describe, or a CommandError that says what to write."""
+    try:
+        counts = tuple(int(n) for n in levels.lower().split("x"))
+        mains = (
+            tuple(float(e) for e in main_effects.split(","))
+            if main_effects is not None
+            else (effect,) * len(counts)
+        )
+    except ValueError:
+        raise CommandError(
+            "Write --factorial as level counts like 3x3 and --main-effects as numbers like 0.5,0.2."
+        ) from None
+    if any(n < 2 for n in counts) or len(mains) != len(counts):
+        raise CommandError(
+            f"--factorial {levels} needs two levels or more per factor, and --main-effects one "
+            f"number per factor ({len(counts)})."
+        )
+    return SyntheticFactorial(counts, mains, interaction, moderator)
