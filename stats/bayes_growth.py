@@ -56,6 +56,39 @@ the same size runs the same compiled program (``_sampler``).
 Scores are standardised per dimension by the baseline mean and SD before fitting (priors are
 weakly informative on that scale) and results are returned in each score's own units.
 
+Baseline covariates and moderators (optional, pre-registered)
+-------------------------------------------------------------
+Participant :math:`i` may have baseline covariates :math:`x_i` (standardised: mean 0, SD 1 over
+the participants analysed), a subgroup :math:`s(i)` of a categorical moderator and continuous
+moderators :math:`m_i`, which are covariates too (the first columns of :math:`x_i`):
+
+.. math::
+
+    \text{intercept}_{id} &= \beta_{0a(i)s(i)d} + x_i^\top \delta_{0d}
+        + [a(i) > 0]\, m_i^\top \lambda_{a(i)d} \\
+    \text{slope}_{id} &= \beta_{1c(i)d} + \gamma_{a(i)c(i)d} + \eta_{s(i)d}
+        + x_i^\top \delta_{1d} + [a(i) > 0]\,(\omega_{ad} z_{a s(i) d}
+        + m_i^\top \kappa_{a(i)d}),
+
+with :math:`\eta_{0d} = 0` (subgroup 0 the reference) and :math:`z \sim N(0, 1)`: each
+subgroup's treatment effect on growth is drawn from a normal around the arm's effect,
+:math:`\gamma_{asd} = \gamma_{ad} + \omega_{ad} z_{asd}`, with a half-normal scale
+:math:`\omega_{ad}` (non-centred, so few or weakly informative subgroups do not make a funnel).
+Covariates and moderators shift every participant's intercept and slope by fixed coefficients
+with N(0, 1) priors on the standardised scale; :math:`\kappa` is the treatment × moderator
+interaction on growth per SD of the moderator (:math:`\lambda` the same on the level, free as
+the arms' levels are, the model of ``score ~ wave * arm * m + wave * x``). Because covariates
+and moderators are centred, :math:`\gamma_{ad}`, reported as the subgroup effects averaged
+with the trial's subgroup shares, is the same estimand with or without them; covariates that
+predict the slopes make its posterior narrower (Senn 1989 for the ANCOVA argument).
+
+The likelihood stays exact on group totals: a participant's fixed effects are
+:math:`\theta_i = \theta_g + C_g x_i` with :math:`C_g` the group's coefficients (its arm fixes
+the interactions), so the group's sums of :math:`x_i`, :math:`x_i x_i^\top` and
+:math:`u_i x_i^\top` give every term :func:`marginal_loglik` needs; participants are still pooled
+by arm, community, subgroup and observed waves, and the covariate sums are arguments of the
+compiled sampler like the other totals.
+
 References
 ----------
 Laird, N. M., & Ware, J. H. (1982). Random-effects models for longitudinal data. Biometrics, 38,
@@ -63,12 +96,16 @@ Laird, N. M., & Ware, J. H. (1982). Random-effects models for longitudinal data.
 JASA, 72, 320–338 (the determinant and inverse identities). Lewandowski, D., Kurowicka, D., &
 Joe, H. (2009). Generating random correlation matrices based on vines and extended onion method.
 J. Multivariate Anal., 100, 1989–2001 (LKJ). Hoffman, M. D., & Gelman, A. (2014). The No-U-Turn
-sampler. JMLR, 15, 1593–1623.
+sampler. JMLR, 15, 1593–1623. Senn, S. (1989). Covariate imbalance and random allocation in
+clinical trials. Statistics in Medicine, 8, 467–475. Jones, H. E., Ohlssen, D. I., Neuenschwander,
+B., Racine, A., & Branson, M. (2011). Bayesian models for subgroup analysis in clinical trials.
+Clinical Trials, 8, 129–143 (partial pooling of subgroup effects). Betancourt, M., & Girolami, M.
+(2015). Hamiltonian Monte Carlo for hierarchical models (the non-centred parameterisation).
 """
 
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import NamedTuple
 
@@ -98,6 +135,12 @@ class GrowthData:
     ``stats[i, d]`` holds :data:`STATISTICS` of participant ``i`` on dimension ``d`` computed on
     ``(score - centre[d]) / scale[d]`` and ``t = wave - time_centre``; ``arm`` and ``community``
     are integer codes into ``arm_names`` (index 0 = control) and ``community_names``.
+
+    Optional (see the module doc): ``covariates[i]``, participant ``i``'s baseline covariates
+    named ``covariate_names``, standardised (``(value - covariate_centre) / covariate_scale``);
+    the first ``len(interactions)`` of them are the continuous moderators ``interactions``;
+    ``subgroup[i]``, a code into ``subgroup_names``, the levels of the categorical moderator
+    ``subgroup_moderator``.
     """
 
     dimensions: tuple[str, ...]
@@ -110,10 +153,42 @@ class GrowthData:
     scale: np.ndarray
     last_wave: int
     time_centre: float
+    covariate_names: tuple[str, ...] = ()
+    covariates: np.ndarray | None = None
+    covariate_centre: np.ndarray | None = None
+    covariate_scale: np.ndarray | None = None
+    interactions: tuple[str, ...] = ()
+    subgroup_moderator: str | None = None
+    subgroup_names: tuple[str, ...] = ()
+    subgroup: np.ndarray | None = None
 
     @property
     def participants(self) -> int:
         return len(self.arm)
+
+    @property
+    def subgroup_shares(self) -> np.ndarray:
+        return np.bincount(self.subgroup, minlength=len(self.subgroup_names)) / len(self.arm)
+
+    @property
+    def adjusted(self) -> bool:
+        """Whether the fit has covariates or moderators beyond arm and community."""
+        return self.covariates is not None or self.subgroup is not None
+
+    def unadjusted(self) -> "GrowthData":
+        """The same scores without covariates and moderators: the model whose posterior SDs an
+        adjusted fit's are compared with (``growth_fit(..., compare_unadjusted=True)``)."""
+        return replace(
+            self,
+            covariate_names=(),
+            covariates=None,
+            covariate_centre=None,
+            covariate_scale=None,
+            interactions=(),
+            subgroup_moderator=None,
+            subgroup_names=(),
+            subgroup=None,
+        )
 
     @property
     def community_shares(self) -> np.ndarray:
@@ -125,13 +200,36 @@ class GrowthData:
 
 
 def growth_data_from_frame(
-    frame: pd.DataFrame, *, control: str, dimensions: tuple[str, ...] | None = None
+    frame: pd.DataFrame,
+    *,
+    control: str,
+    dimensions: tuple[str, ...] | None = None,
+    baseline: pd.DataFrame | None = None,
+    covariates: Sequence[str] = (),
+    subgroup: str | None = None,
+    interactions: Sequence[str] = (),
 ) -> GrowthData:
     """Sufficient statistics from long data: one row per participant × wave × dimension.
 
     ``frame`` needs ``participant, arm, wave, dimension, score`` and may have ``community``;
     rows of missing waves are simply absent. Scores are centred and scaled by each dimension's
     baseline (wave 0) mean and SD.
+
+    Parameters
+    ----------
+    baseline : DataFrame, optional
+        One row per participant: ``participant`` and the columns named below. Every participant
+        with scores needs a row with every named value present (the analysis decides, as
+        pre-registered, how a missing baseline value is filled before this).
+    covariates : sequence of str
+        Numeric columns adjusted for (shifting each participant's intercept and slope), for
+        precision; standardised here.
+    subgroup : str, optional
+        A categorical column (e.g. baseline-loneliness tertile, language): the treatment effect
+        on growth per level, partially pooled towards the arm's effect.
+    interactions : sequence of str
+        Numeric columns whose product with treatment acts on growth (continuous moderators); each
+        is adjusted for as a covariate too.
     """
     required = {"participant", "arm", "wave", "dimension", "score"}
     missing = required - set(frame.columns)
@@ -170,8 +268,8 @@ def growth_data_from_frame(
     scale = np.ones(len(dimensions))
     for d, dimension in enumerate(dimensions):
         rows = frame[frame["dimension"] == dimension]
-        baseline = rows.loc[rows["wave"] == 0, "score"]
-        reference = baseline if len(baseline) > 1 else rows["score"]
+        baseline_scores = rows.loc[rows["wave"] == 0, "score"]
+        reference = baseline_scores if len(baseline_scores) > 1 else rows["score"]
         centre[d] = reference.mean()
         spread = reference.std(ddof=1)
         scale[d] = spread if np.isfinite(spread) and spread > 0 else 1.0
@@ -191,15 +289,83 @@ def growth_data_from_frame(
         scale=scale,
         last_wave=int(frame["wave"].max()),
         time_centre=time_centre,
+        **_baseline_fields(participant_ids, baseline, covariates, subgroup, interactions),
     )
 
 
+def _baseline_fields(
+    participant_ids: np.ndarray,
+    baseline: pd.DataFrame | None,
+    covariates: Sequence[str],
+    subgroup: str | None,
+    interactions: Sequence[str],
+) -> dict:
+    """The :class:`GrowthData` fields of the covariates and moderators, checked."""
+    if not covariates and subgroup is None and not interactions:
+        return {}
+    if baseline is None:
+        raise ValueError("Covariates and moderators need a baseline table of the participants.")
+    # Moderators first: their columns carry the treatment interactions (the model's C_g).
+    names = tuple(dict.fromkeys([*interactions, *covariates]))
+    needed = {"participant", *names, *([subgroup] if subgroup is not None else [])}
+    missing = needed - set(baseline.columns)
+    if missing:
+        raise ValueError(f"The baseline table lacks column(s) {', '.join(sorted(missing))}.")
+    if baseline["participant"].duplicated().any():
+        raise ValueError("The baseline table has more than one row for a participant.")
+    rows = baseline.set_index("participant").reindex(participant_ids)
+    fields: dict = {}
+    if names:
+        try:
+            values = rows[list(names)].to_numpy(dtype=float)
+        except (TypeError, ValueError):
+            raise ValueError("Covariates and continuous moderators must be numbers.") from None
+        absent = ~np.isfinite(values)
+        if absent.any():
+            lacking = [n for n, gap in zip(names, absent.any(0), strict=True) if gap]
+            raise ValueError(
+                f"{int(absent.any(1).sum())} participant(s) with scores lack a finite baseline "
+                f"value of {', '.join(lacking)}."
+            )
+        centre = values.mean(0)
+        scale = values.std(0, ddof=1) if len(values) > 1 else np.zeros(len(names))
+        constant = [n for n, spread in zip(names, scale, strict=True) if not spread > 0]
+        if constant:
+            raise ValueError(f"{', '.join(constant)} does not vary between participants.")
+        fields.update(
+            covariate_names=names,
+            covariates=(values - centre) / scale,
+            covariate_centre=centre,
+            covariate_scale=scale,
+            interactions=tuple(dict.fromkeys(interactions)),
+        )
+    if subgroup is not None:
+        levels = rows[subgroup]
+        if levels.isna().any():
+            raise ValueError(
+                f"{int(levels.isna().sum())} participant(s) with scores have no {subgroup}."
+            )
+        levels = levels.astype(str)
+        subgroup_names = tuple(sorted(set(levels)))
+        if len(subgroup_names) < 2:
+            raise ValueError(f"The moderator {subgroup} needs at least two subgroups.")
+        fields.update(
+            subgroup_moderator=subgroup,
+            subgroup_names=subgroup_names,
+            subgroup=np.array([subgroup_names.index(level) for level in levels]),
+        )
+    return fields
+
+
 class GroupTotals(NamedTuple):
-    """Participants pooled by arm, community and observed-wave pattern (exact, see module doc).
+    """Participants pooled by arm, community, subgroup and observed-wave pattern (exact, see
+    module doc).
 
     ``design[g, d]`` = (n, Σt, Σt²) shared by the group; ``sum_u[g]`` = Σ_i (Σy, Σty) stacked
     over dimensions (length 2D); ``sum_uu[g]`` = Σ_i of its outer product; ``sum_yy[g, d]`` =
-    Σ_i Σy².
+    Σ_i Σy². With covariates, ``sum_x[g]`` = Σ_i x_i, ``sum_xx[g]`` = Σ_i x_i x_iᵀ and
+    ``sum_ux[g]`` = Σ_i u_i x_iᵀ (2D × Q); with a categorical moderator, ``subgroup[g]``. They
+    are None otherwise (an empty leaf of the sampler's arguments).
     """
 
     count: np.ndarray
@@ -209,15 +375,20 @@ class GroupTotals(NamedTuple):
     sum_u: np.ndarray
     sum_uu: np.ndarray
     sum_yy: np.ndarray
+    subgroup: np.ndarray | None = None
+    sum_x: np.ndarray | None = None
+    sum_xx: np.ndarray | None = None
+    sum_ux: np.ndarray | None = None
 
 
 def group_totals(data: GrowthData) -> GroupTotals:
     """Pool participants whose likelihood terms share everything but their data sums."""
     P, D, _ = data.stats.shape
     design = data.stats[..., :3]
-    keys = np.concatenate(
-        [data.arm[:, None], data.community[:, None], design.reshape(P, -1)], axis=1
-    )
+    labels = [data.arm[:, None], data.community[:, None]]
+    if data.subgroup is not None:
+        labels.append(data.subgroup[:, None])
+    keys = np.concatenate([*labels, design.reshape(P, -1)], axis=1)
     unique, group = np.unique(keys, axis=0, return_inverse=True)
     group = group.ravel()
     G = len(unique)
@@ -228,14 +399,27 @@ def group_totals(data: GrowthData) -> GroupTotals:
     np.add.at(sum_uu, group, u[:, :, None] * u[:, None, :])
     sum_yy = np.zeros((G, D))
     np.add.at(sum_yy, group, data.stats[..., 5])
+    covariate_sums = {}
+    if data.covariates is not None:
+        x = data.covariates
+        for name, value in (
+            ("sum_x", x),
+            ("sum_xx", x[:, :, None] * x[:, None, :]),
+            ("sum_ux", u[:, :, None] * x[:, None, :]),
+        ):
+            covariate_sums[name] = np.zeros((G, *value.shape[1:]))
+            np.add.at(covariate_sums[name], group, value)
+    labelled = len(labels)
     return GroupTotals(
         count=np.bincount(group, minlength=G).astype(float),
         arm=unique[:, 0].astype(int),
         community=unique[:, 1].astype(int),
-        design=unique[:, 2:].reshape(G, D, 3),
+        design=unique[:, labelled:].reshape(G, D, 3),
         sum_u=sum_u,
         sum_uu=sum_uu,
         sum_yy=sum_yy,
+        subgroup=unique[:, 2].astype(int) if data.subgroup is not None else None,
+        **covariate_sums,
     )
 
 
@@ -246,6 +430,7 @@ def marginal_loglik(
     slope: jnp.ndarray,
     sigma: jnp.ndarray,
     chol_cov: jnp.ndarray,
+    coefficients: jnp.ndarray | None = None,
 ) -> jnp.ndarray:
     r"""Gaussian log-likelihood of every participant's scores with their effects integrated out.
 
@@ -260,6 +445,10 @@ def marginal_loglik(
     chol_cov : array (2D, 2D)
         Lower Cholesky factor :math:`L` of :math:`\Sigma_b`, effects ordered
         (intercept₁, slope₁, …, intercept_D, slope_D).
+    coefficients : array (G, Q, D, 2), optional
+        With covariates: each group's :math:`C_g`, the shift of a participant's intercept
+        (``[..., 0]``) and slope (``[..., 1]``) on each dimension per unit of each covariate,
+        so that :math:`\theta_i = \theta_g + C_g x_i` (module doc).
 
     Every group's 2D × 2D algebra (:math:`B = I + L^\top A L`, its Cholesky factor and
     :math:`B^{-1}`) is written out entry by entry on vectors over the groups, so XLA fuses it
@@ -272,22 +461,26 @@ def marginal_loglik(
     G, D = n.shape
     K = 2 * D
     precision = 1.0 / sigma**2
-    m = totals.sum_u.reshape(G, D, 2)
-    residual_ss = (
-        totals.sum_yy
-        - 2 * (intercept * m[..., 0] + slope * m[..., 1])
-        + count[:, None] * (intercept**2 * n + 2 * intercept * slope * sum_t + slope**2 * sum_tt)
-    )
-    # X_i θ summed into the (Σy, Σty) space: S θ with S = [[n, Σt], [Σt, Σt²]] per dimension.
-    fitted = jnp.stack([n * intercept + sum_t * slope, sum_t * intercept + sum_tt * slope], -1)
-    fitted = fitted.reshape(G, K)
+    if coefficients is None:
+        m = totals.sum_u.reshape(G, D, 2)
+        residual_ss = (
+            totals.sum_yy
+            - 2 * (intercept * m[..., 0] + slope * m[..., 1])
+            + count[:, None]
+            * (intercept**2 * n + 2 * intercept * slope * sum_t + slope**2 * sum_tt)
+        )
+        # X_i θ summed into the (Σy, Σty) space: S θ with S = [[n, Σt], [Σt, Σt²]] per dimension.
+        fitted = jnp.stack([n * intercept + sum_t * slope, sum_t * intercept + sum_tt * slope], -1)
+        fitted = fitted.reshape(G, K)
+        centred = (
+            totals.sum_uu
+            - totals.sum_u[:, :, None] * fitted[:, None, :]
+            - fitted[:, :, None] * totals.sum_u[:, None, :]
+            + count[:, None, None] * fitted[:, :, None] * fitted[:, None, :]
+        )
+    else:
+        residual_ss, centred = _covariate_moments(totals, intercept, slope, coefficients)
     weight = jnp.repeat(precision, 2)
-    centred = (
-        totals.sum_uu
-        - totals.sum_u[:, :, None] * fitted[:, None, :]
-        - fitted[:, :, None] * totals.sum_u[:, None, :]
-        + count[:, None, None] * fitted[:, :, None] * fitted[:, None, :]
-    )
     outer = centred * weight[None, :, None] * weight[None, None, :]  # Σ u uᵀ
     # Lᵀ A L with A = blockdiag(S_d / σ_d²) is linear in each group's (n, Σt, Σt²): one matrix
     # product of the (G, 3D) designs with coefficients that depend on the parameters alone.
@@ -310,6 +503,50 @@ def marginal_loglik(
         - trace
     )
     return -0.5 * jnp.sum(per_group)
+
+
+def _covariate_moments(totals: GroupTotals, intercept, slope, coefficients) -> tuple:
+    r"""Each group's residual sum of squares per dimension, :math:`\sum_i r_i^\top r_i`, and
+    :math:`\sum_i (u_i - S\theta_i)(u_i - S\theta_i)^\top` when every participant's fixed
+    effects are :math:`\theta_i = \theta_g + C_g x_i`: expanded, they need only the group's
+    :math:`\sum x_i`, :math:`\sum x_i x_i^\top` and :math:`\sum u_i x_i^\top`."""
+    count = totals.count
+    n, sum_t, sum_tt = (totals.design[..., k] for k in range(3))
+    G, D = n.shape
+    K = 2 * D
+    theta = jnp.stack([intercept, slope], -1).reshape(G, K)
+    shift = coefficients.reshape(G, -1, K).transpose(0, 2, 1)  # C_g, (G, K, Q)
+    # S = blockdiag_d [[n, Σt], [Σt, Σt²]], the (Σy, Σty) of a unit intercept and slope.
+    block = jnp.stack([jnp.stack([n, sum_t], -1), jnp.stack([sum_t, sum_tt], -1)], -2)
+    design = jnp.einsum("gdjk,de->gdjek", block, jnp.eye(D)).reshape(G, K, K)
+    mean_shift = jnp.einsum("gkq,gq->gk", shift, totals.sum_x)  # C Σx
+    u_theta = totals.sum_u[:, :, None] * theta[:, None, :] + jnp.einsum(
+        "gkq,glq->gkl", totals.sum_ux, shift
+    )  # Σ u_i θ_iᵀ
+    theta_theta = (
+        count[:, None, None] * theta[:, :, None] * theta[:, None, :]
+        + theta[:, :, None] * mean_shift[:, None, :]
+        + mean_shift[:, :, None] * theta[:, None, :]
+        + jnp.einsum("gkq,gqr,glr->gkl", shift, totals.sum_xx, shift)
+    )  # Σ θ_i θ_iᵀ
+    cross = jnp.einsum("gkl,gml->gkm", u_theta, design)  # Σ u_i (S θ_i)ᵀ
+    centred = (
+        totals.sum_uu
+        - cross
+        - cross.transpose(0, 2, 1)
+        + jnp.einsum("gkl,glm,gnm->gkn", design, theta_theta, design)
+    )
+
+    def blocks(matrix):  # [g, j, k, d] = matrix[g, 2d + j, 2d + k]
+        return jnp.diagonal(matrix.reshape(G, D, 2, D, 2), axis1=1, axis2=3)
+
+    # Σ_i r_iᵀ r_i = Σy² − 2 Σ_i θ_iᵀ u_i + Σ_i θ_iᵀ S θ_i, per dimension.
+    residual_ss = (
+        totals.sum_yy
+        - 2 * jnp.einsum("gjjd->gd", blocks(u_theta))
+        + (blocks(design) * blocks(theta_theta)).sum((1, 2))
+    )
+    return residual_ss, centred
 
 
 @jax.custom_vjp
@@ -376,33 +613,121 @@ def _padded(totals: GroupTotals) -> GroupTotals:
     step = max(2, 1 << max(0, (G - 1).bit_length() - 3))
     size = max(8, -(-G // step) * step)
     return GroupTotals(
-        *(np.concatenate([x, np.zeros((size - G, *x.shape[1:]), x.dtype)]) for x in totals)
+        *(
+            None if x is None else np.concatenate([x, np.zeros((size - G, *x.shape[1:]), x.dtype)])
+            for x in totals
+        )
     )
 
 
-def _model(totals: GroupTotals, *, n_arms: int, n_communities: int) -> None:
+class ModelShape(NamedTuple):
+    """What fixes the model's parameters (and so its compiled sampler) beyond the dimensions:
+    the numbers of arms, communities, subgroups of the categorical moderator (0: none),
+    covariates and continuous moderators (the first ``interactions`` covariates)."""
+
+    arms: int
+    communities: int
+    subgroups: int = 0
+    covariates: int = 0
+    interactions: int = 0
+
+
+def model_shape(data: GrowthData) -> ModelShape:
+    return ModelShape(
+        arms=len(data.arm_names),
+        communities=len(data.community_names),
+        subgroups=len(data.subgroup_names),
+        covariates=len(data.covariate_names),
+        interactions=len(data.interactions),
+    )
+
+
+# The half-normal scale of how far a subgroup's effect on growth lies from its arm's, in
+# baseline SDs per wave: effects on growth are a small fraction of a baseline SD per wave, so
+# this lets subgroups differ by as much as the largest plausible effect while shrinking noise.
+SUBGROUP_SPREAD_PRIOR = 0.25
+
+
+def _model(totals: GroupTotals, *, shape: ModelShape) -> None:
     """Priors are weakly informative on the standardised scale (baseline SD = 1, time in
     waves); each arm has its own level, and each arm within each community its own growth (cell
     means, which NUTS samples more easily than a control slope and differences); γ and the
-    community effects are computed from them afterwards."""
+    community effects are computed from them afterwards. With a categorical moderator the
+    levels are per arm and subgroup, and growth gets each subgroup's difference from the
+    reference subgroup and each treated subgroup's partially pooled deviation from its arm's
+    effect; covariates and continuous moderators add the coefficients of the module doc."""
     D = totals.design.shape[1]
-    level = numpyro.sample("level", dist.Normal(0.0, 1.0).expand([n_arms, D]).to_event(2))
+    n_arms, n_communities = shape.arms, shape.communities
+    cells = [n_arms, shape.subgroups, D] if shape.subgroups else [n_arms, D]
+    level = numpyro.sample("level", dist.Normal(0.0, 1.0).expand(cells).to_event(len(cells)))
     growth = numpyro.sample(
         "growth", dist.Normal(0.0, 1.0).expand([n_arms, n_communities, D]).to_event(3)
     )
     sigma = numpyro.sample("sigma", dist.HalfNormal(1.0).expand([D]).to_event(1))
     effect_sd = numpyro.sample("effect_sd", dist.HalfNormal(1.0).expand([2 * D]).to_event(1))
     corr = numpyro.sample("corr_chol", dist.LKJCholesky(2 * D, concentration=2.0))
+    intercept = level[totals.arm]
+    slope = growth[totals.arm, totals.community]
+    if shape.subgroups:
+        intercept = level[totals.arm, totals.subgroup]
+        slope = slope + _subgroup_growth(shape, D)[totals.arm, totals.subgroup]
+    coefficients = None
+    if shape.covariates:
+        coefficients = _covariate_coefficients(shape, D)[totals.arm]
     numpyro.factor(
         "loglik",
         marginal_loglik(
             totals,
-            intercept=level[totals.arm],
-            slope=growth[totals.arm, totals.community],
+            intercept=intercept,
+            slope=slope,
             sigma=sigma,
             chol_cov=effect_sd[:, None] * corr,
+            coefficients=coefficients,
         ),
     )
+
+
+def _subgroup_growth(shape: ModelShape, D: int) -> jnp.ndarray:
+    """Growth added per arm × subgroup × dimension: the subgroup's difference from the reference
+    subgroup (η, all arms) plus, in a treated arm, ω z (non-centred partial pooling)."""
+    S, treated = shape.subgroups, shape.arms - 1
+    difference = numpyro.sample(
+        "subgroup_growth", dist.Normal(0.0, 1.0).expand([S - 1, D]).to_event(2)
+    )
+    spread = numpyro.sample(
+        "subgroup_spread", dist.HalfNormal(SUBGROUP_SPREAD_PRIOR).expand([treated, D]).to_event(2)
+    )
+    standard = numpyro.sample(
+        "subgroup_deviation", dist.Normal(0.0, 1.0).expand([treated, S, D]).to_event(3)
+    )
+    deviation = jnp.concatenate([jnp.zeros((1, S, D)), spread[:, None, :] * standard])
+    return jnp.concatenate([jnp.zeros((1, D)), difference])[None] + deviation
+
+
+def _covariate_coefficients(shape: ModelShape, D: int) -> jnp.ndarray:
+    """C per arm, (arms, Q, D, 2): the covariates' common shifts of intercept and slope (δ₀,
+    δ₁), plus, on the moderators' columns of a treated arm, the interactions (λ, κ)."""
+    Q, M, treated = shape.covariates, shape.interactions, shape.arms - 1
+    common = jnp.stack(
+        [
+            numpyro.sample(f"covariate_{part}", dist.Normal(0.0, 1.0).expand([Q, D]).to_event(2))
+            for part in ("level", "growth")
+        ],
+        -1,
+    )
+    if not M:
+        return jnp.broadcast_to(common, (shape.arms, Q, D, 2))
+    interaction = jnp.stack(
+        [
+            numpyro.sample(
+                f"interaction_{part}", dist.Normal(0.0, 1.0).expand([treated, M, D]).to_event(3)
+            )
+            for part in ("level", "growth")
+        ],
+        -1,
+    )
+    per_arm = jnp.concatenate([jnp.zeros((1, M, D, 2)), interaction])
+    return common[None] + jnp.pad(per_arm, ((0, 0), (0, Q - M), (0, 0), (0, 0)))
 
 
 # Chains start at independent uniform draws in [-0.5, 0.5] on the unconstrained scale: still
@@ -494,12 +819,12 @@ def _unconstrained_shapes(model: Callable, totals: GroupTotals) -> dict:
     return jax.eval_shape(shapes, totals)
 
 
-def _sampler(*, totals, n_arms, n_communities, chains, warmup, draws, target_accept) -> _Sampler:
+def _sampler(*, totals, shape, chains, warmup, draws, target_accept) -> _Sampler:
     method = compiled.chain_method(chains, cpu_fallback="vectorized")
     D = totals.design.shape[1]
-    key = (D, n_arms, n_communities, chains, warmup, draws, target_accept, method)
+    key = (D, shape, chains, warmup, draws, target_accept, method)
     if key not in _SAMPLERS:
-        model = partial(_model, n_arms=n_arms, n_communities=n_communities)
+        model = partial(_model, shape=shape)
         settings = dict(model=model, warmup=warmup, draws=draws, target_accept=target_accept)
         start = partial(_start_chain, prototype=_unconstrained_shapes(model, totals), **settings)
         extend = partial(_extend_chain, **settings)
@@ -553,8 +878,69 @@ class CommunityEffect:
 
 
 @dataclass(frozen=True)
+class SubgroupEffect:
+    """An arm's growth difference within one subgroup of the categorical moderator, per wave in
+    the score's units: the arm's effect plus the subgroup's partially pooled deviation."""
+
+    moderator: str
+    subgroup: str
+    arm: str
+    dimension: str
+    growth_difference_per_wave: PosteriorSummary
+
+
+@dataclass(frozen=True)
+class SubgroupSpread:
+    """ω: the SD of the subgroups' growth differences around the arm's, per wave in the score's
+    units (how much the effect varies between subgroups)."""
+
+    moderator: str
+    arm: str
+    dimension: str
+    sd: PosteriorSummary
+
+
+@dataclass(frozen=True)
+class InteractionEffect:
+    """κ: the change in an arm's growth difference per SD of a continuous moderator (score
+    units per wave per ``moderator_sd`` of the moderator, in its own units)."""
+
+    moderator: str
+    moderator_sd: float
+    arm: str
+    dimension: str
+    growth_difference_per_wave_per_sd: PosteriorSummary
+
+
+@dataclass(frozen=True)
+class CovariateEffect:
+    """A covariate's coefficients, common to the arms, per SD of the covariate (``covariate_sd``
+    in its own units): the difference in score at baseline and in growth per wave."""
+
+    covariate: str
+    covariate_sd: float
+    dimension: str
+    baseline_per_sd: PosteriorSummary
+    growth_per_wave_per_sd: PosteriorSummary
+
+
+@dataclass(frozen=True)
+class PrecisionGain:
+    """An arm contrast's posterior SD with covariates and moderators and without them, and
+    ``variance_reduction`` = 1 − adjusted² / unadjusted² (negative when adjusting cost
+    precision)."""
+
+    arm: str
+    dimension: str
+    sd_adjusted: float
+    sd_unadjusted: float
+    variance_reduction: float
+
+
+@dataclass(frozen=True)
 class GrowthFit:
-    """The fitted model: effects, community effects, convergence gates and timing."""
+    """The fitted model: effects, community effects, convergence gates and timing; with
+    covariates and moderators, their effects too."""
 
     effects: tuple[ArmDimensionEffect, ...]
     community_effects: tuple[CommunityEffect, ...]
@@ -566,12 +952,32 @@ class GrowthFit:
     seconds: float
     target_accept: float
     draws: dict[str, np.ndarray]
-    """Posterior draws (chains, draws, …) of γ (``gamma``, score units) and, with several
-    communities, of each arm × community × dimension effect (``community_gamma``); for
-    derived quantities such as the engagement-vs-flourishing divergence. Not JSON."""
+    """Posterior draws (chains, draws, …) in score units per wave, for derived quantities such
+    as the engagement-vs-flourishing divergence and a factorial design's main effects and
+    interactions. Not JSON.
+
+    - ``arm_growth`` (chains, draws, arm, dimension): each arm's growth per wave in the trial's
+      population (communities and subgroups averaged with the trial's shares, covariates at
+      their means), arms in ``arm_names`` order (control first). A linear contrast of arms is a
+      contrast of these draws; ``arm_growth[..., a, :] − arm_growth[..., 0, :]`` is ``gamma``'s
+      arm ``a − 1``.
+    - ``gamma`` (chains, draws, arm − 1, dimension): each treated arm minus control.
+    - ``community_gamma`` (…, arm − 1, community, dimension) and, with a categorical moderator,
+      ``subgroup_gamma`` (…, arm − 1, subgroup, dimension); with continuous moderators,
+      ``interaction`` (…, arm − 1, moderator, dimension), per SD of the moderator.
+    """
+    subgroup_effects: tuple[SubgroupEffect, ...] = ()
+    subgroup_spreads: tuple[SubgroupSpread, ...] = ()
+    interactions: tuple[InteractionEffect, ...] = ()
+    covariate_effects: tuple[CovariateEffect, ...] = ()
+    precision: tuple[PrecisionGain, ...] = ()
+    """With ``compare_unadjusted``: each arm contrast's posterior SD against the fit of the
+    same data without covariates and moderators."""
 
 
-def _summary(draws: np.ndarray, mid: float | None = None) -> PosteriorSummary:
+def posterior_summary(draws: np.ndarray, mid: float | None = None) -> PosteriorSummary:
+    """Summary of one scalar quantity's draws shaped (chains, draws), e.g. a contrast of
+    ``GrowthFit.draws["arm_growth"]``; ``mid`` gives P(> mid)."""
     from arviz_stats import mcse
 
     flat = draws.ravel()
@@ -592,8 +998,7 @@ def _summary(draws: np.ndarray, mid: float | None = None) -> PosteriorSummary:
 def _run(totals, data, *, seed, chains, warmup, draws, target_accept, max_draws, progress):
     sampler = _sampler(
         totals=totals,
-        n_arms=len(data.arm_names),
-        n_communities=len(data.community_names),
+        shape=model_shape(data),
         chains=chains,
         warmup=warmup,
         draws=draws,
@@ -604,15 +1009,16 @@ def _run(totals, data, *, seed, chains, warmup, draws, target_accept, max_draws,
     states, z, diverging = sampler.start(keys, arguments)
     batches, divergences = [jax.device_get(z)], [np.asarray(diverging)]
     while True:
-        # The latent sites the estimands use have real support: unconstrained = constrained.
         samples = {k: np.concatenate([b[k] for b in batches], axis=1) for k in batches[0]}
-        gated = _gated(samples, data)
-        report = convergence_gates(gated, divergences=int(sum(d.sum() for d in divergences)))
+        estimands = _estimands(samples, data)
+        report = convergence_gates(
+            _gated(estimands, data), divergences=int(sum(d.sum() for d in divergences))
+        )
         drawn = samples["growth"].shape[1]
         progress(min(0.95, drawn / max_draws))
         # More draws cure low ESS or a slightly high R̂, never divergences.
         if report.passed or report.divergences or drawn + draws > max_draws:
-            return samples, report
+            return estimands, report
         states, z, diverging = sampler.extend(states, arguments)
         batches.append(jax.device_get(z))
         divergences.append(np.asarray(diverging))
@@ -625,17 +1031,58 @@ def _community_growth(samples: Mapping[str, np.ndarray]) -> np.ndarray:
     return growth[:, :, 1:] - growth[:, :, :1]
 
 
-def _gamma(samples: Mapping[str, np.ndarray], data: GrowthData) -> np.ndarray:
-    """γ per arm contrast × dimension: the community effects averaged with the trial's
-    community shares (the trial population's effect)."""
-    return np.einsum("...acd,c->...ad", _community_growth(samples), data.community_shares)
+def _estimands(samples: Mapping[str, np.ndarray], data: GrowthData) -> dict[str, np.ndarray]:
+    """Every reported quantity's draws in standardised units (names as ``GrowthFit.draws``,
+    plus ``subgroup_spread``, ``covariate_level`` and ``covariate_growth``) from the
+    sampler's unconstrained draws: the sites they use have real support, except ω, drawn as
+    log ω. γ averages the community effects, and the subgroup effects, with the trial's shares
+    (the trial population's effect)."""
+    community = _community_growth(samples)
+    shares = data.community_shares
+    estimands = {
+        "gamma": np.einsum("...acd,c->...ad", community, shares),
+        "community_gamma": community,
+        "arm_growth": np.einsum("...acd,c->...ad", np.asarray(samples["growth"]), shares),
+    }
+    if data.subgroup is not None:
+        spread = np.exp(samples["subgroup_spread"])
+        deviation = spread[..., :, None, :] * samples["subgroup_deviation"]
+        average = np.einsum("...asd,s->...ad", deviation, data.subgroup_shares)
+        difference = np.einsum(
+            "...sd,s->...d", samples["subgroup_growth"], data.subgroup_shares[1:]
+        )
+        untreated = np.zeros_like(average[..., :1, :])
+        estimands.update(
+            subgroup_gamma=estimands["gamma"][..., None, :] + deviation,
+            gamma=estimands["gamma"] + average,
+            community_gamma=community + average[..., None, :],
+            arm_growth=estimands["arm_growth"]
+            + difference[..., None, :]
+            + np.concatenate([untreated, average], axis=-2),
+            subgroup_spread=spread,
+        )
+    if data.interactions:
+        estimands["interaction"] = samples["interaction_growth"]
+    if data.covariates is not None:
+        # The sampler's levels are at the centre of time; a covariate's baseline difference is
+        # its level minus its growth over the waves from baseline to there.
+        estimands["covariate_growth"] = samples["covariate_growth"]
+        estimands["covariate_level"] = (
+            samples["covariate_level"] - data.time_centre * samples["covariate_growth"]
+        )
+    return estimands
 
 
-def _gated(samples: Mapping[str, np.ndarray], data: GrowthData) -> dict[str, np.ndarray]:
-    """The reported quantities: every arm × dimension effect and every community effect."""
-    gated = {"gamma": _gamma(samples, data)}
+def _gated(estimands: Mapping[str, np.ndarray], data: GrowthData) -> dict[str, np.ndarray]:
+    """The reported estimands: every arm × dimension effect, every community effect, and the
+    moderators' subgroup effects and interactions (covariates' coefficients are adjustments,
+    not estimands)."""
+    gated = {"gamma": estimands["gamma"]}
     if len(data.community_names) > 1:
-        gated["community_gamma"] = _community_growth(samples)
+        gated["community_gamma"] = estimands["community_gamma"]
+    for name in ("subgroup_gamma", "interaction"):
+        if name in estimands:
+            gated[name] = estimands[name]
     return gated
 
 
@@ -645,6 +1092,7 @@ def growth_fit(
     seed: int,
     mid_per_wave: Mapping[str, float] | None = None,
     community_weights: Mapping[str, Mapping[str, float]] | None = None,
+    compare_unadjusted: bool = False,
     chains: int = 4,
     warmup: int = 500,
     draws: int = 500,
@@ -666,37 +1114,63 @@ def growth_fit(
     this call only (``jax.enable_x64`` as a context): other JAX code in the process keeps JAX's
     default.
 
+    With covariates and moderators (``growth_data_from_frame``'s ``baseline``, ``covariates``,
+    ``subgroup``, ``interactions``) the fit also reports ``subgroup_effects``,
+    ``subgroup_spreads``, ``interactions`` and ``covariate_effects``; the subgroup effects and
+    interactions are gated as the arm effects are. An analysis calls, for example::
+
+        data = growth_data_from_frame(
+            rows, control="control", dimensions=codes, baseline=participants,
+            covariates=["baseline_loneliness"], subgroup="language",
+            interactions=["baseline_loneliness"],
+        )
+        fit = growth_fit(data, seed=seed, mid_per_wave=mids, compare_unadjusted=True)
+        fit.effects                  # γ per arm and outcome: the same estimand as unadjusted
+        fit.precision                # each γ's posterior SD with and without the adjustment
+        fit.subgroup_effects         # per language, arm and outcome
+        fit.interactions             # treatment × loneliness per SD, per arm and outcome
+        fit.draws["arm_growth"]      # per-arm growth draws, for factorial contrasts
+
     Parameters
     ----------
     mid_per_wave : mapping, optional
         Dimension → the growth difference per wave (score units) that reaches the minimal
         important difference by the outcome wave, i.e. MID / outcome wave; ``prob_above_mid`` is
-        :math:`P(\\gamma > \\text{that})`.
+        :math:`P(\\gamma > \\text{that})`, for the arm effects and the subgroup effects.
     community_weights : mapping, optional
         Community → {dimension: weight}, each community's own profile; a community's composite
         is :math:`\\sum_d w_d \\gamma_{cd}` on the standardised scale (baseline-SD
         units per wave) with weights renormalised over the fitted dimensions.
+    compare_unadjusted : bool
+        Also fit ``data.unadjusted()`` (same seed and settings; a second fit, so about twice
+        the time) and report ``precision``: the variance reduction the pre-registered
+        adjustment bought. Ignored for data without covariates or moderators.
     """
     if chains < 2:
         raise ValueError("Convergence gates need at least two chains.")
     if not 0 < target_accept < 1:
         raise ValueError("target_accept must lie in (0, 1).")
     started = time.perf_counter()
+    comparing = compare_unadjusted and data.adjusted
+    settings = dict(chains=chains, warmup=warmup, draws=draws, max_draws=max_draws)
     totals = _padded(group_totals(data))
     options = dict(
-        seed=seed, chains=chains, warmup=warmup, draws=draws, max_draws=max_draws, progress=progress
+        seed=seed,
+        progress=(lambda fraction: progress(fraction / 2)) if comparing else progress,
+        **settings,
     )
     try:
         with jax.enable_x64(True):
-            samples, report = _run(totals, data, target_accept=target_accept, **options)
+            estimands, report = _run(totals, data, target_accept=target_accept, **options)
             if report.divergences:
                 target_accept = 0.99
-                samples, report = _run(totals, data, target_accept=target_accept, **options)
+                estimands, report = _run(totals, data, target_accept=target_accept, **options)
     finally:
         compiled.fit_finished()
+    seconds = time.perf_counter() - started
     mids = mid_per_wave or {}
     scale = data.scale
-    gamma = _gamma(samples, data) * scale
+    gamma = estimands["gamma"] * scale
     effects = []
     for a, arm in enumerate(data.arm_names[1:]):
         for d, dimension in enumerate(data.dimensions):
@@ -704,10 +1178,12 @@ def growth_fit(
                 ArmDimensionEffect(
                     arm=arm,
                     dimension=dimension,
-                    growth_difference_per_wave=_summary(gamma[:, :, a, d], mids.get(dimension)),
+                    growth_difference_per_wave=posterior_summary(
+                        gamma[:, :, a, d], mids.get(dimension)
+                    ),
                 )
             )
-    community = _community_growth(samples)
+    community = estimands["community_gamma"]
     community_effects = []
     for a, arm in enumerate(data.arm_names[1:]):
         for c, name in enumerate(data.community_names):
@@ -718,15 +1194,35 @@ def growth_fit(
                     arm=arm,
                     community=name,
                     per_dimension={
-                        dimension: _summary(standardised[..., d] * scale[d])
+                        dimension: posterior_summary(standardised[..., d] * scale[d])
                         for d, dimension in enumerate(data.dimensions)
                     },
                     composite=None
                     if weights is None
-                    else _summary(standardised @ np.array(list(weights.values()))),
+                    else posterior_summary(standardised @ np.array(list(weights.values()))),
                     weights=weights or {},
                 )
             )
+    precision = ()
+    if comparing:
+        plain = growth_fit(
+            data.unadjusted(),
+            seed=seed,
+            mid_per_wave=mid_per_wave,
+            target_accept=target_accept,
+            progress=lambda fraction: progress(0.5 + fraction / 2),
+            **settings,
+        )
+        precision = tuple(
+            _precision_gain(adjusted, unadjusted)
+            for adjusted, unadjusted in zip(effects, plain.effects, strict=True)
+        )
+    draws_out = {"gamma": gamma, "community_gamma": community * scale}
+    draws_out.update(
+        (name, estimands[name] * scale)
+        for name in ("arm_growth", "subgroup_gamma", "interaction")
+        if name in estimands
+    )
     return GrowthFit(
         effects=tuple(effects),
         community_effects=tuple(community_effects),
@@ -735,9 +1231,85 @@ def growth_fit(
         participants=data.participants,
         observations=data.observations,
         groups=int(np.count_nonzero(totals.count)),
-        seconds=time.perf_counter() - started,
+        seconds=seconds,
         target_accept=target_accept,
-        draws={"gamma": gamma, "community_gamma": community * scale},
+        draws=draws_out,
+        **_moderation(estimands, data, mids),
+        precision=precision,
+    )
+
+
+def _moderation(estimands: Mapping[str, np.ndarray], data: GrowthData, mids) -> dict:
+    """The covariates' and moderators' summaries, in the score's units."""
+    scale, arms, dimensions = data.scale, data.arm_names[1:], data.dimensions
+    fields: dict = {}
+    if data.subgroup is not None:
+        subgroup = estimands["subgroup_gamma"] * scale
+        spread = estimands["subgroup_spread"] * scale
+        fields["subgroup_effects"] = tuple(
+            SubgroupEffect(
+                moderator=data.subgroup_moderator,
+                subgroup=name,
+                arm=arm,
+                dimension=dimension,
+                growth_difference_per_wave=posterior_summary(
+                    subgroup[:, :, a, s, d], mids.get(dimension)
+                ),
+            )
+            for a, arm in enumerate(arms)
+            for s, name in enumerate(data.subgroup_names)
+            for d, dimension in enumerate(dimensions)
+        )
+        fields["subgroup_spreads"] = tuple(
+            SubgroupSpread(
+                moderator=data.subgroup_moderator,
+                arm=arm,
+                dimension=dimension,
+                sd=posterior_summary(spread[:, :, a, d]),
+            )
+            for a, arm in enumerate(arms)
+            for d, dimension in enumerate(dimensions)
+        )
+    if data.interactions:
+        interaction = estimands["interaction"] * scale
+        fields["interactions"] = tuple(
+            InteractionEffect(
+                moderator=moderator,
+                moderator_sd=float(data.covariate_scale[m]),
+                arm=arm,
+                dimension=dimension,
+                growth_difference_per_wave_per_sd=posterior_summary(interaction[:, :, a, m, d]),
+            )
+            for a, arm in enumerate(arms)
+            for m, moderator in enumerate(data.interactions)
+            for d, dimension in enumerate(dimensions)
+        )
+    if data.covariates is not None:
+        level = estimands["covariate_level"] * scale
+        growth = estimands["covariate_growth"] * scale
+        fields["covariate_effects"] = tuple(
+            CovariateEffect(
+                covariate=covariate,
+                covariate_sd=float(data.covariate_scale[q]),
+                dimension=dimension,
+                baseline_per_sd=posterior_summary(level[:, :, q, d]),
+                growth_per_wave_per_sd=posterior_summary(growth[:, :, q, d]),
+            )
+            for q, covariate in enumerate(data.covariate_names)
+            for d, dimension in enumerate(dimensions)
+        )
+    return fields
+
+
+def _precision_gain(adjusted: ArmDimensionEffect, unadjusted: ArmDimensionEffect) -> PrecisionGain:
+    sd = adjusted.growth_difference_per_wave.sd
+    sd_unadjusted = unadjusted.growth_difference_per_wave.sd
+    return PrecisionGain(
+        arm=adjusted.arm,
+        dimension=adjusted.dimension,
+        sd_adjusted=sd,
+        sd_unadjusted=sd_unadjusted,
+        variance_reduction=1 - sd**2 / sd_unadjusted**2,
     )
 
 
