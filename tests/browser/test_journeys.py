@@ -72,7 +72,9 @@ def test_participant_answers_a_survey_on_a_phone(live_server, phone, small_trial
     # "My data and consent": stop telemetry, then leave the study.
     page.get_by_role("link", name="Ihre Daten und Einwilligungen ansehen").click()
     page.get_by_role("heading", name="Meine Daten und Einwilligungen").wait_for()
-    page.get_by_role("button", name="Beenden: Private Nutzungszusammenfassungen").click()
+    page.get_by_role("link", name="Beenden", exact=True).click()
+    page.get_by_role("heading", name="Diesen Datenstrom beenden?").wait_for()
+    page.get_by_role("button", name="Ja, beenden").click()
     page.get_by_text("Erledigt: Dieser Datenstrom ist beendet.").wait_for()
     page.get_by_label("Ja, ich möchte die Studie verlassen.").check()
     page.get_by_role("button", name="Die Studie verlassen").click()
