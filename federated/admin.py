@@ -2,10 +2,18 @@
 through reservations, and releases are written only by a release window."""
 
 from django.contrib import admin
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from federated.mechanism import NANO, accuracy, rho_to_epsilon
-from federated.models import PrivacyBudget, PrivacyCharge, ReleasedAggregate, TelemetryRelease
+from federated.models import (
+    DoseRelease,
+    PrivacyBudget,
+    PrivacyCharge,
+    ReleasedAggregate,
+    TelemetryRelease,
+)
+from federated.release import DOSE_CAVEAT
+from federated.selectors import POOLED, dose_slopes
 from trials.admin import TrialScopedMixin
 
 
@@ -43,9 +51,39 @@ class PrivacyChargeInline(ReadOnlyInline):
 @admin.register(PrivacyBudget)
 class PrivacyBudgetAdmin(ReadOnlyTrialScopedAdmin):
     list_display = ["trial", "gauge", "spent", "total", "epsilon"]
-    fields = ["trial", "gauge", "spent", "total", "epsilon", "created_at"]
+    fields = ["trial", "gauge", "spent", "total", "epsilon", "created_at", "dose"]
     readonly_fields = fields
     inlines = [PrivacyChargeInline]
+
+    @admin.display(description="usage-outcome slope (dose)")
+    def dose(self, budget: PrivacyBudget):
+        """The dose releases' slopes, where the ledger shows what they cost (federated.dose)."""
+        if not DoseRelease.objects.filter(trial=budget.trial).exists():
+            return "No dose release."
+        slopes = dose_slopes(budget.trial)
+        return format_html(
+            "<p><strong>Exploratory, not causal.</strong> {}</p><ul>{}</ul>{}",
+            DOSE_CAVEAT,
+            format_html_join(
+                "",
+                "<li>plan v{}, {}: {} points per {} of {} (95% interval {} to {})</li>",
+                (
+                    (
+                        s.preregistration_version,
+                        s.arm if s.arm == POOLED else f"arm {s.arm}",
+                        f"{s.slope:+.4f}",
+                        s.usage_unit.removesuffix("s"),
+                        s.usage_metric,
+                        f"{s.ci_low:+.4f}",
+                        f"{s.ci_high:+.4f}",
+                    )
+                    for s in slopes
+                ),
+            ),
+            ""
+            if slopes
+            else "The noisy sums leave no usable variance of usage: they give no slope.",
+        )
 
     @admin.display(description="spent ρ")
     def spent(self, budget: PrivacyBudget) -> str:

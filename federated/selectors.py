@@ -7,7 +7,14 @@ from typing import Literal
 from django.db.models import Min
 from django.utils import timezone
 
-from federated.mechanism import NANO, accuracy, nano_rho_floor, release_plan, rho_to_epsilon
+from federated.mechanism import (
+    NANO,
+    accuracy,
+    dose_release_plan,
+    nano_rho_floor,
+    release_plan,
+    rho_to_epsilon,
+)
 from federated.models import DoseRelease, PrivacyBudget, PrivacyCharge, ReleasedAggregate
 from federated.release import DoseSlope, PrivacyBudgetSummary, ReleasedValue
 from federated.schema import COUNT
@@ -19,6 +26,8 @@ from trials.telemetry import METRICS, RATED, RATING_HUNDREDTHS, RATING_MEAN, Tel
 Z95 = 1.959963984540054  # standard normal 0.975 quantile
 # Devices report while participants are enrolled or followed up; the last window may end later.
 COLLECTING_STATES = [Trial.State.ENROLLING, Trial.State.FOLLOW_UP, Trial.State.CLOSED]
+# A closed trial has every follow-up answer it will have: its dose release counts them all.
+DOSE_STATES = [Trial.State.CLOSED, Trial.State.ANALYSED]
 
 
 def charge_key(trial: Trial, version: int, window_index: int) -> str:
@@ -102,6 +111,31 @@ def telemetry_windows_due(*, today: date | None = None) -> list[tuple[int, int]]
                     break
                 remaining -= cost
             due.append((trial.pk, index))
+    return due
+
+
+def dose_releases_due() -> list[int]:
+    """Ids of the closed (or analysed) trials whose plan in force declares a dose release that
+    has not been released and that the trial's remaining budget can pay (or has reserved)."""
+    due = []
+    for trial in Trial.objects.filter(state__in=DOSE_STATES).order_by("pk"):
+        in_force = telemetry_schema_in_force(trial)
+        if in_force is None or in_force[1].dose is None:
+            continue
+        preregistration, schema = in_force
+        if trial.dose_releases.filter(preregistration=preregistration).exists():
+            continue
+        key = dose_charge_key(trial, preregistration.version)
+        if not PrivacyCharge.objects.filter(key=key).exists():
+            budget = PrivacyBudget.objects.filter(trial=trial).first()
+            remaining = (
+                budget.total_nano_rho - budget.spent_nano_rho
+                if budget is not None
+                else nano_rho_floor(schema.rho_total)
+            )
+            if remaining < dose_release_plan(schema.dose).nano_rho:
+                continue
+        due.append(trial.pk)
     return due
 
 

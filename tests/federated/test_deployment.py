@@ -1,8 +1,8 @@
-"""One release window on Flower's real deployment engine over loopback: a SuperLink, a
-SuperNode per device (at least two in each arm) and ``flwr run``; the ServerApp runs in Flower's
-own process and writes to this test's PostgreSQL database. While one arm's devices are offline
-the window waits; once they connect, every device answers. Everything is stopped, process groups
-included."""
+"""One release window and the dose release on Flower's real deployment engine over loopback: a
+SuperLink, a SuperNode per device (at least two in each arm) and ``flwr run``; the ServerApp runs
+in Flower's own process and writes to this test's PostgreSQL database. While one arm's devices
+are offline the window waits; once they connect, every device answers, and each device is sent
+its own outcome change for the dose. Everything is stopped, process groups included."""
 
 import os
 import shutil
@@ -21,22 +21,38 @@ from federated.deployment import (
     wait_for_port,
     wait_for_supernodes,
 )
-from federated.models import PrivacyBudget, PrivacyCharge, ReleasedAggregate, TelemetryRelease
-from federated.tasks import telemetry_window_release
+from federated.models import (
+    DoseAggregate,
+    DoseRelease,
+    PrivacyBudget,
+    PrivacyCharge,
+    ReleasedAggregate,
+    TelemetryRelease,
+)
+from federated.tasks import dose_release, telemetry_window_release
 from infra.services import free_port
 from tests.conftest import wait_for
-from tests.federated.conftest import enrol_devices, telemetry_trial, use_in_window
+from tests.federated.conftest import (
+    DOSE_TELEMETRY,
+    enrol_devices,
+    record_change,
+    telemetry_trial,
+    use_in_window,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
+# Three Flower runs (the waiting window, the window, the dose), each starting a process per task.
+@pytest.mark.timeout(540)
 def test_a_window_waits_for_every_arm_then_is_released_through_superlink_and_supernodes(
     tmp_path, artifacts_dir, settings
 ):
-    trial = telemetry_trial("loopback")
+    trial = telemetry_trial("loopback", DOSE_TELEMETRY)
     devices = enrol_devices(trial, tmp_path, per_arm=2)
     for number, device in enumerate(devices):
         use_in_window(device, trial, minutes=45 + number, sessions=3)
+        record_change(device.participant, baseline=50.0, follow_up=52.0 + number)
     early = [d.node_config for d in devices if d.participant.allocation.arm.slug == "a"]
     late = [d.node_config for d in devices if d.participant.allocation.arm.slug != "a"]
     env = process_environment(
@@ -103,10 +119,23 @@ def test_a_window_waits_for_every_arm_then_is_released_through_superlink_and_sup
         assert f"{total} of {total} nodes replied" in logs_of_runs[1]
         assert f"{total} usable replies of {total}" in logs_of_runs[1]
         release = TelemetryRelease.objects.get(trial=trial)
-        assert ReleasedAggregate.objects.filter(release=release).count() == 2 * 4
+        # Per arm: the count, three metrics, the rating question's mean and raters.
+        assert ReleasedAggregate.objects.filter(release=release).count() == 2 * 6
         # Released under the reservation the waiting run took, paid once.
         assert release.charge.pk == reserved.pk
         assert PrivacyBudget.objects.get(trial=trial).spent_nano_rho == reserved.nano_rho
+
+        # The dose: every device is identified and sent its own change, and answers.
+        with mock.patch("federated.tasks.flwr_run", side_effect=submit):
+            assert dose_release(trial.pk) == "released"
+        assert (
+            f"Dose release of {trial}: {total} usable replies of {total} asked" in (logs_of_runs[2])
+        )
+        dose = DoseRelease.objects.get(trial=trial)
+        assert DoseAggregate.objects.filter(release=dose).count() == 2 * 6
+        assert PrivacyBudget.objects.get(trial=trial).spent_nano_rho == (
+            reserved.nano_rho + dose.charge.nano_rho
+        )
     finally:
         for process in [*nodes, superlink]:
             stop(process)

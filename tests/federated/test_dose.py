@@ -199,7 +199,9 @@ def test_the_section_refuses_a_dose_that_overspends_or_cannot_be_stepped():
 
 
 @pytest.mark.django_db
-def test_each_device_is_sent_only_its_own_change_and_only_noisy_sums_are_kept(tmp_path):
+def test_each_device_is_sent_only_its_own_change_and_only_noisy_sums_are_kept(
+    tmp_path, admin_client
+):
     trial = telemetry_trial("dose", DOSE_TELEMETRY)
     devices = enrol_devices(trial, tmp_path, per_arm=2)
     start = devices[0].participant.enrolled_at
@@ -257,6 +259,12 @@ def test_each_device_is_sent_only_its_own_change_and_only_noisy_sums_are_kept(tm
     slopes = dose_slopes(trial)
     assert {s.arm for s in slopes} <= {"a", "b", POOLED}
     assert all(s.label == "exploratory" and s.caveat == DOSE_CAVEAT for s in slopes)
+    # The ledger's page shows what the release cost and, with its caveat, what it found.
+    budget = PrivacyBudget.objects.get(trial=trial)
+    page = admin_client.get(f"/admin/federated/privacybudget/{budget.pk}/change/")
+    text = page.content.decode()
+    assert "Exploratory, not causal." in text and release.charge.key in text
+    assert text.count("points per minute of minutes") == len(slopes)
 
 
 @pytest.mark.django_db
@@ -274,13 +282,13 @@ def test_a_dose_short_of_replies_waits_under_its_reservation(tmp_path):
 @pytest.mark.slow
 @pytest.mark.django_db
 def test_a_simulated_slope_is_recovered_within_its_interval(tmp_path):
-    """Forty participants an arm, their usage and change drawn with a known slope, through the
-    real release. The budget is large enough that the noise is a small part of the interval,
-    so whether the seeded sample's interval covers the truth does not hang on the noise."""
+    """Twenty-five participants an arm, their usage and change drawn with a known slope,
+    through the real release. The budget is large enough that the noise is a small part of the
+    interval, so whether the seeded sample's interval covers the truth does not hang on it."""
     truth = 0.02
     telemetry = DOSE_TELEMETRY | {"rho_total": 5000.0, "dose": DOSE | {"rho": 5000.0}}
     trial = telemetry_trial("dose-sim", telemetry)
-    devices = enrol_devices(trial, tmp_path, per_arm=40)
+    devices = enrol_devices(trial, tmp_path, per_arm=25)
     cohort = simulated_dose(
         len(devices), slope=truth, usage_mean=500, usage_sd=200, change_sd=3.0, seed=11
     )
