@@ -278,18 +278,27 @@ def growth_data_from_frame(
         index = position.get_indexer(rows["participant"])
         for k, values in enumerate((np.ones_like(t), t, t * t, y, t * y, y * y)):
             stats[:, d, k] = np.bincount(index, weights=values, minlength=len(participant_ids))
+    community = np.array([community_names.index(c) for c in communities])
+    moderation = _baseline_fields(participant_ids, baseline, covariates, subgroup, interactions)
+    if "subgroup" in moderation and len(community_names) > 1:
+        communities_per_subgroup = pd.Series(community).groupby(moderation["subgroup"]).nunique()
+        if (communities_per_subgroup == 1).all():
+            raise ValueError(
+                f"Each subgroup of {subgroup} lies within one community, whose effects the model "
+                "already estimates (the community effects): the two cannot be told apart."
+            )
     return GrowthData(
         dimensions=tuple(dimensions),
         arm_names=arm_names,
         community_names=community_names,
         arm=np.array([arm_names.index(a) for a in people["arm"]]),
-        community=np.array([community_names.index(c) for c in communities]),
+        community=community,
         stats=stats,
         centre=centre,
         scale=scale,
         last_wave=int(frame["wave"].max()),
         time_centre=time_centre,
-        **_baseline_fields(participant_ids, baseline, covariates, subgroup, interactions),
+        **moderation,
     )
 
 

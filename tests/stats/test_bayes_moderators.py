@@ -189,6 +189,19 @@ def test_bad_baseline_tables_are_refused(options, message):
         growth_data_from_frame(frame, control="control", baseline=table, **options)
 
 
+def test_a_moderator_that_is_the_community_is_refused():
+    # Communities already have their own effects per arm: subgroups nested in them would only
+    # be told apart from those by the priors.
+    frame, baseline, _ = _moderated_trial(30, seed=1)
+    frame["community"] = np.where(frame.participant % 2 == 0, "north", "south")
+    baseline["place"] = np.where(baseline.participant % 2 == 0, "north", "south")
+    with pytest.raises(ValueError, match="lies within one community"):
+        growth_data_from_frame(frame, control="control", baseline=baseline, subgroup="place")
+    # Tertiles cut across communities: fine.
+    data = growth_data_from_frame(frame, control="control", baseline=baseline, subgroup="tertile")
+    assert data.subgroup_names == SUBGROUPS
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_adjusted_data_of_the_same_size_class_compile_once_and_expose_per_arm_growth():
@@ -311,7 +324,7 @@ def _recovery_trial(seed: int) -> dict:
 @pytest.mark.skipif(
     not os.environ.get("FLOURISH_COVERAGE_STUDY"),
     reason="The recovery study takes longer than the suite's budget allows: run it with "
-    "FLOURISH_COVERAGE_STUDY=1 make test PYTEST_ARGS='-k recovers'.",
+    "FLOURISH_COVERAGE_STUDY=1 make test PYTEST_ARGS='-k recover_known'.",
 )
 def test_fits_recover_known_covariate_interaction_and_subgroup_effects(artifacts_dir):
     context = multiprocessing.get_context("spawn")  # JAX does not survive fork
