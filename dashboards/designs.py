@@ -13,6 +13,7 @@ from analytics.results import DesignEffect, FrequentistEstimate, Results
 from dashboards.answer import p_text
 from dashboards.figures import GREY, OKABE_ITO, Figure
 from dashboards.panels import CONFIRMATORY, EXPLORATORY, METHOD_NAMES, Panel, Table, words
+from dashboards.selectors import Names
 
 KIND_NAMES = {
     "main_effect": "main effect",
@@ -22,11 +23,21 @@ KIND_NAMES = {
 }
 
 
+def _row(effect: DesignEffect, names: Names) -> str:
+    """What an effect estimates, arms by their names (a moderator effect starts with its arm)."""
+    if effect.kind != "moderator":
+        return effect.label
+    arm, _, moderator = effect.label.partition(" × ")
+    return f"{names.arm(arm)} × {moderator}"
+
+
 def _label(effects: Sequence[DesignEffect]) -> str:
     return CONFIRMATORY if any(e.confirmatory for e in effects) else EXPLORATORY
 
 
-def design_effects_figures(title: str, effects: Sequence[DesignEffect]) -> list[Figure]:
+def design_effects_figures(
+    title: str, effects: Sequence[DesignEffect], names: Names
+) -> list[Figure]:
     """Forests of design effects (growth per wave): the mixed model's, then the Bayesian
     model's, on one x range; filled markers are confirmatory, hollow ones exploratory."""
     ends = [x for e in effects for x in (e.ci_low, e.ci_high)] + [0.0]
@@ -48,7 +59,7 @@ def design_effects_figures(title: str, effects: Sequence[DesignEffect]) -> list[
                 {
                     "type": "scatter",
                     "x": [e.estimate],
-                    "y": [e.label],
+                    "y": [_row(e, names)],
                     "mode": "markers",
                     "marker": {
                         "size": 11,
@@ -65,7 +76,7 @@ def design_effects_figures(title: str, effects: Sequence[DesignEffect]) -> list[
                         "thickness": 2,
                     },
                     "showlegend": False,
-                    "hovertemplate": f"{e.label}<br>{e.estimate:.3f} "
+                    "hovertemplate": f"{_row(e, names)}<br>{e.estimate:.3f} "
                     f"[{e.ci_low:.3f}, {e.ci_high:.3f}]<extra></extra>",
                 }
             )
@@ -76,7 +87,7 @@ def design_effects_figures(title: str, effects: Sequence[DesignEffect]) -> list[
     return figures
 
 
-def interaction_figure(results: Results, outcome: str) -> Figure | None:
+def interaction_figure(results: Results, outcome: str, names: Names) -> Figure | None:
     """The interaction plot of the first two factors: each cell's growth per wave minus the
     reference cell's (the mixed model's arm contrasts; the reference cell is 0), the first
     factor's levels along x, a line per level of the second. Parallel lines: no interaction."""
@@ -92,9 +103,9 @@ def interaction_figure(results: Results, outcome: str) -> Figure | None:
     if not growth:
         return None
     fig = Figure(
-        f"{outcome}: growth of each cell, {first} × {second}",
+        f"{names.outcome(outcome)}: growth of each cell, {first} × {second}",
         f"{words(first)} (level)",
-        f"Growth per wave minus {results.control}'s (score points, 95% interval)",
+        f"Growth per wave minus {names.arm(results.control)}'s (score points, 95% interval)",
     )
     for position, level in enumerate(design.factors[second]):
         xs, ys, highs, lows = [], [], [], []
@@ -129,7 +140,9 @@ def interaction_figure(results: Results, outcome: str) -> Figure | None:
     return fig
 
 
-def design_effects_table(name: str, caption: str, effects: Sequence[DesignEffect]) -> Table:
+def design_effects_table(
+    name: str, caption: str, effects: Sequence[DesignEffect], names: Names
+) -> Table:
     return Table(
         name,
         caption,
@@ -156,7 +169,7 @@ def design_effects_table(name: str, caption: str, effects: Sequence[DesignEffect
                 e.outcome,
                 KIND_NAMES[e.kind],
                 e.contrast,
-                e.label,
+                _row(e, names),
                 METHOD_NAMES[e.method],
                 round(e.estimate, 4),
                 round(e.std_error, 4),
@@ -175,33 +188,37 @@ def design_effects_table(name: str, caption: str, effects: Sequence[DesignEffect
     )
 
 
-def _reading(effects: Sequence[DesignEffect]) -> str:
+def _reading(effects: Sequence[DesignEffect], names: Names) -> str:
     mixed = [e for e in effects if e.method == "mixedlm"]
     key = next((e for e in mixed if e.confirmatory), next(iter(mixed), None))
     if key is None:
         return "Only the Bayesian model estimated these contrasts."
     clear = [e for e in mixed if e.p_adjusted is not None and e.p_adjusted < 0.05]
     return (
-        f"{key.contrast}, {key.label}: {key.estimate:+.2f} points per wave "
+        f"{key.contrast}, {_row(key, names)}: {key.estimate:+.2f} points per wave "
         f"[{key.ci_low:+.2f}, {key.ci_high:+.2f}], p adjusted {p_text(key.p_adjusted)}. "
         f"{len(clear)} of {len(mixed)} mixed-model estimates have an adjusted p below 0.05."
     )
 
 
-def factorial_panels(results: Results) -> list[Panel]:
+def factorial_panels(results: Results, names: Names) -> list[Panel]:
     """Per outcome: the plan's main effects and interactions, and the interaction plot."""
     panels = []
     effects = [e for e in results.design_effects if e.kind != "moderator"]
     for outcome in dict.fromkeys(e.outcome for e in effects):
         mine = [e for e in effects if e.outcome == outcome]
         tests = [t for t in results.joint_tests if t.outcome == outcome]
-        figures = design_effects_figures(f"{outcome}: main effects and interactions", mine)
-        plot = interaction_figure(results, outcome)
+        figures = design_effects_figures(
+            f"{names.outcome(outcome)}: main effects and interactions", mine, names
+        )
+        plot = interaction_figure(results, outcome, names)
         tables = [
             design_effects_table(
                 f"design-effects-{outcome}",
-                f"The factorial contrasts on {outcome}; filled markers are confirmatory",
+                f"The factorial contrasts on {names.outcome(outcome)}; filled markers are "
+                "confirmatory",
                 mine,
+                names,
             )
         ]
         if tests:
@@ -226,9 +243,10 @@ def factorial_panels(results: Results) -> list[Panel]:
         panels.append(
             Panel(
                 key=f"factorial-{outcome}",
-                title=f"Factorial effects on {outcome}: main effects and interactions",
+                title=f"Factorial effects on {names.outcome(outcome)}: main effects and "
+                "interactions",
                 label=_label(mine),
-                reading=_reading(mine),
+                reading=_reading(mine, names),
                 figures=figures + ([plot] if plot is not None else []),
                 tables=tables,
                 notes=[
@@ -241,7 +259,7 @@ def factorial_panels(results: Results) -> list[Panel]:
     return panels
 
 
-def moderator_panel(results: Results) -> Panel | None:
+def moderator_panel(results: Results, names: Names) -> Panel | None:
     """The arms' interactions with the plan's moderators, on growth per wave."""
     effects = [e for e in results.design_effects if e.kind == "moderator"]
     if not effects:
@@ -250,13 +268,14 @@ def moderator_panel(results: Results) -> Panel | None:
         key="moderators",
         title="Who benefits: the arms' effects by moderator",
         label=_label(effects),
-        reading=_reading(effects),
+        reading=_reading(effects, names),
         figures=[
             figure
             for outcome in dict.fromkeys(e.outcome for e in effects)
             for figure in design_effects_figures(
-                f"{outcome}: arm × moderator",
+                f"{names.outcome(outcome)}: arm × moderator",
                 [e for e in effects if e.outcome == outcome],
+                names,
             )
         ],
         tables=[
@@ -265,12 +284,13 @@ def moderator_panel(results: Results) -> Panel | None:
                 "Arm × moderator effects on growth per wave (a category against the most "
                 "common one)",
                 effects,
+                names,
             )
         ],
     )
 
 
-def covariate_panel(results: Results) -> Panel | None:
+def covariate_panel(results: Results, names: Names) -> Panel | None:
     """What adjusting for the plan's baseline covariates did to each arm contrast's SE."""
     rows = results.covariate_adjustment
     if not rows:
@@ -281,7 +301,8 @@ def covariate_panel(results: Results) -> Panel | None:
         title="Precision bought by the baseline covariates",
         label=results.kind,
         reading=f"Adjusting for {', '.join(best.covariates)} multiplied the variance of "
-        f"{best.arm}'s growth contrast on {best.outcome} by {best.variance_ratio:.2f} "
+        f"{names.arm(best.arm)}'s growth contrast on {names.outcome(best.outcome)} by "
+        f"{best.variance_ratio:.2f} "
         f"(SE {best.std_error_unadjusted:.3f} → {best.std_error_adjusted:.3f}).",
         tables=[
             Table(
@@ -291,7 +312,7 @@ def covariate_panel(results: Results) -> Panel | None:
                 [
                     [
                         r.outcome,
-                        r.arm,
+                        names.arm(r.arm),
                         ", ".join(r.covariates),
                         round(r.std_error_adjusted, 4),
                         round(r.std_error_unadjusted, 4),
@@ -304,7 +325,9 @@ def covariate_panel(results: Results) -> Panel | None:
     )
 
 
-def design_panels(results: Results) -> list[Panel]:
-    """Every design panel of a run, in reading order (none for a plain two-arm trial)."""
-    optional = [moderator_panel(results), covariate_panel(results)]
-    return factorial_panels(results) + [p for p in optional if p is not None]
+def design_panels(results: Results, names: Names | None = None) -> list[Panel]:
+    """Every design panel of a run, in reading order (none for a plain two-arm trial); arms and
+    outcomes are called by ``names`` (the dashboards' :class:`~dashboards.selectors.Names`)."""
+    names = names or Names()
+    optional = [moderator_panel(results, names), covariate_panel(results, names)]
+    return factorial_panels(results, names) + [p for p in optional if p is not None]

@@ -11,6 +11,7 @@ from analytics.results import (
     JointTest,
 )
 from dashboards.designs import design_panels, interaction_figure
+from dashboards.selectors import Names
 
 pytestmark = pytest.mark.unit
 
@@ -134,7 +135,7 @@ def test_a_two_arm_run_has_no_design_panels(golden):
 
 def test_factorial_moderator_and_covariate_panels_show_the_stored_numbers(golden):
     results, outcome = _factorial_results(golden)
-    factorial, moderators, covariates = design_panels(results)
+    factorial, moderators, covariates = design_panels(results, Names(arms={"b": "Voice, open"}))
     assert factorial.label == "confirmatory" and moderators.label == "exploratory"
     assert factorial.reading.startswith("main effect of mode, mode: voice − text: +0.50")
     frequentist, bayesian, plot = factorial.figures
@@ -148,6 +149,9 @@ def test_factorial_moderator_and_covariate_panels_show_the_stored_numbers(golden
         ["main effect of mode", 6.2, 1, 390.0, "0.013", "confirmatory"]
     ]
     assert "0.81" in covariates.reading and covariates.tables[0].rows[0][-1] == 0.81
+    # Arms are called by their names.
+    assert moderators.tables[0].rows[0][3] == "Voice, open × language=de"
+    assert covariates.tables[0].rows[0][1] == "Voice, open"
     # The interaction plot: a line per kind, the control cell at 0.
     lines = {t["name"]: t for t in plot.data}
     assert lines["kind open"]["x"] == ["text", "voice"]
@@ -166,4 +170,4 @@ def test_no_interaction_plot_without_two_factors(golden):
             )
         }
     )
-    assert interaction_figure(one, outcome) is None
+    assert interaction_figure(one, outcome, Names()) is None
