@@ -17,6 +17,7 @@ export EMAIL_FILE_PATH="${EMAIL_FILE_PATH:-$VAR_DIR/mail}"
 mkdir -p "$VAR_DIR" "$EMAIL_FILE_PATH"
 
 servers=()
+worker=""
 seeder=""
 stop() {
     trap - INT TERM EXIT
@@ -24,6 +25,17 @@ stop() {
     if ((${#started[@]})); then
         echo "Stopping the demo…"
         kill -TERM "${started[@]}" 2>/dev/null || true
+        # The worker first finishes its task (a warm shutdown), and an analysis takes minutes.
+        # After a short grace its pool process is killed (it does not stop mid-task): the task,
+        # acknowledged late, goes back to the queue, and beat's sweep re-queues a run whose
+        # heartbeat stopped (analytics.tasks.analysis_runs_sweep), so the next start finishes it.
+        if [[ -n "$worker" ]]; then
+            for _ in $(seq 1 20); do
+                kill -0 "$worker" 2>/dev/null || break
+                sleep 0.5
+            done
+            pkill -KILL -P "$worker" 2>/dev/null || true
+        fi
         wait "${started[@]}" 2>/dev/null || true
     fi
 }
@@ -67,7 +79,8 @@ healthy || { echo "The web server did not answer; see $VAR_DIR/web.log" >&2; exi
 # short tasks' and the analyses'.
 "$BIN/celery" -A config worker --beat -l INFO -c 1 \
     --schedule "$VAR_DIR/celerybeat-schedule" >"$VAR_DIR/worker.log" 2>&1 &
-servers+=($!)
+worker=$!
+servers+=("$worker")
 if [[ "$(value cohort)" == pending ]]; then
     "$BIN/python" manage.py seed_demo --cohort >"$VAR_DIR/seed.log" 2>&1 &
     seeder=$!
