@@ -784,12 +784,14 @@ class PlanForm(forms.ModelForm):
         }
         if not any(fields.values()):
             return None
-        return fields | {
-            "delta": data.get("telemetry_delta") or DEFAULT_DELTA,
-            "min_replies_per_arm": (
-                data.get("telemetry_min_replies_per_arm") or DEFAULT_MIN_REPLIES_PER_ARM
-            ),
-        }
+        fields["delta"] = data.get("telemetry_delta") or DEFAULT_DELTA
+        fields["min_replies_per_arm"] = (
+            data.get("telemetry_min_replies_per_arm") or DEFAULT_MIN_REPLIES_PER_ARM
+        )
+        # The rating questions and the dose release are not shown here: kept as they were.
+        start = self.start.telemetry
+        kept = start.model_dump(mode="json", include={"ratings", "dose"}) if start else {}
+        return kept | fields
 
     def _sample_size(self, data: dict[str, Any]) -> dict[str, Any] | None:
         inputs = {

@@ -33,10 +33,17 @@ from tests.federated.conftest import (
     record_change,
     telemetry_trial,
 )
-from tests.trials.factories import valid_plan
+from tests.trials.factories import draft_trial, valid_plan
+from tests.trials.test_plan_document import post_data
+from trials.forms import PlanForm
 from trials.models import ConsentDocument, ConsentScope, TrialEvent
 from trials.plan import freeze_errors, plan_parse
-from trials.services import assignment_token, consent_renew, consent_revoke
+from trials.services import (
+    assignment_token,
+    consent_renew,
+    consent_revoke,
+    preregistration_draft_save,
+)
 from trials.telemetry import DoseSection, TelemetrySection
 
 SECTION = DoseSection.model_validate(DOSE)
@@ -329,3 +336,13 @@ def test_the_device_returns_its_clipped_centred_usage_over_the_period_it_is_sent
         start, start + timedelta(days=7), metric="minutes", upper=1200, centre=600, change=-3
     )
     assert vector == dose_products(700, -3, SECTION)
+
+
+@pytest.mark.django_db
+def test_saving_the_plan_form_keeps_the_rating_questions_and_the_dose_it_does_not_show():
+    trial = draft_trial("dose-form")
+    draft = preregistration_draft_save(trial=trial, plan=valid_plan(telemetry=DOSE_TELEMETRY))
+    submitted = PlanForm(post_data(PlanForm(instance=draft).initial, trial), instance=draft)
+    assert submitted.is_valid(), submitted.errors
+    assert submitted.plan.telemetry == draft.plan.telemetry
+    assert submitted.plan.telemetry.dose == SECTION
