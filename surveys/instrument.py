@@ -353,7 +353,7 @@ class InstrumentDefinition(Document):
             if outside:
                 problems.append(
                     f"safety item {safety.item}: answers {', '.join(map(str, outside))} are not "
-                    f"among its answers ({low} to {high})"
+                    f"on the scale ({low} to {high})"
                 )
         if problems:
             raise ValueError("; ".join(problems))
