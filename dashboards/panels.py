@@ -754,11 +754,11 @@ def trajectory_panel(results: Results, colours: dict, names: Names) -> Panel | N
 
 
 def _community_row(
-    effect: CommunityEffect, dimension: str, weight: float, s: PosteriorSummary
+    effect: CommunityEffect, dimension: str, weight: float, s: PosteriorSummary, names: Names
 ) -> list:
     return [
         effect.community,
-        effect.arm,
+        names.arm(effect.arm),
         dimension,
         round(weight, 3),
         round(s.mean, 4),
@@ -768,7 +768,8 @@ def _community_row(
     ]
 
 
-def community_panel(results: Results) -> Panel | None:
+def community_panel(results: Results, names: Names | None = None) -> Panel | None:
+    names = names or Names()
     effects = results.bayes_growth.community_effects
     if not effects:
         return None
@@ -786,7 +787,7 @@ def community_panel(results: Results) -> Panel | None:
             dict(
                 type="scatter",
                 x=[s.mean],
-                y=[f"{c.community} · {c.arm} − {control}"],
+                y=[f"{c.community} · {names.arm(c.arm)} − {names.arm(control)}"],
                 mode="markers",
                 marker={"size": 11, "color": OKABE_ITO[i % len(OKABE_ITO)], "symbol": "diamond"},
                 error_x={
@@ -802,15 +803,17 @@ def community_panel(results: Results) -> Panel | None:
     rows = []
     for c in effects:
         rows += [
-            _community_row(c, dimension, c.weights.get(dimension, 0.0), s)
-            for dimension, s in c.per_dimension.items()
+            _community_row(c, names.outcome(outcome), c.weights.get(outcome, 0.0), s, names)
+            for outcome, s in c.per_dimension.items()
         ]
         if c.composite:
-            rows.append(_community_row(c, "weighted composite (SD units)", 1.0, c.composite))
+            composite = "weighted composite (SD units)"
+            rows.append(_community_row(c, composite, 1.0, c.composite, names))
     reading = (
         "Composite P(benefit): "
         + "; ".join(
-            f"arm {c.arm} in {c.community} {c.composite.prob_benefit:.2f}" for c in with_composite
+            f"{names.arm(c.arm)} in {c.community} {probability_text(c.composite.prob_benefit)}"
+            for c in with_composite
         )
         + "."
         if with_composite
@@ -846,12 +849,13 @@ def community_panel(results: Results) -> Panel | None:
 # --- divergence -------------------------------------------------------------------------------
 
 
-def _divergence_label(row: Divergence) -> str:
+def _divergence_label(row: Divergence, names: Names) -> str:
     # Sources read "<kind>: <detail>" (analytics.analysis): the kind names the bar.
-    return f"{row.arm} ({row.engagement_source.partition(':')[0]})"
+    return f"{names.arm(row.arm)} ({row.engagement_source.partition(':')[0]})"
 
 
-def divergence_panel(results: Results, colours: dict) -> Panel:
+def divergence_panel(results: Results, colours: dict, names: Names | None = None) -> Panel:
+    names = names or Names()
     rows = results.divergence
     if not rows:
         return Panel(
@@ -870,7 +874,7 @@ def divergence_panel(results: Results, colours: dict) -> Panel:
     fig.add_trace(
         dict(
             type="bar",
-            x=[_divergence_label(r) for r in rows],
+            x=[_divergence_label(r, names) for r in rows],
             y=[r.probability for r in rows],
             marker={"color": [colours.get(r.arm, OKABE_ITO[0]) for r in rows]},
             showlegend=False,
@@ -880,7 +884,7 @@ def divergence_panel(results: Results, colours: dict) -> Panel:
         rows[0].threshold, line={"color": OKABE_ITO[1], "dash": "dash"}, text="flag threshold"
     )
     fig.axis("y", range=[0, 1])
-    flagged = [_divergence_label(r) for r in rows if r.flagged]
+    flagged = [_divergence_label(r, names) for r in rows if r.flagged]
     return Panel(
         key="divergence",
         title="Engagement vs flourishing divergence",
@@ -908,7 +912,7 @@ def divergence_panel(results: Results, colours: dict) -> Panel:
                 ],
                 [
                     [
-                        r.arm,
+                        names.arm(r.arm),
                         r.engagement_source,
                         r.flourishing_source,
                         round(r.prob_engagement_rose, 3),
@@ -959,7 +963,7 @@ def budget_gauge(budget: PrivacyBudgetSummary) -> Figure:
     return fig
 
 
-def releases_figure(releases: list[ReleasedValue], colours: dict) -> Figure:
+def releases_figure(releases: list[ReleasedValue], colours: dict, names: Names) -> Figure:
     """Each metric's released values per window and arm, one metric at a time (a menu in the
     figure switches, in the browser): one figure to draw however many metrics the plan has.
 
@@ -988,7 +992,7 @@ def releases_figure(releases: list[ReleasedValue], colours: dict) -> Figure:
                     type="scatter",
                     x=[r.window_end for r in points],
                     y=[r.estimate for r in points],
-                    name=f"arm {arm}",
+                    name=names.arm(arm),
                     mode="lines+markers",
                     visible=position == 0,
                     line={"color": colours.get(arm, OKABE_ITO[-1])},
@@ -1026,13 +1030,17 @@ def releases_figure(releases: list[ReleasedValue], colours: dict) -> Figure:
 
 
 def telemetry_panel(
-    budget: PrivacyBudgetSummary | None, releases: list[ReleasedValue], colours: dict
+    budget: PrivacyBudgetSummary | None,
+    releases: list[ReleasedValue],
+    colours: dict,
+    names: Names | None = None,
 ) -> Panel:
+    names = names or Names()
     figures: list[Figure] = []
     if budget:
         figures.append(budget_gauge(budget))
     if any(r.statistic != "sum" for r in releases):
-        figures.append(releases_figure(releases, colours))
+        figures.append(releases_figure(releases, colours, names))
     if budget:
         reading = (
             f"{budget.spent_rho:.3f} of {budget.total_rho:.3f} ρ is spent "
@@ -1068,7 +1076,7 @@ def telemetry_panel(
                     [
                         r.window_start,
                         r.window_end,
-                        r.arm,
+                        names.arm(r.arm),
                         r.metric,
                         r.statistic,
                         r.unit,
@@ -1092,7 +1100,8 @@ def _width(low: float | None, high: float | None) -> float | None:
     return None if low is None or high is None else high - low
 
 
-def psychometrics_panel(results: Results) -> Panel | None:
+def psychometrics_panel(results: Results, names: Names | None = None) -> Panel | None:
+    names = names or Names()
     scores = results.psychometrics
     if not scores:
         return None
@@ -1111,7 +1120,7 @@ def psychometrics_panel(results: Results) -> Panel | None:
                     type="scatter",
                     x=[wave for wave, _ in points],
                     y=[a.alpha for _, a in points],
-                    name=s.score,
+                    name=names.outcome(s.score),
                     mode="lines+markers",
                     line={"color": OKABE_ITO[i % len(OKABE_ITO)]},
                     error_y={
@@ -1125,7 +1134,7 @@ def psychometrics_panel(results: Results) -> Panel | None:
         for r in s.reliability:
             alpha, omega = r.alpha.value, r.omega.value
             if alpha and alpha.alpha < MIN_RELIABILITY:
-                lows.append(f"{s.score} at wave {r.wave}")
+                lows.append(f"{names.outcome(s.score)} at wave {r.wave}")
             reliability_rows.append(
                 [
                     s.instrument,
@@ -1270,7 +1279,7 @@ def _percent(value: float) -> str:
     return f"{100 * value:.0f}%"
 
 
-def harms_figure(rates: Sequence[ArmRate], colours: dict) -> Figure:
+def harms_figure(rates: Sequence[ArmRate], colours: dict, names: Names) -> Figure:
     """Per harm, each arm's difference from the control in the share of participants harmed,
     with its Newcombe interval."""
     fig = Figure(
@@ -1283,7 +1292,7 @@ def harms_figure(rates: Sequence[ArmRate], colours: dict) -> Figure:
             versus = harm.versus_control
             if versus is None:
                 continue
-            row = f"{words(HARM_NAMES[metric])} · {rate.arm}"
+            row = f"{words(HARM_NAMES[metric])} · {names.arm(rate.arm)}"
             colour = colours.get(rate.arm, GREY)
             fig.add_trace(
                 {
@@ -1310,11 +1319,14 @@ def harms_figure(rates: Sequence[ArmRate], colours: dict) -> Figure:
     return fig
 
 
-def harms_panel(rates: Sequence[ArmRate], colours: dict) -> Panel | None:
+def harms_panel(
+    rates: Sequence[ArmRate], colours: dict, names: Names | None = None
+) -> Panel | None:
     """Adverse events and reliable deterioration per arm (``safety.selectors.harm_rates``):
     shares of participants with at least one, Wilson intervals, and differences from the
     control, Newcombe's. Always exploratory: no harm is a pre-registered hypothesis (a harm
     boundary is a stopping rule the bodies are told about, ``safety.harms``)."""
+    names = names or Names()
     if not any(rate.participants for rate in rates):
         return None
     rows = []
@@ -1323,7 +1335,7 @@ def harms_panel(rates: Sequence[ArmRate], colours: dict) -> Panel | None:
             share, versus = harm.share, harm.versus_control
             rows.append(
                 [
-                    rate.arm + (" (control)" if rate.is_control else ""),
+                    names.arm(rate.arm) + (" (control)" if rate.is_control else ""),
                     rate.participants,
                     HARM_NAMES[metric],
                     harm.count,
@@ -1336,7 +1348,7 @@ def harms_panel(rates: Sequence[ArmRate], colours: dict) -> Panel | None:
                 ]
             )
     compared = [
-        (versus, rate.arm, metric)
+        (versus, names.arm(rate.arm), metric)
         for rate in rates
         for metric, harm in rate.harms.items()
         if (versus := harm.versus_control) is not None
@@ -1353,7 +1365,7 @@ def harms_panel(rates: Sequence[ArmRate], colours: dict) -> Panel | None:
         )
     else:
         reading = f"Among {participants} participants, no arm can be compared with the control yet."
-    figures = [harms_figure(rates, colours)] if compared else []
+    figures = [harms_figure(rates, colours, names)] if compared else []
     return Panel(
         key="harms",
         title="Harms: adverse events and reliable deterioration per arm",
@@ -1412,11 +1424,11 @@ def dashboard_panels(
         *forest_panels(results, names),
         posterior_panel(results, colours, names),
         trajectory_panel(results, colours, names),
-        community_panel(results),
-        divergence_panel(results, colours),
-        telemetry_panel(privacy_budget, telemetry, colours),
-        harms_panel(harms, colours),
-        psychometrics_panel(results),
+        community_panel(results, names),
+        divergence_panel(results, colours, names),
+        telemetry_panel(privacy_budget, telemetry, colours, names),
+        harms_panel(harms, colours, names),
+        psychometrics_panel(results, names),
         diagnostics_panel(run.diagnostics, label),
     ]
     return panels + [p for p in candidates if p is not None]

@@ -151,12 +151,12 @@ def test_posterior_trajectory_community_and_divergence_panels_show_the_stored_nu
     assert len(trajectories.tables[0].rows) == len(results.trajectories)
     # The plan's order: the primary outcome's figure first, by its name.
     assert trajectories.figures[0].title.endswith(": WHO-5 Well-Being Index")
-    communities = p.community_panel(results)
+    communities = p.community_panel(results, Names(arms={"b": "Flourishing"}))
     effect = results.bayes_growth.community_effects[0]
     assert f"{effect.composite.prob_benefit:.2f}" in communities.reading
     composite_rows = [r for r in communities.tables[0].rows if r[2].startswith("weighted")]
     assert composite_rows == [
-        [effect.community, effect.arm, "weighted composite (SD units)", 1.0,
+        [effect.community, "Flourishing", "weighted composite (SD units)", 1.0,
          round(effect.composite.mean, 4), round(effect.composite.ci_low, 4),
          round(effect.composite.ci_high, 4), round(effect.composite.prob_benefit, 3)]
     ]  # fmt: skip
