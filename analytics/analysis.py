@@ -75,6 +75,7 @@ from stats.growth import (
     gee_growth,
     mixedlm_growth_adjusted,
     mixedlm_growth_from_statistics,
+    variable_columns,
 )
 from stats.ordinal import ordinal_data_from_frame, ordinal_growth_fit
 from stats.sequential import spending_boundaries
@@ -194,10 +195,12 @@ def analyse(
     horizon = max(o.wave for o in bayes_outcomes)
     bayes_rows = frame[frame.outcome.isin([o.code for o in bayes_outcomes])]
     bayes_rows = bayes_rows[bayes_rows.wave <= horizon]
+    moderation = _bayes_moderation(trial, plan, bayes_rows.participant.unique())
     data = growth_data_from_frame(
         bayes_rows.assign(dimension=bayes_rows.outcome),
         control=control,
         dimensions=tuple(o.code for o in bayes_outcomes),
+        **moderation,
     )
     fit = growth_fit(
         data,
@@ -206,11 +209,16 @@ def analyse(
             o.code: mids[o.dimension] / o.wave for o in bayes_outcomes if o.dimension in mids
         },
         community_weights=_community_weights(trial, bayes_outcomes),
+        compare_unadjusted=bool(moderation),
         progress=lambda fraction: progress(0.4 + 0.55 * fraction),
     )
     estimates += _bayes_estimates(fit, bayes_outcomes, mids, is_confirmatory)
-    design = design._replace(
-        effects=design.effects + _bayes_design_effects(fit, bayes_outcomes, plan, control)
+    design = _DesignFindings(
+        design.effects
+        + _bayes_design_effects(fit, bayes_outcomes, plan, control)
+        + _bayes_moderator_effects(fit, bayes_outcomes),
+        design.joint_tests,
+        design.adjustments + _bayes_adjustments(fit, plan),
     )
     ordinal_runs: list[OrdinalRun] = []
     if ordinal if ordinal is not None else jax.default_backend() == "gpu":
@@ -621,6 +629,102 @@ def _bayes_design_effects(
     return effects
 
 
+def _bayes_moderation(trial: Trial, plan: Plan, participants: np.ndarray) -> dict:
+    """The Bayesian growth model's baseline frame and roles for the plan's covariates and
+    moderators (``stats.bayes_growth.growth_data_from_frame``), coded as for the mixed model
+    (``stats.growth.variable_columns``: centred, a missing number at the mean with an
+    indicator): covariate columns; a numeric moderator's column as an interaction (its missing
+    indicator a covariate); the language as the partially pooled subgroup. A community
+    moderator is the model's own community effects already, so it adds nothing here."""
+    if not (plan.covariates or plan.moderators):
+        return {}
+    values = baseline_variables(trial, [*plan.covariates, *plan.moderators], participants)
+    baseline = {"participant": participants}
+    covariates, interactions, subgroup = [], [], None
+    for variable in plan.covariates:
+        for column, centred in variable_columns(variable.name, values[variable.name]):
+            baseline[column] = centred
+            covariates.append(column)
+    for variable in plan.moderators:
+        if variable.kind == "language":
+            baseline[variable.name] = values[variable.name]
+            subgroup = variable.name
+        elif variable.kind == "baseline_score":
+            for column, centred in variable_columns(variable.name, values[variable.name]):
+                baseline[column] = centred
+                (covariates if column.endswith(" missing") else interactions).append(column)
+    covariates = [c for c in covariates if c not in interactions]
+    return {
+        "baseline": pd.DataFrame(baseline),
+        "covariates": covariates,
+        "subgroup": subgroup,
+        "interactions": interactions,
+    }
+
+
+def _bayes_moderator_effects(fit: GrowthFit, outcomes: list[Outcome]) -> list[DesignEffect]:
+    """The Bayesian model's moderator effects: per SD of a numeric moderator, and each arm's
+    growth difference within each subgroup (language), partially pooled."""
+    by_code = {o.code: o for o in outcomes}
+    rows = [
+        (
+            e.dimension,
+            e.moderator,
+            f"{e.arm} × {e.moderator} (per SD, {e.moderator_sd:.3g})",
+            e.growth_difference_per_wave_per_sd,
+        )
+        for e in fit.interactions
+    ] + [
+        (
+            e.dimension,
+            e.moderator,
+            f"{e.arm} within {e.moderator}={e.subgroup}",
+            e.growth_difference_per_wave,
+        )
+        for e in fit.subgroup_effects
+    ]
+    effects = []
+    for dimension, moderator, label, summary in rows:
+        outcome = by_code[dimension]
+        effects.append(
+            DesignEffect(
+                **{k: v for k, v in _identity(outcome, "").items() if k != "arm"},
+                kind="moderator",
+                contrast=moderator,
+                label=label,
+                method="bayes_growth",
+                estimate=summary.mean,
+                std_error=summary.sd,
+                ci_low=summary.ci_low,
+                ci_high=summary.ci_high,
+                prob_benefit=summary.prob_benefit,
+                n_participants=fit.participants,
+                n_observations=fit.observations,
+                reportable=fit.reportable,
+                confirmatory=outcome.planned,
+            )
+        )
+    return effects
+
+
+def _bayes_adjustments(fit: GrowthFit, plan: Plan) -> list[CovariateAdjustment]:
+    """The Bayesian contrasts' posterior SDs with the plan's covariates and moderators and
+    without them."""
+    names = [v.name for v in [*plan.covariates, *plan.moderators]]
+    return [
+        CovariateAdjustment(
+            outcome=gain.dimension,
+            arm=gain.arm,
+            method="bayes_growth",
+            covariates=names,
+            std_error_adjusted=gain.sd_adjusted,
+            std_error_unadjusted=gain.sd_unadjusted,
+            variance_ratio=(gain.sd_adjusted / gain.sd_unadjusted) ** 2,
+        )
+        for gain in fit.precision
+    ]
+
+
 def _weighted_draws(
     gamma: np.ndarray, arms: list[str], control: str, row: WeightedContrast
 ) -> np.ndarray:
@@ -767,10 +871,11 @@ def _ordinal(trial: Trial, outcome: Outcome, control: str, seed: int, horizon: i
     instrument = Instrument.objects.get(code=outcome.instrument)
     definition = instrument.definition
     items = definition.scored_items(definition.score(outcome.code))
-    scale = (definition.scale.min, definition.scale.max)
+    # Each item's own answers: a number or yes/no item has its own range (docs/instruments.md).
+    categories = {code: definition.answer_range(definition.item(code)) for code in items}
     answers = trial_item_frame(trial, instrument)
     answers = answers[answers["item"].isin(items) & (answers["wave"] <= horizon)]
-    data = ordinal_data_from_frame(answers, control=control, categories=dict.fromkeys(items, scale))
+    data = ordinal_data_from_frame(answers, control=control, categories=categories)
     return ordinal_growth_fit(data, seed=seed)
 
 
