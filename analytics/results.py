@@ -172,12 +172,16 @@ class FactorialCells(Section):
 
 
 class CovariateAdjustment(Section):
-    """What the plan's baseline covariates did to one arm's mixed-model growth contrast."""
+    """What the plan's baseline covariates did to one arm's growth contrast: the mixed model
+    adjusted for the covariates, or the Bayesian model with covariates and moderators, against
+    the same model without them."""
 
     outcome: str
     arm: str
+    method: Literal["mixedlm", "bayes_growth"] = "mixedlm"
     covariates: list[str]
     std_error_adjusted: float
+    """The SE, or the posterior SD."""
     std_error_unadjusted: float
     variance_ratio: float
     """SE² adjusted / SE² unadjusted: below 1 is the precision the covariates bought."""

@@ -307,12 +307,21 @@ def covariate_panel(results: Results, names: Names) -> Panel | None:
         tables=[
             Table(
                 "covariate-adjustment",
-                "Mixed-model SE of each arm's growth contrast, adjusted and unadjusted",
-                ["Outcome", "Arm", "Covariates", "SE adjusted", "SE unadjusted", "SE² ratio"],
+                "SE (posterior SD) of each arm's growth contrast, adjusted and unadjusted",
+                [
+                    "Outcome",
+                    "Arm",
+                    "Model",
+                    "Covariates",
+                    "SE adjusted",
+                    "SE unadjusted",
+                    "SE² ratio",
+                ],
                 [
                     [
                         r.outcome,
                         names.arm(r.arm),
+                        METHOD_NAMES[r.method],
                         ", ".join(r.covariates),
                         round(r.std_error_adjusted, 4),
                         round(r.std_error_unadjusted, 4),

@@ -149,7 +149,7 @@ def test_a_factorial_run_reports_its_contrasts_moderators_and_precision(factoria
     # Other scores are exploratory outcomes: their design effects are too.
     assert all(not e.confirmatory for e in results.design_effects if e.outcome != "who5")
     moderators = [e for e in who5 if e.kind == "moderator"]
-    assert {e.label for e in moderators} == {
+    assert {e.label for e in moderators if e.method == "mixedlm"} == {
         f"{arm} × language=de" for arm in CELLS if arm != "m0k0"
     }
     # The plan's Holm correction runs over the mixed model's whole confirmatory family.
@@ -165,7 +165,22 @@ def test_a_factorial_run_reports_its_contrasts_moderators_and_precision(factoria
     assert results.joint_tests == []
     (voice,) = [e for e in who5 if e.method == "mixedlm" and e.label == "mode: voice − text"]
     assert isinstance(voice, DesignEffect) and voice.df > 10
-    adjustment = {a.arm: a for a in results.covariate_adjustment if a.outcome == "who5"}
+    # The Bayesian model: language as a partially pooled subgroup, its precision compared.
+    bayes = [e for e in moderators if e.method == "bayes_growth"]
+    assert {e.label for e in bayes} == {
+        f"{arm} within language={language}"
+        for arm in CELLS
+        if arm != "m0k0"
+        for language in ("de", "en")
+    }
+    assert {a.arm for a in results.covariate_adjustment if a.method == "bayes_growth"} == set(
+        CELLS
+    ) - {"m0k0"}
+    adjustment = {
+        a.arm: a
+        for a in results.covariate_adjustment
+        if a.outcome == "who5" and a.method == "mixedlm"
+    }
     assert set(adjustment) == set(CELLS) - {"m0k0"}
     for a in adjustment.values():
         assert a.covariates == ["baseline swls"]
