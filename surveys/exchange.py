@@ -49,7 +49,7 @@ from psycopg.types.json import Jsonb
 
 from safety.flags import safety_answers_flag
 from stats.quality import careless_flags_rows
-from surveys.instrument import InstrumentDefinition, Item, ScoreRule
+from surveys.instrument import InstrumentDefinition, Item, ScoreRule, ShowIf
 from surveys.models import Instrument, Response, ResponseDraft, Score, Wave
 from surveys.services import score_fields
 from trials.models import Allocation, ConsentScope, Participant, Trial
@@ -259,32 +259,58 @@ def _choices(definition: InstrumentDefinition, item: Item, language: str) -> str
     return " | ".join(f"{value}, {words or value}" for value, words in labels)
 
 
-def _item_fields(definition: InstrumentDefinition) -> list[dict[str, str]]:
+# REDCap's field type for each item type: a 0–10 row is radio buttons as on the participant
+# pages; REDCap's yesno codes 1 = Yes, 0 = No, as the definition does.
+REDCAP_FIELD_TYPES = {"likert": "radio", "slider": "radio", "number": "text", "yes_no": "yesno"}
+
+
+def _branching(condition: ShowIf) -> str:
+    """A show_if condition in REDCap's branching-logic syntax."""
+    if condition.equals is not None:
+        return f"[{condition.item}] = '{condition.wanted}'"
+    if condition.at_least is not None:
+        return f"[{condition.item}] >= {condition.at_least}"
+    return f"[{condition.item}] <= {condition.at_most}"
+
+
+def _item_row(definition: InstrumentDefinition, item: Item, position: int) -> dict[str, str]:
     english = definition.language_version("en")
-    return [
-        _redcap_row(
-            name=item.code,
-            form=definition.code,
-            # The instruction is shown once, above the instrument's first question.
-            section=definition.stem[english] if position == 0 else "",
-            field_type="radio",
-            label=item.text[english],
-            choices=_choices(definition, item, english),
-            required="y",
-            annotation="reverse-keyed" if item.reverse else "",
-        )
-        for position, item in enumerate(definition.items)
-    ]
+    row = _redcap_row(
+        name=item.code,
+        form=definition.code,
+        # The instruction is shown once, above the instrument's first question.
+        section=definition.stem[english] if position == 0 else "",
+        field_type=REDCAP_FIELD_TYPES[item.type],
+        label=item.text[english],
+        choices=_choices(definition, item, english) if item.type in ("likert", "slider") else "",
+        # An item asked on a condition is required only when asked, which branching expresses.
+        required="y" if item.show_if is None else "",
+        annotation="reverse-keyed" if item.reverse else "",
+    )
+    if item.type == "number":
+        row["Text Validation Type OR Show Slider Number"] = "integer"
+        row["Text Validation Min"], row["Text Validation Max"] = str(item.min), str(item.max)
+    if item.show_if is not None:
+        row["Branching Logic (Show field only if...)"] = _branching(item.show_if)
+    return row
+
+
+def _item_fields(definition: InstrumentDefinition) -> list[dict[str, str]]:
+    return [_item_row(definition, item, position) for position, item in enumerate(definition.items)]
 
 
 def _equation(definition: InstrumentDefinition, score: ScoreRule) -> str:
     """The score rule in REDCap's calc syntax (reverse-keyed items mirrored; a prorated sum is
     the mean times the number of items)."""
-    low, high = definition.scale.min, definition.scale.max
-    reverse = {item.code for item in definition.items if item.reverse}
+    # Each reverse-keyed item is mirrored within its own answers (surveys.scoring.keyed_values).
+    mirror = {
+        item.code: sum(definition.answer_range(item)) for item in definition.items if item.reverse
+    }
     items = definition.scored_items(score)
-    terms = ", ".join(f"({low + high} - [{c}])" if c in reverse else f"[{c}]" for c in items)
-    if score.rule == "mean":
+    terms = ", ".join(f"({mirror[c]} - [{c}])" if c in mirror else f"[{c}]" for c in items)
+    if score.rule == "value":
+        equation = terms
+    elif score.rule == "mean":
         equation = f"mean({terms})"
     elif definition.min_answered(score) == len(items):
         equation = f"sum({terms})"

@@ -195,7 +195,7 @@ def test_each_day_is_invited_once_at_its_window_s_start(participant):
 def test_the_link_answers_only_within_its_day_s_window(client, participant):
     saturday = Wave.objects.get(trial=participant.trial, index=1)
     link = survey_path(participant.pk, saturday.pk)
-    answers = {"daily_recall:mood_today": "7", "daily_recall:lonely_today": "2"}
+    answers = {"daily_recall:daily_mood": "7", "daily_recall:daily_lonely": "2"}
     clock = "django.utils.timezone.now"
     with mock.patch(clock, return_value=datetime(2026, 3, 28, 16, 59, tzinfo=UTC)):
         early = client.post(link, {**answers, "action": "finish"})
@@ -208,16 +208,16 @@ def test_the_link_answers_only_within_its_day_s_window(client, participant):
     with mock.patch(clock, return_value=datetime(2026, 3, 28, 20, 59, tzinfo=UTC)):
         assert client.post(link, {**answers, "action": "finish"}).status_code == 302
     assert participant.responses.get().answers == {
-        "daily_recall": {"mood_today": 7, "lonely_today": 2}
+        "daily_recall": {"daily_mood": 7, "daily_lonely": 2}
     }
 
 
 @pytest.mark.django_db
 def test_every_day_s_scores_are_kept_apart_for_the_growth_model(participant):
     trial = participant.trial
-    mood = {"daily_recall": {"mood_today": 0, "lonely_today": 5}}
+    mood = {"daily_recall": {"daily_mood": 0, "daily_lonely": 5}}
     for index, value in ((1, 4), (3, 8)):
-        mood["daily_recall"]["mood_today"] = value
+        mood["daily_recall"]["daily_mood"] = value
         response_submit(participant=participant, wave=trial.waves.get(index=index), answers=mood)
     rows = Score.objects.filter(response__participant=participant, code="mood_today")
     assert sorted(rows.values_list("response__wave__index", "value")) == [(1, 4.0), (3, 8.0)]

@@ -3,6 +3,7 @@ conditions: what a definition may say, how answers are checked, discarded and sc
 
 import pytest
 
+from surveys.exchange import codebook_frame
 from surveys.instrument import DefinitionError, InstrumentDefinition
 from surveys.links import survey_path
 from surveys.models import Instrument, Wave
@@ -48,7 +49,7 @@ def mixed(**changes) -> dict:
         ],
         "scores": [
             {
-                "code": "hours",
+                "code": "use_hours",
                 "dimension": "autonomy",
                 "rule": "value",
                 "items": ["hours"],
@@ -56,7 +57,7 @@ def mixed(**changes) -> dict:
                 "higher_is_better": False,
             },
             {
-                "code": "calm",
+                "code": "calmness",
                 "dimension": "mental_wellbeing",
                 "rule": "value",
                 "items": ["calm"],
@@ -147,15 +148,15 @@ def test_answers_to_items_not_asked_are_discarded_along_a_chain():
 def test_value_scores_take_one_item_mirrored_within_its_own_answers():
     definition = InstrumentDefinition.from_json(mixed())
     # "calm" is reverse-keyed on 0–10: 2 → 8. "hours" is not asked when "used" is no.
-    assert scores(definition, {"used": 1, "hours": 3, "calm": 2}) == {"hours": 3, "calm": 8}
-    assert scores(definition, {"used": 0, "hours": 3, "calm": 2}) == {"calm": 8}
+    assert scores(definition, {"used": 1, "hours": 3, "calm": 2}) == {"use_hours": 3, "calmness": 8}
+    assert scores(definition, {"used": 0, "hours": 3, "calm": 2}) == {"calmness": 8}
 
 
 @pytest.mark.unit
 def test_ons4_scores_each_question_and_anxiety_is_lower_is_better():
     # ONS personal well-being guidance: four single 0–10 items, each reported on its own.
     ons4 = shipped_definitions()["ons4"]
-    answers = {"ons4_life": 7, "ons4_worthwhile": 8, "ons4_happy": 6, "ons4_anxious": 3}
+    answers = {"ons4_life": 7, "ons4_worth": 8, "ons4_happy": 6, "ons4_anxious": 3}
     assert scores(ons4, answers) == {
         "ons4_life_satisfaction": 7,
         "ons4_worthwhile": 8,
@@ -207,4 +208,33 @@ def test_the_page_refuses_an_out_of_range_number_and_keeps_the_other_answers(cli
     done = client.post(link, {**posted, "mixed:used": "0", "mixed:hours": "3", "mixed:why": "2"})
     assert done.status_code == 302
     assert participant.responses.get().answers == {"mixed": {"used": 0, "calm": 8, "why": 2}}
-    assert dict(participant.responses.get().scores.values_list("code", "value")) == {"calm": 2}
+    assert dict(participant.responses.get().scores.values_list("code", "value")) == {"calmness": 2}
+
+
+@pytest.mark.django_db
+def test_the_codebook_describes_each_item_type_and_condition():
+    _, participant = mixed_wave_link("codebook")
+    codebook = codebook_frame(participant.trial).set_index("Variable / Field Name")
+    rows = codebook.loc[["used", "hours", "calm", "why"]]
+    assert list(rows["Field Type"]) == ["yesno", "text", "radio", "radio"]
+    assert tuple(
+        rows.loc[
+            "hours",
+            [
+                "Text Validation Type OR Show Slider Number",
+                "Text Validation Min",
+                "Text Validation Max",
+            ],
+        ]
+    ) == ("integer", "0", "24")
+    assert list(rows["Branching Logic (Show field only if...)"]) == [
+        "",
+        "[used] = '1'",
+        "",
+        "[calm] >= 7",
+    ]
+    assert list(rows["Required Field?"]) == ["y", "", "y", ""]
+    # "calm" is reverse-keyed within 0–10; its score is its one mirrored answer.
+    assert codebook.loc["calm", "Choices, Calculations, OR Slider Labels"].startswith("0, Not")
+    calcs = codebook[(codebook["Field Type"] == "calc") & (codebook["Form Name"] == "mixed")]
+    assert list(calcs["Choices, Calculations, OR Slider Labels"]) == ["[hours]", "(10 - [calm])"]
