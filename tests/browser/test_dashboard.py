@@ -31,7 +31,8 @@ ALL_FIGURES_DRAWN = """() => {
 def demo_trial(settings, tmp_path, celery_worker_process):
     """``seed_demo`` (a smaller cohort) with its run finished by the worker process."""
     settings.VAR_DIR = tmp_path  # the demo's credentials file
-    call_command("seed_demo", participants=80)
+    call_command("seed_demo", participants=80)  # the trial and its logins
+    call_command("seed_demo", participants=80, cohort=True)  # its cohort, and the analysis
     run = wait_for(
         lambda: AnalysisRun.objects.filter(
             trial__slug="demo", status__in=["finished", "failed"]
@@ -87,9 +88,10 @@ def test_analyst_reads_the_demo_trials_dashboard(live_server, chromium, demo_tri
     csv = download.value.path().read_text()
     assert csv.startswith('"Outcome","Arm"') and str(round(primary.estimate, 4)) in csv
     # Each figure downloads as a PNG, rendered in the browser.
-    forest.locator(".js-plotly-plot").hover()
+    plot = forest.locator(".js-plotly-plot").first
+    plot.hover()
     with page.expect_download() as download:
-        forest.get_by_role("button", name="Download plot as a PNG").click()
+        plot.get_by_role("button", name="Download plot as a PNG").click()
     assert download.value.path().read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert download.value.suggested_filename == "demo-forest-mental_wellbeing-1.png"
     # Nothing came from anywhere but this server, and nothing offers to upload a chart.
