@@ -975,6 +975,10 @@ class GrowthFit:
       ``subgroup_gamma`` (…, arm − 1, subgroup, dimension); with continuous moderators,
       ``interaction`` (…, arm − 1, moderator, dimension), per SD of the moderator.
     """
+    arm_names: tuple[str, ...] = ()
+    """The arms in the order of ``draws["arm_growth"]``, control first."""
+    dimensions: tuple[str, ...] = ()
+    """The dimensions in the order of every draw's last axis."""
     subgroup_effects: tuple[SubgroupEffect, ...] = ()
     subgroup_spreads: tuple[SubgroupSpread, ...] = ()
     interactions: tuple[InteractionEffect, ...] = ()
@@ -1243,6 +1247,8 @@ def growth_fit(
         seconds=seconds,
         target_accept=target_accept,
         draws=draws_out,
+        arm_names=data.arm_names,
+        dimensions=data.dimensions,
         **_moderation(estimands, data, mids),
         precision=precision,
     )

@@ -226,6 +226,7 @@ def test_adjusted_data_of_the_same_size_class_compile_once_and_expose_per_arm_gr
     # A factorial contrast is a contrast of per-arm growth draws: arm minus control is γ.
     arm_growth = fit.draws["arm_growth"]
     assert arm_growth.shape[2:] == (2, 1)
+    assert fit.arm_names == ("control", "treatment") and fit.dimensions == ("wellbeing",)
     np.testing.assert_allclose(
         arm_growth[:, :, 1] - arm_growth[:, :, 0], fit.draws["gamma"][:, :, 0], atol=1e-9
     )
