@@ -127,8 +127,8 @@ class OutcomeAnswer:
         difference = f"{self.estimate:+.2f}".replace("-", "−")
         interval = f"{number(self.ci_low)} to {number(self.ci_high)}"
         return (
-            f"{self.outcome_name} ({self.dimension_name}): {difference} {self.unit} under "
-            f"{self.arm_name} than under {self.control_name} (95% CI {interval})"
+            f"{self.outcome_name} ({self.dimension_name}): {difference} {self.unit}, "
+            f"{self.arm_name} against {self.control_name} (95% CI {interval})"
         )
 
     @property

@@ -61,6 +61,8 @@ INDEX = """<!DOCTYPE html>
 # that its sign-out form carries Django's CSRF token and it shows without JavaScript).
 HEADER_MARKER = "<!--flourish-header-->"
 
+# A token longer than this is a hash or an identifier, not a word.
+HASH_LENGTH = 24
 # Longer tables (a release per window, a mean per wave) show their first rows; their CSV has all.
 TABLE_ROWS_SHOWN = 24
 # A table with more columns than this is laid out as one card per row on a narrow screen
@@ -82,6 +84,12 @@ def _csv(table: p.Table) -> str:
     return csv_text(table.columns, table.rows)
 
 
+def _hash_class(text: str) -> str:
+    """A cell holding a long unbroken token (a SHA-256, a code version) may break it anywhere;
+    other cells wrap at spaces only, so that a short word never splits."""
+    return ' class="hash"' if any(len(word) > HASH_LENGTH for word in text.split()) else ""
+
+
 def _table_html(table: p.Table) -> str:
     cells = [[escape(str(v)) for v in row] for row in table.rows[:TABLE_ROWS_SHOWN]]
     head = "".join(f'<th scope="col">{escape(c)}</th>' for c in table.columns)
@@ -89,7 +97,9 @@ def _table_html(table: p.Table) -> str:
     labels = [escape(c, quote=True) for c in table.columns]
     rows = [zip(labels, row, strict=True) for row in cells]
     body = "".join(
-        "<tr>" + "".join(f'<td data-label="{label}">{v}</td>' for label, v in row) + "</tr>"
+        "<tr>"
+        + "".join(f'<td data-label="{label}"{_hash_class(v)}>{v}</td>' for label, v in row)
+        + "</tr>"
         for row in rows
     )
     if not cells:
