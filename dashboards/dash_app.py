@@ -238,7 +238,7 @@ def dashboard_children(trial: Trial) -> list:
     data = dashboard_data(trial)
     run = data.run
     panels = p.dashboard_panels(
-        data.record, run, data.enrolment, data.privacy_budget, data.telemetry, data.harms
+        data.record, run, data.enrolment, data.privacy_budget, data.telemetry, data.harms, data.dose
     )
     figures = sum(len(panel.figures) for panel in panels)
     if run:

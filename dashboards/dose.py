@@ -3,15 +3,14 @@ their own outcome change (``federated.dose``), per arm and pooled within arms, e
 its noise-aware 95% interval. Always exploratory and non-causal, in its label, its reading and
 its note: participants chose their usage after randomisation.
 
-:func:`dose_panel` is pure (built from ``federated.release.DoseSlope`` rows, like the panels of
-``dashboards.panels``); :func:`dose_panels` reads the trial's stored dose releases for the page.
+:func:`dose_panel` is pure, built from ``federated.release.DoseSlope`` rows like the panels of
+``dashboards.panels``, whose :func:`~dashboards.panels.dashboard_panels` places it.
 """
 
 from dashboards.figures import GREY, OKABE_ITO, Figure
 from dashboards.panels import EXPLORATORY, Panel, Table, arm_colours
 from federated.release import DOSE_CAVEAT, DoseSlope
-from federated.selectors import POOLED, dose_slopes
-from trials.models import Trial
+from federated.selectors import POOLED
 
 
 def _one(unit: str) -> str:
@@ -113,10 +112,3 @@ def dose_panel(slopes: list[DoseSlope]) -> Panel | None:
         ],
         notes=[DOSE_CAVEAT],
     )
-
-
-def dose_panels(trial: Trial) -> list[Panel]:
-    """The dose panel of ``trial``'s stored dose releases, as a list to append to the page's
-    panels (empty without a release)."""
-    panel = dose_panel(dose_slopes(trial))
-    return [panel] if panel else []

@@ -35,7 +35,7 @@ from dashboards.answer import (
 )
 from dashboards.figures import GREY, OKABE_ITO, Figure, rgba
 from dashboards.selectors import Names, RunSummary, TrialRecord
-from federated.release import PrivacyBudgetSummary, ReleasedValue
+from federated.release import DoseSlope, PrivacyBudgetSummary, ReleasedValue
 from safety.selectors import ArmRate
 from stats.diagnostics import MAX_RHAT, MIN_ESS
 
@@ -1409,8 +1409,13 @@ def dashboard_panels(
     privacy_budget: PrivacyBudgetSummary | None,
     telemetry: list[ReleasedValue],
     harms: Sequence[ArmRate] = (),
+    dose: Sequence[DoseSlope] = (),
 ) -> list[Panel]:
     """Every panel of a trial's dashboard, in reading order."""
+    # The design and dose panels build on this module's helpers, so they are imported here.
+    from dashboards.designs import design_panels
+    from dashboards.dose import dose_panel
+
     label = run.kind if run else EXPLORATORY
     panels = [status_panel(record, run, label)]
     if run is None:
@@ -1422,11 +1427,13 @@ def dashboard_panels(
         consort_panel(results.consort, label, names),
         enrolment_panel(enrolment, results, colours, label, names),
         *forest_panels(results, names),
+        *design_panels(results, names),
         posterior_panel(results, colours, names),
         trajectory_panel(results, colours, names),
         community_panel(results, names),
         divergence_panel(results, colours, names),
         telemetry_panel(privacy_budget, telemetry, colours, names),
+        dose_panel(list(dose)),
         harms_panel(harms, colours, names),
         psychometrics_panel(results, names),
         diagnostics_panel(run.diagnostics, label),

@@ -70,6 +70,8 @@ READ_AT_REPORT_TIME = {
     "telemetry": "Read from the trial's stored releases when this report was made, not from "
     "the analysis run.",
     "harms": "Read from the trial's records when this report was made, not from the analysis run.",
+    "dose": "Read from the trial's stored dose releases when this report was made, not from the "
+    "analysis run.",
 }
 
 # Plotly's options for a figure in the file. Its picture download is SVG, the vector form a
@@ -235,7 +237,13 @@ def report_panels(summary: RunSummary, data: DashboardData, generated_at: dateti
     """The dashboard's panels for the run (whose registration panel the integrity record
     replaces), those read from the trial's rows saying so."""
     panels = dashboard_panels(
-        data.record, summary, data.enrolment, data.privacy_budget, data.telemetry, data.harms
+        data.record,
+        summary,
+        data.enrolment,
+        data.privacy_budget,
+        data.telemetry,
+        data.harms,
+        data.dose,
     )
     when = _time(generated_at)
     return [

@@ -10,8 +10,8 @@ from django.db.models.functions import TruncDate
 
 from analytics.models import AnalysisRun
 from analytics.results import Diagnostics, Results
-from federated.release import PrivacyBudgetSummary, ReleasedValue
-from federated.selectors import privacy_budget_summary, telemetry_release_rows
+from federated.release import DoseSlope, PrivacyBudgetSummary, ReleasedValue
+from federated.selectors import dose_slopes, privacy_budget_summary, telemetry_release_rows
 from safety.selectors import ArmRate, harm_rates
 from surveys.models import Instrument
 from trials.audit import audit_chain_head
@@ -116,6 +116,8 @@ class DashboardData:
     privacy_budget: PrivacyBudgetSummary | None = None
     telemetry: list[ReleasedValue] = field(default_factory=list)
     harms: list[ArmRate] = field(default_factory=list)
+    dose: list[DoseSlope] = field(default_factory=list)
+    """The latest dose release's usage-outcome slopes (exploratory, not causal)."""
 
 
 def latest_finished_run(trial: Trial) -> AnalysisRun | None:
@@ -210,4 +212,5 @@ def dashboard_data(trial: Trial) -> DashboardData:
         harms=harm_rates(
             trial, ["adverse_events", "serious_adverse_events", "reliable_deterioration"]
         ),
+        dose=dose_slopes(trial),
     )

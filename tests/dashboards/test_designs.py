@@ -171,3 +171,16 @@ def test_no_interaction_plot_without_two_factors(golden):
         }
     )
     assert interaction_figure(one, outcome, Names()) is None
+
+
+def test_the_dashboard_places_the_design_panels_after_the_forests(golden):
+    from dataclasses import replace
+
+    from dashboards import panels as p
+    from tests.dashboards.test_panels import ENROLMENT, RECORD, _run
+
+    results, _ = _factorial_results(golden)
+    run = replace(_run(golden), results=results)
+    keys = [panel.key for panel in p.dashboard_panels(RECORD, run, ENROLMENT, None, [])]
+    first_design = keys.index(design_panels(results)[0].key)
+    assert keys[first_design - 1].startswith("forest-") and "posteriors" in keys[first_design:]

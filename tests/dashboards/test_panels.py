@@ -208,6 +208,17 @@ def test_telemetry_panel_draws_each_metric_with_intervals_and_the_budget_gauge()
     assert not empty.figures and "no privacy budget" in empty.reading
 
 
+def test_a_dose_release_s_slopes_follow_the_telemetry_panel(golden):
+    from tests.dashboards.test_dose import slope
+
+    panels = p.dashboard_panels(
+        RECORD, _run(golden), ENROLMENT, BUDGET, TELEMETRY_ROWS, dose=[slope("a", 0.01)]
+    )
+    keys = [panel.key for panel in panels]
+    assert keys.index("dose") == keys.index("telemetry") + 1
+    assert panels[keys.index("dose")].label == p.EXPLORATORY
+
+
 def test_a_trial_without_a_finished_run_shows_its_status_only(small_trial):
     data = dashboard_data(small_trial)
     panels = p.dashboard_panels(data.record, None, data.enrolment, None, [])
