@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 # The installer; the same version the lock pins (Flower depends on it).
 UV_VERSION := 0.12.24
 PYTEST_ARGS ?=
+TEST_MARKERS ?= not slow
 
 .PHONY: demo demo-reset test bench lint lock stack stack-stop clean
 
@@ -26,8 +27,13 @@ DEMO_VAR := $(or $(FLOURISH_VAR_DIR),var)
 demo-reset:
 	test ! -d "$(DEMO_VAR)" || find "$(DEMO_VAR)" -mindepth 1 -maxdepth 1 ! -name jax-cache -exec rm -rf {} +
 
+# `make test` is the everyday suite; `make test-slow` the tests marked slow (simulation studies,
+# journeys over every page, the demo launcher, real Flower deployments). CI runs both.
 test: $(VENV)/.installed
-	$(BIN)/python infra/services.py --roles -- $(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python infra/services.py --roles -- $(BIN)/python -m pytest -m "$(TEST_MARKERS)" $(PYTEST_ARGS)
+
+test-slow: TEST_MARKERS = slow
+test-slow: test
 
 bench: $(VENV)/.installed
 	$(BIN)/python infra/services.py -- $(BIN)/python -m infra.bench $(BENCH_ARGS)
