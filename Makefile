@@ -9,7 +9,7 @@ TEST_MARKERS ?= not slow
 
 .PHONY: demo demo-reset test bench lint lock stack stack-stop clean
 
-$(VENV)/.installed: requirements.lock dashboards/plotly_bundle.py infra/axe_bundle.py
+$(VENV)/.installed: requirements.lock config/npm_bundle.py dashboards/plotly_bundle.py infra/axe_bundle.py
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else "Flourish needs Python 3.12 or newer; found " + sys.version.split()[0] + ". Set PYTHON=/path/to/python3.12.")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)

@@ -31,7 +31,7 @@ from django.urls import reverse
 
 from dashboards import panels as p
 from dashboards.answer import OutcomeAnswer, outcome_answers, p_text, probability_text
-from dashboards.plotly_bundle import BUNDLE_DIR, SCRIPT
+from dashboards.plotly_bundle import BUNDLE
 from dashboards.selectors import RunSummary, dashboard_data
 from trials.models import Trial
 from trials.spreadsheet import csv_text
@@ -282,7 +282,7 @@ def render(pathname: str | None) -> list:
 @cache
 def dash_app() -> Dash:
     """One Dash app per process, built on first use."""
-    if not (BUNDLE_DIR / SCRIPT).exists():
+    if BUNDLE.installed_script() is None:
         logger.warning(
             "Plotly's basic bundle is not installed (python -m dashboards.plotly_bundle): the "
             "dashboards load the full plotly.js, which is slower to start on a first visit."
@@ -302,7 +302,7 @@ def dash_app() -> Dash:
         # A file, not a <style> in the index: the Content-Security-Policy allows no inline style.
         external_stylesheets=[static("dashboards/dashboard.css")],
         # The only asset: Plotly's basic bundle, a script ahead of the renderer.
-        assets_folder=str(BUNDLE_DIR),
+        assets_folder=str(BUNDLE.directory),
         # Callbacks run in Django's request thread, where the ORM must stay synchronous.
         use_async=False,
     )

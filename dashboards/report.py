@@ -50,7 +50,7 @@ from analytics.services import code_version
 from config.security import csp_hash
 from dashboards.answer import OutcomeAnswer, run_answers
 from dashboards.panels import Panel, Table, dashboard_panels
-from dashboards.plotly_bundle import BUNDLE_DIR, SCRIPT, bundle_version
+from dashboards.plotly_bundle import BUNDLE
 from dashboards.selectors import DashboardData, RunSummary, dashboard_data, run_summary
 from trials.canonical import sha256_of
 from trials.models import PreRegistration, Trial
@@ -102,10 +102,10 @@ class PlotlyScript:
 @cache
 def plotly_script() -> PlotlyScript:
     """plotly.js to inline: the basic bundle where it is installed, else plotly.py's full one."""
-    basic = BUNDLE_DIR / SCRIPT
-    if basic.exists():
+    basic = BUNDLE.installed_script()
+    if basic is not None:
         return PlotlyScript(
-            basic.read_text(encoding="utf-8"), f"plotly.js (basic) {bundle_version(basic)}"
+            basic.read_text(encoding="utf-8"), f"plotly.js (basic) {BUNDLE.version}"
         )
     spec = importlib.util.find_spec("plotly")
     full = Path(spec.submodule_search_locations[0]) / "package_data" / "plotly.min.js"
@@ -113,7 +113,9 @@ def plotly_script() -> PlotlyScript:
         "Plotly's basic bundle is not installed (python -m dashboards.plotly_bundle): reports "
         "inline the full plotly.js, four times larger."
     )
-    return PlotlyScript(full.read_text(encoding="utf-8"), f"plotly.js {bundle_version(full)}")
+    return PlotlyScript(
+        full.read_text(encoding="utf-8"), f"plotly.js {BUNDLE.script_version(full)}"
+    )
 
 
 @cache

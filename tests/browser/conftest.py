@@ -129,10 +129,10 @@ class AxeAudit:
 def axe_script() -> str:
     from infra import axe_bundle
 
-    script = axe_bundle.installed_script()
+    script = axe_bundle.BUNDLE.installed_script()
     if script is None:
         pytest.fail(
-            f"axe-core {axe_bundle.VERSION} is not installed: run `make test` (or "
+            f"axe-core {axe_bundle.BUNDLE.version} is not installed: run `make test` (or "
             "`python -m infra.axe_bundle`), which installs it with the environment."
         )
     return script.read_text(encoding="utf-8")

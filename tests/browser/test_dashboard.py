@@ -98,7 +98,7 @@ def test_analyst_reads_the_demo_trials_dashboard(live_server, chromium, demo_tri
     assert page.get_by_role("button", name="Share chart...").count() == 0
     assert hosts == {urlparse(live_server.url).hostname}
     # Plotly is the installed basic bundle; Dash never fell back to loading the full one.
-    assert f"/dashboards/assets/{plotly_bundle.SCRIPT}" in paths
+    assert f"/dashboards/assets/{plotly_bundle.BUNDLE.script}" in paths
     assert not [path for path in paths if path.endswith("/plotly.min.js")]
 
     # On a tablet the page reflows: nothing but the wide tables scrolls sideways.
