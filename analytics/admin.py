@@ -15,7 +15,6 @@ from analytics.models import AnalysisRun
 from analytics.results import Diagnostics, FrequentistEstimate, Results
 from analytics.selectors import consort_counts
 from analytics.services import analysis_run_create
-from stats.srm import sample_ratio_mismatch
 from surveys.models import Wave
 from trials.admin import TrialAdmin, TrialScopedMixin
 from trials.models import Trial
@@ -200,6 +199,8 @@ class TrialFlowAdmin(TrialAdmin):
         allocated = {arm["slug"]: arm["allocated"] for arm in counts["arms"]}
         if current is not None and sum(allocated.values()) > 0:
             ratio = current.plan.randomisation.ratio_for(list(allocated))
+            from stats.srm import sample_ratio_mismatch  # SciPy: loaded by this page only
+
             srm = sample_ratio_mismatch(allocated, ratio)
         context = self.admin_site.each_context(request) | {
             "title": f"CONSORT flow: {trial.title}",

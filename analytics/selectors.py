@@ -1,15 +1,20 @@
 """Reads for analyses: pseudonymous scores only, never contact details."""
 
+from __future__ import annotations
+
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 from django.db import connection
 from django.db.models import Avg, Count, F, FloatField, QuerySet, StdDev, Sum
 from django.db.models.functions import Collate
 
 from federated.schema import COUNT
 from federated.selectors import telemetry_schema_in_force
+
+if TYPE_CHECKING:  # pandas loads with the frames, not with the admin pages that count CONSORT
+    import pandas as pd
 from stats.divergence import ReleasedMean
 from surveys.models import Instrument, Response, Score
 from surveys.scoring import keyed_values
@@ -31,6 +36,8 @@ SCORE_COLUMNS = [
 def trial_scores_frame(trial: Trial) -> pd.DataFrame:
     """One row per participant × wave × score (``outcome`` is the score's code), in a stable
     order; ``community`` is the participant's community slug or empty."""
+    import pandas as pd
+
     rows = (
         Score.objects.filter(response__participant__trial=trial)
         .values_list(
@@ -182,6 +189,8 @@ def responded_per_wave(trial: Trial) -> dict[int, dict[str, int]]:
 def trial_item_frame(trial: Trial, instrument: Instrument) -> pd.DataFrame:
     """One row per participant × wave × answered item of ``instrument``, reverse-keyed items
     mirrored so that a higher value always means more of what the instrument measures."""
+    import pandas as pd
+
     rows = []
     for participant, arm, wave, answers in (
         Response.objects.filter(participant__trial=trial, scores__instrument=instrument)

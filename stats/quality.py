@@ -47,7 +47,6 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import stats
 
 FLAG_LONGSTRING = "longstring"
 FLAG_TOO_FAST = "too_fast"
@@ -341,6 +340,10 @@ def mahalanobis_distance(responses: ArrayLike) -> MahalanobisResult:
     d_squared = np.full(matrix.shape[0], np.nan)
     d_squared[complete] = (scores**2 / eigenvalues[kept]).sum(axis=1)
     df = int(kept.sum())
+    # Imported here: a submission's careless-responding flags need none of SciPy, so the web
+    # process that scores submissions never loads it (tests/config/test_startup_imports.py).
+    from scipy import stats
+
     p_value = np.full(matrix.shape[0], np.nan)
     p_value[complete] = stats.chi2.sf(d_squared[complete], df)
     return MahalanobisResult(d_squared=d_squared, p_value=p_value, df=df, n_complete=n_complete)

@@ -23,9 +23,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from surveys.exchange import ImportRejected, responses_import, trial_export
 from surveys.models import Instrument, Invitation, Response, Wave
-from surveys.reports import trial_survey_report
 from surveys.schedule import MAX_REPEAT_DAYS, wave_window
 from surveys.services import (
     WaveDaily,
@@ -394,6 +392,10 @@ class WaveAdmin(TrialScopedAdmin):
         )
 
     def export_view(self, request, trial_id: int):
+        # Imported here, as in import_view: the exchange formats need pandas and Arrow, which the
+        # web process does not load at start (tests/config/test_startup_imports.py).
+        from surveys.exchange import trial_export
+
         trial = self._trial(request, trial_id, "trials.change_trial")
         archive = io.BytesIO()
         with tempfile.TemporaryDirectory() as directory:
@@ -406,6 +408,8 @@ class WaveAdmin(TrialScopedAdmin):
         return response
 
     def import_view(self, request, trial_id: int):
+        from surveys.exchange import ImportRejected, responses_import
+
         trial = self._trial(request, trial_id, "trials.change_trial")
         form = ResponsesFileForm(request.POST or None, request.FILES or None)
         if request.method == "POST" and form.is_valid():
@@ -432,6 +436,8 @@ class WaveAdmin(TrialScopedAdmin):
         )
 
     def report_view(self, request, trial_id: int):
+        from surveys.reports import trial_survey_report  # pandas, loaded when a report is asked
+
         trial = get_object_or_404(permitted(request.user, "trials.view_trial"), pk=trial_id)
         context = {
             **self.admin_site.each_context(request),

@@ -8,7 +8,6 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.core.validators import slug_re
 
-from stats.power import ancova_sample_size
 from trials.models import (
     Arm,
     ConsentDocument,
@@ -808,6 +807,10 @@ class PlanForm(forms.ModelForm):
             missing = [k for k, v in inputs.items() if v is None]
             if missing:
                 raise ValidationError(f"To compute the sample size, fill in: {', '.join(missing)}.")
+            # Imported here: the web process starts without SciPy (tests/config/
+            # test_startup_imports.py); only this form's power calculation needs it.
+            from stats.power import ancova_sample_size
+
             try:
                 result = ancova_sample_size(alpha=data["alpha"], **inputs)
             except ValueError as error:

@@ -1,7 +1,8 @@
 """The web process starts without the numerical stack. The models' libraries load in the worker
 that fits them (``analytics.services`` imports ``analytics.analysis`` inside the run), Dash on the
-first dashboard request, and OpenDP on the first use of a mechanism, so gunicorn's workers and
-every ``manage.py`` command that loads the URL conf start without them."""
+first dashboard request, OpenDP on the first use of a mechanism, SciPy and pandas in the admin
+views that compute with them, so gunicorn's workers and every ``manage.py`` command that loads
+the URL conf start without them. NumPy stays: a submission's careless-responding flags use it."""
 
 import json
 import os
@@ -18,6 +19,9 @@ REPO = Path(__file__).resolve().parents[2]
 # scikit-learn comes with OpenDP; PyTensor with PyMC. The openai client is not numerical but as
 # large; only the worker's drift watch sends with it (safety.canary).
 NUMERICAL_STACK = (
+    "scipy",
+    "pandas",
+    "pyarrow",
     "jax",
     "numpyro",
     "opendp",
