@@ -36,7 +36,13 @@ from trials.plan import (
 )
 from trials.selectors import preregistration_in_force
 from trials.services import AMENDABLE_STATES, ARM_CONFIG_FIELDS, profile_weights_errors
-from trials.telemetry import DEFAULT_DELTA, DEFAULT_MIN_REPLIES_PER_ARM, METRICS, TelemetrySection
+from trials.telemetry import (
+    DEFAULT_DELTA,
+    DEFAULT_MIN_REPLIES_PER_ARM,
+    METRICS,
+    DoseSection,
+    TelemetrySection,
+)
 
 LINES = forms.Textarea(attrs={"rows": 3, "cols": 80})
 
@@ -94,6 +100,52 @@ def _metric_lines(telemetry: TelemetrySection | None) -> str:
     if telemetry is None:
         return ""
     return "\n".join(f"{m.code}: {m.lower}-{m.upper}" for m in telemetry.metrics)
+
+
+def _rating_lines(telemetry: TelemetrySection | None) -> str:
+    if telemetry is None:
+        return ""
+    return "\n".join(f"{r.code} ({r.lowest}-{r.highest}): {r.question}" for r in telemetry.ratings)
+
+
+def _ratings(text: str) -> list[dict[str, Any]]:
+    """“code: question” (answered 1 to 5) or “code (lowest-highest): question”, one per line."""
+    ratings = []
+    for line in _lines(text):
+        head, colon, question = (part.strip() for part in line.partition(":"))
+        if not colon or not question:
+            raise ValidationError(f"“{line}”: write the code, a colon and the question.")
+        code, _, scale = (part.strip() for part in head.partition("("))
+        rating: dict[str, Any] = {"code": code, "question": question}
+        if scale:
+            lowest, dash, highest = (part.strip() for part in scale.rstrip(")").partition("-"))
+            if not dash:
+                raise ValidationError(f"“{line}”: write the scale as (lowest-highest).")
+            rating |= {"lowest": _whole(lowest, code), "highest": _whole(highest, code)}
+        ratings.append(rating)
+    return ratings
+
+
+DOSE_FIELDS = (
+    "instrument",
+    "score",
+    "wave",
+    "usage_metric",
+    "usage_days",
+    "usage_upper",
+    "change_bound",
+    "change_step",
+    "rho",
+)
+
+
+def _dose_initial(dose: DoseSection | None) -> dict[str, Any]:
+    """The dose release as the form's ``dose_*`` fields (empty without one)."""
+    if dose is None:
+        return {f"dose_{name}": None for name in DOSE_FIELDS}
+    flat = dose.model_dump(mode="json")
+    flat |= flat.pop("outcome")
+    return {f"dose_{name}": flat[name] for name in DOSE_FIELDS}
 
 
 def _metrics(text: str) -> list[dict[str, Any]]:
@@ -600,6 +652,44 @@ class PlanForm(forms.ModelForm):
         help_text=f"One per line: code, code: upper or code: lower-upper (per window). Codes: "
         f"{', '.join(METRICS)}.",
     )
+    telemetry_ratings = forms.CharField(
+        required=False,
+        widget=LINES,
+        label="Per-conversation rating questions",
+        help_text="One per line: code (lowest-highest): the question the assistant app asks "
+        "after a conversation, e.g. “thinking (1-5): Did this conversation help you think for "
+        "yourself?” Released only as per-arm DP means.",
+    )
+    dose_instrument = forms.CharField(
+        required=False,
+        label="Dose release: instrument",
+        help_text="The usage-outcome slope under DP (exploratory, not causal): leave the dose "
+        "fields empty for none. The outcome is this instrument's score, changed from baseline.",
+    )
+    dose_score = forms.CharField(required=False, label="Dose release: score")
+    dose_wave = forms.IntegerField(required=False, min_value=1, label="Dose release: wave")
+    dose_usage_metric = forms.ChoiceField(
+        required=False,
+        choices=[("", "—")] + [(code, code) for code in METRICS],
+        label="Dose release: usage metric",
+    )
+    dose_usage_days = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=366,
+        label="Dose release: usage days",
+        help_text="Usage is the metric's total over this many days after enrolment.",
+    )
+    dose_usage_upper = forms.IntegerField(
+        required=False, min_value=1, label="Dose release: usage clipped at"
+    )
+    dose_change_bound = forms.FloatField(
+        required=False, min_value=0, label="Dose release: change clipped at ± (score points)"
+    )
+    dose_change_step = forms.FloatField(
+        required=False, min_value=0, label="Dose release: change sent in steps of"
+    )
+    dose_rho = forms.FloatField(required=False, min_value=0, label="Dose release: ρ (zCDP)")
     screening = forms.CharField(
         required=False,
         widget=LINES,
@@ -701,6 +791,8 @@ class PlanForm(forms.ModelForm):
                 telemetry.min_replies_per_arm if telemetry else DEFAULT_MIN_REPLIES_PER_ARM
             ),
             "telemetry_metrics": _metric_lines(telemetry),
+            "telemetry_ratings": _rating_lines(telemetry),
+            **_dose_initial(telemetry.dose if telemetry else None),
             "screening": _screening_lines(plan.screening),
             "safety_harm_boundaries": _harm_boundary_lines(plan.safety),
             "safety_suspension_lifted_by": plan.safety.suspension_lifted_by,
@@ -780,17 +872,21 @@ class PlanForm(forms.ModelForm):
             "rho_total": data.get("telemetry_rho_total"),
             "rho_per_window": data.get("telemetry_rho_per_window"),
             "metrics": self._parsed("telemetry_metrics", _metrics, data),
+            "ratings": self._parsed("telemetry_ratings", _ratings, data),
         }
+        dose = {name: data.get(f"dose_{name}") for name in DOSE_FIELDS}
+        if any(value not in (None, "") for value in dose.values()):
+            outcome = {name: dose.pop(name) for name in ("instrument", "score", "wave")}
+            fields["dose"] = dose | {"outcome": outcome}
+        # Ratings or a dose without the budget fields are refused by the plan's validation,
+        # naming what is missing, rather than dropped.
         if not any(fields.values()):
             return None
         fields["delta"] = data.get("telemetry_delta") or DEFAULT_DELTA
         fields["min_replies_per_arm"] = (
             data.get("telemetry_min_replies_per_arm") or DEFAULT_MIN_REPLIES_PER_ARM
         )
-        # The rating questions and the dose release are not shown here: kept as they were.
-        start = self.start.telemetry
-        kept = start.model_dump(mode="json", include={"ratings", "dose"}) if start else {}
-        return kept | fields
+        return fields
 
     def _sample_size(self, data: dict[str, Any]) -> dict[str, Any] | None:
         inputs = {

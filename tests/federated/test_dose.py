@@ -35,7 +35,7 @@ from tests.federated.conftest import (
 )
 from tests.trials.factories import draft_trial, valid_plan
 from tests.trials.test_plan_document import post_data
-from trials.forms import PlanForm
+from trials.forms import DOSE_FIELDS, PlanForm
 from trials.models import ConsentDocument, ConsentScope, TrialEvent
 from trials.plan import freeze_errors, plan_parse
 from trials.services import (
@@ -339,10 +339,25 @@ def test_the_device_returns_its_clipped_centred_usage_over_the_period_it_is_sent
 
 
 @pytest.mark.django_db
-def test_saving_the_plan_form_keeps_the_rating_questions_and_the_dose_it_does_not_show():
+def test_the_plan_form_writes_and_reads_back_the_rating_questions_and_the_dose():
     trial = draft_trial("dose-form")
     draft = preregistration_draft_save(trial=trial, plan=valid_plan(telemetry=DOSE_TELEMETRY))
-    submitted = PlanForm(post_data(PlanForm(instance=draft).initial, trial), instance=draft)
+    initial = PlanForm(instance=draft).initial
+    submitted = PlanForm(post_data(initial, trial), instance=draft)
     assert submitted.is_valid(), submitted.errors
     assert submitted.plan.telemetry == draft.plan.telemetry
     assert submitted.plan.telemetry.dose == SECTION
+    # Written by hand: a rating line, and the dose cleared.
+    cleared = {f"dose_{name}": None for name in DOSE_FIELDS}
+    lines = "thinking (0-4): Did this conversation help you think for yourself?"
+    edited = PlanForm(
+        post_data(initial | cleared | {"telemetry_ratings": lines}, trial), instance=draft
+    )
+    assert edited.is_valid(), edited.errors
+    (rating,) = edited.plan.telemetry.ratings
+    assert (rating.code, rating.lowest, rating.highest) == ("thinking", 0, 4)
+    assert rating.question == "Did this conversation help you think for yourself?"
+    assert edited.plan.telemetry.dose is None
+    # A line without its question is refused on its field.
+    broken = PlanForm(post_data(initial | {"telemetry_ratings": "thinking (1-5)"}, trial))
+    assert not broken.is_valid() and "telemetry_ratings" in broken.errors
