@@ -59,6 +59,8 @@ VerdictKey = Literal[
     "not_reportable",
 ]
 MID = "the minimal important difference"
+# The plan's multiplicity rules as a reader names them.
+CORRECTION_NAMES = {"holm": "Holm", "bh": "Benjamini–Hochberg", "none": "uncorrected"}
 VERDICTS: dict[str, str] = {
     "benefit_at_least_mid": f"benefit of at least {MID}",
     "benefit_below_mid": f"benefit, smaller than {MID}",

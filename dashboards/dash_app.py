@@ -30,7 +30,13 @@ from django.templatetags.static import static
 from django.urls import reverse
 
 from dashboards import panels as p
-from dashboards.answer import OutcomeAnswer, outcome_answers, p_text, probability_text
+from dashboards.answer import (
+    CORRECTION_NAMES,
+    OutcomeAnswer,
+    outcome_answers,
+    p_text,
+    probability_text,
+)
 from dashboards.plotly_bundle import BUNDLE
 from dashboards.selectors import RunSummary, dashboard_data
 from trials.models import Trial
@@ -173,12 +179,11 @@ def _key_numbers(answer: OutcomeAnswer) -> html.Dl:
         if answer.share_of_mid is not None and answer.mid_per_wave is not None
         else "no MID in the plan"
     )
-    correction = {"holm": "Holm", "bh": "Benjamini–Hochberg", "none": "uncorrected"}
     items = [
         ("Difference", f"{answer.estimate:+.2f} {answer.unit}".replace("-", "−")),
         ("95% interval", f"{answer.ci_low:.2f} to {answer.ci_high:.2f}".replace("-", "−")),
         (
-            f"Adjusted p ({correction.get(answer.multiplicity, answer.multiplicity)})",
+            f"Adjusted p ({CORRECTION_NAMES[answer.multiplicity]})",
             f"{p_text(answer.p_adjusted)} (α = {answer.alpha:g})",
         ),
         ("Against the MID", mid),

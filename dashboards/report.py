@@ -48,7 +48,7 @@ from django.views.decorators.http import require_safe
 from analytics.models import AnalysisRun
 from analytics.services import code_version
 from config.security import csp_hash
-from dashboards.answer import OutcomeAnswer, run_answers
+from dashboards.answer import CORRECTION_NAMES, OutcomeAnswer, run_answers
 from dashboards.panels import Panel, Table, dashboard_panels
 from dashboards.plotly_bundle import BUNDLE
 from dashboards.selectors import DashboardData, RunSummary, dashboard_data, run_summary
@@ -302,6 +302,7 @@ def render_report(run: AnalysisRun, *, generated_at: datetime | None = None) -> 
         "prereg": prereg,
         "plan": prereg.plan,
         "results": summary.results,
+        "correction": CORRECTION_NAMES[summary.results.multiplicity],
         "answers": answers,
         "integrity": [_table_context(t) for t in integrity_tables(run, data, generator=generator)],
         "panels": panel_contexts,

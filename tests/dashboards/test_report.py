@@ -146,6 +146,7 @@ def test_the_golden_runs_report_answers_first_carries_the_integrity_record_and_l
         assert report.index(escape(answer.sentence)) > answer_at
     for hypothesis in record.plan.hypotheses:
         assert escape(hypothesis) in report
+    assert "multiplicity correction: Holm;" in report
     integrity = report[report.index('id="integrity"') : report.index('id="panel-consort"')]
     for value in (
         f"{prereg.sha256} (matches)",
