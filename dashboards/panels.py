@@ -1419,7 +1419,8 @@ def dashboard_panels(
     label = run.kind if run else EXPLORATORY
     panels = [status_panel(record, run, label)]
     if run is None:
-        harms_shown = harms_panel(harms, arm_colours(rate.arm for rate in harms))
+        colours = arm_colours(rate.arm for rate in harms)
+        harms_shown = harms_panel(harms, colours, Names(arms=record.arm_names))
         return panels + ([harms_shown] if harms_shown else [])
     results, names = run.results, run.names
     colours = arm_colours(a.slug for a in results.consort.arms)

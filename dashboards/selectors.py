@@ -37,6 +37,8 @@ class TrialRecord:
     deviations: list[dict]
     pending_versions: list[int]
     audit_chain_head: str
+    arm_names: Mapping[str, str] = field(default_factory=dict)
+    """Arm slug → the arm's name, for the panels shown before any run names them."""
 
 
 @dataclass(frozen=True)
@@ -182,6 +184,7 @@ def trial_record(trial: Trial) -> TrialRecord:
         deviations=deviations,
         pending_versions=[p.version for p in preregistrations_pending(trial, prereg)],
         audit_chain_head="event {}, SHA-256 {}".format(*audit_chain_head(trial)),
+        arm_names={arm.slug: arm.name for arm in trial.arms.all()},
     )
 
 

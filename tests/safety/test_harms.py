@@ -153,15 +153,16 @@ def test_the_dashboard_shows_the_harms_per_arm_as_exploratory(guarded_trial):
     harms = panels[1]
     assert harms.label == p.EXPLORATORY
     shares = f"{100 * 6 / len(by_arm['b']):.0f}% against {100 / len(by_arm['a']):.0f}%"
-    # Without a finished run the panel has no arm names to read, so it calls arms by slug.
-    assert f"adverse event in arm b: {shares}" in harms.reading
+    # Without a finished run the arms are still called by their names.
+    names = {arm.slug: arm.name for arm in trial.arms.all()}
+    assert f"adverse event in {names['b']}: {shares}" in harms.reading
     rows = {(row[0], row[2]): row for row in harms.tables[0].rows}
-    serious_b = rows[("arm b", "a serious adverse event")]
+    serious_b = rows[(names["b"], "a serious adverse event")]
     assert serious_b[3] == 6 and serious_b[4] == round(6 / len(by_arm["b"]), 3)
     lower, upper = confint_proportions_2indep(
         6, len(by_arm["b"]), 1, len(by_arm["a"]), method="newcomb", compare="diff"
     )
     assert serious_b[8:10] == [round(lower, 3), round(upper, 3)]
-    assert rows[("arm a (control)", "a serious adverse event")][7] == ""
+    assert rows[(f"{names['a']} (control)", "a serious adverse event")][7] == ""
     # The rendered page carries the panel (the Dash layout, as the analyst's browser gets it).
     assert "harms" in str(dashboard_children(trial))
