@@ -2,7 +2,8 @@
 practices), checked along one real journey in one browser: the recruitment link, screening and
 consent (with its error messages), the e-mailed confirmation, the survey's first page with its
 welcome (and with a missing answer), the thank-you page, stopping a stream and starting it
-again, the support page, reporting a problem, a new consent version, and leaving the study."""
+again, the support page, reporting a problem, a new consent version, leaving the study, and the
+message pages a closed or tampered link shows."""
 
 import re
 
@@ -61,7 +62,8 @@ def test_every_participant_page_has_no_axe_violations(live_server, chromium, axe
     arrive("My data and consent", "my data")
     my_data = page.url
 
-    page.goto(_link(r"http\S+/s/(?!my-data/)\S+/"))
+    survey = _link(r"http\S+/s/(?!my-data/)\S+/")
+    page.goto(survey)
     arrive("Welcome", "survey, first page with welcome")
     questions = page.locator("fieldset")
     for index in range(questions.count() - 1):
@@ -103,8 +105,13 @@ def test_every_participant_page_has_no_axe_violations(live_server, chromium, axe
     page.get_by_role("button", name="Leave the study").click()
     page.get_by_text("You left the study on").wait_for()
     axe.check(page, "my data after leaving")
+    # The message pages: a survey link that no longer opens, and a tampered one.
+    page.goto(survey)
+    axe.check(page, "message: the survey after leaving")
+    page.goto(f"{base}/s/not-a-real-link/")
+    axe.check(page, "message: a tampered link")
     page.context.close()
 
     assert Participant.objects.get(trial=trial).withdrawn_at is not None
-    assert len(axe.pages) == 17
+    assert len(axe.pages) == 19
     assert not any(axe.pages.values()), "axe-core violations:\n" + axe.report()
