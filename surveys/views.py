@@ -470,14 +470,17 @@ def _welcome(participant: Participant, wave: Wave) -> dict:
 
 
 def _progress(pages: list[list[Instrument]], page: int, answers: dict) -> dict:
-    """How many of the wave's questions have an answer: the saved ones and those on this page,
-    so the bar starts empty and fills as questions are answered. The count of those on other
-    pages lets the page's script move the bar as this page's questions are answered."""
+    """How many of the wave's questions asked so far have an answer: the saved ones and those on
+    this page, so the bar starts empty and fills as questions are answered. The count of those
+    on other pages lets the page's script move the bar as this page's questions are answered."""
     here = {instrument.code for instrument in pages[page]}
     answered = elsewhere = total = 0
     for instrument in (instrument for each in pages for instrument in each):
-        codes = instrument.definition.item_codes
-        given = sum(code in answers.get(instrument.code, {}) for code in codes)
+        given_here = answers.get(instrument.code, {})
+        # Only the questions asked so far count: a follow-up whose condition the answers do
+        # not meet is not one the participant has left to answer.
+        codes = [item.code for item in instrument.definition.shown_items(given_here)]
+        given = sum(code in given_here for code in codes)
         total += len(codes)
         answered += given
         elsewhere += 0 if instrument.code in here else given

@@ -198,9 +198,12 @@ def test_the_page_refuses_an_out_of_range_number_and_keeps_the_other_answers(cli
     page = client.get(link).content.decode()
     assert 'type="number"' in page and 'min="0" max="24"' in page
     assert "Answer this only if your answer to “Used it?” was “Yes”." in page
+    # The progress bar counts the questions asked so far: the two follow-ups wait on answers.
+    assert 'max="2" value="0"' in page
     posted = {"mixed:used": "1", "mixed:hours": "25", "mixed:calm": "8", "action": "finish"}
     refused = client.post(link, posted)
     text = refused.content.decode()
+    assert 'max="4"' in text
     assert refused.status_code == 400 and "Enter a whole number from 0 to 24." in text
     assert 'value="25"' in text and 'value="8" checked' in text and 'value="1" checked' in text
     assert not participant.responses.exists()
