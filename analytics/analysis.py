@@ -342,6 +342,7 @@ def _contrast(outcome, contrast: ArmContrast, method, is_confirmatory) -> Freque
         ci_high=contrast.ci_high,
         p_value=contrast.p_value,
         p_adjusted=contrast.p_value,  # until the plan's correction (_adjust)
+        df=contrast.df,
         n_participants=contrast.n_participants,
         n_observations=contrast.n_observations,
         reportable=contrast.converged,

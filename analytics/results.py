@@ -80,6 +80,9 @@ class FrequentistEstimate(_Estimate):
     p_adjusted: float
     """After the plan's multiplicity correction across the confirmatory family of its model;
     the raw p-value for an estimate outside that family."""
+    df: float | None = None
+    """The t reference's degrees of freedom behind the interval and p-value (Satterthwaite's,
+    for the mixed model); None where the reference is the normal (GEE) or not recorded."""
 
 
 class BayesianEstimate(_Estimate):

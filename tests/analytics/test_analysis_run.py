@@ -137,6 +137,18 @@ def test_the_registered_multiplicity_correction_is_the_one_applied(small_trial):
         assert [e.p_adjusted for e in family] == pytest.approx(list(expected))
 
 
+def test_the_mixed_model_s_estimates_keep_the_satterthwaite_df_behind_their_p_values(small_trial):
+    from scipy import stats
+
+    results = Results.model_validate(_run(small_trial).results)
+    mixed = [e for e in results.estimates if e.method == "mixedlm"]
+    assert mixed and all(e.df is not None and e.df > 0 for e in mixed)
+    for e in mixed:
+        t = abs(e.estimate / e.std_error)
+        assert e.p_value == pytest.approx(2 * stats.t(e.df).sf(t), rel=1e-9)
+    assert all(e.df is None for e in results.estimates if e.method == "gee")
+
+
 def test_a_confirmatory_run_places_the_trial_against_its_planned_interim_looks(small_trial):
     plan = preregistration_current(small_trial).plan
     (primary,) = plan.primary_outcomes
