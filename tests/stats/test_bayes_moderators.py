@@ -336,7 +336,7 @@ class _Unreportable(Exception):
 @pytest.mark.skipif(
     not os.environ.get("FLOURISH_COVERAGE_STUDY"),
     reason="The recovery study takes longer than the suite's budget allows: run it with "
-    "FLOURISH_COVERAGE_STUDY=1 make test PYTEST_ARGS='-k recover_known'.",
+    "FLOURISH_COVERAGE_STUDY=1 make test-slow PYTEST_ARGS='-k recover_known'.",
 )
 def test_fits_recover_known_covariate_interaction_and_subgroup_effects(artifacts_dir):
     context = multiprocessing.get_context("spawn")  # JAX does not survive fork

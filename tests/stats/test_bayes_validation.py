@@ -89,7 +89,7 @@ def _coverage_trial(seed: int) -> tuple[float, list[tuple[float, float]], bool, 
 @pytest.mark.skipif(
     not os.environ.get("FLOURISH_COVERAGE_STUDY"),
     reason="The 150-trial coverage study takes longer than the suite's budget allows: run it "
-    "with FLOURISH_COVERAGE_STUDY=1 make test PYTEST_ARGS='-k intervals_cover'.",
+    "with FLOURISH_COVERAGE_STUDY=1 make test-slow PYTEST_ARGS='-k intervals_cover'.",
 )
 def test_95_percent_intervals_cover_the_truth_93_to_97_percent_of_the_time(artifacts_dir):
     context = multiprocessing.get_context("spawn")  # JAX does not survive fork
