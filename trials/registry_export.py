@@ -145,6 +145,7 @@ def osf_preregistration(
             "manipulated_variables": _manipulated(record),
             "measured_variables": _measured(plan),
             "indices": _indices(plan),
+            "telemetry": _telemetry(plan),
         },
         "analysis_plan": {
             "statistical_models": _statistical_models(plan),
@@ -401,6 +402,46 @@ def _indices(plan: Plan) -> dict:
         )
         lines.append(f"- {community} (profile v{profile['profile_version']}): {terms}")
     return _q("Indices", "\n".join(lines), weights)
+
+
+def _telemetry(plan: Plan) -> dict:
+    """What devices report and what the platform releases of it, all under the plan's zCDP
+    budget (trials.telemetry): metrics, per-conversation ratings and the dose release."""
+    telemetry = plan.telemetry
+    if telemetry is None:
+        return _q("Telemetry", "None: no usage data are collected from devices.")
+    lines = [
+        "Collected on participants' devices with their telemetry consent; only per-arm sums "
+        "with integer Gaussian noise leave the platform, one release every "
+        f"{telemetry.window_days} days once every arm has {telemetry.min_replies_per_arm} "
+        "usable replies. Privacy budget: "
+        f"ρ = {telemetry.rho_total:.10g} in all (zero-concentrated DP, never refunded), "
+        f"ρ = {telemetry.rho_per_window:.10g} per window, δ = {telemetry.delta:.10g} for the "
+        "(ε, δ) equivalent.",
+        *(
+            f"- Metric {m.code} ({m.label}, {m.unit}): each participant's value per window "
+            f"clipped to [{m.lower}, {m.upper}]."
+            for m in telemetry.metrics
+        ),
+        *(
+            f"- Rating {r.code}: “{r.question}”, asked after a conversation on a scale from "
+            f"{r.lowest} to {r.highest}; released as each arm's mean rating and how many rated."
+            for r in telemetry.ratings
+        ),
+    ]
+    dose = telemetry.dose
+    if dose is not None:
+        lines.append(
+            f"- Usage–outcome slope (exploratory and non-causal: usage is chosen after "
+            f"randomisation): {dose.usage_metric} over the first {dose.usage_days} days "
+            f"(clipped to [0, {dose.usage_upper}]) against the change of {dose.outcome.score} "
+            f"({dose.outcome.instrument}) from baseline to wave {dose.outcome.wave} (clipped to "
+            f"±{dose.change_bound:.10g} in steps of {dose.change_step:.10g}); each device "
+            f"receives only its own participant's change, with both the telemetry and the survey "
+            f"consent in force, and returns clipped products; one release per arm costs "
+            f"ρ = {dose.rho:.10g}."
+        )
+    return _q("Telemetry", "\n".join(lines), telemetry.model_dump(mode="json"))
 
 
 def _harm_boundaries(plan: Plan) -> dict:

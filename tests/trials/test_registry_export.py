@@ -106,7 +106,7 @@ SECTIONS = {
         "sample_size_rationale",
         "stopping_rule",
     },
-    "variables": {"manipulated_variables", "measured_variables", "indices"},
+    "variables": {"manipulated_variables", "measured_variables", "indices", "telemetry"},
     "analysis_plan": {
         "statistical_models",
         "transformations",
@@ -233,6 +233,49 @@ def test_missing_narratives_say_not_specified():
         "- Any required oversight body may suspend the trial; the body that suspended it lifts "
         "the suspension.",
     ]
+
+
+TELEMETRY = {
+    "window_days": 7,
+    "rho_total": 0.5,
+    "rho_per_window": 0.0125,
+    "metrics": [{"code": "minutes", "upper": 4200}, {"code": "sessions"}],
+    "ratings": [
+        {
+            "code": "think_for_myself",
+            "question": "Did this conversation help you think for yourself?",
+        }
+    ],
+    "dose": {
+        "outcome": {"instrument": "who5", "score": "who5", "wave": 3},
+        "usage_metric": "minutes",
+        "usage_days": 28,
+        "usage_upper": 2400,
+        "change_bound": 40,
+        "change_step": 0.5,
+        "rho": 0.05,
+    },
+}
+
+
+@pytest.mark.unit
+def test_telemetry_ratings_and_the_dose_release_are_exported_in_words():
+    assert osf_preregistration(**export())["variables"]["telemetry"]["answer"].startswith("None")
+    content = CONTENT | {"plan": CONTENT["plan"] | {"telemetry": TELEMETRY}}
+    telemetry = osf_preregistration(**export(content))["variables"]["telemetry"]
+    lines = telemetry["answer"].splitlines()
+    assert "ρ = 0.5 in all" in lines[0] and "ρ = 0.0125 per window" in lines[0]
+    assert "every 7 days" in lines[0]
+    assert lines[1].startswith("- Metric minutes") and "[0, 4200]" in lines[1]
+    # A metric without an upper bound gets the plan's default, which the export states.
+    assert lines[2].startswith("- Metric sessions") and "[0, " in lines[2]
+    assert "“Did this conversation help you think for yourself?”" in lines[3]
+    assert "from 1 to 5" in lines[3]
+    assert "exploratory and non-causal" in lines[4] and "ρ = 0.05" in lines[4]
+    assert "who5 (who5) from baseline to wave 3" in lines[4] and "±40 in steps of 0.5" in lines[4]
+    assert telemetry["data"]["dose"]["usage_days"] == 28
+    markdown = preregistration_markdown(**export(content))
+    assert "### Telemetry" in markdown and "think_for_myself" in markdown
 
 
 @pytest.mark.unit
