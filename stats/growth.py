@@ -2,17 +2,13 @@
 participant's sufficient statistics; with baseline covariates and moderators, any contrast of the
 arms' growths (a factorial design's main effects and interactions) and arm × moderator effects."""
 
-import warnings
-from collections.abc import Callable
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
-import statsmodels.formula.api as smf
 from scipy import stats
-from statsmodels.tools.sm_exceptions import ModelWarning
 
 from stats.reml_growth import (
     DesignFit,
@@ -136,6 +132,14 @@ def mixedlm_growth(
     Kuznetsova, A., Brockhoff, P. B., & Christensen, R. H. B. (2017). lmerTest package: tests
     in linear mixed effects models. Journal of Statistical Software, 82(13), 1–26.
     """
+    return mixedlm_growth_from_statistics(*_frame_statistics(frame, control, alpha), alpha=alpha)
+
+
+def _frame_statistics(
+    frame: pd.DataFrame, control: str, alpha: float
+) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """Each participant's arm code and six statistics from checked long data, and the arms'
+    names (the control first)."""
     data = _validated(frame, control, alpha)
     participant = data["participant"].to_numpy()
     participants = int(participant.max()) + 1
@@ -144,8 +148,7 @@ def mixedlm_growth(
     )
     arm = np.empty(participants, dtype=int)
     arm[participant] = data["arm"].cat.codes.to_numpy()
-    arm_names = tuple(str(name) for name in data["arm"].cat.categories)
-    return mixedlm_growth_from_statistics(arm, statistics, arm_names, alpha=alpha)
+    return arm, statistics, tuple(str(name) for name in data["arm"].cat.categories)
 
 
 def mixedlm_growth_from_statistics(
@@ -410,7 +413,25 @@ def mixedlm_growth_adjusted(
 def gee_growth(
     frame: pd.DataFrame, *, control: str, alpha: float = 0.05
 ) -> tuple[ArmContrast, ...]:
-    r"""Growth differences by GEE with an exchangeable working correlation (sensitivity analysis).
+    """:func:`gee_growth_from_statistics` from long data as for :func:`mixedlm_growth`, with the
+    same checks (ValueError on malformed input)."""
+    return gee_growth_from_statistics(*_frame_statistics(frame, control, alpha), alpha=alpha)
+
+
+# statsmodels' GEE.fit defaults: at most 60 mean-parameter steps, stopping once the estimating
+# equations' L2 norm is below 1e-6 (after at least one update of the working correlation).
+_GEE_MAXITER = 60
+_GEE_CTOL = 1e-6
+_GEE_ITERATION_LIMIT = "Iteration limit reached prior to convergence"
+
+
+def gee_growth_from_statistics(
+    arm: np.ndarray, statistics: np.ndarray, arm_names: tuple[str, ...], *, alpha: float = 0.05
+) -> tuple[ArmContrast, ...]:
+    r"""Growth differences by GEE with an exchangeable working correlation (sensitivity
+    analysis), from each participant's arm and six statistics
+    :math:`(n_i, \sum t, \sum t^2, \sum y, \sum ty, \sum y^2)`
+    (:func:`stats.reml_growth.participant_statistics`, or the same aggregated by the database).
 
     Fits the population-averaged mean model
 
@@ -418,35 +439,62 @@ def gee_growth(
 
     by generalised estimating equations with an exchangeable working correlation (Liang & Zeger
     1986) and reports :math:`\hat\delta_k` for every non-control arm with the robust (sandwich)
-    standard error, which stays valid when the working correlation is wrong, and the same normal
-    interval and p-value with a normal reference. Unlike the mixed model, GEE is consistent only
-    when data are missing completely at random (drop-out unrelated to the scores, given arm and
-    wave), so a clear gap between the two estimates hints that drop-out depends on the outcome.
-    The sandwich standard error is biased downwards with few participants (Mancl & DeRouen 2001).
+    standard error, which stays valid when the working correlation is wrong, and a normal
+    interval and p-value. Unlike the mixed model, GEE is consistent only when data are missing
+    completely at random (drop-out unrelated to the scores, given arm and wave), so a clear gap
+    between the two estimates hints that drop-out depends on the outcome. The sandwich standard
+    error is biased downwards with few participants (Mancl & DeRouen 2001).
 
-    When every participant is observed at the same waves, :math:`\hat\delta_k` equals the pooled
-    ordinary least-squares estimate whatever the working correlation, and the sandwich variance
-    of an arm's mean slope is :math:`\sum_i (s_i - \bar s)^2 / n^2` over its participants'
-    least-squares slopes :math:`s_i`.
+    Every quantity of the fit is a function of the six statistics. Participant :math:`i`'s rows
+    are :math:`X_i = Z_i L_{k(i)}` with :math:`Z_i = [1, t_{ij}]` and :math:`L_k` the map from
+    the coefficients to arm :math:`k`'s intercept and slope; the working correlation inverse is
+    :math:`R_i^{-1} = I/(1-\rho) - c_i 11^\top`,
+    :math:`c_i = \rho / \{(1-\rho)(1 + (n_i - 1)\rho)\}`, so
+    :math:`Z_i^\top R_i^{-1} Z_i = S_i/(1-\rho) - c_i s_i s_i^\top` with
+    :math:`S_i = [[n, \sum t], [\sum t, \sum t^2]]`, :math:`s_i = (n, \sum t)`, and
+    :math:`Z_i^\top R_i^{-1} r_i` follows from the residual sums :math:`\sum r`,
+    :math:`\sum t r` (each linear in the statistics). The moment estimators need
+    :math:`\sum r^2` (quadratic in them) and :math:`\sum_{j \ne k} r_{ij} r_{ik} =
+    (\sum r)^2 - \sum r^2`. The iteration, the estimators and the convergence rule are
+    statsmodels' (``GEE.fit`` with ``cov_struct=Exchangeable()``, ``cov_type="robust"``,
+    version 0.15): start at ordinary least squares with :math:`\rho = 0`; each step solves the
+    estimating equations at the current :math:`\rho`, stops when their L2 norm before the step
+    is below :math:`10^{-6}` once :math:`\rho` has been updated, and otherwise updates
+    :math:`\hat\phi = \sum r^2 / (N - p)` and
+    :math:`\hat\rho = \sum_i \sum_{j<k} r_{ij} r_{ik} / \{\hat\phi\,(\sum_i n_i(n_i-1)/2 - p)\}`
+    (:math:`p = 2K` coefficients); the covariance is the sandwich
+    :math:`B^{-1} (\sum_i u_i u_i^\top) B^{-1}`, :math:`B = \sum_i X_i^\top R_i^{-1} X_i`,
+    :math:`u_i = X_i^\top R_i^{-1} r_i`, at the last :math:`\rho` and coefficients. So the
+    result is statsmodels' on the long rows, in time linear in the participants and without
+    the rows (tests/stats/test_growth.py compares the two).
+
+    When every participant is observed at the same waves, :math:`\hat\delta_k` equals the
+    pooled ordinary least-squares estimate whatever the working correlation, and the sandwich
+    variance of an arm's mean slope is :math:`\sum_i (s_i - \bar s)^2 / n^2` over its
+    participants' least-squares slopes :math:`s_i`.
 
     Parameters
     ----------
-    frame : pandas.DataFrame
-        Long data as for :func:`mixedlm_growth`.
-    control : str
-        The reference arm.
+    arm : numpy.ndarray of int
+        Each participant's arm, a code into ``arm_names``.
+    statistics : numpy.ndarray, shape (participants, 6)
+        Each participant's :data:`stats.reml_growth.STATISTICS`.
+    arm_names : tuple of str
+        The arms, the control first.
     alpha : float
         Two-sided level of the intervals, in :math:`(0, 1)`.
 
     Returns
     -------
     tuple of ArmContrast
-        One per non-control arm, in sorted arm order.
+        One per non-control arm, in the order of ``arm_names``. ``converged`` is false, with
+        statsmodels' warning, when 60 steps did not meet the stopping rule.
 
     Raises
     ------
     ValueError
-        On the same malformed input as :func:`mixedlm_growth`.
+        When ``alpha`` is outside (0, 1), there are fewer than two arms, or an arm has fewer
+        than two participants or all its observations at one wave.
 
     References
     ----------
@@ -455,20 +503,116 @@ def gee_growth(
     Mancl, L. A., & DeRouen, T. A. (2001). A covariance estimator for GEE with improved
     small-sample properties. Biometrics, 57(1), 126–134.
     """
-    data = _validated(frame, control, alpha)
-    model = smf.gee(
-        _FORMULA, groups="participant", data=data, cov_struct=sm.cov_struct.Exchangeable()
-    )
-    fit, messages = _fit_recording_warnings(lambda: model.fit(cov_type="robust"))
-    return _contrasts(data, fit, control, alpha, converged=bool(fit.converged), messages=messages)
+    arm, statistics = _checked_arms(arm, statistics, arm_names, alpha)
+    fit = _ExchangeableGee(arm, statistics, len(arm_names))
+    rho, params, norm, assoc_updates = 0.0, fit.least_squares(), math.inf, 0
+    for _ in range(_GEE_MAXITER):
+        bread, score, _ = fit.terms(params, rho)
+        params = params + np.linalg.solve(bread, score)
+        norm = float(np.sqrt(np.sum(score**2)))
+        if norm < _GEE_CTOL and assoc_updates > 0:
+            break
+        rho = fit.correlation(params)
+        assoc_updates += 1
+    converged = norm < _GEE_CTOL
+    bread, _, meat = fit.terms(params, rho)
+    inverse = np.linalg.inv(bread)
+    covariance = inverse @ meat @ inverse
+    messages = () if converged else (_GEE_ITERATION_LIMIT,)
+    contrasts = []
+    k = len(arm_names)
+    for a in range(1, k):
+        compared = (arm == 0) | (arm == a)
+        contrasts.append(
+            _arm_contrast(
+                arm_names[a],
+                float(params[k + a]),
+                float(np.sqrt(covariance[k + a, k + a])),
+                None,
+                alpha,
+                n_participants=int(compared.sum()),
+                n_observations=int(statistics[compared, 0].sum()),
+                converged=converged,
+                messages=messages,
+            )
+        )
+    return tuple(contrasts)
 
 
-def _fit_recording_warnings(fit: Callable[[], Any]) -> tuple[Any, tuple[str, ...]]:
-    """Run ``fit`` and return its result with the distinct warnings it raised, in order."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ModelWarning)
-        result = fit()
-    return result, tuple(dict.fromkeys(str(w.message) for w in caught))
+class _ExchangeableGee:
+    """The sums of an exchangeable-correlation GEE for ``score ~ wave * arm`` from six
+    statistics per participant. Coefficients are in patsy's order up to a permutation
+    (intercept, the non-control arms' levels, wave, their growths), which leaves every norm
+    and diagonal that :func:`gee_growth_from_statistics` reads unchanged."""
+
+    def __init__(self, arm: np.ndarray, statistics: np.ndarray, arms: int) -> None:
+        self.arm_of = arm_rows(arm, arms)  # participants × arms indicator
+        self.n, self.t, self.tt, self.y, self.ty, self.yy = statistics.T
+        self.observations = float(self.n.sum())
+        self.pairs = float(np.sum(self.n * (self.n - 1) / 2))
+        # L[a] maps the coefficients to arm a's (intercept, slope).
+        self.maps = np.zeros((arms, 2, 2 * arms))
+        self.maps[:, 0, 0] = self.maps[:, 1, arms] = 1.0
+        for a in range(1, arms):
+            self.maps[a, 0, a] = self.maps[a, 1, arms + a] = 1.0
+
+    def _assembled(self, per_participant: np.ndarray) -> np.ndarray:
+        """Σ_i L_aᵀ M_i L_a from the participants' symmetric 2 × 2 blocks (their three
+        distinct entries as columns)."""
+        a00, a01, a11 = (self.arm_of.T @ per_participant).T
+        blocks = np.stack([np.stack([a00, a01], -1), np.stack([a01, a11], -1)], -2)
+        return np.einsum("aip,aij,ajq->pq", self.maps, blocks, self.maps)
+
+    def _residual_sums(self, params: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Σr, Σtr and Σr² of each participant at ``params``."""
+        intercept, slope = np.einsum("pa,aiq,q->ip", self.arm_of, self.maps, params)
+        r = self.y - self.n * intercept - self.t * slope
+        tr = self.ty - self.t * intercept - self.tt * slope
+        rr = (
+            self.yy
+            - 2 * intercept * self.y
+            - 2 * slope * self.ty
+            + self.n * intercept**2
+            + 2 * intercept * slope * self.t
+            + slope**2 * self.tt
+        )
+        return r, tr, rr
+
+    def least_squares(self) -> np.ndarray:
+        """Ordinary least squares, statsmodels' starting point (its Gaussian GLM)."""
+        bread = self._assembled(np.column_stack([self.n, self.t, self.tt]))
+        right = np.einsum("pa,aiq,ip->q", self.arm_of, self.maps, np.stack([self.y, self.ty]))
+        return np.linalg.solve(bread, right)
+
+    def terms(self, params: np.ndarray, rho: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """B = Σ XᵢᵀRᵢ⁻¹Xᵢ, the estimating equations Σ uᵢ and the meat Σ uᵢuᵢᵀ at
+        ``params`` and correlation ``rho``."""
+        scale = 1.0 / (1.0 - rho)
+        c = rho / (1.0 - rho) / (1.0 + rho * (self.n - 1))
+        bread = self._assembled(
+            np.column_stack(
+                [
+                    scale * self.n - c * self.n**2,
+                    scale * self.t - c * self.n * self.t,
+                    scale * self.tt - c * self.t**2,
+                ]
+            )
+        )
+        r, tr, _ = self._residual_sums(params)
+        u0 = scale * r - c * self.n * r
+        u1 = scale * tr - c * self.t * r
+        score = np.einsum("pa,aiq,ip->q", self.arm_of, self.maps, np.stack([u0, u1]))
+        meat = self._assembled(np.column_stack([u0 * u0, u0 * u1, u1 * u1]))
+        return bread, score, meat
+
+    def correlation(self, params: np.ndarray) -> float:
+        """statsmodels' ``Exchangeable.update``: moment estimates of the scale and then ρ,
+        each with ``ddof_scale`` = the number of coefficients."""
+        r, _, rr = self._residual_sums(params)
+        ddof = self.maps.shape[2]
+        phi = rr.sum() / (self.observations - ddof)
+        cross = np.sum(r * r - rr) / 2 / phi
+        return float(cross / (self.pairs - ddof))
 
 
 def _validated(frame: pd.DataFrame, control: str, alpha: float) -> pd.DataFrame:
@@ -547,37 +691,6 @@ def _validated(frame: pd.DataFrame, control: str, alpha: float) -> pd.DataFrame:
             "score": score.to_numpy(dtype=float),
         }
     )
-
-
-def _contrasts(
-    data: pd.DataFrame,
-    fit: Any,
-    control: str,
-    alpha: float,
-    *,
-    converged: bool,
-    messages: tuple[str, ...],
-) -> tuple[ArmContrast, ...]:
-    """The ``wave:arm`` coefficients of a statsmodels ``fit`` as normal-theory contrasts with
-    the control."""
-    contrasts = []
-    for arm in data["arm"].cat.categories[1:]:
-        name = f"wave:arm[T.{arm}]"
-        compared = data[data["arm"].isin([control, arm])]
-        contrasts.append(
-            _arm_contrast(
-                str(arm),
-                float(fit.params[name]),
-                float(fit.bse[name]),
-                None,
-                alpha,
-                n_participants=int(compared["participant"].nunique()),
-                n_observations=len(compared),
-                converged=converged,
-                messages=messages,
-            )
-        )
-    return tuple(contrasts)
 
 
 def _arm_contrast(

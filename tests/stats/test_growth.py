@@ -5,6 +5,8 @@ from dataclasses import asdict
 import numpy as np
 import pandas as pd
 import pytest
+import statsmodels.api as sm
+import statsmodels.formula.api as smf
 from scipy import stats
 from statsmodels.tools.numdiff import approx_fprime
 
@@ -13,6 +15,7 @@ from stats.growth import (
     _FORMULA,
     _validated,
     gee_growth,
+    gee_growth_from_statistics,
     mixedlm_growth,
     mixedlm_growth_from_statistics,
 )
@@ -276,3 +279,64 @@ def test_the_fit_from_each_participant_s_statistics_is_the_fit_from_the_rows():
         mixedlm_growth_from_statistics(arm, at_baseline, names)
     with pytest.raises(ValueError, match="fewer than two participants"):
         mixedlm_growth_from_statistics(np.r_[arm[:-1] * 0, 1], statistics, names)
+
+
+def _unbalanced(seed: int, arms: str) -> pd.DataFrame:
+    """Participants of ``arms`` over waves 0–6 with random intercepts (SD 2) and slopes
+    (SD 0.5), residual SD 1: each skips a wave with probability 0.2, a third drop out after a
+    wave drawn from 0–5, arms of unequal sizes."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for k, arm in enumerate(arms):
+        for i in range(60 + 25 * k):
+            intercept, slope = rng.normal(12, 2), rng.normal(0.2 + 0.3 * k, 0.5)
+            last = rng.integers(0, 6) if rng.random() < 1 / 3 else 6
+            for t in range(last + 1):
+                if t > 0 and rng.random() < 0.2:
+                    continue
+                rows.append((f"{arm}{i}", arm, t, intercept + slope * t + rng.normal(0, 1)))
+    return pd.DataFrame(rows, columns=["participant", "arm", "wave", "score"])
+
+
+@pytest.mark.parametrize(("seed", "arms"), [(1, "ab"), (2, "abc"), (3, "abc"), (4, "ab")])
+def test_gee_from_statistics_is_statsmodels_gee_on_the_rows(seed, arms):
+    # Independent implementation: statsmodels' GEE on the long rows (exchangeable working
+    # correlation, robust covariance, its default iteration). Unbalanced panels make the
+    # estimate and its sandwich SE depend on ρ, so the two must follow the same iteration and
+    # moment estimators, not merely reach the same kind of answer; they agree to rounding.
+    frame = _unbalanced(seed, arms)
+    data = _validated(frame, "a", 0.05)
+    reference = smf.gee(
+        _FORMULA, groups="participant", data=data, cov_struct=sm.cov_struct.Exchangeable()
+    ).fit(cov_type="robust")
+    assert 0.3 < reference.cov_struct.dep_params < 0.95  # a correlation the weights feel
+    assert len(reference.fit_history["params"]) > 2  # ρ was re-estimated more than once
+    results = gee_growth(frame, control="a")
+    assert [r.arm for r in results] == list(arms[1:])
+    for result in results:
+        name = f"wave:arm[T.{result.arm}]"
+        assert result.estimate == pytest.approx(reference.params[name], rel=1e-9)
+        assert result.std_error == pytest.approx(reference.bse[name], rel=1e-9)
+        assert result.p_value == pytest.approx(reference.pvalues[name], rel=1e-7)
+        low, high = reference.conf_int(alpha=0.05).loc[name]
+        assert (result.ci_low, result.ci_high) == pytest.approx((low, high), rel=1e-9)
+        compared = frame[frame["arm"].isin(["a", result.arm])]
+        assert result.n_participants == compared["participant"].nunique()
+        assert result.n_observations == len(compared)
+        assert result.converged == bool(reference.converged) and result.warnings == ()
+
+
+def test_gee_from_statistics_needs_no_rows():
+    # The database's six statistics per participant are all the fit reads.
+    frame = _unbalanced(5, "abc")
+    participant, _ = pd.factorize(frame["participant"])
+    statistics = participant_statistics(
+        participant, frame["wave"].to_numpy(), frame["score"].to_numpy(), participant.max() + 1
+    )
+    arm = np.zeros(participant.max() + 1, dtype=int)
+    arm[participant] = frame["arm"].map({"a": 0, "b": 1, "c": 2}).to_numpy()
+    assert gee_growth_from_statistics(arm, statistics, ("a", "b", "c")) == gee_growth(
+        frame, control="a"
+    )
+    with pytest.raises(ValueError, match="fewer than two participants"):
+        gee_growth_from_statistics(np.r_[arm[:-1] * 0, 1], statistics, ("a", "b"))
