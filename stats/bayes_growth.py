@@ -243,43 +243,144 @@ def growth_data_from_frame(
         raise ValueError("Waves are numbered from 0 (baseline).")
     dimensions = dimensions or tuple(sorted(frame["dimension"].unique()))
     frame = frame[frame["dimension"].isin(dimensions)]
-    people = frame.drop_duplicates("participant")
-    if people.groupby("participant").arm.nunique().max() > 1:
+    if frame.groupby("participant")["arm"].nunique().max() > 1:
         raise ValueError("A participant appears in more than one arm.")
-    arms = sorted(set(people["arm"]))
-    if control not in arms:
-        raise ValueError(f"The control arm {control!r} has no scores.")
-    if len(arms) < 2:
-        raise ValueError("Growth differences need at least two arms with scores.")
-    arm_names = (control, *[a for a in arms if a != control])
+    people = frame.drop_duplicates("participant")
     communities = (
         people["community"].fillna("").astype(str)
         if "community" in people
         else pd.Series("", index=people.index)
     )
-    community_names = tuple(sorted(set(communities)))
     participant_ids = people["participant"].to_numpy()
     position = pd.Index(participant_ids)
-    stats = np.zeros((len(participant_ids), len(dimensions), len(STATISTICS)))
-    # Time is centred at the mean observed wave: intercepts and slopes are then nearly
-    # uncorrelated a posteriori, which NUTS samples in fewer steps; slopes are unchanged.
-    time_centre = float(frame["wave"].mean())
-    centre = np.zeros(len(dimensions))
-    scale = np.ones(len(dimensions))
+    # Raw sums of the scores as recorded (t = wave); growth_data_from_statistics standardises.
+    statistics = np.zeros((len(participant_ids), len(dimensions), len(STATISTICS)))
+    baseline_moments = np.zeros((len(dimensions), 3))
     for d, dimension in enumerate(dimensions):
         rows = frame[frame["dimension"] == dimension]
-        baseline_scores = rows.loc[rows["wave"] == 0, "score"]
-        reference = baseline_scores if len(baseline_scores) > 1 else rows["score"]
-        centre[d] = reference.mean()
-        spread = reference.std(ddof=1)
-        scale[d] = spread if np.isfinite(spread) and spread > 0 else 1.0
-        t = rows["wave"].to_numpy(dtype=float) - time_centre
-        y = (rows["score"].to_numpy(dtype=float) - centre[d]) / scale[d]
+        t = rows["wave"].to_numpy(dtype=float)
+        y = rows["score"].to_numpy(dtype=float)
         index = position.get_indexer(rows["participant"])
         for k, values in enumerate((np.ones_like(t), t, t * t, y, t * y, y * y)):
-            stats[:, d, k] = np.bincount(index, weights=values, minlength=len(participant_ids))
-    community = np.array([community_names.index(c) for c in communities])
-    moderation = _baseline_fields(participant_ids, baseline, covariates, subgroup, interactions)
+            statistics[:, d, k] = np.bincount(index, weights=values, minlength=len(participant_ids))
+        at_baseline = y[t == 0]
+        baseline_moments[d] = (
+            len(at_baseline),
+            at_baseline.mean() if len(at_baseline) else np.nan,
+            at_baseline.std(ddof=1) if len(at_baseline) > 1 else np.nan,
+        )
+    return growth_data_from_statistics(
+        participants=participant_ids,
+        arms=people["arm"].to_numpy(),
+        communities=communities.to_numpy(),
+        statistics=statistics,
+        baseline_moments=baseline_moments,
+        control=control,
+        dimensions=tuple(dimensions),
+        last_wave=int(frame["wave"].max()),
+        baseline=baseline,
+        covariates=covariates,
+        subgroup=subgroup,
+        interactions=interactions,
+    )
+
+
+def growth_data_from_statistics(
+    *,
+    participants: np.ndarray,
+    arms: np.ndarray,
+    communities: np.ndarray,
+    statistics: np.ndarray,
+    baseline_moments: np.ndarray,
+    control: str,
+    dimensions: Sequence[str],
+    last_wave: int,
+    baseline: pd.DataFrame | None = None,
+    covariates: Sequence[str] = (),
+    subgroup: str | None = None,
+    interactions: Sequence[str] = (),
+) -> GrowthData:
+    r""":class:`GrowthData` from each participant's raw sums, e.g. aggregated by the database.
+
+    ``statistics[i, d]`` holds :data:`STATISTICS` of participant ``participants[i]`` on
+    ``dimensions[d]`` for score ``y`` at wave ``t`` (0 = baseline), as recorded (zeros where
+    the participant has no score on the dimension); ``arms[i]`` and ``communities[i]`` are the
+    participant's arm and community ("" for none). ``baseline_moments[d]`` = (count, mean, SD
+    with ddof 1) of the dimension's wave-0 scores. The other arguments are
+    :func:`growth_data_from_frame`'s, which computes these sums from long data and calls this:
+    the result is the same.
+
+    Standardising is exact on the sums: with :math:`t' = t - \bar t` and
+    :math:`y' = (y - c)/s`, :math:`\sum t' = \sum t - n\bar t`,
+    :math:`\sum t'^2 = \sum t^2 - 2\bar t\sum t + n\bar t^2`, :math:`\sum y' = (\sum y -
+    nc)/s`, :math:`\sum t'y' = (\sum ty - c\sum t - \bar t\sum y + n\bar t c)/s` and
+    :math:`\sum y'^2 = (\sum y^2 - 2c\sum y + nc^2)/s^2`. The centre :math:`c` and scale
+    :math:`s` are the baseline mean and SD, or, with fewer than two baseline scores, the mean
+    and SD of all the dimension's scores (from the totals of the sums); :math:`\bar t` is the
+    mean observed wave over every score of the dimensions analysed. Participants without any
+    score on these dimensions are left out, as they are absent from a frame.
+    """
+    dimensions = tuple(dimensions)
+    statistics = np.asarray(statistics, dtype=float)
+    participants = np.asarray(participants)
+    P = len(participants)
+    if statistics.shape != (P, len(dimensions), len(STATISTICS)):
+        raise ValueError(
+            f"The statistics must be shaped (participants, dimensions, {len(STATISTICS)})."
+        )
+    if len(arms) != P or len(communities) != P:
+        raise ValueError("Every participant needs one arm and one community.")
+    moments = np.asarray(baseline_moments, dtype=float)
+    if moments.shape != (len(dimensions), 3):
+        raise ValueError("The baseline moments must be shaped (dimensions, 3).")
+    if len(pd.unique(participants)) != P:
+        raise ValueError("A participant appears more than once.")
+    if not np.all(np.isfinite(statistics)):
+        raise ValueError("Scores must be finite numbers.")
+    scored = statistics[..., 0].sum(1) > 0
+    if not scored.any():
+        raise ValueError("There are no scores to analyse.")
+    participants, statistics = participants[scored], statistics[scored]
+    arms = np.asarray(arms, dtype=object)[scored]
+    communities = pd.Series(np.asarray(communities, dtype=object)[scored]).fillna("").astype(str)
+    arm_set = sorted(set(arms))
+    if control not in arm_set:
+        raise ValueError(f"The control arm {control!r} has no scores.")
+    if len(arm_set) < 2:
+        raise ValueError("Growth differences need at least two arms with scores.")
+    arm_names = (control, *[a for a in arm_set if a != control])
+    community_names = tuple(sorted(set(communities)))
+    totals = statistics.sum(0)  # (D, 6): every score of each dimension
+    n, sum_t, sum_tt, sum_y, sum_ty, sum_yy = (statistics[..., k] for k in range(6))
+    # Time is centred at the mean observed wave: intercepts and slopes are then nearly
+    # uncorrelated a posteriori, which NUTS samples in fewer steps; slopes are unchanged.
+    time_centre = float(totals[:, 1].sum() / totals[:, 0].sum())
+    centre = np.zeros(len(dimensions))
+    scale = np.ones(len(dimensions))
+    for d in range(len(dimensions)):
+        count, mean, spread = moments[d]
+        if not count > 1:
+            count, total, squares = totals[d, 0], totals[d, 3], totals[d, 5]
+            mean = total / count if count else np.nan
+            spread = (
+                np.sqrt(max(squares - count * mean**2, 0.0) / (count - 1)) if count > 1 else np.nan
+            )
+        centre[d] = mean
+        scale[d] = spread if np.isfinite(spread) and spread > 0 else 1.0
+    c, s, tc = centre, scale, time_centre
+    stats = np.stack(
+        [
+            n,
+            sum_t - n * tc,
+            sum_tt - 2 * tc * sum_t + n * tc**2,
+            (sum_y - n * c) / s,
+            (sum_ty - c * sum_t - tc * sum_y + n * tc * c) / s,
+            (sum_yy - 2 * c * sum_y + n * c**2) / s**2,
+        ],
+        -1,
+    )
+    community = np.array([community_names.index(x) for x in communities], dtype=int)
+    moderation = _baseline_fields(participants, baseline, covariates, subgroup, interactions)
     if "subgroup" in moderation and len(community_names) > 1:
         communities_per_subgroup = pd.Series(community).groupby(moderation["subgroup"]).nunique()
         if (communities_per_subgroup == 1).all():
@@ -288,15 +389,15 @@ def growth_data_from_frame(
                 "already estimates (the community effects): the two cannot be told apart."
             )
     return GrowthData(
-        dimensions=tuple(dimensions),
+        dimensions=dimensions,
         arm_names=arm_names,
         community_names=community_names,
-        arm=np.array([arm_names.index(a) for a in people["arm"]]),
+        arm=np.array([arm_names.index(a) for a in arms], dtype=int),
         community=community,
         stats=stats,
         centre=centre,
         scale=scale,
-        last_wave=int(frame["wave"].max()),
+        last_wave=int(last_wave),
         time_centre=time_centre,
         **moderation,
     )
