@@ -12,6 +12,12 @@ written to ``bench-results/<UTC time>.json``.
     make bench BENCH_ARGS="growth --reml-only"       # exact REML against lme4, 1k to 1M
     make bench BENCH_ARGS=startup                    # manage.py check and the web server's start
     make bench BENCH_ARGS="front_door --people 60"   # people joining through the recruitment link
+    make bench BENCH_ARGS="analysis_scale --sizes 10000,100000"  # analyze_trial at those sizes
+
+After every benchmark has run, a summary: one table of every measurement (seconds, baseline,
+ratio and the target the benchmark states, met or not), then a scaling table per analysis path
+(participants × seconds × peak memory) from the measurements that report one
+(``details["scaling"]``: a title and rows of path, participants, seconds and peak RSS bytes).
 """
 
 import argparse
@@ -20,6 +26,7 @@ import inspect
 import json
 import os
 import pkgutil
+import re
 import secrets
 import subprocess
 import sys
@@ -49,6 +56,8 @@ class Measurement:
     note: str = ""
     # Whatever else the benchmark reports (throughputs, percentiles, row counts), for the JSON.
     details: dict = field(default_factory=dict)
+    # The target the benchmark states, e.g. "ratio ≥ 0.2" or "< 2 s" (see stated_target).
+    target: str = ""
 
     @property
     def ratio(self) -> float:
@@ -138,6 +147,82 @@ def gunicorn(
         process.wait(timeout=30)
 
 
+# A target written in a measurement's note: "target ratio ≥ 0.2", "target < 30 s".
+_TARGET_IN_NOTE = re.compile(r"target:?\s*((?:ratio\s*)?[<>≥≤]=?\s*[0-9.]+(?:\s*(?:ms|s)\b)?)")
+_TARGET_PARTS = re.compile(r"^(ratio)?\s*([<>≥≤]=?)\s*([0-9.]+)\s*(ms|s)?$")
+
+
+def stated_target(m: Measurement) -> str:
+    """The measurement's target: its own, else the one its details (``ratio_target``) or its
+    note state; empty where it states none."""
+    if m.target:
+        return m.target
+    if isinstance(m.details.get("ratio_target"), int | float):
+        return f"ratio ≥ {m.details['ratio_target']:g}"
+    found = _TARGET_IN_NOTE.search(m.note)
+    return re.sub(r"\s+", " ", found.group(1)).strip() if found else ""
+
+
+def target_met(m: Measurement, target: str) -> bool | None:
+    """Whether the measurement meets ``target`` (a ratio's bound, or one on its seconds); None
+    where the target is not one of those."""
+    parts = _TARGET_PARTS.match(target.strip())
+    if parts is None:
+        return None
+    on_ratio, sign, number, unit = parts.groups()
+    bound = float(number) / (1000 if unit == "ms" else 1)
+    value = m.ratio if on_ratio else m.seconds
+    if on_ratio is None and unit is None:
+        return None
+    return {"<": value < bound, "<=": value <= bound, "≤": value <= bound, ">": value > bound,
+            ">=": value >= bound, "≥": value >= bound}[sign]  # fmt: skip
+
+
+def summary(measurements: list[Measurement]) -> str:
+    """The closing tables: every measurement's seconds, baseline, ratio and target, then one
+    scaling table per path of the measurements that report ``details["scaling"]``."""
+    lines = [
+        "Summary",
+        f"{'measurement':60} {'seconds':>10} {'baseline (s)':>13} {'ratio':>8}  target",
+    ]
+    for m in measurements:
+        target = stated_target(m)
+        met = target_met(m, target) if target else None
+        verdict = "" if met is None else (" (met)" if met else " (NOT met)")
+        lines.append(
+            f"{m.name[:60]:60} {m.seconds:10.3f} {m.baseline_seconds:13.3f} {m.ratio:8.3f}  "
+            f"{target or '-'}{verdict}"
+        )
+    tables: dict[str, dict[str, dict[int, dict]]] = {}
+    for m in measurements:
+        scaling = m.details.get("scaling")
+        if not scaling:
+            continue
+        paths = tables.setdefault(scaling["title"], {})
+        for row in scaling["rows"]:
+            paths.setdefault(row["path"], {})[row["participants"]] = row
+    for title, paths in tables.items():
+        sizes = sorted({n for rows in paths.values() for n in rows})
+        lines += ["", f"Scaling: {title} (seconds / peak RSS GiB)"]
+        lines.append(f"{'path':45}" + "".join(f"{n:>20,}" for n in sizes))
+        for path, rows in paths.items():
+            cells = []
+            for n in sizes:
+                row = rows.get(n)
+                if row is None:
+                    cells.append(f"{'-':>20}")
+                    continue
+                rss = row.get("peak_rss_bytes")
+                memory = "?" if rss is None else f"{rss / 2**30:.2f}"
+                cells.append(f"{row['seconds']:>12.2f} / {memory:>5}")
+            lines.append(f"{path[:45]:45}" + "".join(cells))
+    return "\n".join(lines)
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    return tuple(int(size) for size in text.split(","))
+
+
 def _run(module: ModuleType, options: argparse.Namespace) -> list[Measurement]:
     accepted = inspect.signature(module.run).parameters
     return module.run(**{k: v for k, v in vars(options).items() if k in accepted})
@@ -199,6 +284,24 @@ def main(argv: list[str]) -> int:
         default=60.0,
         help="seconds within which they arrive, for the front-door benchmark (default 60)",
     )
+    parser.add_argument(
+        "--sizes",
+        type=_sizes,
+        default=None,
+        help="participants of the analysis scaling benchmark, comma-separated (default 2000)",
+    )
+    parser.add_argument(
+        "--memory-cap-gb",
+        type=float,
+        default=12.0,
+        help="the analysis scaling benchmark stops a run whose RSS passes this (default 12)",
+    )
+    parser.add_argument(
+        "--analysis-minutes",
+        type=float,
+        default=60.0,
+        help="the analysis scaling benchmark stops a run after this long (default 60)",
+    )
     options = parser.parse_args(argv)
     wanted = options.wanted
     names = [
@@ -217,6 +320,8 @@ def main(argv: list[str]) -> int:
             f"{m.name:45} {m.seconds:10.4f} {m.baseline_name:>21} {m.baseline_seconds:8.4f} "
             f"{m.ratio:8.2f}  {m.note}"
         )
+    print()
+    print(summary(measurements))
     RESULTS_DIR.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     path = RESULTS_DIR / f"{stamp}.json"
