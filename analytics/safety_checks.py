@@ -19,18 +19,17 @@ in the trial's own sample (both arms), so the same threshold applies to every ar
 
 import logging
 
-import pandas as pd
-from django.db import transaction
+import numpy as np
+from django.db import connection, transaction
 
 from analytics.models import AnalysisRun
 from analytics.results import Outcome, Results
-from analytics.selectors import trial_scores_frame
 from safety.flags import deterioration_flags_raise
 from safety.harms import harm_boundaries_check
 from stats import psychometrics
-from surveys.models import Instrument
-from surveys.reports import instrument_item_frame
-from trials.models import Trial, TrialEvent
+from surveys.item_moments import score_item_moments
+from surveys.models import Instrument, Response, Score, Wave
+from trials.models import Participant, Trial, TrialEvent
 from trials.selectors import arm_labels
 from trials.services import event_record
 
@@ -63,12 +62,15 @@ def reliable_deteriorations(trial: Trial, outcomes: list[Outcome]) -> dict[str, 
     """Outcome code → participant pseudonym → what was found (waves, scores, RCI), for every
     participant whose change from baseline to the outcome's wave is a reliable deterioration.
     An outcome whose data cannot give a reliability (too few respondents, no spread) is left
-    out and logged."""
-    scores = trial_scores_frame(trial)
+    out and logged.
+
+    Everything is aggregated in PostgreSQL: the baseline items' moments for α
+    (``surveys.item_moments``), the baseline scores' standard deviation, and only the
+    participants past the threshold leave the database."""
     found = {}
     for outcome in outcomes:
         try:
-            found[outcome.code] = _deteriorated(trial, outcome, scores)
+            found[outcome.code] = _deteriorated(trial, outcome)
         except ValueError as error:
             logger.warning(
                 "trial %s: no reliable change on %s: %s", trial.slug, outcome.code, error
@@ -76,24 +78,81 @@ def reliable_deteriorations(trial: Trial, outcomes: list[Outcome]) -> dict[str, 
     return found
 
 
-def _deteriorated(trial: Trial, outcome: Outcome, scores: pd.DataFrame) -> dict[str, dict]:
+# The scores of one outcome at two waves of a trial's participants.
+_SCORES = f"""
+    FROM {Score._meta.db_table} s
+    JOIN {Instrument._meta.db_table} i ON i.id = s.instrument_id
+    JOIN {Response._meta.db_table} r ON r.id = s.response_id
+    JOIN {Wave._meta.db_table} w ON w.id = r.wave_id
+    JOIN {Participant._meta.db_table} p ON p.id = r.participant_id
+    WHERE p.trial_id = %(trial)s AND i.code = %(instrument)s AND s.code = %(code)s
+      AND w.index IN (%(baseline)s, %(wave)s)
+"""
+
+# Wider than the threshold by far more than the rounding of a difference of two doubles, so
+# every participant the exact test below flags is among the rows fetched.
+_MARGIN = 1e-9
+
+
+def _deteriorated(trial: Trial, outcome: Outcome) -> dict[str, dict]:
     instrument = Instrument.objects.get(code=outcome.instrument)
     definition = instrument.definition
     rule = definition.score(outcome.code)
-    items = instrument_item_frame(trial, instrument)
-    baseline_items = items.loc[items["wave"] == BASELINE_WAVE, definition.scored_items(rule)]
-    reliability = psychometrics.cronbach_alpha(baseline_items.to_numpy(dtype=float)).alpha
+    items = definition.scored_items(rule)
+    baseline_items = score_item_moments(trial, instrument, items, wave=BASELINE_WAVE).waves
+    empty = psychometrics.ItemMoments.from_sums(
+        0, [0] * len(items), [[0] * len(items)] * len(items)
+    )
+    moments = baseline_items[BASELINE_WAVE].moments if baseline_items else empty
+    reliability = psychometrics.cronbach_alpha_from_moments(moments).alpha
     if not 0 <= reliability < 1:
         raise ValueError(f"baseline α is {reliability:.3f}, outside [0, 1)")
-    own = scores[(scores["instrument"] == outcome.instrument) & (scores["outcome"] == outcome.code)]
-    wide = own.pivot_table(index="participant", columns="wave", values="score")
-    if BASELINE_WAVE not in wide or outcome.wave not in wide:
+    params = {
+        "trial": trial.pk,
+        "instrument": outcome.instrument,
+        "code": outcome.code,
+        "baseline": BASELINE_WAVE,
+        "wave": outcome.wave,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""SELECT COUNT(*) FILTER (WHERE w.index = %(baseline)s),
+                       COUNT(*) FILTER (WHERE w.index = %(wave)s),
+                       STDDEV_SAMP(s.value) FILTER (WHERE w.index = %(baseline)s) {_SCORES}""",
+            params,
+        )
+        at_baseline, at_wave, baseline_sd = cursor.fetchone()
+    if not at_baseline or not at_wave:
         raise ValueError(f"no scores at waves {BASELINE_WAVE} and {outcome.wave}")
-    baseline_sd = float(wide[BASELINE_WAVE].std(ddof=1))
-    pairs = wide[[BASELINE_WAVE, outcome.wave]].dropna()
+    # One baseline score has no standard deviation; reliable_change refuses the NaN.
+    baseline_sd = float("nan") if baseline_sd is None else float(baseline_sd)
+    threshold = (
+        psychometrics.reliable_change(
+            0.0, 0.0, baseline_sd, reliability, critical=RCI_CRITICAL
+        ).s_diff
+        * RCI_CRITICAL
+    )
+    worse = 1.0 if rule.higher_is_better else -1.0  # the sign of a change for the better
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""SELECT participant, before, after FROM (
+                    SELECT r.participant_id AS participant,
+                           AVG(s.value) FILTER (WHERE w.index = %(baseline)s) AS before,
+                           AVG(s.value) FILTER (WHERE w.index = %(wave)s) AS after
+                    {_SCORES}
+                    GROUP BY r.participant_id
+                ) pairs
+                WHERE %(sign)s * (after - before) < -%(threshold)s
+                ORDER BY participant COLLATE "C" """,
+            {**params, "sign": worse, "threshold": threshold * (1 - _MARGIN)},
+        )
+        rows = cursor.fetchall()
+    participants = [row[0] for row in rows]
+    before = np.array([row[1] for row in rows], dtype=float)
+    after = np.array([row[2] for row in rows], dtype=float)
     change = psychometrics.reliable_change(
-        pairs[BASELINE_WAVE].to_numpy(),
-        pairs[outcome.wave].to_numpy(),
+        before,
+        after,
         baseline_sd,
         reliability,
         higher_is_better=rule.higher_is_better,
@@ -104,19 +163,14 @@ def _deteriorated(trial: Trial, outcome: Outcome, scores: pd.DataFrame) -> dict[
             "outcome": outcome.code,
             "from_wave": BASELINE_WAVE,
             "to_wave": outcome.wave,
-            "before": round(float(before), 3),
-            "after": round(float(after), 3),
+            "before": round(float(b), 3),
+            "after": round(float(a), 3),
             "rci": round(float(rci), 3),
         }
-        for participant, before, after, rci, worse in zip(
-            pairs.index,
-            pairs[BASELINE_WAVE],
-            pairs[outcome.wave],
-            change.rci,
-            change.reliable_deterioration,
-            strict=True,
+        for participant, b, a, rci, flagged in zip(
+            participants, before, after, change.rci, change.reliable_deterioration, strict=True
         )
-        if worse
+        if flagged
     }
 
 

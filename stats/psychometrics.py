@@ -12,6 +12,11 @@ offline and checked against independent implementations:
   components.
 * :func:`reliable_change` — the Jacobson–Truax reliable change index.
 
+α, ω, the CFA and the invariance tests depend on complete-case data only through each group's
+count, mean vector and covariance matrix, so each also has a ``*_from_moments`` form that takes
+:class:`ItemMoments` — which a database can compute as :math:`n`, :math:`\sum x_j` and
+:math:`\sum x_j x_k` (:meth:`ItemMoments.from_sums`) without sending a row per respondent.
+
 The CFA estimator follows lavaan's defaults (Rosseel 2012) so numbers can be compared with the
 published lavaan tutorials: normal-theory ML on the biased (divide-by-N) sample covariance matrix,
 the first loading of each factor fixed to 1, factor variances and covariances free, and a test
@@ -21,11 +26,71 @@ statistic of :math:`N \cdot F_{ML}` (``likelihood = "normal"``).
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from fractions import Fraction
 
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 from scipy import linalg, optimize, stats
+
+# ---------------------------------------------------------------------------------------------
+# Complete-case moments
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ItemMoments:
+    """Moments of the complete rows of some items: their count, mean vector and ML
+    (divide-by-N) covariance matrix, in a fixed item order. With ``n`` = 0 the mean and
+    covariance are NaN."""
+
+    cov: np.ndarray
+    mean: np.ndarray
+    n: int
+
+    @property
+    def n_items(self) -> int:
+        return len(self.mean)
+
+    @classmethod
+    def from_rows(cls, items: ArrayLike) -> "ItemMoments":
+        """The moments of the rows of ``items`` (respondents × items) with no NaN."""
+        x = _complete_rows(items)
+        n, p = x.shape
+        if n == 0:
+            return cls(cov=np.full((p, p), np.nan), mean=np.full(p, np.nan), n=0)
+        return cls(cov=np.cov(x, rowvar=False, bias=True).reshape(p, p), mean=x.mean(axis=0), n=n)
+
+    @classmethod
+    def from_sums(
+        cls, n: int, sums: Sequence[object], cross_products: Sequence[Sequence[object]]
+    ) -> "ItemMoments":
+        r"""The moments from :math:`n`, :math:`\sum_i x_{ij}` and :math:`\sum_i x_{ij}x_{ik}`
+        (a symmetric matrix). Given as exact numbers (``int``, ``Decimal`` or ``Fraction``,
+        e.g. PostgreSQL ``numeric`` sums of integer answers), the covariance
+        :math:`(n\sum x_jx_k - \sum x_j\sum x_k)/n^2` is computed exactly and rounded once,
+        so it carries none of the cancellation error of the one-pass formula in floating point.
+        """
+        p = len(sums)
+        if n == 0:
+            return cls(cov=np.full((p, p), np.nan), mean=np.full(p, np.nan), n=0)
+        s = [Fraction(v) for v in sums]
+        cov = np.array(
+            [
+                [float((n * Fraction(cross_products[j][k]) - s[j] * s[k]) / n**2) for k in range(p)]
+                for j in range(p)
+            ],
+            dtype=float,
+        ).reshape(p, p)
+        return cls(cov=cov, mean=np.array([float(v / n) for v in s], dtype=float), n=int(n))
+
+    def subset(self, order: Sequence[int]) -> "ItemMoments":
+        """The moments of the items at positions ``order``, in that order."""
+        index = np.asarray(order, dtype=int)
+        return ItemMoments(cov=self.cov[np.ix_(index, index)], mean=self.mean[index], n=self.n)
+
+
+_Moments = ItemMoments
 
 # ---------------------------------------------------------------------------------------------
 # Cronbach's alpha
@@ -89,18 +154,26 @@ def cronbach_alpha(items: ArrayLike, confidence: float = 0.95) -> AlphaResult:
     McNeish, D. (2018). Thanks coefficient alpha, we'll take it from here. Psychological Methods,
     23(3), 412–433.
     """
+    return cronbach_alpha_from_moments(ItemMoments.from_rows(items), confidence)
+
+
+def cronbach_alpha_from_moments(moments: ItemMoments, confidence: float = 0.95) -> AlphaResult:
+    r""":func:`cronbach_alpha` from the complete rows' moments: with :math:`S` their
+    covariance matrix,
+
+    .. math:: \hat\alpha = \frac{k}{k-1}(1 - \operatorname{tr}S / \mathbf 1^\top S\mathbf 1)
+
+    (the divisor of :math:`S` cancels). Raises as :func:`cronbach_alpha` does."""
     _check_confidence(confidence)
-    x = _complete_rows(items)
-    n, k = x.shape
+    n, k = moments.n, moments.n_items
     if k < 2:
         raise ValueError("Cronbach's alpha needs at least 2 items.")
     if n < 2:
         raise ValueError("Cronbach's alpha needs at least 2 complete rows (respondents).")
-    item_var = x.var(axis=0, ddof=1)
-    total_var = x.sum(axis=1).var(ddof=1)
+    total_var = moments.cov.sum()
     if total_var <= 0:
         raise ValueError("The total score has zero variance; alpha is undefined.")
-    alpha = k / (k - 1) * (1 - item_var.sum() / total_var)
+    alpha = k / (k - 1) * (1 - np.trace(moments.cov) / total_var)
     df1, df2 = n - 1, (n - 1) * (k - 1)
     tail = (1 - confidence) / 2
     return AlphaResult(
@@ -115,15 +188,6 @@ def cronbach_alpha(items: ArrayLike, confidence: float = 0.95) -> AlphaResult:
 # ---------------------------------------------------------------------------------------------
 # Maximum-likelihood CFA engine (single and multiple groups)
 # ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Moments:
-    """Sample moments of one group: ML (divide-by-N) covariance matrix and mean vector."""
-
-    cov: np.ndarray
-    mean: np.ndarray
-    n: int
 
 
 @dataclass(frozen=True)
@@ -423,16 +487,35 @@ def _numeric_items(data: pd.DataFrame, items: Sequence[str]) -> pd.DataFrame:
     return frame.astype(float)
 
 
-def _moments(x: np.ndarray, label: str) -> _Moments:
+def _moments(x: np.ndarray, label: str) -> ItemMoments:
     n, p = x.shape
+    if n <= p:
+        _checked(ItemMoments(cov=np.zeros((p, p)), mean=np.zeros(p), n=n), label)
+    cov = np.cov(x, rowvar=False, bias=True)  # ML estimate (divide by N), as lavaan
+    return _checked(ItemMoments(cov=cov, mean=x.mean(axis=0), n=n), label)
+
+
+def _checked(moments: ItemMoments, label: str) -> ItemMoments:
+    """``moments`` if a factor model can be fitted to them: more rows than items and a
+    non-singular covariance matrix."""
+    n, p = moments.n, moments.n_items
     if n <= p:
         raise ValueError(
             f"{label} has {n} complete rows for {p} items; a CFA needs more rows than items."
         )
-    cov = np.cov(x, rowvar=False, bias=True)  # ML estimate (divide by N), as lavaan
-    if np.linalg.eigvalsh(cov)[0] <= 1e-12 * np.trace(cov) / p:
+    if np.linalg.eigvalsh(moments.cov)[0] <= 1e-12 * np.trace(moments.cov) / p:
         raise ValueError(f"The sample covariance matrix of {label} is singular.")
-    return _Moments(cov=cov, mean=x.mean(axis=0), n=n)
+    return moments
+
+
+def _in_model_order(moments: ItemMoments, columns: Sequence[str], items: Sequence[str]):
+    """``moments`` of ``columns`` rearranged to the model's item order."""
+    if len(columns) != moments.n_items:
+        raise ValueError("columns must name each item of the moments, in their order.")
+    missing = [c for c in items if c not in columns]
+    if missing:
+        raise ValueError(f"Columns not in data: {missing}.")
+    return moments.subset([list(columns).index(c) for c in items])
 
 
 def _fit_indices(fit: _Fit, n_groups: int) -> dict[str, float]:
@@ -543,7 +626,27 @@ def cfa_fit(data: pd.DataFrame, factors: dict[str, list[str]]) -> CfaResult:
     """
     names, items, pattern, markers = _pattern(factors)
     x = _numeric_items(data, items).dropna().to_numpy()
-    model = _FactorModel(pattern, markers, [_moments(x, "data")], meanstructure=False)
+    return _cfa(names, items, pattern, markers, _moments(x, "data"))
+
+
+def cfa_fit_from_moments(
+    moments: ItemMoments, columns: Sequence[str], factors: dict[str, list[str]]
+) -> CfaResult:
+    """:func:`cfa_fit` from the complete rows' moments of the items ``columns`` (in the order
+    of ``moments``); every item the factors name must be among them, others are ignored."""
+    names, items, pattern, markers = _pattern(factors)
+    mo = _checked(_in_model_order(moments, columns, items), "data")
+    return _cfa(names, items, pattern, markers, mo)
+
+
+def _cfa(
+    names: list[str],
+    items: list[str],
+    pattern: np.ndarray,
+    markers: np.ndarray,
+    moments: ItemMoments,
+) -> CfaResult:
+    model = _FactorModel(pattern, markers, [moments], meanstructure=False)
     fit = model.fit()
     est = fit.estimates[0]
     implied_sd = np.sqrt(np.diag(est.implied_cov))
@@ -621,10 +724,23 @@ def mcdonald_omega(items: ArrayLike) -> OmegaResult:
         raise ValueError(
             "Omega needs at least 3 items (a 2-item one-factor model is unidentified)."
         )
+    return _omega(_moments(x, "items"))
+
+
+def mcdonald_omega_from_moments(moments: ItemMoments) -> OmegaResult:
+    """:func:`mcdonald_omega` from the complete rows' moments; raises as it does."""
+    if moments.n_items < 3:
+        raise ValueError(
+            "Omega needs at least 3 items (a 2-item one-factor model is unidentified)."
+        )
+    return _omega(_checked(moments, "items"))
+
+
+def _omega(moments: ItemMoments) -> OmegaResult:
     model = _FactorModel(
-        np.ones((x.shape[1], 1), dtype=bool),
+        np.ones((moments.n_items, 1), dtype=bool),
         np.array([0]),
-        [_moments(x, "items")],
+        [moments],
         meanstructure=False,
     )
     est = model.fit().estimates[0]
@@ -635,7 +751,7 @@ def mcdonald_omega(items: ArrayLike) -> OmegaResult:
         omega=float(common / (common + est.residual_variances.sum())),
         loadings=loadings,
         residual_variances=est.residual_variances,
-        n_respondents=x.shape[0],
+        n_respondents=moments.n,
     )
 
 
@@ -766,7 +882,48 @@ def measurement_invariance(
         _moments(frame.loc[labels == level, items].to_numpy(), f"group {level!r}")
         for level in levels
     ]
+    return _invariance(
+        pattern, markers, levels, moments, max_cfi_drop=max_cfi_drop, max_rmsea_rise=max_rmsea_rise
+    )
 
+
+def measurement_invariance_from_moments(
+    groups: Sequence[tuple[object, ItemMoments]],
+    columns: Sequence[str],
+    factors: dict[str, list[str]],
+    *,
+    max_cfi_drop: float = 0.010,
+    max_rmsea_rise: float = 0.015,
+) -> InvarianceResult:
+    """:func:`measurement_invariance` from each group's complete-row moments of the items
+    ``columns``, given as ``(group, moments)`` in the order the groups are to be modelled (the
+    first is the reference group). Groups with no complete row are left out, as there."""
+    names, items, pattern, markers = _pattern(factors)
+    present = [(level, mo) for level, mo in groups if mo.n > 0]
+    if len(present) < 2:
+        raise ValueError("Measurement invariance needs at least 2 groups with complete data.")
+    moments = [
+        _checked(_in_model_order(mo, columns, items), f"group {level!r}") for level, mo in present
+    ]
+    return _invariance(
+        pattern,
+        markers,
+        [level for level, _ in present],
+        moments,
+        max_cfi_drop=max_cfi_drop,
+        max_rmsea_rise=max_rmsea_rise,
+    )
+
+
+def _invariance(
+    pattern: np.ndarray,
+    markers: np.ndarray,
+    levels: Sequence[object],
+    moments: Sequence[ItemMoments],
+    *,
+    max_cfi_drop: float,
+    max_rmsea_rise: float,
+) -> InvarianceResult:
     steps: list[InvarianceStep] = []
     for model_name, equal_loadings, equal_intercepts in (
         ("configural", False, False),

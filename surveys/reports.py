@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 
 from stats import psychometrics
-from surveys.models import Instrument, Response
-from surveys.scoring import keyed_values
+from surveys.item_moments import GroupMoments, ScoreItemMoments, score_item_moments, score_values
+from surveys.models import Instrument
 from trials.models import Trial
 
 # Fewer respondents than this per group make a CFA or an invariance test meaningless.
@@ -49,76 +49,59 @@ def _attempt(compute: Callable[[], object]) -> Figure:
         return Figure(reason=str(error))
 
 
-def instrument_item_frame(trial: Trial, instrument: Instrument) -> pd.DataFrame:
-    """One row per response to ``instrument``: keyed item values (higher = more), with the
-    participant, wave, language version and community."""
-    items = instrument.definition.item_codes
-    rows = []
-    responses = Response.objects.filter(wave__trial=trial, wave__instruments=instrument).values(
-        "participant_id", "participant__community__slug", "wave__index", "answers", "languages"
-    )
-    for response in responses:
-        keyed = keyed_values(instrument.definition, response["answers"].get(instrument.code, {}))
-        rows.append(
-            {
-                "participant": response["participant_id"],
-                "wave": response["wave__index"],
-                "language": response["languages"].get(instrument.code, "en"),
-                "community": response["participant__community__slug"] or "none",
-                **{item: keyed.get(item, np.nan) for item in items},
-            }
-        )
-    columns = ["participant", "wave", "language", "community", *items]
-    return pd.DataFrame(rows, columns=columns)
-
-
-def _wave_figures(frame: pd.DataFrame, items: list[str]) -> dict:
-    values = frame[items].to_numpy(dtype=float)
+def _wave_figures(group: GroupMoments, items: list[str]) -> dict:
+    moments = group.moments
     figures = {
-        "n": len(frame),
-        "alpha": _attempt(lambda: psychometrics.cronbach_alpha(values)),
-        "omega": _attempt(lambda: psychometrics.mcdonald_omega(values)),
+        "n": group.rows,
+        "alpha": _attempt(lambda: psychometrics.cronbach_alpha_from_moments(moments)),
+        "omega": _attempt(lambda: psychometrics.mcdonald_omega_from_moments(moments)),
     }
-    if len(frame) < MIN_RESPONDENTS_FOR_CFA:
+    if group.rows < MIN_RESPONDENTS_FOR_CFA:
         figures["cfa"] = Figure(reason=f"fewer than {MIN_RESPONDENTS_FOR_CFA} respondents")
     elif len(items) < 4:
         figures["cfa"] = Figure(reason="a one-factor model of 3 items fits perfectly (0 df)")
     else:
-        figures["cfa"] = _attempt(lambda: psychometrics.cfa_fit(frame, {"factor": items}))
+        figures["cfa"] = _attempt(
+            lambda: psychometrics.cfa_fit_from_moments(moments, items, {"factor": items})
+        )
     return figures
 
 
-def _invariance(frame: pd.DataFrame, items: list[str], group: str) -> Figure:
-    sizes = frame[group].value_counts()
-    groups = sizes[sizes >= MIN_PER_GROUP_FOR_INVARIANCE].index
-    if len(groups) < 2:
+def _invariance(groups: dict[str, GroupMoments], items: list[str], group: str) -> Figure:
+    """Groups of at least ``MIN_PER_GROUP_FOR_INVARIANCE`` responses (complete or not), modelled
+    in the order their first complete response was stored; the first is the reference."""
+    large = {label: g for label, g in groups.items() if g.rows >= MIN_PER_GROUP_FOR_INVARIANCE}
+    if len(large) < 2:
         return Figure(reason=f"needs two {group} groups of at least {MIN_PER_GROUP_FOR_INVARIANCE}")
     if len(items) < 4:
         return Figure(reason="needs at least 4 items for a testable configural model")
-    subset = frame[frame[group].isin(groups)].copy()
-    subset[group] = subset[group].astype(str)
-    return _attempt(lambda: _invariance_steps(subset, items, group))
+    ordered = sorted(
+        ((label, g) for label, g in large.items() if g.first is not None),
+        key=lambda lg: lg[1].first,
+    )
+    return _attempt(lambda: _invariance_steps([(lb, g.moments) for lb, g in ordered], items))
 
 
-def _invariance_steps(frame: pd.DataFrame, items: list[str], group: str) -> dict:
-    result = psychometrics.measurement_invariance(frame, {"f": items}, group)
+def _invariance_steps(
+    groups: list[tuple[str, psychometrics.ItemMoments]], items: list[str]
+) -> dict:
+    result = psychometrics.measurement_invariance_from_moments(groups, items, {"f": items})
     return {
         "groups": dict(zip(result.groups, result.n_per_group, strict=True)),
         "steps": [result.configural, result.metric, result.scalar],
     }
 
 
-def _score_values(frame: pd.DataFrame, items: list[str]) -> pd.Series:
-    # The scale mean of complete rows: test–retest and change do not depend on the multiplier.
-    return frame[items].mean(axis=1, skipna=False)
+def trial_survey_report(trial: Trial, *, retest: bool = True) -> list[ScoreReport]:
+    """Every score of every instrument the trial's waves ask, with its psychometrics.
 
-
-def trial_survey_report(trial: Trial) -> list[ScoreReport]:
-    """Every score of every instrument the trial's waves ask, with its psychometrics."""
+    Reliability, the CFA and invariance come from item moments PostgreSQL computes
+    (``surveys.item_moments``), so their cost does not grow with the rows fetched. The
+    test–retest ICC and the reliable-change counts need each participant's score at every wave;
+    without ``retest`` they are left out (an analysis run stores neither)."""
     instruments = Instrument.objects.filter(wave__trial=trial).distinct().order_by("code")
     reports = []
     for instrument in instruments:
-        frame = instrument_item_frame(trial, instrument)
         for score in instrument.definition.scores:
             report = ScoreReport(
                 instrument=instrument.code,
@@ -126,23 +109,41 @@ def trial_survey_report(trial: Trial) -> list[ScoreReport]:
                 items=instrument.definition.scored_items(score),
                 validated=instrument.validated,
             )
-            _fill(report, frame)
+            _fill(report, score_item_moments(trial, instrument, report.items))
+            if retest:
+                _fill_retest(report, trial, instrument)
+            else:
+                report.test_retest = report.reliable_change = Figure(reason=NOT_ASKED)
             reports.append(report)
     return reports
 
 
-def _fill(report: ScoreReport, frame: pd.DataFrame) -> None:
-    """Every figure of one score, from its instrument's item frame."""
+NOT_ASKED = "not computed for this report"
+
+
+def _fill(report: ScoreReport, moments: ScoreItemMoments) -> None:
+    """Reliability per wave and invariance of one score, from its items' moments."""
     items = report.items
-    for wave, rows in frame.groupby("wave"):
-        report.by_wave.append({"wave": wave, **_wave_figures(rows, items)})
-    first_wave = frame[frame["wave"] == frame["wave"].min()] if len(frame) else frame
+    for wave in sorted(moments.waves):
+        report.by_wave.append({"wave": wave, **_wave_figures(moments.waves[wave], items)})
+    first = min(moments.waves, default=None)
     report.invariance = {
-        "language": _invariance(first_wave, items, "language"),
-        "community": _invariance(first_wave, items, "community"),
-        "wave": _invariance(frame, items, "wave"),
+        "language": _invariance(
+            {lang: g for (w, lang), g in moments.languages.items() if w == first}, items, "language"
+        ),
+        "community": _invariance(
+            {c: g for (w, c), g in moments.communities.items() if w == first}, items, "community"
+        ),
+        "wave": _invariance({str(w): g for w, g in moments.waves.items()}, items, "wave"),
     }
-    scored = frame.assign(score=_score_values(frame, items)).dropna(subset=["score"])
+
+
+def _fill_retest(report: ScoreReport, trial: Trial, instrument: Instrument) -> None:
+    """Test–retest and reliable change from the scale mean of each complete response (the
+    multiplier changes neither), read a chunk of rows at a time."""
+    scored = pd.DataFrame.from_records(
+        score_values(trial, instrument, report.items), columns=["participant", "wave", "score"]
+    ).astype({"wave": "int64", "score": "float64"})
     report.test_retest = _attempt(
         lambda: psychometrics.icc_test_retest(scored, "participant", "wave", "score", n_boot=200)
     )

@@ -1,0 +1,150 @@
+"""Reads for the psychometrics of a score's items, computed in PostgreSQL so that no row per
+respondent leaves the database (docs/architecture.md, "Survey quality").
+
+α, ω, the one-factor CFA and the multi-group invariance tests depend on the complete rows of a
+score's items only through each group's count, :math:`\\sum x_j` and :math:`\\sum x_jx_k`
+(``stats.psychometrics.ItemMoments``). One GROUP BY per score computes them per wave, per wave
+and language version, and per wave and community, from the keyed answers in
+``Response.answers``: reverse-keyed items mirrored within their answers' range as
+``surveys.scoring.keyed_values`` does. The sums are ``numeric``, exact for whole-number answers,
+so the moments are exact before they are rounded to floats once.
+"""
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from django.db import connection
+
+from stats.psychometrics import ItemMoments
+from surveys.instrument import InstrumentDefinition
+from surveys.models import Instrument, Response, Wave
+from trials.models import Community, Participant, Trial
+
+
+@dataclass(frozen=True)
+class GroupMoments:
+    """One group's responses: how many there are (complete or not), the moments of the complete
+    ones, and the lowest id among the complete ones (their order of first appearance)."""
+
+    rows: int
+    moments: ItemMoments
+    first: int | None
+
+
+@dataclass(frozen=True)
+class ScoreItemMoments:
+    """The moments of one score's items, keyed by wave index, (wave, language) and
+    (wave, community slug); a participant with no community is in ``"none"``."""
+
+    items: list[str]
+    waves: dict[int, GroupMoments] = field(default_factory=dict)
+    languages: dict[tuple[int, str], GroupMoments] = field(default_factory=dict)
+    communities: dict[tuple[int, str], GroupMoments] = field(default_factory=dict)
+
+
+def _keyed_columns(
+    definition: InstrumentDefinition, items: list[str]
+) -> tuple[list[str], list[object]]:
+    """SQL expressions (and their parameters) for each item's keyed value: NULL when it was not
+    answered with a number, ``low + high - value`` for a reverse-keyed item."""
+    expressions, params = [], []
+    for code in items:
+        item = definition.item(code)
+        value = (
+            "CASE WHEN jsonb_typeof(r.answers -> %s -> %s) = 'number' "
+            "THEN (r.answers -> %s ->> %s)::numeric END"
+        )
+        params += [definition.code, code, definition.code, code]
+        if item.reverse:
+            low, high = definition.answer_range(item)
+            value = f"(%s - {value})"
+            params = [*params[:-4], low + high, *params[-4:]]
+        expressions.append(value)
+    return expressions, params
+
+
+def _responses_sql(
+    instrument: Instrument, items: list[str], wave: int | None = None
+) -> tuple[str, list[object]]:
+    """Each response of the trial to a wave that asks ``instrument`` (only wave index ``wave``
+    if given): id, participant, wave index, language version, community, and ``x0…`` the keyed
+    items, with ``complete``."""
+    expressions, params = _keyed_columns(instrument.definition, items)
+    keyed = ", ".join(f"{e} AS x{j}" for j, e in enumerate(expressions))
+    only_wave = "" if wave is None else "AND w.index = %s"
+    complete = " AND ".join(f"x{j} IS NOT NULL" for j in range(len(items))) or "TRUE"
+    sql = f"""
+        SELECT k.*, ({complete}) AS complete FROM (
+            SELECT r.id, r.participant_id AS participant, w.index AS wave,
+                   CASE WHEN jsonb_exists(r.languages, %s) THEN r.languages ->> %s
+                        ELSE 'en' END AS language,
+                   COALESCE(NULLIF(c.slug, ''), 'none') AS community,
+                   {keyed}
+            FROM {Response._meta.db_table} r
+            JOIN {Wave._meta.db_table} w ON w.id = r.wave_id
+            JOIN {Wave.instruments.through._meta.db_table} wi ON wi.wave_id = w.id
+            JOIN {Participant._meta.db_table} p ON p.id = r.participant_id
+            LEFT JOIN {Community._meta.db_table} c ON c.id = p.community_id
+            WHERE w.trial_id = %s AND wi.instrument_id = %s {only_wave}
+        ) k
+    """
+    return sql, [instrument.code, instrument.code, *params]
+
+
+def score_item_moments(
+    trial: Trial, instrument: Instrument, items: list[str], *, wave: int | None = None
+) -> ScoreItemMoments:
+    """Per wave, per wave and language, per wave and community: the number of responses to
+    ``instrument`` and the moments of the complete rows of ``items`` (keyed), in one query;
+    only at wave index ``wave`` if given."""
+    responses, params = _responses_sql(instrument, items, wave)
+    p = len(items)
+    pairs = [(j, k) for j in range(p) for k in range(j, p)]
+    sums = ", ".join(f"SUM(x{j}) FILTER (WHERE complete)" for j in range(p))
+    products = ", ".join(f"SUM(x{j} * x{k}) FILTER (WHERE complete)" for j, k in pairs)
+    sql = f"""
+        SELECT GROUPING(language), GROUPING(community), wave, language, community, COUNT(*),
+               COUNT(*) FILTER (WHERE complete), MIN(id) FILTER (WHERE complete)
+               {", " + sums if p else ""} {", " + products if p else ""}
+        FROM ({responses}) keyed
+        GROUP BY GROUPING SETS ((wave), (wave, language), (wave, community))
+    """
+    found = ScoreItemMoments(items=list(items))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, trial.pk, instrument.pk, *([] if wave is None else [wave])])
+        for row in cursor.fetchall():
+            no_language, no_community, wave, language, community, rows, n, first = row[:8]
+            cross = [[0] * p for _ in range(p)]
+            for (j, k), value in zip(pairs, row[8 + p :], strict=True):
+                cross[j][k] = cross[k][j] = value or 0
+            group = GroupMoments(
+                rows=rows,
+                moments=ItemMoments.from_sums(n, [v or 0 for v in row[8 : 8 + p]], cross),
+                first=first,
+            )
+            if no_language and no_community:
+                found.waves[wave] = group
+            elif not no_language:
+                if language is not None:  # a language recorded as null names no group
+                    found.languages[wave, language] = group
+            else:
+                found.communities[wave, community] = group
+    return found
+
+
+def score_values(
+    trial: Trial, instrument: Instrument, items: list[str], *, chunk: int = 50_000
+) -> Iterator[tuple[str, int, float]]:
+    """(participant, wave index, mean of the keyed ``items``) for each response whose items are
+    all answered, in the order the responses were stored, streamed from a server-side cursor
+    ``chunk`` rows at a time."""
+    responses, params = _responses_sql(instrument, items)
+    total = " + ".join(f"x{j}" for j in range(len(items))) or "0"
+    sql = f"""
+        SELECT participant, wave, ({total})::float8 / %s FROM ({responses}) keyed
+        WHERE complete ORDER BY id
+    """
+    with connection.chunked_cursor() as cursor:
+        cursor.execute(sql, [max(len(items), 1), *params, trial.pk, instrument.pk])
+        while rows := cursor.fetchmany(chunk):
+            yield from rows
