@@ -10,6 +10,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from analytics.simulate import answers_for_score, factorial_cell_effects, simulate_scores
+from federated.dose import dose_release_run
+from federated.models import DoseRelease
 from federated.selectors import telemetry_schema_in_force, windows_ended
 from federated.simulate import simulated_devices, simulated_usage
 from federated.window import telemetry_window_run
@@ -36,6 +38,7 @@ from trials.services import (
     trial_create,
     trial_transition,
 )
+from trials.telemetry import outcome_changes
 
 WAVE_SPACING_DAYS = 14  # WHO-5 asks about the last two weeks
 COMMUNITY = "general"
@@ -53,7 +56,28 @@ SYNTHETIC_TELEMETRY = {
 }
 
 
-def _plan(n_waves: int) -> dict:
+# A synthetic dose release's usage: minutes over the usage period, its mean and SD per arm
+# chosen so that clipping at 0 or at the plan's bound (DOSE_USAGE_UPPER) is rare: clipping would
+# flatten the slope the release estimates.
+DOSE_USAGE_MEAN, DOSE_USAGE_SD, DOSE_USAGE_UPPER = 1000.0, 250.0, 2000
+
+
+def _dose(final: int) -> dict:
+    """The plan's dose release: minutes over the weeks up to the final wave against the change
+    of WHO-5 from baseline to it, costing half the synthetic budget. The bounds are as tight as
+    the simulated data allow: the noise grows with them (``federated.mechanism``)."""
+    return {
+        "outcome": {"instrument": "who5", "score": "who5", "wave": final},
+        "usage_metric": "minutes",
+        "usage_days": final * WAVE_SPACING_DAYS,
+        "usage_upper": DOSE_USAGE_UPPER,
+        "change_bound": 30,
+        "change_step": 1,
+        "rho": 0.5,
+    }
+
+
+def _plan(n_waves: int, *, dose: bool = False) -> dict:
     final = n_waves - 1
     return {
         "hypotheses": [
@@ -84,7 +108,7 @@ def _plan(n_waves: int) -> dict:
         "the growth models use every observed wave (valid when missing at random).",
         "guardrails": ["Engagement rising while flourishing does not (divergence check)."],
         "community_weights": {"general": 1},
-        "telemetry": SYNTHETIC_TELEMETRY,
+        "telemetry": SYNTHETIC_TELEMETRY | ({"dose": _dose(final)} if dose else {}),
     }
 
 
@@ -157,6 +181,7 @@ def synthetic_trial_create(
     seed: int,
     title: str = "",
     factorial: SyntheticFactorial | None = None,
+    dose: bool = False,
 ) -> Trial:
     """A registered, approved, enrolling two-arm trial whose cohort has answered its waves.
 
@@ -164,7 +189,8 @@ def synthetic_trial_create(
     (the growth models' estimand; see analytics.simulate); the data come in through
     ``participant_enrol`` and ``response_submit``. With ``factorial`` the arms are its cells
     instead, growing as it says on every dimension, and the plan pre-registers its main effects,
-    the interaction and language as a moderator.
+    the interaction and language as a moderator. With ``dose`` its telemetry declares a dose
+    release (``synthetic_dose_release`` runs it).
     """
     trial = synthetic_trial_open(
         slug=slug,
@@ -174,6 +200,7 @@ def synthetic_trial_create(
         seed=seed,
         title=title,
         factorial=factorial,
+        dose=dose,
     )
     synthetic_cohort_record(
         trial=trial, participants=participants, effect=effect, seed=seed, factorial=factorial
@@ -191,6 +218,7 @@ def synthetic_trial_open(
     seed: int,
     title: str = "",
     factorial: SyntheticFactorial | None = None,
+    dose: bool = False,
 ) -> Trial:
     """The trial of ``synthetic_trial_create`` before its cohort: registered, approved, enrolling,
     with its consent document; ``synthetic_cohort_record`` fills it in."""
@@ -249,7 +277,7 @@ def synthetic_trial_open(
             day_offset=day * WAVE_SPACING_DAYS,
             instrument_codes=["who5", "swls"],
         )
-    plan = _plan(waves) | (factorial.plan() if factorial else {})
+    plan = _plan(waves, dose=dose) | (factorial.plan() if factorial else {})
     prereg = preregistration_freeze(trial=trial, plan=plan)
     trial = trial_transition(trial=trial, to=Trial.State.REGISTERED)
     for name, kind in [
@@ -417,3 +445,44 @@ def synthetic_telemetry_release(
             window_index=index,
         )
     return len(ended)
+
+
+def synthetic_dose_release(*, trial: Trial, slope: float, seed: int) -> DoseRelease:
+    """Run the dose release of a synthetic trial (``synthetic_trial_create(dose=True)``) through
+    the real release, its ledger and OpenDP, from simulated devices whose usage goes with their
+    participant's outcome change as ``slope`` says.
+
+    The changes are the cohort's own (from its recorded scores), so the usage is drawn given
+    them: within each arm, usage = mean + g (change − arm's mean change) + e with e normal and
+    independent, g and e's SD chosen so that usage has SD ``DOSE_USAGE_SD`` and the least-squares
+    slope of change on usage within arms (what ``federated.slope`` estimates) is ``slope`` in the
+    population. That needs |slope| × ``DOSE_USAGE_SD`` below each arm's SD of the change."""
+    _, schema = telemetry_schema_in_force(trial)
+    if schema.dose is None:
+        raise ValueError(f"The plan of {trial.slug} declares no dose release.")
+    cohort = [
+        p
+        for p in trial.participants.select_related("allocation__arm")
+        if consent_active(p, ConsentScope.TELEMETRY) and consent_active(p, ConsentScope.SURVEYS)
+    ]
+    changes = outcome_changes(trial, schema.dose.outcome, [p.pk for p in cohort])
+    rng = np.random.default_rng(seed)
+    usage: dict[str, int] = {}
+    for arm in sorted({p.allocation.arm.slug for p in cohort}):
+        people = [p for p in cohort if p.allocation.arm.slug == arm and p.pk in changes]
+        change = np.array([changes[p.pk] for p in people])
+        spread = change.std(ddof=1) if len(change) > 1 else 0.0
+        if abs(slope) * DOSE_USAGE_SD >= spread:
+            raise ValueError(
+                f"A slope of {slope:g} needs the change to vary more than "
+                f"{abs(slope) * DOSE_USAGE_SD:.3g} points (SD) in arm {arm}; it varies "
+                f"{spread:.3g}."
+            )
+        gain = slope * DOSE_USAGE_SD**2 / spread**2
+        noise_sd = np.sqrt(DOSE_USAGE_SD**2 - gain**2 * spread**2)
+        minutes = (
+            DOSE_USAGE_MEAN + gain * (change - change.mean()) + rng.normal(0, noise_sd, len(change))
+        )
+        for participant, value in zip(people, minutes, strict=True):
+            usage[assignment_token(participant)] = int(np.clip(round(value), 0, DOSE_USAGE_UPPER))
+    return dose_release_run(grid=simulated_devices({}, dose_usage=usage), trial=trial)

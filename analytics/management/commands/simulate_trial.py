@@ -2,9 +2,11 @@ from django.core.management.base import BaseCommand, CommandError
 
 from analytics.seeding import (
     SyntheticFactorial,
+    synthetic_dose_release,
     synthetic_telemetry_release,
     synthetic_trial_create,
 )
+from federated.selectors import POOLED, dose_slopes
 from trials.models import Trial
 
 
@@ -61,6 +63,15 @@ class Command(BaseCommand):
             help="Also release every ended weekly DP telemetry window from simulated devices, "
             "arm b using the assistant this many minutes a week more than control.",
         )
+        parser.add_argument(
+            "--dose-slope",
+            type=float,
+            default=None,
+            metavar="POINTS_PER_MINUTE",
+            help="Declare a dose release in the plan and run it from simulated devices whose "
+            "minutes of use over the trial go with their participant's WHO-5 change by this "
+            "slope (change per minute, within arms; exploratory and non-causal).",
+        )
 
     def handle(
         self,
@@ -71,6 +82,7 @@ class Command(BaseCommand):
         effect: float,
         seed: int,
         telemetry_effect: float | None,
+        dose_slope: float | None,
         factorial: str | None,
         main_effects: str | None,
         interaction: float,
@@ -95,8 +107,21 @@ class Command(BaseCommand):
             effect=effect,
             seed=seed,
             factorial=design,
+            dose=dose_slope is not None,
         )
         self.stdout.write(self.style.SUCCESS(f"Created {trial.slug}: {trial.description}"))
+        if dose_slope is not None:
+            # Before the windows, so that they cannot have spent the budget it reserves.
+            try:
+                synthetic_dose_release(trial=trial, slope=dose_slope, seed=seed)
+            except ValueError as error:
+                raise CommandError(str(error)) from None
+            pooled = next(s for s in dose_slopes(trial) if s.arm == POOLED)
+            self.stdout.write(
+                f"Released the usage-outcome slope with differential privacy: {pooled.slope:.4g} "
+                f"points per minute (95% CI {pooled.ci_low:.4g} to {pooled.ci_high:.4g}); "
+                f"simulated {dose_slope:g}."
+            )
         if telemetry_effect is not None:
             released = synthetic_telemetry_release(
                 trial=trial, minutes_effect=telemetry_effect, seed=seed
