@@ -22,6 +22,7 @@ from django.db import transaction
 from analytics.models import AnalysisRun
 from analytics.seeding import (
     synthetic_cohort_record,
+    synthetic_dose_release,
     synthetic_telemetry_release,
     synthetic_trial_open,
 )
@@ -37,6 +38,8 @@ OTHER_SLUG = "other-lab"
 PARTICIPANTS = 300
 SEED = 2026
 EFFECT = 1.5
+# WHO-5 points of change per minute of use over the trial, within arms: the demo's dose release.
+DOSE_SLOPE = 0.02
 # Each run's fresh participant: you+1@example.org, you+2@example.org, …
 PARTICIPANT_EMAIL = "you+{}@example.org"
 PARTICIPANT_EMAIL_RE = r"^you\+([0-9]+)@example\.org$"
@@ -71,6 +74,7 @@ class Command(BaseCommand):
                 waves=4,
                 effect=EFFECT,
                 seed=SEED,
+                dose=True,
             )
             if not Trial.objects.filter(slug=OTHER_SLUG).exists():
                 trial_create(
@@ -101,6 +105,8 @@ class Command(BaseCommand):
             seed=SEED,
             batch_size=COHORT_BATCH,
         )
+        # The dose release first: it must not find the budget spent by the windows.
+        synthetic_dose_release(trial=trial, slope=DOSE_SLOPE, seed=SEED)
         # Arm b's assistant is used an hour a week more: the divergence check reads it.
         synthetic_telemetry_release(trial=trial, minutes_effect=60, seed=SEED)
         with transaction.atomic():
