@@ -155,30 +155,43 @@ def answers_for_totals(
     drawn = totals[:, None] / n_items + rng.normal(
         0.0, ITEM_NOISE_SHARE * (high - low), (len(totals), n_items)
     )
-    values = np.clip(np.round(drawn), low, high).astype(np.int64)
-    while True:
-        gap = totals - values.sum(axis=1)
-        rows = np.flatnonzero(gap)
-        if rows.size == 0:
-            return values
-        step = np.sign(gap[rows])[:, None]
-        current = values[rows]
-        movable = np.where(step > 0, current < high, current > low)
-        pull = np.where(movable, (drawn[rows] - current) * step, -np.inf)
-        values[rows, np.argmax(pull, axis=1)] += step[:, 0]
+    values = np.clip(np.round(drawn), low, high).astype(np.int8)
+    gap = totals - values.sum(axis=1, dtype=np.int64)
+    rows = np.flatnonzero(gap)
+    # Only the rows still off their total are worked on, each pass moving one item of each.
+    current, wanted, left = values[rows], drawn[rows], gap[rows]
+    while rows.size:
+        step = np.sign(left)
+        movable = np.where(step[:, None] > 0, current < high, current > low)
+        pull = np.where(movable, (wanted - current) * step[:, None], -np.inf)
+        current[np.arange(rows.size), np.argmax(pull, axis=1)] += step.astype(np.int8)
+        left -= step
+        values[rows] = current
+        still = left != 0
+        rows, current, wanted, left = rows[still], current[still], wanted[still], left[still]
+    return values
 
 
 # Fixed-width text rows: every column of a chunk is a block of bytes per row, so a chunk's COPY
-# text is one concatenation of numpy arrays, with no Python loop over rows.
+# text is a template row repeated and the variable bytes written into it by numpy, with no
+# Python loop over rows.
+
+# "0000" to "9999": integers are written four digits at a time.
+_FOUR_DIGITS = np.array([f"{i:04d}" for i in range(10_000)], "S4").view(np.uint8).reshape(-1, 4)
 
 
-def _digits(values: np.ndarray, width: int) -> np.ndarray:
-    """Non-negative integers as zero-padded ASCII digits, one row of ``width`` bytes each."""
+def _digits(values: np.ndarray, width: int | None = None) -> np.ndarray:
+    """Non-negative integers as zero-padded ASCII digits, one row of ``width`` bytes each
+    (default: as many as the largest needs)."""
     values = np.asarray(values, dtype=np.int64)
-    if values.size and (values.min() < 0 or values.max() >= 10**width):
+    largest = int(values.max()) if values.size else 0
+    if width is None:
+        width = len(str(largest))
+    if values.size and (values.min() < 0 or largest >= 10**width):
         raise ValueError(f"A value does not fit {width} digits.")
-    powers = 10 ** np.arange(width - 1, -1, -1, dtype=np.int64)
-    return ((values[:, None] // powers) % 10 + ord("0")).astype(np.uint8)
+    groups = -(-width // 4)
+    pieces = [_FOUR_DIGITS[(values // 10 ** (4 * g)) % 10_000] for g in range(groups - 1, -1, -1)]
+    return np.concatenate(pieces, axis=1)[:, 4 * groups - width :]
 
 
 def _timestamps(seconds: np.ndarray) -> np.ndarray:
@@ -188,25 +201,42 @@ def _timestamps(seconds: np.ndarray) -> np.ndarray:
     return np.concatenate([text.view(np.uint8).reshape(-1, 19), zone], axis=1)
 
 
-def _rows(n: int, columns: list[np.ndarray | bytes]) -> bytes:
-    """COPY text of ``n`` rows: the columns (byte blocks, or a constant for every row) joined
-    by tabs, each row ended by a newline."""
-    blocks = []
+Column = np.ndarray | bytes | list
+
+
+def _rows(n: int, columns: list[Column]) -> np.ndarray:
+    """COPY text of ``n`` rows (an array of its bytes, handed to ``COPY`` without a copy into
+    a ``bytes``): the columns joined by tabs, each row ended by a newline. A
+    column is a block of bytes per row, a constant for every row, or a list of those written
+    one after the other."""
+    parts: list[np.ndarray | bytes] = []
     for position, column in enumerate(columns):
         if position:
-            blocks.append(np.full((n, 1), ord("\t"), np.uint8))
-        if isinstance(column, bytes):
-            blocks.append(np.broadcast_to(np.frombuffer(column, np.uint8), (n, len(column))))
+            parts.append(b"\t")
+        parts += column if isinstance(column, list) else [column]
+    parts.append(b"\n")
+    width = sum(len(p) if isinstance(p, bytes) else p.shape[1] for p in parts)
+    template = np.empty(width, np.uint8)
+    places = []
+    at = 0
+    for part in parts:
+        size = len(part) if isinstance(part, bytes) else part.shape[1]
+        if isinstance(part, bytes):
+            template[at : at + size] = np.frombuffer(part, np.uint8)
         else:
-            blocks.append(column)
-    blocks.append(np.full((n, 1), ord("\n"), np.uint8))
-    return np.concatenate(blocks, axis=1).tobytes()
+            places.append((at, part))
+        at += size
+    out = np.empty((n, width), np.uint8)
+    out[:] = template
+    for at, part in places:
+        out[:, at : at + part.shape[1]] = part
+    return out
 
 
-def _answers_json(models: list[ScoreModel], values: list[np.ndarray]) -> np.ndarray:
-    """``Response.answers`` as JSON text, one row of bytes per response: each instrument's
-    answers by item code (``{"who5": {"who5_1": 3, …}, …}``); one-digit answers get a space
-    before them where another item's can have two, so that every row has the same width."""
+def _answers_json(models: list[ScoreModel], values: list[np.ndarray]) -> list:
+    """``Response.answers`` as JSON text, a column for :func:`_rows`: each instrument's answers
+    by item code (``{"who5": {"who5_1": 3, …}, …}``); one-digit answers get a space before
+    them where another item's can have two, so that every row has the same width."""
     parts: list[np.ndarray | bytes] = []
     text = b"{"
     for position, (model, answers) in enumerate(zip(models, values, strict=True)):
@@ -218,22 +248,16 @@ def _answers_json(models: list[ScoreModel], values: list[np.ndarray]) -> np.ndar
             text = b""
         text += b"}"
     parts.append(text + b"}")
-    n = len(values[0])
-    return np.concatenate(
-        [
-            np.broadcast_to(np.frombuffer(p, np.uint8), (n, len(p))) if isinstance(p, bytes) else p
-            for p in parts
-        ],
-        axis=1,
-    )
+    return parts
 
 
 def _spaced(values: np.ndarray, width: int) -> np.ndarray:
     """Integers as ASCII, right-aligned in ``width`` bytes with spaces before them."""
-    digits = _digits(values, width)
-    if width > 1:
-        lead = np.cumprod(digits[:, :-1] == ord("0"), axis=1).astype(bool)
-        digits[:, :-1][lead] = ord(" ")
+    if width == 1:
+        return (np.asarray(values) + ord("0")).astype(np.uint8)[:, None]
+    digits = _digits(values, width).copy()
+    lead = np.cumprod(digits[:, :-1] == ord("0"), axis=1).astype(bool)
+    digits[:, :-1][lead] = ord(" ")
     return digits
 
 
@@ -299,9 +323,9 @@ def simulate_chunk(numbers: range, models: list[ScoreModel], seed: int, start: i
     return Cohort(np.asarray(numbers), arm, enrolled, observed, totals)
 
 
-def _copy(cursor, table: str, columns: str, text: bytes) -> None:
+def _copy(cursor, table: str, columns: str, text: np.ndarray) -> None:
     with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-        copy.write(text)
+        copy.write(memoryview(text.reshape(-1)))
 
 
 def _load_chunk(
@@ -325,7 +349,7 @@ def _load_chunk(
         cursor,
         "trials_allocation",
         "participant_id, arm_id, allocated_at",
-        _rows(n, [codes, _digits(arm_ids, 12), enrolled]),
+        _rows(n, [codes, _digits(arm_ids), enrolled]),
     )
     for offset, scope in enumerate((b"surveys", b"telemetry")):
         grant_ids = 2 * cohort.numbers + offset + 1
@@ -333,7 +357,7 @@ def _load_chunk(
             cursor,
             "trials_consentgrant",
             "id, participant_id, document_id, scope, granted_at",
-            _rows(n, [_digits(grant_ids, 12), codes, str(ids.document).encode(), scope, enrolled]),
+            _rows(n, [_digits(grant_ids), codes, str(ids.document).encode(), scope, enrolled]),
         )
     person, wave = np.nonzero(cohort.observed)
     count = len(person)
@@ -353,8 +377,8 @@ def _load_chunk(
         cursor,
         "surveys_response",
         "id, participant_id, wave_id, answers, languages, timings, quality, flagged, submitted_at",
-        _rows(count, [_digits(response_ids, 12), codes[person],
-                      _digits(np.array(ids.waves)[wave], 12), _answers_json(models, answers),
+        _rows(count, [_digits(response_ids), codes[person],
+                      _digits(np.array(ids.waves)[wave]), _answers_json(models, answers),
                       languages, b"{}", b"{}", b"f", _timestamps(submitted)]),
     )  # fmt: skip
     for position, (model, totals) in enumerate(zip(models, cohort.totals, strict=True)):
@@ -365,10 +389,10 @@ def _load_chunk(
             cursor,
             "surveys_score",
             "id, response_id, instrument_id, code, dimension, value",
-            _rows(count, [_digits(response_ids * len(models) + position, 13),
-                          _digits(response_ids, 12), str(model.instrument_id).encode(),
+            _rows(count, [_digits(response_ids * len(models) + position),
+                          _digits(response_ids), str(model.instrument_id).encode(),
                           model.code.encode(), model.dimension.encode(),
-                          _digits(values, 4)]),
+                          _digits(values)]),
         )  # fmt: skip
     return count, count * len(models)
 

@@ -44,11 +44,12 @@ def test_answers_for_totals_refuses_an_impossible_total():
 
 def test_fixed_width_columns_are_copy_text():
     assert _digits(np.array([7, 120]), 4).tobytes() == b"00070120"
+    assert _digits(np.array([5, 123456789])).tobytes() == b"000000005123456789"
     assert _spaced(np.array([3, 10, 0]), 2).tobytes() == b" 310 0"
     assert _timestamps(np.array([0, 86400 + 61])).tobytes() == (
         b"1970-01-01T00:00:00+001970-01-02T00:01:01+00"
     )
-    text = _rows(2, [_digits(np.array([1, 2]), 2), b"x", _spaced(np.array([5, 10]), 2)])
+    text = _rows(2, [_digits(np.array([1, 2]), 2), b"x", _spaced(np.array([5, 10]), 2)]).tobytes()
     assert text == b"01\tx\t 5\n02\tx\t10\n"
 
 
@@ -69,9 +70,9 @@ def test_answers_json_is_the_answers_by_instrument_and_item():
         for code in ("who5", "swls")
     ]
     values = [np.array([[0, 1, 2, 3, 5], [5, 5, 5, 5, 5]]), np.array([[1, 7, 2, 3, 4]] * 2)]
-    rows = _answers_json(models, values)
-    assert len({len(row.tobytes()) for row in rows}) == 1
-    first = json.loads(rows[0].tobytes())
+    rows = _rows(2, [_answers_json(models, values)]).tobytes().splitlines()
+    assert len({len(row) for row in rows}) == 1
+    first = json.loads(rows[0])
     assert first == {
         "who5": dict(zip(models[0].items, [0, 1, 2, 3, 5], strict=True)),
         "swls": dict(zip(models[1].items, [1, 7, 2, 3, 4], strict=True)),
