@@ -47,16 +47,24 @@ TOLERANCE_SE = 4.0
 # the step it runs within.
 STEPS = (
     ("trial_scores_frame", None),
+    ("scores_digest", None),
+    ("score_kinds", None),
+    ("analysed_score_rows", None),
     ("planned_outcomes", None),
     ("_mixedlm", None),
     ("growth_statistics", "_mixedlm"),
     ("mixedlm_growth_from_statistics", "_mixedlm"),
+    ("mixedlm_growth_adjusted", "_mixedlm"),
     ("_frequentist", None),
     ("gee_growth", "_frequentist"),
+    ("gee_growth_from_statistics", "_frequentist"),
+    ("ancova_rows", "_frequentist"),
     ("ancova", "_frequentist"),
     ("_adjust", None),
     ("_bayes_moderation", None),
+    ("outcomes_statistics", None),
     ("growth_data_from_frame", None),
+    ("growth_data_from_statistics", None),
     ("_community_weights", None),
     ("growth_fit", None),
     ("_bayes_estimates", None),
@@ -69,6 +77,7 @@ STEPS = (
     ("telemetry_engagement_releases", None),
     ("_divergence", None),
     ("_psychometrics", None),
+    ("trial_survey_report", "_psychometrics"),
 )
 BASELINE_SQL = (
     "SELECT s.code, a.arm_id, w.index, count(*), avg(s.value) FROM surveys_score s "
