@@ -30,28 +30,45 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import cache
+from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 from federated.schema import COUNT, DOSE_PRODUCTS, dose_bounds
 from trials.telemetry import DoseSection, TelemetrySection
 
 if TYPE_CHECKING:
-    from types import ModuleType
-
-    import opendp.prelude as dp
+    from opendp.mod import Measurement
 
 NANO = 10**9  # the ledger counts ρ in integer nano-units
 INTEGER = "i64"  # sums of many bounded minutes overflow 32 bits
 
 
 @cache
-def _opendp() -> ModuleType:
-    """OpenDP, imported on first use: the web process imports this module for the ledger's
-    figures, and OpenDP loads scikit-learn (tests/config/test_startup_imports.py)."""
-    import opendp.prelude as dp
+def _opendp() -> SimpleNamespace:
+    """The part of OpenDP this module uses, imported on first use (the web process imports this
+    module for the ledger's figures: tests/config/test_startup_imports.py) and from OpenDP's core
+    modules: ``opendp.prelude`` also imports its extras, which load pandas, PyArrow, SciPy and
+    scikit-learn, and the Flower ServerApp that releases windows imports none of those."""
+    import opendp.combinators as c
+    import opendp.measurements as m
+    import opendp.transformations as t
+    from opendp import accuracy, domains, metrics, mod
 
-    dp.enable_features("contrib")
-    return dp
+    mod.enable_features("contrib")
+    return SimpleNamespace(
+        Measurement=mod.Measurement,
+        serialize=mod.serialize,
+        deserialize=mod.deserialize,
+        binary_search_param=mod.binary_search_param,
+        discrete_gaussian_scale_to_accuracy=accuracy.discrete_gaussian_scale_to_accuracy,
+        atom_domain=domains.atom_domain,
+        vector_domain=domains.vector_domain,
+        symmetric_distance=metrics.symmetric_distance,
+        absolute_distance=metrics.absolute_distance,
+        t=t,
+        m=m,
+        c=c,
+    )
 
 
 def nano_rho_floor(rho: float) -> int:
@@ -69,7 +86,7 @@ class QuantityMechanism:
     scale: float
     rho: float
 
-    def measurement(self) -> dp.Measurement:
+    def measurement(self) -> Measurement:
         if self.quantity == COUNT:
             return _count(self.scale)
         return _clamped_sum(self.lower, self.upper, self.scale)
@@ -99,13 +116,13 @@ class NoisyValue:
     scale: float  # of the integer Gaussian; its standard deviation is at most this
 
 
-def _count(scale: float) -> dp.Measurement:
+def _count(scale: float) -> Measurement:
     dp = _opendp()
     domain, metric = dp.vector_domain(dp.atom_domain(T=INTEGER)), dp.symmetric_distance()
     return dp.t.make_count(domain, metric, TO=INTEGER) >> dp.m.then_gaussian(scale)
 
 
-def _clamped_sum(lower: int, upper: int, scale: float) -> dp.Measurement:
+def _clamped_sum(lower: int, upper: int, scale: float) -> Measurement:
     dp = _opendp()
     domain, metric = dp.vector_domain(dp.atom_domain(T=INTEGER)), dp.symmetric_distance()
     return (
@@ -143,7 +160,7 @@ def _calibrated(quantity: str, lower: int, upper: int, rho: float) -> QuantityMe
     """The quantity with the noise scale at which it costs at most ``rho`` (OpenDP's binary
     search on the measurement's own privacy map)."""
 
-    def build(scale: float) -> dp.Measurement:
+    def build(scale: float) -> Measurement:
         return QuantityMechanism(quantity, lower, upper, scale, rho=0.0).measurement()
 
     scale = _opendp().binary_search_param(build, d_in=1, d_out=rho)
