@@ -96,13 +96,22 @@ def run(
     for participants in sizes or SIZES:
         with tempfile.TemporaryDirectory(prefix="bench-scale-") as directory:
             out = Path(directory) / "result.json"
-            subprocess.run(
+            child = subprocess.Popen(
                 [sys.executable, "-m", "infra.benchmarks.bench_analysis_scale", "size",
                  str(participants), str(out), str(memory_cap_gb), str(analysis_minutes)],
                 env=dict(os.environ, DJANGO_SETTINGS_MODULE="config.settings.test"),
                 cwd=REPO_DIR,
-                check=True,
             )  # fmt: skip
+            previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+            try:
+                if child.wait():
+                    raise RuntimeError(f"The {participants:,}-participant run failed.")
+            finally:
+                # Stopped from outside: the child drops its database on the way out.
+                if child.poll() is None:
+                    child.terminate()
+                    child.wait()
+                signal.signal(signal.SIGTERM, previous)
             results.append(json.loads(out.read_text()))
     for result in results:
         print(_steps_table(result), file=sys.stderr)
@@ -186,7 +195,9 @@ def _maybe(value: float | None) -> str:
 
 
 def _size(participants: int, out: Path, memory_cap_gb: float, analysis_minutes: float) -> None:
-    """In a database of its own: load the trial, time the baseline, analyse it in a child."""
+    """In a database of its own: load the trial, analyse it in a child, time the baseline."""
+    # Stopped from outside (a timeout), still drop the database on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with own_database(os.environ["DATABASE_URL"], run_database_name("bench_scale")) as url:
         os.environ["DATABASE_URL"] = url
         import django
@@ -209,15 +220,18 @@ def _size(participants: int, out: Path, memory_cap_gb: float, analysis_minutes: 
             file=sys.stderr,
             flush=True,
         )
-        timings = []
+        connection.close()
+        analysis = _analyse_in_child(load.slug, url, memory_cap_gb, analysis_minutes)
+        # After the analysis, so that its reads start from the cache the load left; not when
+        # the analysis was stopped, which leaves no time to compare with.
+        timings = [float("nan")]
         with connection.cursor() as cursor:
-            for _ in range(3):
+            for _ in range(3 if analysis["finished"] else 0):
                 begun = time.perf_counter()
                 cursor.execute(BASELINE_SQL)
                 cursor.fetchall()
                 timings.append(time.perf_counter() - begun)
         connection.close()
-        analysis = _analyse_in_child(load.slug, url, memory_cap_gb, analysis_minutes)
     check = _check(analysis.get("estimates", []), load.truth)
     out.write_text(
         json.dumps(
@@ -231,7 +245,7 @@ def _size(participants: int, out: Path, memory_cap_gb: float, analysis_minutes: 
                     "seconds_total": load_seconds,
                     "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
                 },
-                "baseline_seconds": min(timings),
+                "baseline_seconds": min(timings[1:], default=timings[0]),
                 "truth": load.truth,
                 "analysis": analysis,
                 "check": check,
@@ -289,22 +303,28 @@ def _analyse_in_child(slug: str, url: str, memory_cap_gb: float, minutes: float)
         )  # fmt: skip
         stopped = ""
         cap = memory_cap_gb * 2**30
-        while True:
-            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
-            if pid:
-                break
-            elapsed = time.perf_counter() - started
-            rss = _rss_bytes(process.pid)
-            if rss > cap or elapsed > minutes * 60:
-                stopped = (
-                    f"RSS {rss / 2**30:.1f} GiB over the {memory_cap_gb:g} GiB cap"
-                    if rss > cap
-                    else f"still running after {minutes:g} min"
-                ) + f" at {elapsed:.0f} s"
+        shown = None
+        try:
+            while True:
+                pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+                if pid:
+                    break
+                elapsed = time.perf_counter() - started
+                rss = _rss_bytes(process.pid)
+                if rss > cap or elapsed > minutes * 60:
+                    stopped = (
+                        f"RSS {rss / 2**30:.1f} GiB over the {memory_cap_gb:g} GiB cap"
+                        if rss > cap
+                        else f"still running after {minutes:g} min"
+                    ) + f" at {elapsed:.0f} s"
+                    os.killpg(process.pid, signal.SIGKILL)
+                    _, status, usage = os.wait4(process.pid, 0)
+                    break
+                shown = _show_progress(progress, shown, elapsed, rss)
+                time.sleep(0.2)
+        finally:
+            if process.returncode is None and _rss_bytes(process.pid):
                 os.killpg(process.pid, signal.SIGKILL)
-                _, status, usage = os.wait4(process.pid, 0)
-                break
-            time.sleep(0.2)
         wall = time.perf_counter() - started
         result = json.loads(out.read_text()) if out.exists() else {}
         if not result and progress.exists():
@@ -321,6 +341,22 @@ def _analyse_in_child(slug: str, url: str, memory_cap_gb: float, minutes: float)
         "peak_rss_bytes": usage.ru_maxrss * 1024,
         "steps": result.get("steps", {}),
     }
+
+
+def _show_progress(progress: Path, shown: str | None, elapsed: float, rss: int) -> str | None:
+    """Say on stderr when the analysing process enters a step (a long run's log then shows
+    where it is, even if it is stopped from outside); the step now shown."""
+    try:
+        current = json.loads(progress.read_text())["current"]
+    except (OSError, ValueError, KeyError):
+        return shown
+    if current != shown:
+        print(
+            f"[analysis_scale] {elapsed:7.0f} s, RSS {rss / 2**30:5.2f} GiB: {current or '-'}",
+            file=sys.stderr,
+            flush=True,
+        )
+    return current
 
 
 class _Steps:
