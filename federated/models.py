@@ -85,25 +85,36 @@ class TelemetryRelease(models.Model):
         return f"{self.trial.slug} window {self.window_index}"
 
 
-class ReleasedAggregate(models.Model):
-    """A noisy per-arm count or sum, with the scale of the integer Gaussian noise added to it."""
+class NoisyAggregate(models.Model):
+    """A noisy per-arm count or sum of a release, with the scale of the integer Gaussian noise
+    added to it (``federated.mechanism``)."""
 
-    release = models.ForeignKey(TelemetryRelease, on_delete=models.CASCADE, related_name="values")
     arm = models.ForeignKey(Arm, on_delete=models.PROTECT)
-    quantity = models.CharField(max_length=50, help_text="'count' or a metric code.")
+    quantity = models.CharField(
+        max_length=50, help_text="'count', a metric code or a dose product."
+    )
     value = models.BigIntegerField()
     noise_scale = models.FloatField()
 
     class Meta:
+        abstract = True
         ordering = ["release", "arm", "quantity"]
+
+    def __str__(self) -> str:
+        return f"{self.release} {self.arm.slug} {self.quantity}"
+
+
+class ReleasedAggregate(NoisyAggregate):
+    """A value of a telemetry window's release."""
+
+    release = models.ForeignKey(TelemetryRelease, on_delete=models.CASCADE, related_name="values")
+
+    class Meta(NoisyAggregate.Meta):
         constraints = [
             models.UniqueConstraint(
                 fields=["release", "arm", "quantity"], name="one_value_per_quantity"
             )
         ]
-
-    def __str__(self) -> str:
-        return f"{self.release} {self.arm.slug} {self.quantity}"
 
 
 class DoseRelease(models.Model):
@@ -134,22 +145,14 @@ class DoseRelease(models.Model):
         return f"{self.trial.slug} dose release (plan v{self.preregistration.version})"
 
 
-class DoseAggregate(models.Model):
-    """A noisy per-arm count or sum of the dose release, with its integer Gaussian's scale."""
+class DoseAggregate(NoisyAggregate):
+    """A value of the dose release."""
 
     release = models.ForeignKey(DoseRelease, on_delete=models.CASCADE, related_name="values")
-    arm = models.ForeignKey(Arm, on_delete=models.PROTECT)
-    quantity = models.CharField(max_length=50, help_text="'count' or a dose product.")
-    value = models.BigIntegerField()
-    noise_scale = models.FloatField()
 
-    class Meta:
-        ordering = ["release", "arm", "quantity"]
+    class Meta(NoisyAggregate.Meta):
         constraints = [
             models.UniqueConstraint(
                 fields=["release", "arm", "quantity"], name="one_dose_value_per_quantity"
             )
         ]
-
-    def __str__(self) -> str:
-        return f"{self.release} {self.arm.slug} {self.quantity}"

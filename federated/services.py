@@ -9,6 +9,7 @@ Reusing an unreleased reservation is safe: noise drawn by a run that crashed bef
 release was never seen by anyone, so the privacy it would have cost was never lost.
 """
 
+from collections.abc import Callable
 from datetime import date
 
 from django.core.exceptions import ValidationError
@@ -19,6 +20,7 @@ from federated.mechanism import NANO, NoisyValue, nano_rho_floor
 from federated.models import (
     DoseAggregate,
     DoseRelease,
+    NoisyAggregate,
     PrivacyBudget,
     PrivacyCharge,
     ReleasedAggregate,
@@ -105,7 +107,6 @@ def _reserve(
     return charge
 
 
-@transaction.atomic
 def telemetry_release_store(
     *,
     charge: PrivacyCharge,
@@ -115,47 +116,25 @@ def telemetry_release_store(
     window: tuple[date, date],
     noisy: dict[str, dict[str, NoisyValue]],
 ) -> TelemetryRelease:
-    """Store a window's noisy values and finalise its charge, all or nothing. If another run
-    already stored this charge's release, that one stands and ``noisy`` is discarded unseen."""
-    charge = PrivacyCharge.objects.select_for_update().get(pk=charge.pk)
-    if charge.status == PrivacyCharge.Status.RELEASED:
-        return charge.release
-    arms = {arm.slug: arm for arm in trial.arms.all()}
-    unknown = set(noisy) - set(arms)
-    if unknown:
-        raise ValueError(f"Not arms of {trial.slug}: {', '.join(sorted(unknown))}.")
-    release = TelemetryRelease.objects.create(
-        trial=trial,
-        preregistration=preregistration,
+    """Store a window's noisy values and finalise its charge (``_release_store``)."""
+    return _release_store(
         charge=charge,
-        window_index=window_index,
-        window_start=window[0],
-        window_end=window[1],
-    )
-    ReleasedAggregate.objects.bulk_create(
-        ReleasedAggregate(
-            release=release,
-            arm=arms[arm],
-            quantity=quantity,
-            value=value.value,
-            noise_scale=value.scale,
-        )
-        for arm, quantities in noisy.items()
-        for quantity, value in quantities.items()
-    )
-    charge.status = PrivacyCharge.Status.RELEASED
-    charge.released_at = timezone.now()
-    charge.save(update_fields=["status", "released_at"])
-    event_record(
         trial=trial,
-        kind=TrialEvent.Kind.TELEMETRY_RELEASED,
-        key=charge.key,
+        noisy=noisy,
+        stored=lambda charge: charge.release,
+        create=lambda charge: TelemetryRelease.objects.create(
+            trial=trial,
+            preregistration=preregistration,
+            charge=charge,
+            window_index=window_index,
+            window_start=window[0],
+            window_end=window[1],
+        ),
+        aggregate=ReleasedAggregate,
         window_index=window_index,
     )
-    return release
 
 
-@transaction.atomic
 def dose_release_store(
     *,
     charge: PrivacyCharge,
@@ -164,27 +143,50 @@ def dose_release_store(
     dose: DoseSection,
     noisy: dict[str, dict[str, NoisyValue]],
 ) -> DoseRelease:
-    """Store the dose release's noisy values and finalise its charge, all or nothing. If
-    another run already stored this charge's release, that one stands and ``noisy`` is
-    discarded unseen."""
+    """Store the dose release's noisy values and finalise its charge (``_release_store``)."""
+    return _release_store(
+        charge=charge,
+        trial=trial,
+        noisy=noisy,
+        stored=lambda charge: charge.dose_release,
+        create=lambda charge: DoseRelease.objects.create(
+            trial=trial,
+            preregistration=preregistration,
+            charge=charge,
+            usage_metric=dose.usage_metric,
+            usage_days=dose.usage_days,
+            usage_centre=usage_centre(dose),
+            change_step=dose.change_step,
+        ),
+        aggregate=DoseAggregate,
+        release="dose",
+    )
+
+
+@transaction.atomic
+def _release_store[R: TelemetryRelease | DoseRelease](
+    *,
+    charge: PrivacyCharge,
+    trial: Trial,
+    noisy: dict[str, dict[str, NoisyValue]],
+    stored: Callable[[PrivacyCharge], R],
+    create: Callable[[PrivacyCharge], R],
+    aggregate: type[NoisyAggregate],
+    **event_fields: object,
+) -> R:
+    """Store a release (``create``) with its noisy values (rows of ``aggregate``) and finalise
+    its charge, all or nothing. If another run already stored this charge's release, that one
+    (``stored``) stands and ``noisy`` is discarded unseen."""
     charge = PrivacyCharge.objects.select_for_update().get(pk=charge.pk)
     if charge.status == PrivacyCharge.Status.RELEASED:
-        return charge.dose_release
+        return stored(charge)
     arms = {arm.slug: arm for arm in trial.arms.all()}
     unknown = set(noisy) - set(arms)
     if unknown:
         raise ValueError(f"Not arms of {trial.slug}: {', '.join(sorted(unknown))}.")
-    release = DoseRelease.objects.create(
-        trial=trial,
-        preregistration=preregistration,
-        charge=charge,
-        usage_metric=dose.usage_metric,
-        usage_days=dose.usage_days,
-        usage_centre=usage_centre(dose),
-        change_step=dose.change_step,
-    )
-    DoseAggregate.objects.bulk_create(
-        DoseAggregate(
+    release = create(charge)
+    aggregate.objects.bulk_create(
+        aggregate(
             release=release,
             arm=arms[arm],
             quantity=quantity,
@@ -198,6 +200,6 @@ def dose_release_store(
     charge.released_at = timezone.now()
     charge.save(update_fields=["status", "released_at"])
     event_record(
-        trial=trial, kind=TrialEvent.Kind.TELEMETRY_RELEASED, key=charge.key, release="dose"
+        trial=trial, kind=TrialEvent.Kind.TELEMETRY_RELEASED, key=charge.key, **event_fields
     )
     return release
