@@ -3,21 +3,29 @@
 Used by the Celery task that releases a window (``flwr run`` against the configured SuperLink),
 by ``infra/stack.sh`` (which starts the SuperLink) and by the loopback test. Facts this relies on
 (Flower 1.41, checked here): the SuperLink serves the Fleet, Control and runtime APIs over HTTP on
-one ``--port``; each SuperNode needs its own runtime ``--port``; both spawn ``flower-superexec``
-by name, so the environment's ``bin`` must be on ``PATH``; offline, the SuperLink must not install
-app dependencies at run time; stopping them leaves SuperExec children, so whole process groups are
-killed. The SuperLink runs without ``--database``: its state, message contents included, stays in
-memory and never reaches a disk.
+one ``--port``; each SuperNode needs its own runtime ``--port``; Flower starts its commands
+(``flower-superexec``, ``flwr``) by name, so the environment's ``bin`` must be on ``PATH``;
+offline, the SuperLink must not install app dependencies at run time; stopping them leaves task
+processes behind, so whole process groups are killed. The SuperLink runs without
+``--database``: its state, message contents included, stays in memory and never reaches a disk.
 
-Every task (a device's ClientApp, a window's ServerApp) is a new Python process, and Flower gives
-it HEARTBEAT_DEFAULT_INTERVAL (30 s) from the moment its SuperExec claims it to its first
+Every task (a device's ClientApp, a window's ServerApp) is a new process, and Flower gives it
+HEARTBEAT_DEFAULT_INTERVAL (30 s) from the moment its SuperExec claims it to its first
 heartbeat; a process that starts later finds its task token expired and every call it makes is
 refused with ``401 Runtime task-token authentication failed`` (Flower then starts the task
-again, often after the window's reply timeout). Flower's imports are slow when their bytecode
-must be compiled, as it must on every start where bytecode caching is off
-(``PYTHONDONTWRITEBYTECODE``, a virtual environment installed without compiled files), and a
-fleet on one host starts all its ClientApps at once, which on a busy small host passed those 30 s.
-Flower's processes therefore share a bytecode cache.
+again, often after the window's reply timeout). In Flower's default ``subprocess`` isolation each
+task is a fresh interpreter that imports Flower (and the ServerApp Django and the project)
+before it can answer: seconds of CPU per task, and a fleet on one host starts all its ClientApps
+at once. The SuperLink and SuperNodes therefore run in Flower's ``process`` isolation beside
+``federated.superexec``, which forks each task from a process that has done those imports once
+(each task still a process of its own); Flower's processes also share a bytecode cache, since
+without one (``PYTHONDONTWRITEBYTECODE``, a virtual environment installed without compiled
+files) every start compiles Flower again.
+
+What a window still waits on that Flower fixes: ``flwr run`` is a process that imports Flower's
+command line before it submits; a SuperNode with nothing to do asks the SuperLink for messages
+every 3 s (``flwr.supernode.start_client_internal``), so a query waits for it; and each query
+round is a task per device.
 """
 
 import json
@@ -38,6 +46,8 @@ APP_DIR = Path(__file__).resolve().parent / "flower_app"
 SUPERLINK_NAME = "flourish"
 # Compiled bytecode of every module Flower's processes import, outside the source tree.
 BYTECODE_CACHE = ROOT / "var" / "pycache"
+# How often a SuperExec asks for a task: a loopback request of a few milliseconds each.
+TASK_POLL_SECONDS = 0.1
 
 
 def process_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -50,6 +60,11 @@ def process_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
     env["FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION"] = "1"
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env.setdefault("PYTHONPYCACHEPREFIX", str(BYTECODE_CACHE))
+    # A SuperExec asks its Runtime API for a task every second by default; a task waits for it.
+    env.setdefault("FLWR_SUPEREXEC_TASK_POLL_INTERVAL", str(TASK_POLL_SECONDS))
+    # Flower's processes report each start and exit to telemetry.flower.ai unless told not to
+    # (flwr.supercore.telemetry), and wait for the report before exiting.
+    env["FLWR_TELEMETRY_ENABLED"] = "0"
     return env | (extra or {})
 
 
@@ -70,20 +85,36 @@ def _start(command: list[str], log_path: Path, env: dict[str, str]) -> subproces
     )
 
 
+def _with_forking_superexec(task: str, runtime_api: str, command: list[str]) -> list[str]:
+    """``command`` (a SuperLink or SuperNode) in Flower's ``process`` isolation, started by the
+    SuperExec that forks its tasks (``federated.superexec``), which serves its Runtime API."""
+    return [
+        sys.executable,
+        "-m",
+        "federated.superexec",
+        task,
+        "--runtime-api-address",
+        runtime_api,
+        "--",
+        *command,
+        "--isolation",
+        "process",
+    ]
+
+
 def superlink_start(*, host: str, port: int, log_path: Path, env: dict) -> subprocess.Popen:
-    return _start(
-        [
-            "flower-superlink",
-            "--insecure",
-            "--disable-runtime-dependency-installation",
-            "--host",
-            host,
-            "--port",
-            str(port),
-        ],
-        log_path,
-        env,
-    )
+    """The SuperLink; its ServerApp tasks are forked by ``federated.superexec``."""
+    command = [
+        "flower-superlink",
+        "--insecure",
+        "--disable-runtime-dependency-installation",
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
+    runtime_api = f"{'127.0.0.1' if host == '0.0.0.0' else host}:{port}"  # noqa: S104
+    return _start(_with_forking_superexec("serverapp", runtime_api, command), log_path, env)
 
 
 def _toml_value(value: object) -> str:
@@ -95,19 +126,18 @@ def supernode_start(
 ) -> subprocess.Popen:
     """A SuperNode, i.e. one device: ``node_config`` is what its ClientApp reads."""
     config = " ".join(f"{key}={_toml_value(value)}" for key, value in node_config.items())
+    command = [
+        "flower-supernode",
+        "--insecure",
+        "--superlink",
+        superlink,
+        "--port",
+        str(runtime_port),
+        "--node-config",
+        config,
+    ]
     return _start(
-        [
-            "flower-supernode",
-            "--insecure",
-            "--superlink",
-            superlink,
-            "--port",
-            str(runtime_port),
-            "--node-config",
-            config,
-        ],
-        log_path,
-        env,
+        _with_forking_superexec("clientapp", f"127.0.0.1:{runtime_port}", command), log_path, env
     )
 
 

@@ -10,12 +10,64 @@ it sets Django up itself, from ``DJANGO_SETTINGS_MODULE`` and ``DATABASE_URL``.
 
 import logging
 import os
+import time
+from collections.abc import Iterable
 
-from flwr.app import Context
+from flwr.app import Context, Message
 from flwr.serverapp import Grid, ServerApp
 
 app = ServerApp()
 logger = logging.getLogger(__name__)
+# How often the ServerApp asks the SuperLink for replies while it waits for them.
+REPLY_POLL_SECONDS = 0.1
+
+
+class PromptGrid(Grid):
+    """Flower's grid, whose ``send_and_receive`` asks for replies every ``REPLY_POLL_SECONDS``
+    rather than every 3 s (``flwr.superlink.grid.http_grid.HttpGrid``): a window waits on it once
+    per round of asking, the dose release twice. Everything else is the wrapped grid's."""
+
+    def __init__(self, grid: Grid) -> None:
+        self.grid = grid
+
+    @property
+    def run(self):
+        return self.grid.run
+
+    def set_run(self, run) -> None:
+        self.grid.set_run(run)
+
+    def create_message(self, *args, **kwargs) -> Message:
+        return self.grid.create_message(*args, **kwargs)
+
+    def get_node_ids(self) -> Iterable[int]:
+        return self.grid.get_node_ids()
+
+    def get_nodes(self):
+        return self.grid.get_nodes()
+
+    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
+        return self.grid.push_messages(messages)
+
+    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
+        return self.grid.pull_messages(message_ids)
+
+    def send_and_receive(
+        self, messages: Iterable[Message], *, timeout: float | None = None
+    ) -> Iterable[Message]:
+        """The replies to ``messages`` that arrive within ``timeout`` seconds (all of them,
+        however long it takes, without one), as Flower's own ``send_and_receive``."""
+        pending = set(self.push_messages(messages))
+        deadline = None if timeout is None else time.monotonic() + timeout
+        replies: list[Message] = []
+        while pending:
+            arrived = list(self.pull_messages(pending))
+            replies += arrived
+            pending -= {reply.metadata.reply_to_message_id for reply in arrived}
+            if not pending or (deadline is not None and time.monotonic() >= deadline):
+                break
+            time.sleep(REPLY_POLL_SECONDS)
+        return replies
 
 
 @app.main()
@@ -28,6 +80,7 @@ def main(grid: Grid, context: Context) -> None:
     from federated.window import WindowNotReady, telemetry_window_run
     from trials.models import Trial
 
+    grid = PromptGrid(grid)
     config = context.run_config
     trial = Trial.objects.get(slug=str(config["trial"]))
     timeout = float(config.get("timeout", 60.0))
