@@ -209,7 +209,10 @@ class ResponseDraft(models.Model):
 class Response(models.Model):
     """A participant's completed answers to one wave; at most one per participant and wave."""
 
-    participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="responses")
+    # No index of its own: response_once_per_wave's index leads with it.
+    participant = models.ForeignKey(
+        Participant, on_delete=models.CASCADE, related_name="responses", db_index=False
+    )
     wave = models.ForeignKey(Wave, on_delete=models.PROTECT, related_name="responses")
     answers = models.JSONField(help_text='{"instrument": {"item": value}}')
     languages = models.JSONField(
@@ -237,7 +240,10 @@ class Response(models.Model):
 class Score(models.Model):
     """One score of one response, mapped to the flourishing dimension it measures."""
 
-    response = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="scores")
+    # No index of its own: score_unique's index leads with it.
+    response = models.ForeignKey(
+        Response, on_delete=models.CASCADE, related_name="scores", db_index=False
+    )
     instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT)
     code = models.SlugField(help_text="The score's code; an instrument may have several.")
     dimension = models.CharField(max_length=50)
