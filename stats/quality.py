@@ -43,7 +43,7 @@ Methods, 17(3), 437–455.
 
 import math
 import operator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -174,7 +174,10 @@ class QualityIndices:
 
     def to_dict(self) -> dict[str, object]:
         """The indices as plain JSON types (``None`` for missing values, a list of flags)."""
-        data = asdict(self)
+        # The instance's fields, not dataclasses.asdict, whose deep copy of every value is most
+        # of the cost when an import stores thousands of these (surveys.exchange); every value
+        # is a scalar but the flags.
+        data = dict(vars(self))
         data["flags"] = list(self.flags)
         return data
 

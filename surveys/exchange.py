@@ -30,14 +30,19 @@ answers is counted as unchanged, which makes importing the same file twice harml
 """
 
 import csv
+import itertools
+import json
+import math
+import operator
 import re
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -45,13 +50,12 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Model
 from django.utils import timezone
-from psycopg.types.json import Jsonb
 
 from safety.flags import safety_answers_flag
 from stats.quality import careless_flags_rows
 from surveys.instrument import InstrumentDefinition, Item, ScoreRule, ShowIf
 from surveys.models import Instrument, Response, ResponseDraft, Score, Wave
-from surveys.services import score_fields
+from surveys.scoring import scores_rows
 from trials.models import Allocation, ConsentScope, Participant, Trial
 from trials.selectors import consent_standing
 from trials.spreadsheet import csv_file, unneutralised
@@ -422,9 +426,54 @@ class ImportRejected(ValidationError):
 
 
 @dataclass(frozen=True)
-class _RawRow:
-    line: int
-    cells: Mapping[str, object]
+class _Table:
+    """A file's rows by column: row ``i`` is on line ``lines[i]`` and holds ``cells[name][i]``.
+    Columns rather than a mapping per row, so that checking costs per distinct cell, not per row.
+
+    ``typed`` cells (Parquet's) are Python values of their column's type; the others are text.
+    """
+
+    lines: list[int]
+    cells: dict[str, list]
+    typed: bool = False
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def row(self, index: int) -> dict[str, object]:
+        return {name: column[index] for name, column in self.cells.items()}
+
+    def codes(self, name: str) -> tuple[np.ndarray, list]:
+        """Each row's number among the column's distinct cells, and those cells."""
+        column = self.cells[name]
+        # Typed cells are told apart by type and repr: 1 == True == 1.0 and 0.0 == -0.0 to
+        # Python but not to the checks, and a list cell has no hash.
+        keys = [(type(cell), repr(cell)) for cell in column] if self.typed else column
+        codes, first = _factorised(keys)
+        return codes, [column[row] for row in first.tolist()]
+
+
+_EMPTY = _Table(lines=[], cells={})
+
+
+def _factorised(keys: Sequence) -> tuple[np.ndarray, np.ndarray]:
+    """Each key's number among the distinct keys (numbered in order of first appearance), and
+    the position of each distinct key's first appearance."""
+    # pandas hashes the keys in C; use_na_sentinel=False numbers None like any other key.
+    objects = np.fromiter(keys, dtype=object, count=len(keys))
+    codes, _ = pd.factorize(objects, use_na_sentinel=False)
+    return codes, np.unique(codes, return_index=True)[1]
+
+
+def _combined(*codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For rows numbered in several columns by :func:`_factorised`: each row's number among the
+    distinct combinations, and the first row of each combination."""
+    combination = codes[0]
+    for more in codes[1:]:
+        # Renumbered after each column, so the mixed-radix key stays below rows².
+        _, combination = np.unique(combination * (int(more.max()) + 1) + more, return_inverse=True)
+    _, first, combination = np.unique(combination, return_index=True, return_inverse=True)
+    return combination.reshape(-1), first
 
 
 def _header_errors(columns: list[str]) -> list[RowError]:
@@ -444,7 +493,7 @@ def _header_errors(columns: list[str]) -> list[RowError]:
     return [RowError(1, f"{'; '.join(problems)} (the columns are: {expected})")]
 
 
-def _csv_rows(path: Path) -> tuple[list[_RawRow], list[RowError]]:
+def _csv_rows(path: Path) -> tuple[_Table, list[RowError]]:
     """Rows with their physical line numbers; a row with the wrong number of fields (a cut-off
     last line, a stray delimiter) is an error of that line, not of the whole file.
 
@@ -452,45 +501,75 @@ def _csv_rows(path: Path) -> tuple[list[_RawRow], list[RowError]]:
     running a cell as a formula (``'-x`` for the text ``-x``) is removed again
     (:func:`trials.spreadsheet.unneutralised`).
     """
-    rows, errors = [], []
+    errors = []
     # utf-8-sig: spreadsheets often start a UTF-8 CSV with a byte-order mark.
     with path.open(encoding="utf-8-sig", newline="") as handle:
         reader = csv.reader(handle)
-        header = next(reader, None)
-        if header is None:
-            raise ImportRejected([RowError(None, f"{path.name} is empty.")])
-        errors += _header_errors(header)
+        rows = list(reader)
+    if not rows:
+        raise ImportRejected([RowError(None, f"{path.name} is empty.")])
+    header = rows[0]
+    errors += _header_errors(header)
+    if reader.line_num == len(rows) and set(map(len, rows[1:])) <= {len(header)}:
+        # One line per row and every row whole (the usual file): row i is on line i + 2.
+        records, lines = rows[1:], list(range(2, len(rows) + 1))
+    else:
+        records, lines = _checked_lines(path, len(header), errors)
+    if errors and errors[0].line == 1:
+        return _EMPTY, errors
+    columns = zip(*records, strict=True) if records else ([] for _ in header)
+    cells = {name: _unneutralised(column) for name, column in zip(header, columns, strict=True)}
+    return _Table(lines=lines, cells=cells), errors
+
+
+def _checked_lines(path: Path, width: int, errors: list[RowError]) -> tuple[list, list[int]]:
+    """The rows of ``width`` fields and their physical lines (a quoted cell may hold line
+    breaks), skipping blank lines; each other row is an error of its line."""
+    records, lines = [], []
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        reader = csv.reader(handle)
+        next(reader)
         for cells in reader:
             if not cells:
                 continue  # a blank line carries no data
-            if len(cells) != len(header):
-                message = f"{len(cells)} fields where the header has {len(header)}"
+            if len(cells) != width:
+                message = f"{len(cells)} fields where the header has {width}"
                 errors.append(RowError(reader.line_num, f"{message} (a cut-off or malformed row)"))
             else:
-                cells = [unneutralised(cell) for cell in cells]
-                rows.append(_RawRow(reader.line_num, dict(zip(header, cells, strict=True))))
-    return rows, errors
+                records.append(cells)
+                lines.append(reader.line_num)
+    return records, lines
 
 
-def _parquet_rows(path: Path) -> tuple[list[_RawRow], list[RowError]]:
+def _unneutralised(column: Sequence[str]) -> list[str]:
+    """:func:`trials.spreadsheet.unneutralised` of every cell, worked out once per distinct one."""
+    changed = {cell: text for cell in set(column) if (text := unneutralised(cell)) != cell}
+    return [changed.get(cell, cell) for cell in column] if changed else list(column)
+
+
+def _parquet_rows(path: Path) -> tuple[_Table, list[RowError]]:
     table = pq.read_table(path)
     errors = _header_errors(table.column_names)
     try:
-        cells = table.to_pylist()
+        cells = {
+            name: column.to_pylist()
+            for name, column in zip(table.column_names, table.columns, strict=True)
+        }
     except (ValueError, OverflowError) as error:
         # A value Python cannot hold, e.g. a time stamp beyond the year 9999.
         message = f"{path.name} holds a value that cannot be read: {error}"
         raise ImportRejected([RowError(None, message)]) from error
-    return [_RawRow(index + 2, row) for index, row in enumerate(cells)], errors
+    lines = list(range(2, table.num_rows + 2))
+    return _Table(lines=lines, cells=cells, typed=True), errors
 
 
-_READERS: dict[str, Callable[[Path], tuple[list[_RawRow], list[RowError]]]] = {
+_READERS: dict[str, Callable[[Path], tuple[_Table, list[RowError]]]] = {
     ".csv": _csv_rows,
     ".parquet": _parquet_rows,
 }
 
 
-def _read(path: Path) -> tuple[list[_RawRow], list[RowError]]:
+def _read(path: Path) -> tuple[_Table, list[RowError]]:
     """The file's rows, or :class:`ImportRejected` when it cannot be read at all."""
     reader = _READERS.get(path.suffix.lower())
     if reader is None:
@@ -510,7 +589,7 @@ def _read(path: Path) -> tuple[list[_RawRow], list[RowError]]:
         raise ImportRejected([RowError(None, f"Cannot read {path}: {error}.")]) from error
     if any(error.line == 1 for error in errors):
         # Without the right columns no row can be read: the header problem says it all.
-        return [], [error for error in errors if error.line == 1]
+        return _EMPTY, [error for error in errors if error.line == 1]
     return rows, errors
 
 
@@ -703,28 +782,6 @@ def _when_problems(cells: Mapping[str, object], context: _Context) -> list[str]:
     return []
 
 
-def _row_problems(cells: Mapping[str, object], context: _Context) -> list[str]:
-    return [
-        *_who_problems(cells, context),
-        *_question_problems(cells, context),
-        *_when_problems(cells, context),
-    ]
-
-
-def _parsed(raw: _RawRow, context: _Context) -> _Row:
-    cells = raw.cells
-    return _Row(
-        line=raw.line,
-        participant=context.participants[_text(cells["participant"])],
-        wave=context.waves[_integer(cells["wave"])],
-        instrument=_text(cells["instrument"]),
-        item=_text(cells["item"]),
-        value=_integer(cells["value"]),
-        language=_text(cells["language"]),
-        submitted_at=_timestamp(cells["submitted_at"]),
-    )
-
-
 def _lines(rows: list[_Row]) -> str:
     first, last = rows[0].line, rows[-1].line
     return f"line {first}" if first == last else f"lines {first}-{last}"
@@ -860,36 +917,177 @@ def _response_key(cells: Mapping[str, object]) -> tuple[str, int | None]:
     return _text(cells["participant"]), _integer(cells["wave"])
 
 
-def _check_rows(raw_rows: Iterable[_RawRow], context: _Context, plan: ImportPlan) -> None:
-    """Check each row alone, then each response's rows together."""
+# Each check of a row alone and the cells it reads: a row's problems are those of its cells, so
+# each check runs once per distinct combination of them (a file repeats its participants, waves,
+# items, answers and times), and the checks stay these functions.
+_ROW_CHECKS: tuple[tuple[Callable[[Mapping[str, object], _Context], list[str]], tuple], ...] = (
+    (_who_problems, ("trial", "participant", "arm")),
+    (_question_problems, ("wave", "value", "instrument", "item", "language")),
+    (_when_problems, ("submitted_at", "participant")),
+)
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    """The value of each row's cell of one column (when it is valid): its number among the
+    distinct values, and those values."""
+
+    codes: np.ndarray
+    values: list
+
+    def __getitem__(self, row: int) -> object:
+        return self.values[self.codes[row]]
+
+
+_Codes = dict[str, tuple[np.ndarray, list]]
+
+
+def _rows_alone(
+    table: _Table, codes: _Codes, context: _Context, plan: ImportPlan
+) -> tuple[np.ndarray, set]:
+    """Check each row alone: each bad row's problems in ``plan.errors``; the rows that passed
+    and the responses (participant, wave) a bad row belongs to."""
+    bad = np.zeros(len(table), dtype=bool)
+    found = []
+    for check, names in _ROW_CHECKS:
+        combination, first = _combined(*(codes[name][0] for name in names))
+        problems = [check(table.row(row), context) for row in first.tolist()]
+        bad |= np.array([bool(listed) for listed in problems])[combination]
+        found.append((combination, problems))
     spoilt: set[tuple[str, int | None]] = set()
-    first_line: dict[tuple, int] = {}
-    responses: dict[tuple[str, int], list[_Row]] = defaultdict(list)
-    for raw in raw_rows:
-        problems = _row_problems(raw.cells, context)
-        if problems:
-            plan.errors += [RowError(raw.line, problem) for problem in problems]
-            spoilt.add(_response_key(raw.cells))
-            continue
-        row = _parsed(raw, context)
-        key = (*row.response_key, row.instrument, row.item)
-        if key in first_line:
-            message = f"duplicate of line {first_line[key]} (same participant, wave and item)"
-            plan.errors.append(RowError(row.line, message))
-            spoilt.add(row.response_key)
-            continue
-        first_line[key] = row.line
-        responses[row.response_key].append(row)
-    for key, rows in responses.items():
-        _plan_response(rows, context, plan, whole=key not in spoilt)
+    for row in np.flatnonzero(bad).tolist():
+        line = table.lines[row]
+        for combination, problems in found:
+            plan.errors += [RowError(line, problem) for problem in problems[combination[row]]]
+        spoilt.add(_response_key(table.row(row)))
+    return np.flatnonzero(~bad), spoilt
+
+
+def _parsed_column(column: tuple[np.ndarray, list], parse: Callable[[object], object]) -> _Parsed:
+    codes, cells = column
+    parsed = [parse(cell) for cell in cells]
+    # Cells that mean the same (" 3" and "3", two spellings of one instant) become one value.
+    same, first = _factorised(parsed)
+    return _Parsed(codes=same[codes], values=[parsed[index] for index in first.tolist()])
+
+
+def _check_rows(table: _Table, context: _Context, plan: ImportPlan) -> None:
+    """Check each row alone, then each response's rows together.
+
+    Done by column for the whole file, so that its cost follows the distinct cells rather than
+    the rows: a response whose rows are plainly in order (all of them valid and present, one
+    submission time and language, not stored before or stored the same) is planned from them
+    directly; every other goes through :func:`_plan_response`, which words each problem.
+    """
+    if not len(table):
+        return
+    codes = {name: table.codes(name) for name in RESPONSE_COLUMNS}
+    valid, spoilt = _rows_alone(table, codes, context, plan)
+    participant = _parsed_column(codes["participant"], _text)
+    wave = _parsed_column(codes["wave"], _integer)
+    instrument = _parsed_column(codes["instrument"], _text)
+    item = _parsed_column(codes["item"], _text)
+    value = _parsed_column(codes["value"], _integer)
+    language = _parsed_column(codes["language"], _text)
+    submitted = _parsed_column(codes["submitted_at"], _timestamp)
+    lines = table.lines
+
+    # A second row of one participant, wave and item is a duplicate of the first.
+    question = [column.codes[valid] for column in (participant, wave, instrument, item)]
+    combination, first = _combined(*question) if len(valid) else (valid, valid)
+    original = first[combination]
+    repeated = original != np.arange(len(valid))
+    for position in np.flatnonzero(repeated).tolist():
+        row = int(valid[position])
+        earlier = lines[valid[original[position]]]
+        message = f"duplicate of line {earlier} (same participant, wave and item)"
+        plan.errors.append(RowError(lines[row], message))
+        spoilt.add((participant[row], wave[row]))
+    kept = valid[~repeated]
+    if not len(kept):
+        return
+
+    # The responses, numbered in the order of their first rows; each one's rows in file order.
+    response, first = _combined(participant.codes[kept], wave.codes[kept])
+    order = np.argsort(first, kind="stable")
+    number = np.empty_like(order)
+    number[order] = np.arange(len(order))
+    response, first = number[response], first[order]
+    count = len(first)
+    sizes = np.bincount(response, minlength=count)
+    # One submission time per response and one language per instrument of it.
+    times = submitted.codes[kept]
+    times_differ = np.bincount(response, weights=times != times[first][response], minlength=count)
+    version, version_first = _combined(response, instrument.codes[kept])
+    versions = language.codes[kept]
+    versions_differ = np.bincount(
+        response, weights=versions != versions[version_first][version], minlength=count
+    )
+    asked = {
+        index: sum(len(definition.items) for definition in questions.values())
+        for index, questions in context.questions.items()
+    }
+    in_order = (times_differ == 0) & (versions_differ == 0)
+
+    rows = kept[np.argsort(response, kind="stable")]
+    instruments_given = [instrument.values[c] for c in instrument.codes[rows].tolist()]
+    items = [item.values[c] for c in item.codes[rows].tolist()]
+    answers_given = [value.values[c] for c in value.codes[rows].tolist()]
+    versions_given = [language.values[c] for c in language.codes[rows].tolist()]
+    bounds = np.concatenate([[0], np.cumsum(sizes)]).tolist()
+    for number, (start, stop) in enumerate(itertools.pairwise(bounds)):
+        head = int(rows[start])
+        key = (participant[head], wave[head])
+        answers: dict[str, dict[str, int]] = {}
+        for code, item_code, answer in zip(
+            instruments_given[start:stop], items[start:stop], answers_given[start:stop], strict=True
+        ):
+            answers.setdefault(code, {})[item_code] = answer
+        whole = key not in spoilt
+        if whole and in_order[number] and sizes[number] == asked[key[1]]:
+            stored = context.stored.get(key)
+            someone = context.participants[key[0]]
+            if stored is None and someone.withdrawn_at is None and key[0] in context.consenting:
+                languages = zip(
+                    instruments_given[start:stop], versions_given[start:stop], strict=True
+                )
+                plan.new.append(
+                    PlannedResponse(
+                        participant=someone,
+                        wave=context.waves[key[1]],
+                        instruments=context.instruments[key[1]],
+                        answers=answers,
+                        languages={code: version for code, version in languages if version},
+                        submitted_at=submitted[head],
+                        line=lines[head],
+                    )
+                )
+                continue
+            if stored is not None and stored == answers:
+                plan.unchanged += 1
+                continue
+        given = [
+            _Row(
+                line=lines[row],
+                participant=context.participants[participant[row]],
+                wave=context.waves[wave[row]],
+                instrument=instrument[row],
+                item=item[row],
+                value=value[row],
+                language=language[row],
+                submitted_at=submitted[row],
+            )
+            for row in rows[start:stop].tolist()
+        ]
+        _plan_response(given, context, plan, whole=whole)
 
 
 def import_plan(*, trial: Trial, path: Path) -> ImportPlan:
     """Read and check a long responses file (CSV or Parquet, told by the extension) without
     writing anything; every problem is in ``errors`` with its line, sorted by line."""
-    raw_rows, errors = _read(path)
-    plan = ImportPlan(rows=len(raw_rows), errors=errors, numbering=_NUMBERING[path.suffix.lower()])
-    _check_rows(raw_rows, _context(trial), plan)
+    table, errors = _read(path)
+    plan = ImportPlan(rows=len(table), errors=errors, numbering=_NUMBERING[path.suffix.lower()])
+    _check_rows(table, _context(trial), plan)
     plan.errors.sort(key=lambda error: error.line or 0)
     return plan
 
@@ -901,15 +1099,41 @@ class ImportReport:
     unchanged: int
 
 
+class _JsonText(str):
+    """A value already serialised as JSON (by :func:`json.dumps`), for a ``jsonb`` column."""
+
+
+def _copy_escaped(text: str) -> str:
+    """Text as a field of PostgreSQL's ``COPY`` text format, where backslash, tab and line
+    breaks are special (PostgreSQL manual, COPY, "Text Format")."""
+    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+        text = text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+        text = text.replace("\r", "\\r")
+    return text
+
+
+# Each value type the import writes, as a COPY text field: exact float text (repr round-trips),
+# ISO 8601 time stamps with their offsets, JSON as the server's jsonb input reads it.
+_COPY_FIELDS: dict[type, Callable[[object], str]] = {
+    str: _copy_escaped,
+    _JsonText: _copy_escaped,
+    int: int.__repr__,
+    float: float.__repr__,
+    bool: lambda value: "t" if value else "f",
+    datetime: datetime.isoformat,
+    type(None): lambda _: "\\N",
+}
+
+
 def _copy_insert(model: type[Model], names: Sequence[str], rows: list[Sequence]) -> list[int]:
     """Insert ``rows`` (values of the fields ``names``, in that order) into ``model``'s table
     with PostgreSQL ``COPY``: one statement for any number of rows, so the import's cost follows
     the file's size, not its number of responses. ``COPY`` returns no ids, so they are drawn
     from the table's own sequence first; returns them, row by row.
 
-    Values go to the database as they are (JSON as :class:`psycopg.types.json.Jsonb`): like
-    ``bulk_create`` this sends no signals and calls no ``save()``, and the table's constraints
-    and triggers apply as to any insert.
+    The rows are written as ``COPY``'s text format directly (:data:`_COPY_FIELDS`; JSON as
+    :class:`_JsonText`), one string for all of them. Like ``bulk_create`` this sends no signals
+    and calls no ``save()``, and the table's constraints and triggers apply as to any insert.
     """
     meta = model._meta
     quote = connection.ops.quote_name
@@ -921,11 +1145,15 @@ def _copy_insert(model: type[Model], names: Sequence[str], rows: list[Sequence])
             [meta.db_table, meta.pk.column, len(rows)],
         )
         ids = [pk for (pk,) in cursor.fetchall()]
+        fields = _COPY_FIELDS
+        text = "".join(
+            f"{pk}\t{'\t'.join([fields[type(value)](value) for value in row])}\n"
+            for pk, row in zip(ids, rows, strict=True)
+        )
         # The cursor's copy() is psycopg's own: Django's wrapper turns its errors into Django's
         # (an IntegrityError for a violated constraint).
         with connection.wrap_database_errors, cursor.copy(statement) as copy:
-            for pk, row in zip(ids, rows, strict=True):
-                copy.write_row((pk, *row))
+            copy.write(text.encode())
     return ids
 
 
@@ -954,12 +1182,18 @@ RESPONSE_FIELDS = ("participant", "wave", "answers", "languages", "submitted_at"
 SCORE_FIELDS = ("response", "instrument", "code", "dimension", "value")
 
 
-def _quality(plan: ImportPlan) -> list[dict[str, dict]]:
-    """Each new response's careless-responding indices per instrument, as ``response_submit``
-    stores them for answers given without page timings (``quality_indices``: ``careless_flags``
-    of the answers in the instrument's item order), computed for all the responses to one
-    instrument at once."""
+# A score as stored: its code, its dimension and its value.
+_Scored = tuple[str, str, float]
+
+
+def _computed(plan: ImportPlan) -> tuple[list[dict[str, dict]], list[dict[str, list[_Scored]]]]:
+    """Each new response's careless-responding indices and scores per instrument, as
+    ``response_submit`` stores them for answers given without page timings
+    (``quality_indices``: ``careless_flags`` of the answers in the instrument's item order;
+    ``score_fields``), computed for all the responses to one instrument at once by
+    :func:`stats.quality.careless_flags_rows` and :func:`surveys.scoring.scores_rows`."""
     quality: list[dict[str, dict]] = [{} for _ in plan.new]
+    scored: list[dict[str, list[_Scored]]] = [{} for _ in plan.new]
     asked: dict[str, list[int]] = defaultdict(list)
     definitions: dict[str, InstrumentDefinition] = {}
     for position, planned in enumerate(plan.new):
@@ -967,27 +1201,41 @@ def _quality(plan: ImportPlan) -> list[dict[str, dict]]:
             asked[instrument.code].append(position)
             definitions[instrument.code] = instrument.definition
     for code, positions in asked.items():
-        items = definitions[code].item_codes
-        matrix = [[float(plan.new[p].answers[code][item]) for item in items] for p in positions]
+        definition = definitions[code]
+        answers = operator.itemgetter(*definition.item_codes)
+        given = [answers(plan.new[position].answers[code]) for position in positions]
+        matrix = np.array(given, dtype=float).reshape(len(positions), len(definition.items))
         for position, indices in zip(positions, careless_flags_rows(matrix), strict=True):
             quality[position][code] = indices.to_dict()
-    return quality
+        values = scores_rows(definition, matrix)
+        columns = [(s.code, s.dimension, values[s.code].tolist()) for s in definition.scores]
+        for number, position in enumerate(positions):
+            scored[position][code] = [
+                (score, dimension, column[number])
+                for score, dimension, column in columns
+                if not math.isnan(column[number])
+            ]
+    return quality, scored
 
 
 def _response_row(planned: PlannedResponse, quality: dict[str, dict]) -> tuple:
     """What ``response_submit`` stores for these answers given without page timings: the
     answers of each of the wave's instruments and their careless-responding indices."""
-    answers = {i.code: dict(planned.answers[i.code]) for i in planned.instruments}
+    answers = {i.code: planned.answers[i.code] for i in planned.instruments}
     flagged = any(indices["flags"] for indices in quality.values())
-    return (planned.participant.pk, planned.wave.pk, Jsonb(answers), Jsonb(planned.languages),
-            planned.submitted_at, Jsonb({}), Jsonb(quality), flagged)  # fmt: skip
+    return (planned.participant.pk, planned.wave.pk, _JsonText(json.dumps(answers)),
+            _JsonText(json.dumps(planned.languages)), planned.submitted_at, _JsonText("{}"),
+            _JsonText(json.dumps(quality)), flagged)  # fmt: skip
 
 
-def _score_rows(planned: PlannedResponse, response_id: int) -> list[tuple]:
+def _score_rows(
+    planned: PlannedResponse, scored: dict[str, list[_Scored]], response_id: int
+) -> list[tuple]:
+    """The Score rows of one response, in ``score_fields``'s order."""
     return [
-        (response_id, instrument.pk, fields["code"], fields["dimension"], fields["value"])
+        (response_id, instrument.pk, code, dimension, value)
         for instrument in planned.instruments
-        for fields in score_fields(instrument, planned.answers[instrument.code])
+        for code, dimension, value in scored[instrument.code]
     ]
 
 
@@ -997,7 +1245,8 @@ def _responses_store(plan: ImportPlan, trial: Trial) -> None:
     their safety answers (with their audit events), as ``response_submit`` does for each."""
     try:
         with transaction.atomic():
-            rows = map(_response_row, plan.new, _quality(plan))
+            quality, scored = _computed(plan)
+            rows = map(_response_row, plan.new, quality)
             ids = _copy_insert(Response, RESPONSE_FIELDS, list(rows))
     except IntegrityError as error:
         # Someone answered on their pages since the file was checked; their answers stay.
@@ -1012,7 +1261,9 @@ def _responses_store(plan: ImportPlan, trial: Trial) -> None:
         ]
         raise ImportRejected(errors, numbering=plan.numbering) from error
     scores = [
-        row for planned, pk in zip(plan.new, ids, strict=True) for row in _score_rows(planned, pk)
+        row
+        for planned, computed, pk in zip(plan.new, scored, ids, strict=True)
+        for row in _score_rows(planned, computed, pk)
     ]
     _copy_insert(Score, SCORE_FIELDS, scores)
     answered = {(planned.participant.pk, planned.wave.pk) for planned in plan.new}

@@ -5,6 +5,7 @@ Validation messages are translated into the active language (the participant's, 
 
 from collections.abc import Mapping
 
+import numpy as np
 from django.utils.translation import gettext as _
 
 from surveys.instrument import InstrumentDefinition, Item
@@ -92,4 +93,64 @@ def scores(definition: InstrumentDefinition, answers: Mapping[str, int]) -> dict
         mean = sum(values) / len(values)
         value = mean * len(items) if score.rule == "sum" else mean
         result[score.code] = float(value * score.multiplier)
+    return result
+
+
+def scores_rows(definition: InstrumentDefinition, answers: np.ndarray) -> dict[str, np.ndarray]:
+    """:func:`scores` of every row of a respondents × items matrix at once (for an import of
+    thousands of responses, ``surveys.exchange``): score code → one value per row, ``NaN`` where
+    :func:`scores` leaves the score out.
+
+    ``answers`` holds the items in the definition's order, ``NaN`` for an unanswered item. The
+    rules are those of :func:`scores`, step for step: items a show_if condition does not ask are
+    left out (:meth:`InstrumentDefinition.shown_items`), reverse-keyed items are mirrored
+    (:func:`keyed_values`), and each value is computed with the same floating-point operations
+    in the same order, so the two agree exactly (tests/surveys/test_scoring_rows.py). Raises
+    ``ValueError`` on answers :func:`validate_answers` refuses.
+    """
+    matrix = np.asarray(answers, dtype=float)
+    items = definition.items
+    if matrix.ndim != 2 or matrix.shape[1] != len(items):
+        raise ValueError(f"answers must be a respondents × {len(items)} items matrix.")
+    answered = ~np.isnan(matrix)
+    keyed = matrix.copy()
+    shown = np.ones(matrix.shape, dtype=bool)
+    position: dict[str, int] = {}
+    for column, item in enumerate(items):
+        low, high = definition.answer_range(item)
+        given = matrix[answered[:, column], column]
+        if np.any((given != np.floor(given)) | (given < low) | (given > high)):
+            raise ValueError(
+                f"Invalid answers for {definition.code}: {item.code} takes whole numbers from "
+                f"{low} to {high}."
+            )
+        if item.reverse:
+            keyed[:, column] = low + high - matrix[:, column]
+        condition = item.show_if
+        if condition is not None:
+            # As shown_items: the earlier item must itself be asked and answered as wanted.
+            earlier = position.get(condition.item)
+            if earlier is None:
+                shown[:, column] = False
+            else:
+                answer = matrix[:, earlier]
+                if condition.equals is not None:
+                    holds = answer == condition.wanted
+                elif condition.at_least is not None:
+                    holds = answer >= condition.at_least
+                else:
+                    holds = answer <= condition.at_most
+                shown[:, column] = shown[:, earlier] & answered[:, earlier] & holds
+        position[item.code] = column
+    usable = answered & shown
+    result: dict[str, np.ndarray] = {}
+    for score in definition.scores:
+        columns = [position[code] for code in definition.scored_items(score)]
+        taken = usable[:, columns]
+        count = taken.sum(axis=1)
+        total = np.where(taken, keyed[:, columns], 0.0).sum(axis=1)
+        enough = count >= definition.min_answered(score)
+        mean = np.divide(total, count, out=np.full(len(matrix), np.nan), where=enough)
+        value = mean * len(columns) if score.rule == "sum" else mean
+        result[score.code] = value * score.multiplier
     return result
