@@ -65,6 +65,9 @@ def _django_preload() -> None:
 
     import federated.dose  # noqa: F401
     import federated.window  # noqa: F401
+    from federated.mechanism import _opendp
+
+    _opendp()  # OpenDP's core modules, which every window's calibration and draw use
 
     # A forked child must open its own connections, never share one with its siblings.
     connections.close_all()

@@ -105,3 +105,27 @@ def test_it_needs_the_command_it_serves():
     with pytest.raises(SystemExit) as refused:
         superexec.main(["clientapp", "--runtime-api-address", "127.0.0.1:9"])
     assert refused.value.code == 2
+
+
+def test_tasks_forked_from_one_process_draw_independent_noise(tmp_path):
+    """Every ServerApp task is forked from the same SuperExec, which has loaded OpenDP: the
+    noise each task draws must still be its own (OpenDP samples from the operating system's
+    entropy, not from a generator state a fork would copy), even after this process has drawn."""
+    from federated.mechanism import _opendp
+
+    dp = _opendp()
+    gaussian = dp.m.make_gaussian(dp.atom_domain(T="i64"), dp.absolute_distance(T="i64"), 1e6)
+    parent = [gaussian(0) for _ in range(4)]
+
+    def entry_point() -> None:
+        draws = tmp_path / f"draws-{os.getpid()}.json"
+        draws.write_text(json.dumps([gaussian(0) for _ in range(4)]))
+
+    executor = ForkExecutor(TaskType.SERVER_APP, entry_point, "flwr-serverapp")
+    for task_id in (1, 2, 3):
+        executor.launch(_spec(TaskType.SERVER_APP, task_id=task_id))
+    _wait_reaped(executor)
+    children = [json.loads(path.read_text()) for path in tmp_path.glob("draws-*.json")]
+    assert len(children) == 3
+    # Four draws of a Gaussian of scale 10⁶ coincide by chance with probability ~10⁻²⁴.
+    assert len({tuple(draws) for draws in [parent, *children]}) == 4
