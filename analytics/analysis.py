@@ -9,7 +9,6 @@ and ``analyze_trial --json`` read it.
 """
 
 import dataclasses
-import hashlib
 import math
 from collections.abc import Callable
 from typing import NamedTuple
@@ -51,19 +50,26 @@ from analytics.results import (
 )
 from analytics.selectors import (
     EngagementRelease,
+    GrowthStatistics,
+    ScoreKind,
     allocated_per_arm,
+    analysed_score_rows,
+    ancova_rows,
     baseline_variables,
     consort_counts,
     growth_statistics,
+    occasion_of,
+    outcomes_statistics,
     responded_per_wave,
+    score_kinds,
     score_trajectories,
+    scores_digest,
     telemetry_engagement_releases,
     trial_item_frame,
-    trial_scores_frame,
 )
 from stats.ancova import ancova
 from stats.attrition import differential_attrition
-from stats.bayes_growth import GrowthFit, growth_data_from_frame, growth_fit
+from stats.bayes_growth import GrowthFit, growth_data_from_statistics, growth_fit
 from stats.divergence import (
     engagement_flourishing_divergence,
     gaussian_draws,
@@ -72,7 +78,7 @@ from stats.divergence import (
 from stats.growth import (
     ArmContrast,
     CovariateGrowth,
-    gee_growth,
+    gee_growth_from_statistics,
     mixedlm_growth_adjusted,
     mixedlm_growth_from_statistics,
     variable_columns,
@@ -101,19 +107,22 @@ RELIANCE_OUTCOME = "ai_independence"
 DENSITY_BINS = 60
 
 
-def planned_outcomes(plan: Plan, frame: pd.DataFrame, confirmatory: bool) -> list[Outcome]:
+def planned_outcomes(
+    plan: Plan, scores: list[ScoreKind], last_wave: int | None, confirmatory: bool
+) -> list[Outcome]:
     """The plan's outcomes (the named score, or each score of the named instrument on the named
-    dimension), then every other score in the data as an exploratory outcome at the last wave."""
-    scores = frame[["instrument", "outcome", "dimension"]].drop_duplicates()
-    last_wave = int(frame["wave"].max())
+    dimension), then every other score in the data (``scores``, by code) as an exploratory
+    outcome at the last wave with data."""
     outcomes: list[Outcome] = []
     for role, entry in plan.outcomes:
-        matching = scores[
-            (scores.instrument == entry.instrument) & (scores.dimension == entry.dimension)
+        matching = [
+            score
+            for score in scores
+            if score.instrument == entry.instrument
+            and score.dimension == entry.dimension
+            and entry.score in (None, score.code)
         ]
-        if entry.score is not None:
-            matching = matching[matching.outcome == entry.score]
-        if matching.empty:
+        if not matching:
             raise ValueError(
                 f"No scores of {entry.instrument} on {entry.dimension} for the {role} outcome."
             )
@@ -126,17 +135,18 @@ def planned_outcomes(plan: Plan, frame: pd.DataFrame, confirmatory: bool) -> lis
                 role=role,
                 planned=True,
             )
-            for code in sorted(matching.outcome)
+            for code in sorted(score.code for score in matching)
             if code not in {o.code for o in outcomes}
         ]
     named = {o.code for o in outcomes}
-    for row in scores.sort_values("outcome").itertuples():
-        if row.outcome not in named:
+    for score in sorted(scores, key=lambda score: score.code):
+        if score.code not in named and last_wave is not None:
+            named.add(score.code)
             outcomes.append(
                 Outcome(
-                    code=row.outcome,
-                    instrument=row.instrument,
-                    dimension=row.dimension,
+                    code=score.code,
+                    instrument=score.instrument,
+                    dimension=score.dimension,
                     wave=last_wave,
                     role="exploratory",
                     planned=False,
@@ -162,16 +172,14 @@ def analyse(
     ``ordinal`` adds the item-level graded-response model as a sensitivity analysis; by default
     it runs where JAX sees a GPU, since on a CPU it takes minutes for a mid-sized trial.
     """
-    frame = trial_scores_frame(trial)
-    if frame.empty:
+    snapshot = scores_digest(trial)
+    if snapshot is None:
         raise ValueError("The trial has no scores yet.")
-    snapshot = hashlib.sha256(frame.to_csv(index=False).encode()).hexdigest()
     arms = list(trial.arms.order_by("-is_control", "slug").values_list("slug", flat=True))
     plan = plan or Plan()  # an exploratory run of a trial with no frozen plan
     control = plan.arms_compared[0] if plan.arms_compared else arms[0]
     planned_arm = plan.planned_arm
-    frame = frame[frame.arm.notna()]
-    outcomes = planned_outcomes(plan, frame, confirmatory)
+    outcomes = planned_outcomes(plan, *score_kinds(trial), confirmatory)
     alpha = plan.alpha
     mids = plan.minimal_important_differences
 
@@ -182,9 +190,11 @@ def analyse(
     design = _DesignFindings([], [], [])
     steps = len(outcomes) + 2
     for position, outcome in enumerate(outcomes):
-        rows = frame[(frame.outcome == outcome.code) & (frame.wave <= outcome.wave)]
-        contrasts, found = _mixedlm(trial, plan, outcome, control, alpha)
-        estimates += _frequentist(rows, outcome, control, alpha, contrasts, is_confirmatory)
+        growth = growth_statistics(trial, outcome.code, last_wave=outcome.wave)
+        contrasts, found = _mixedlm(trial, plan, outcome, growth, control, alpha)
+        estimates += _frequentist(
+            trial, outcome, growth, control, alpha, contrasts, is_confirmatory
+        )
         design = design.extended(found)
         progress(0.4 * (position + 1) / steps)
     adjusted = _adjust([*estimates, *design.effects], plan.multiplicity, alpha)
@@ -193,20 +203,28 @@ def analyse(
 
     bayes_outcomes = [o for o in outcomes if o.planned] or outcomes
     horizon = max(o.wave for o in bayes_outcomes)
-    bayes_rows = frame[frame.outcome.isin([o.code for o in bayes_outcomes])]
-    bayes_rows = bayes_rows[bayes_rows.wave <= horizon]
-    moderation = _bayes_moderation(trial, plan, bayes_rows.participant.unique())
-    data = growth_data_from_frame(
-        bayes_rows.assign(dimension=bayes_rows.outcome),
+    # Each participant's six statistics per outcome, summed by PostgreSQL, with every
+    # outcome's baseline moments: the model's input without the score rows.
+    summed = outcomes_statistics(trial, tuple(o.code for o in bayes_outcomes), last_wave=horizon)
+    moderation = _bayes_moderation(trial, plan, summed.participants)
+    data = growth_data_from_statistics(
+        participants=summed.participants,
+        arms=summed.arms,
+        communities=summed.communities,
+        statistics=summed.statistics,
+        baseline_moments=summed.baseline_moments,
         control=control,
-        dimensions=tuple(o.code for o in bayes_outcomes),
+        dimensions=summed.codes,
+        last_wave=summed.last_occasion,
         **moderation,
     )
     fit = growth_fit(
         data,
         seed=seed,
         mid_per_wave={
-            o.code: mids[o.dimension] / o.wave for o in bayes_outcomes if o.dimension in mids
+            o.code: mids[o.dimension] / occasion_of(trial, o.instrument, o.wave)
+            for o in bayes_outcomes
+            if o.dimension in mids
         },
         community_weights=_community_weights(trial, bayes_outcomes),
         compare_unadjusted=bool(moderation),
@@ -290,7 +308,7 @@ def analyse(
         bayes_seconds=fit.seconds,
         bayes_groups=fit.groups,
         target_accept=fit.target_accept,
-        rows=len(frame),
+        rows=analysed_score_rows(trial),
     )
     progress(1.0)
     return results.model_dump(mode="json"), diagnostics.model_dump(mode="json"), snapshot
@@ -364,7 +382,12 @@ class _DesignFindings(NamedTuple):
 
 
 def _mixedlm(
-    trial: Trial, plan: Plan, outcome: Outcome, control: str, alpha: float
+    trial: Trial,
+    plan: Plan,
+    outcome: Outcome,
+    growth: GrowthStatistics,
+    control: str,
+    alpha: float,
 ) -> tuple[tuple[ArmContrast, ...], _DesignFindings]:
     """The growth model by exact REML of the outcome up to its wave, from each participant's six
     statistics as PostgreSQL aggregates them (analytics.selectors.growth_statistics): the fit
@@ -374,10 +397,7 @@ def _mixedlm(
     them (and the unadjusted model says what that bought); the plan's factorial contrasts are
     combinations of the same model's arm growths, and its moderators' effects come from the
     model with the moderators and their products with the arms as well."""
-    growth = growth_statistics(trial, outcome.code, last_wave=outcome.wave)
-    arm_names = (control, *sorted(set(growth.arms) - {control}))
-    codes = {name: code for code, name in enumerate(arm_names)}
-    arm = np.array([codes[name] for name in growth.arms], dtype=int)
+    arm_names, arm = _arm_codes(growth, control)
     findings = _DesignFindings([], [], [])
     if not (plan.covariates or plan.moderators or plan.factorial):
         return (
@@ -483,27 +503,45 @@ def _frequentist_effect(
     )
 
 
+def _arm_codes(growth: GrowthStatistics, control: str) -> tuple[tuple[str, ...], np.ndarray]:
+    """The arms (the control first, then the others sorted) and each participant's code."""
+    arm_names = (control, *sorted(set(growth.arms) - {control}))
+    codes = {name: code for code, name in enumerate(arm_names)}
+    return arm_names, np.array([codes[name] for name in growth.arms], dtype=int)
+
+
 def _frequentist(
-    rows, outcome, control, alpha, mixedlm: tuple[ArmContrast, ...], is_confirmatory
+    trial: Trial,
+    outcome: Outcome,
+    growth: GrowthStatistics,
+    control: str,
+    alpha: float,
+    mixedlm: tuple[ArmContrast, ...],
+    is_confirmatory,
 ) -> list[FrequentistEstimate]:
+    """The mixed model's contrasts, GEE's from the same per-participant statistics, and the
+    ANCOVA of the outcome wave on baseline from one row per participant
+    (analytics.selectors.ancova_rows)."""
+    arm_names, arm = _arm_codes(growth, control)
     estimates = []
     for method, contrasts in (
         ("mixedlm", mixedlm),
-        ("gee", gee_growth(rows, control=control, alpha=alpha)),
+        ("gee", gee_growth_from_statistics(arm, growth.statistics, arm_names, alpha=alpha)),
     ):
         for contrast in contrasts:
             estimates.append(_contrast(outcome, contrast, method, is_confirmatory))
-    wide = rows.pivot_table(index=["participant", "arm"], columns="wave", values="score")
-    wide = wide.reset_index()
-    if 0 not in wide or outcome.wave not in wide:
-        return estimates
-    complete = wide.dropna(subset=[0, outcome.wave])
-    for arm in sorted(set(complete.arm) - {control}):
-        pair = complete[complete.arm.isin([control, arm])]
-        effect = ancova(pair[outcome.wave], pair[0], (pair.arm == arm).astype(int), alpha=alpha)
+    complete = ancova_rows(trial, outcome.code, outcome.wave)
+    for other in sorted(set(complete.arms) - {control}):
+        pair = np.isin(complete.arms, [control, other])
+        effect = ancova(
+            complete.outcome[pair],
+            complete.baseline[pair],
+            (complete.arms[pair] == other).astype(int),
+            alpha=alpha,
+        )
         estimates.append(
             FrequentistEstimate(
-                **_identity(outcome, arm),
+                **_identity(outcome, other),
                 method="ancova",
                 estimand=FINAL_WAVE,
                 estimate=effect.estimate,
@@ -515,7 +553,7 @@ def _frequentist(
                 n_participants=effect.n,
                 n_observations=effect.n,
                 reportable=True,
-                confirmatory=is_confirmatory(outcome, arm, "ancova"),
+                confirmatory=is_confirmatory(outcome, other, "ancova"),
             )
         )
     return estimates
@@ -632,7 +670,7 @@ def _bayes_design_effects(
 
 def _bayes_moderation(trial: Trial, plan: Plan, participants: np.ndarray) -> dict:
     """The Bayesian growth model's baseline frame and roles for the plan's covariates and
-    moderators (``stats.bayes_growth.growth_data_from_frame``), coded as for the mixed model
+    moderators (``stats.bayes_growth.growth_data_from_statistics``), coded as for the mixed model
     (``stats.growth.variable_columns``: centred, a missing number at the mean with an
     indicator): covariate columns; a numeric moderator's column as an interaction (its missing
     indicator a covariate); the language as the partially pooled subgroup. A community
@@ -822,7 +860,9 @@ def _psychometrics(trial: Trial) -> list[ScorePsychometrics]:
                 for group, figure in report.invariance.items()
             },
         )
-        for report in trial_survey_report(trial)
+        # The run stores reliability per wave and invariance only: the test–retest figures,
+        # which need every participant's score at every wave, are left to the survey report.
+        for report in trial_survey_report(trial, retest=False)
     ]
 
 

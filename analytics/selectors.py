@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+import hashlib
+from bisect import bisect_left
 from dataclasses import dataclass
+from itertools import islice
 from typing import TYPE_CHECKING
 
 import numpy as np
 from django.db import connection
-from django.db.models import Avg, Count, F, FloatField, QuerySet, StdDev, Sum
+from django.db.models import (
+    Avg,
+    Case,
+    Count,
+    Expression,
+    F,
+    FloatField,
+    IntegerField,
+    Max,
+    Q,
+    QuerySet,
+    StdDev,
+    Sum,
+    Value,
+    When,
+)
 from django.db.models.functions import Collate
 
 from federated.schema import COUNT
@@ -16,7 +34,7 @@ from federated.selectors import telemetry_schema_in_force
 if TYPE_CHECKING:  # pandas loads with the frames, not with the admin pages that count CONSORT
     import pandas as pd
 from stats.divergence import ReleasedMean
-from surveys.models import Instrument, Response, Score
+from surveys.models import Instrument, Response, Score, Wave
 from surveys.scoring import keyed_values
 from trials.models import Participant, Trial
 from trials.plan import ParticipantVariable
@@ -62,6 +80,8 @@ def trial_scores_frame(trial: Trial) -> pd.DataFrame:
 _ARM = "response__participant__allocation__arm__slug"
 _PARTICIPANT = "response__participant_id"
 _WAVE = "response__wave__index"
+# Rows fetched per round trip when a query's result is read in chunks.
+_CHUNK = 20_000
 
 
 def _allocated_scores(trial: Trial) -> QuerySet[Score]:
@@ -87,34 +107,261 @@ def _byte_order(field: str) -> Collate | F:
     return Collate(field, "C") if connection.vendor == "postgresql" else F(field)
 
 
+def wave_occasions(trial: Trial) -> dict[str, dict[int, int]]:
+    """Instrument code → wave index → the wave's occasion for that instrument: how many of the
+    trial's earlier waves ask it (0 = the first wave that asks it, normally the baseline).
+
+    This is the time axis of every growth model. A daily series is numbered on after the waves
+    before it (surveys.models.Wave.repeat_days), so an instrument asked weekly around a daily
+    series has wave indices such as 0, 29, 30, 31; counted in its own occasions, it was asked
+    at 0, 1, 2, 3, and its growth is per occasion on which it is asked. Where every wave asks
+    every instrument, the occasion is the wave's index."""
+    indices = list(trial.waves.order_by("index").values_list("index", flat=True))
+    asked: dict[str, list[int]] = {}
+    for code, index in (
+        Wave.instruments.through.objects.filter(wave__trial=trial)
+        .values_list("instrument__code", "wave__index")
+        .order_by("wave__index")
+    ):
+        asked.setdefault(code, []).append(index)
+    return {
+        code: {index: bisect_left(waves, index) for index in indices}
+        for code, waves in asked.items()
+    }
+
+
+def _occasion(trial: Trial) -> Expression:
+    """Each score's occasion (:func:`wave_occasions`) as an SQL expression over score rows: a
+    CASE on the score's instrument and wave for the waves whose occasion is not their index,
+    so the mapping is applied in the database and is the plain index where they agree."""
+    instruments = dict(Instrument.objects.values_list("code", "pk"))
+    cases = []
+    for code, occasions in sorted(wave_occasions(trial).items()):
+        moved = {index: occasion for index, occasion in occasions.items() if index != occasion}
+        if moved:
+            cases.append(
+                When(
+                    Q(instrument_id=instruments[code]) & Q(**{f"{_WAVE}__in": sorted(moved)}),
+                    then=Case(
+                        *(When(**{_WAVE: i}, then=Value(o)) for i, o in sorted(moved.items())),
+                        output_field=IntegerField(),
+                    ),
+                )
+            )
+    if not cases:
+        return F(_WAVE)
+    return Case(*cases, default=F(_WAVE), output_field=IntegerField())
+
+
+def occasion_of(trial: Trial, instrument: str, wave: int) -> int:
+    """The occasion (:func:`wave_occasions`) of wave index ``wave`` for ``instrument``: the
+    number of growth steps from its first occasion to that wave."""
+    return wave_occasions(trial).get(instrument, {}).get(wave, wave)
+
+
+def _six_sums(t: Expression) -> dict[str, Expression]:
+    """:data:`stats.reml_growth.STATISTICS` of the grouped score rows at time ``t``."""
+    y = F("value")
+    return {
+        "n": Count("pk"),
+        "sum_t": Sum(t),
+        "sum_tt": Sum(t * t),
+        "sum_y": Sum(y),
+        "sum_ty": Sum(t * y, output_field=FloatField()),
+        "sum_yy": Sum(y * y),
+    }
+
+
 def growth_statistics(
     trial: Trial, score_code: str, *, last_wave: int | None = None
 ) -> GrowthStatistics:
-    """:math:`(n, \\sum t, \\sum t^2, \\sum y, \\sum ty, \\sum y^2)` over the waves
-    :math:`t` (the wave's index, 0 = baseline) at which each allocated participant has the score
-    ``score_code`` (value :math:`y`), up to ``last_wave``: one GROUP BY in PostgreSQL, so only a
-    row per participant leaves the database however many waves and scores they have."""
-    t, y = F(_WAVE), F("value")
+    """:math:`(n, \\sum t, \\sum t^2, \\sum y, \\sum ty, \\sum y^2)` over the occasions
+    :math:`t` (:func:`wave_occasions`; 0 = baseline) at which each allocated participant has the
+    score ``score_code`` (value :math:`y`), up to wave index ``last_wave``: one GROUP BY in
+    PostgreSQL, so only a row per participant leaves the database however many waves and
+    scores they have."""
     scores = _allocated_scores(trial).filter(code=score_code)
     if last_wave is not None:
         scores = scores.filter(**{f"{_WAVE}__lte": last_wave})
-    rows = list(
+    keys, statistics = _chunked(
         scores.values_list(_PARTICIPANT, _ARM)
-        .annotate(
-            n=Count("pk"),
-            sum_t=Sum(t),
-            sum_tt=Sum(t * t),
-            sum_y=Sum(y),
-            sum_ty=Sum(t * y, output_field=FloatField()),
-            sum_yy=Sum(y * y),
-        )
-        .order_by(_byte_order(_PARTICIPANT))
+        .annotate(**_six_sums(_occasion(trial)))
+        .order_by(_byte_order(_PARTICIPANT)),
+        keys=2,
     )
     return GrowthStatistics(
+        participants=np.array(keys[0], dtype=object),
+        arms=np.array(keys[1], dtype=object),
+        statistics=statistics.reshape(len(keys[0]), 6),
+    )
+
+
+def _chunked(rows: QuerySet, *, keys: int) -> tuple[list[list], np.ndarray]:
+    """An aggregate query's rows read from a server-side cursor in chunks: the first ``keys``
+    columns as lists, the others as one float array, so a million rows never exist as a
+    million Python tuples at once."""
+    columns: list[list] = [[] for _ in range(keys)]
+    blocks = []
+    iterator = rows.iterator(chunk_size=_CHUNK)
+    while chunk := list(islice(iterator, _CHUNK)):
+        for column, values in zip(columns, zip(*chunk, strict=True), strict=False):
+            column.extend(values)
+        blocks.append(np.array([row[keys:] for row in chunk], dtype=float))
+    width = len(rows.query.values_select) + len(rows.query.annotation_select) - keys
+    return columns, np.concatenate(blocks) if blocks else np.zeros((0, width))
+
+
+@dataclass(frozen=True)
+class OutcomesStatistics:
+    """Several scores' per-participant sufficient statistics, as
+    ``stats.bayes_growth.growth_data_from_statistics`` takes them: ``statistics[p, d]`` holds
+    :data:`stats.reml_growth.STATISTICS` of ``participants[p]`` on ``codes[d]`` (zeros where
+    they have none), who is in ``arms[p]`` and community ``communities[p]`` ("" for none);
+    ``baseline_moments[d]`` = (count, mean, SD with ddof 1) of the score at occasion 0 (NaN
+    where undefined); ``last_occasion`` is the latest occasion with a score."""
+
+    codes: tuple[str, ...]
+    participants: np.ndarray
+    arms: np.ndarray
+    communities: np.ndarray
+    statistics: np.ndarray
+    baseline_moments: np.ndarray
+    last_occasion: int
+
+
+def outcomes_statistics(
+    trial: Trial, codes: tuple[str, ...], *, last_wave: int
+) -> OutcomesStatistics:
+    """:class:`OutcomesStatistics` of the scores ``codes`` of allocated participants up to wave
+    index ``last_wave``, with :func:`growth_statistics`' time: one GROUP BY per participant and
+    score, and one per score for the baseline moments, so a row per participant and score
+    leaves the database."""
+    t = _occasion(trial)
+    scores = (
+        _allocated_scores(trial)
+        .filter(code__in=codes, **{f"{_WAVE}__lte": last_wave})
+        .annotate(occasion=t)
+    )
+    (participant, arm, community, code), sums = _chunked(
+        scores.values_list(_PARTICIPANT, _ARM, "response__participant__community__slug", "code")
+        .annotate(**_six_sums(F("occasion")), last=Max("occasion"))
+        .order_by(_byte_order(_PARTICIPANT)),
+        keys=4,
+    )
+    # Rows come sorted by participant, so a participant's rows are consecutive.
+    ids = np.array(participant, dtype=object)
+    first = np.ones(len(ids), dtype=bool)
+    first[1:] = ids[1:] != ids[:-1]
+    starts = np.flatnonzero(first)
+    position = {name: d for d, name in enumerate(codes)}
+    statistics = np.zeros((len(starts), len(codes), 6))
+    statistics[np.cumsum(first) - 1, [position[name] for name in code]] = sums[:, :6]
+    moments = np.full((len(codes), 3), np.nan)
+    moments[:, 0] = 0
+    for name, n, mean, sd in (
+        scores.filter(occasion=0)
+        .values_list("code")
+        .annotate(n=Count("pk"), mean=Avg("value"), sd=StdDev("value", sample=True))
+    ):
+        moments[position[name]] = n, mean, np.nan if sd is None else sd
+    return OutcomesStatistics(
+        codes=tuple(codes),
+        participants=ids[starts],
+        arms=np.array(arm, dtype=object)[starts],
+        communities=np.array([c or "" for c in community], dtype=object)[starts],
+        statistics=statistics,
+        baseline_moments=moments,
+        last_occasion=int(sums[:, 6].max()) if len(sums) else 0,
+    )
+
+
+@dataclass(frozen=True)
+class AncovaRows:
+    """Each allocated participant with the score at both waves: their arm, their baseline
+    (wave 0) and their outcome-wave value, in participants' byte order."""
+
+    participants: np.ndarray
+    arms: np.ndarray
+    baseline: np.ndarray
+    outcome: np.ndarray
+
+
+def ancova_rows(trial: Trial, score_code: str, outcome_wave: int) -> AncovaRows:
+    """:class:`AncovaRows` for ``score_code`` at wave index ``outcome_wave``: one GROUP BY per
+    participant in PostgreSQL over their two scores, so one row per participant leaves it."""
+    rows = list(
+        _allocated_scores(trial)
+        .filter(code=score_code, **{f"{_WAVE}__in": [0, outcome_wave]})
+        .values_list(_PARTICIPANT, _ARM)
+        .annotate(
+            baseline=Avg(Case(When(Q(**{_WAVE: 0}), then=F("value")))),
+            outcome=Avg(Case(When(Q(**{_WAVE: outcome_wave}), then=F("value")))),
+        )
+        .filter(baseline__isnull=False, outcome__isnull=False)
+        .order_by(_byte_order(_PARTICIPANT))
+    )
+    return AncovaRows(
         participants=np.array([row[0] for row in rows], dtype=object),
         arms=np.array([row[1] for row in rows], dtype=object),
-        statistics=np.array([row[2:] for row in rows], dtype=float).reshape(len(rows), 6),
+        baseline=np.array([row[2] for row in rows], dtype=float),
+        outcome=np.array([row[3] for row in rows], dtype=float),
     )
+
+
+@dataclass(frozen=True)
+class ScoreKind:
+    """A score the trial's allocated participants have: its instrument, code and dimension."""
+
+    instrument: str
+    code: str
+    dimension: str
+
+
+def score_kinds(trial: Trial) -> tuple[list[ScoreKind], int | None]:
+    """The distinct scores of allocated participants, by code, and the latest wave index with
+    one (None without scores): two aggregate queries."""
+    scores = _allocated_scores(trial)
+    kinds = [
+        ScoreKind(*row)
+        for row in scores.values_list("instrument__code", "code", "dimension")
+        .distinct()
+        .order_by(_byte_order("code"), _byte_order("instrument__code"), "dimension")
+    ]
+    return kinds, scores.aggregate(last=Max(_WAVE))["last"]
+
+
+def analysed_score_rows(trial: Trial) -> int:
+    """How many score rows of allocated participants there are (the rows the models see)."""
+    return _allocated_scores(trial).count()
+
+
+def scores_digest(trial: Trial) -> str | None:
+    """SHA-256 of every score row of the trial (participant, arm, community, wave, instrument,
+    code, dimension, value) in a stable order, None without any: the data snapshot an analysis
+    run records. Rows stream from a server-side cursor into the hash, so memory stays flat
+    however many there are; any changed, added or removed score changes the digest."""
+    rows = (
+        Score.objects.filter(response__participant__trial=trial)
+        .values_list(
+            _PARTICIPANT,
+            _ARM,
+            "response__participant__community__slug",
+            _WAVE,
+            "instrument__code",
+            "code",
+            "dimension",
+            "value",
+        )
+        .order_by(_byte_order(_PARTICIPANT), _WAVE, _byte_order("code"))
+        .iterator(chunk_size=_CHUNK)
+    )
+    digest = hashlib.sha256()
+    empty = True
+    for row in rows:
+        # repr keeps every float's exact value; a tab and a newline never occur in an id or code.
+        digest.update(("\t".join(map(repr, row)) + "\n").encode())
+        empty = False
+    return None if empty else digest.hexdigest()
 
 
 def baseline_variables(

@@ -221,9 +221,11 @@ def test_every_day_s_scores_are_kept_apart_for_the_growth_model(participant):
         response_submit(participant=participant, wave=trial.waves.get(index=index), answers=mood)
     rows = Score.objects.filter(response__participant=participant, code="mood_today")
     assert sorted(rows.values_list("response__wave__index", "value")) == [(1, 4.0), (3, 8.0)]
-    # Growth statistics (n, Σt, Σt², Σy, Σty, Σy²) over the days' waves 1 and 3.
+    # Growth statistics (n, Σt, Σt², Σy, Σty, Σy²) over the days' waves 1 and 3, which are
+    # the instrument's occasions 0 and 2 (analytics.selectors.wave_occasions: wave 1 is the
+    # first wave that asks it).
     statistics = growth_statistics(trial, "mood_today").statistics
-    assert statistics.tolist() == [[2, 4, 10, 12, 28, 80]]
+    assert statistics.tolist() == [[2, 2, 4, 12, 16, 80]]
 
 
 @pytest.mark.django_db
