@@ -328,7 +328,7 @@ def _analyse_in_child(slug: str, url: str, memory_cap_gb: float, minutes: float)
         wall = time.perf_counter() - started
         result = json.loads(out.read_text()) if out.exists() else {}
         if not result and progress.exists():
-            result = json.loads(progress.read_text())
+            result = json.loads(progress.read_text() or "{}")
         if not stopped and not out.exists():
             stopped = f"exited with status {os.waitstatus_to_exitcode(status)}"
         if stopped and result.get("current"):
@@ -396,9 +396,10 @@ class _Steps:
         return timed
 
     def _write(self) -> None:
-        self.progress.write_text(
-            json.dumps({"steps": self.steps, "current": " > ".join(self.current)})
-        )
+        # Whole or not at all: the process may be killed at any moment.
+        part = self.progress.with_suffix(".part")
+        part.write_text(json.dumps({"steps": self.steps, "current": " > ".join(self.current)}))
+        os.replace(part, self.progress)
 
 
 def _cpu_seconds() -> float:
