@@ -67,7 +67,7 @@ accelerated probabilistic programming in NumPyro. arXiv:1912.11554.
 """
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import partial
 
@@ -223,6 +223,96 @@ def ordinal_data_from_frame(
         item=item,
         response=(value - lowest[item]).astype(np.int64),
         categories=highest - lowest + 1,
+        arm_names=arm_names,
+    )
+
+
+def ordinal_data_from_chunks(
+    chunks: Iterable[pd.DataFrame],
+    *,
+    control: str,
+    categories: Mapping[str, tuple[int, int]],
+) -> OrdinalData:
+    """:func:`ordinal_data_from_frame` of the concatenated ``chunks``, with bounded memory.
+
+    Each chunk is a frame with the columns ``participant, arm, wave, item, value`` (e.g. one
+    fetch of a server-side cursor); it is reduced to small integer codes at once, so what stays
+    in memory is a few bytes per answer rather than a pandas frame of Python objects for every
+    answer of the trial. Participants are coded in order of first appearance across chunks, as
+    ``pandas.factorize`` codes the whole frame, so the result equals ``ordinal_data_from_frame``
+    on ``pandas.concat(chunks)``, and raises the same errors.
+    """
+    required = {"participant", "arm", "wave", "item", "value"}
+    names = list(categories)
+    lowest_all = np.array([categories[n][0] for n in names], dtype=np.int64)
+    highest_all = np.array([categories[n][1] for n in names], dtype=np.int64)
+    codes: dict[object, int] = {}
+    arm_of: list[str] = []
+    mixed_arms = not_whole = outside = False
+    unknown: set[str] = set()
+    parts: dict[str, list[np.ndarray]] = {"participant": [], "wave": [], "item": [], "value": []}
+    for chunk in chunks:
+        missing = required - set(chunk.columns)
+        if missing:
+            raise ValueError(f"The frame lacks column(s) {', '.join(sorted(missing))}.")
+        if chunk.empty:
+            continue
+        item = pd.Index(names).get_indexer(chunk["item"])
+        unknown |= set(map(str, chunk["item"][item < 0]))
+        value = chunk["value"].to_numpy(dtype=float)
+        whole = np.isfinite(value) & (value == np.round(value))
+        not_whole |= not whole.all()
+        known = (item >= 0) & whole
+        outside |= bool(
+            np.any(value[known] < lowest_all[item[known]])
+            or np.any(value[known] > highest_all[item[known]])
+        )
+        local, uniques = pd.factorize(chunk["participant"])
+        arms = pd.Series(chunk["arm"].astype(str).to_numpy()).groupby(local)
+        mixed_arms |= bool(arms.nunique().max() > 1)
+        mapping = np.empty(len(uniques), dtype=np.int64)
+        for position, (who, arm) in enumerate(zip(uniques, arms.first(), strict=True)):
+            code = mapping[position] = codes.setdefault(who, len(codes))
+            if code == len(arm_of):
+                arm_of.append(arm)
+            elif arm_of[code] != arm:
+                mixed_arms = True
+        parts["participant"].append(mapping[local].astype(np.int32))
+        parts["wave"].append(chunk["wave"].to_numpy(dtype=float))
+        parts["item"].append(item.astype(np.int32))
+        parts["value"].append(np.where(whole, value, 0).astype(np.int32))
+    if not parts["item"]:
+        raise ValueError("There are no answers to analyse.")
+    if unknown:
+        raise ValueError(f"No response scale given for item(s) {', '.join(sorted(unknown))}.")
+    for name, (lowest, highest) in categories.items():
+        if int(lowest) != lowest or int(highest) != highest or highest <= lowest:
+            raise ValueError(f"Item {name}: the scale must be two integers, lowest < highest.")
+    if not_whole:
+        raise ValueError("Answer values must be whole numbers (pass answered items only).")
+    if outside:
+        raise ValueError("An answer lies outside its item's scale.")
+    if mixed_arms:
+        raise ValueError("A participant appears in more than one arm.")
+    arms = set(arm_of)
+    if control not in arms:
+        raise ValueError(f"The control arm {control!r} has no answers.")
+    arm_names = (control, *sorted(arms - {control}))
+    if len(arm_names) < 2:
+        raise ValueError("Growth differences need at least two arms with answers.")
+    item = np.concatenate(parts.pop("item"))
+    # Items without answers are dropped, the others keep the order of ``categories``.
+    answered = np.zeros(len(names), dtype=bool)
+    answered[item] = True
+    renumber = np.cumsum(answered) - 1
+    value = np.concatenate(parts.pop("value"))
+    return OrdinalData(
+        participant=np.concatenate(parts.pop("participant")),
+        arm=pd.Index(arm_names).get_indexer(arm_of),
+        wave=np.concatenate(parts.pop("wave")),
+        item=renumber[item],
+        response=value - lowest_all[item],
+        categories=(highest_all - lowest_all + 1)[answered],
         arm_names=arm_names,
     )
 
