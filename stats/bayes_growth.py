@@ -73,7 +73,11 @@ moderators :math:`m_i`, which are covariates too (the first columns of :math:`x_
 with :math:`\eta_{0d} = 0` (subgroup 0 the reference) and :math:`z \sim N(0, 1)`: each
 subgroup's treatment effect on growth is drawn from a normal around the arm's effect,
 :math:`\gamma_{asd} = \gamma_{ad} + \omega_{ad} z_{asd}`, with a half-normal scale
-:math:`\omega_{ad}` (non-centred, so few or weakly informative subgroups do not make a funnel).
+:math:`\omega_{ad}`. The deviations :math:`\omega_{ad} z_{asd}` enter the slopes linearly, so
+the likelihood integrates them out exactly, as it does the participant effects
+(:func:`_collapsed_deviations`): the sampler sees ω without the funnel that sampling z (or the
+deviations themselves) against ω makes, and the deviations are drawn from their conditional
+normal at each draw.
 Covariates and moderators shift every participant's intercept and slope by fixed coefficients
 with N(0, 1) priors on the standardised scale; :math:`\kappa` is the treatment × moderator
 interaction on growth per SD of the moderator (:math:`\lambda` the same on the level, free as
@@ -119,7 +123,7 @@ from jax import lax
 from numpyro import handlers
 from numpyro.distributions.transforms import biject_to
 from numpyro.infer.hmc import hmc
-from numpyro.infer.util import potential_energy
+from numpyro.infer.util import constrain_fn, potential_energy
 
 from stats import compiled
 from stats.diagnostics import GateReport, convergence_gates
@@ -541,6 +545,7 @@ def marginal_loglik(
     sigma: jnp.ndarray,
     chol_cov: jnp.ndarray,
     coefficients: jnp.ndarray | None = None,
+    deviations: "Deviations | None" = None,
 ) -> jnp.ndarray:
     r"""Gaussian log-likelihood of every participant's scores with their effects integrated out.
 
@@ -559,6 +564,10 @@ def marginal_loglik(
         With covariates: each group's :math:`C_g`, the shift of a participant's intercept
         (``[..., 0]``) and slope (``[..., 1]``) on each dimension per unit of each covariate,
         so that :math:`\theta_i = \theta_g + C_g x_i` (module doc).
+    deviations : Deviations, optional
+        Shifts of the slopes shared by the groups of a cell, with independent normal priors,
+        integrated out as well (:func:`_collapsed_deviations`); the result is then the
+        likelihood with them integrated out.
 
     Every group's 2D × 2D algebra (:math:`B = I + L^\top A L`, its Cholesky factor and
     :math:`B^{-1}`) is written out entry by entry on vectors over the groups, so XLA fuses it
@@ -566,6 +575,22 @@ def marginal_loglik(
     (and again in the gradient), which made a group's fixed cost, not its arithmetic, the price
     of a gradient: with participants who skip a wave and come back there are hundreds of groups.
     """
+    return _marginal_loglik(
+        totals,
+        intercept=intercept,
+        slope=slope,
+        sigma=sigma,
+        chol_cov=chol_cov,
+        coefficients=coefficients,
+        deviations=deviations,
+    )[0]
+
+
+def _marginal_loglik(
+    totals, *, intercept, slope, sigma, chol_cov, coefficients, deviations
+) -> tuple:
+    """:func:`marginal_loglik` and, with ``deviations``, their conditional normals (the
+    means and factors of :func:`_collapsed_deviations`), else None."""
     count = totals.count
     n, sum_t, sum_tt = (totals.design[..., k] for k in range(3))
     G, D = n.shape
@@ -590,13 +615,13 @@ def marginal_loglik(
         )
     else:
         residual_ss, centred = _covariate_moments(totals, intercept, slope, coefficients)
-    weight = jnp.repeat(precision, 2)
-    outer = centred * weight[None, :, None] * weight[None, None, :]  # Σ u uᵀ
-    # Lᵀ A L with A = blockdiag(S_d / σ_d²) is linear in each group's (n, Σt, Σt²): one matrix
-    # product of the (G, 3D) designs with coefficients that depend on the parameters alone.
+    # Lᵀ A L with A = blockdiag(S_d / σ_d²) is linear in each group's (n, Σt, Σt²), and
+    # Lᵀ (W Σ r rᵀ W) L (W = diag(1/σ²) per pair) linear in its Σ r rᵀ: both are one matrix
+    # product of the groups' data with a matrix of the parameters alone (a GEMM, which also
+    # differentiates into GEMMs; per-group contractions were most of a gradient's time).
     rows = chol_cov.reshape(D, 2, K)
     level, growth = rows[:, 0], rows[:, 1]
-    coefficients = precision[:, None, None, None] * jnp.stack(
+    design_terms = precision[:, None, None, None] * jnp.stack(
         [
             level[:, :, None] * level[:, None, :],
             level[:, :, None] * growth[:, None, :] + growth[:, :, None] * level[:, None, :],
@@ -604,15 +629,112 @@ def marginal_loglik(
         ],
         1,
     )
-    inner = jnp.eye(K)[:, :, None] + jnp.einsum("gdk,dkij->ijg", totals.design, coefficients)
-    projected = jnp.einsum("ai,gab,bj->ijg", chol_cov, outer, chol_cov)  # Lᵀ Σuuᵀ L
-    logdet, trace = _logdet_and_trace(inner, projected)
+    inner = jnp.eye(K)[:, :, None] + (
+        design_terms.reshape(3 * D, K * K).T @ totals.design.reshape(G, 3 * D).T
+    ).reshape(K, K, G)
+    weighted = jnp.repeat(precision, 2)[:, None] * chol_cov  # W L
+    congruence = (weighted[:, None, :, None] * weighted[None, :, None, :]).reshape(K * K, K * K)
+    projected = (centred.reshape(G, K * K) @ congruence).T.reshape(K, K, G)  # Lᵀ W Σ r rᵀ W L
+    logdet, inverse = _logdet_and_inverse(inner)
+    trace = jnp.sum(inverse * projected, axis=(0, 1))
     per_group = (
         count * (n.sum(-1) * jnp.log(2 * jnp.pi) + (n * jnp.log(sigma**2)).sum(-1) + logdet)
         + (residual_ss * precision).sum(-1)
         - trace
     )
-    return -0.5 * jnp.sum(per_group)
+    loglik = -0.5 * jnp.sum(per_group)
+    if deviations is None:
+        return loglik, None
+    gradient, hessian = _slope_derivatives(
+        totals, intercept, slope, precision, chol_cov, inverse, coefficients
+    )
+    collapsed, mean, root = _collapsed_deviations(deviations, gradient, hessian)
+    return loglik + collapsed, (mean, root)
+
+
+class Deviations(NamedTuple):
+    r"""Slope shifts :math:`\delta_{cd}` shared by the groups of cell ``cell[g]`` (cells
+    ``0 … len(scale) − 1``; ``len(scale)`` for a group without one), with independent
+    :math:`N(0, \text{scale}_{cd}^2)` priors: the subgroup deviations of the treated arms."""
+
+    cell: jnp.ndarray
+    scale: jnp.ndarray
+
+
+def _slope_derivatives(totals, intercept, slope, precision, chol_cov, inverse, coefficients):
+    r"""Each group's log-likelihood is quadratic in a shift :math:`\delta` of its slopes
+    (:math:`D`): its gradient :math:`g_g` and negative Hessian :math:`H_g` at
+    :math:`\delta = 0`.
+
+    For one participant, with :math:`w_i` = the (Σy, Σty) stacked over dimensions,
+    :math:`P` = the residual precisions (repeated per pair), :math:`S` = blockdiag of the
+    designs and :math:`M = L B^{-1} L^\top`,
+    :math:`\ell_i(\theta) = \text{const} + \theta^\top P w_i - \tfrac12 \theta^\top PS\theta
+    + \tfrac12 (w_i - S\theta)^\top PMP (w_i - S\theta)`, so
+    :math:`\nabla_\theta \ell_i = (I - SPM) P (w_i - S\theta_i)` and
+    :math:`-\nabla^2_\theta \ell_i = PS - SPMPS`; a slope shift takes their slope entries.
+    Summed over a group, :math:`\sum_i S\theta_i = S(n_g\theta_g + C_g\sum x_i)`."""
+    count = totals.count
+    n, sum_t, sum_tt = (totals.design[..., k] for k in range(3))
+    G, D = n.shape
+    K = 2 * D
+    theta = jnp.stack([intercept, slope], -1)  # (G, D, 2)
+    mean = count[:, None, None] * theta
+    if coefficients is not None:
+        mean = mean + jnp.einsum("gqdj,gq->gdj", coefficients, totals.sum_x)
+
+    def design_times(v):  # S v for v (G, D, 2)
+        return jnp.stack(
+            [n * v[..., 0] + sum_t * v[..., 1], sum_t * v[..., 0] + sum_tt * v[..., 1]], -1
+        )
+
+    weighted = precision[None, :, None] * (totals.sum_u.reshape(G, D, 2) - design_times(mean))
+    projected = jnp.einsum("ai,ga->ig", chol_cov, weighted.reshape(G, K))  # Lᵀ P r (K, G)
+    solved = (inverse * projected[None, :, :]).sum(1)  # B⁻¹ Lᵀ P r
+    back = jnp.einsum("ai,ig->ga", chol_cov, solved).reshape(G, D, 2)  # M P r
+    gradient = (weighted - design_times(precision[None, :, None] * back))[..., 1]  # (G, D)
+    # Lᵀ P S restricted to the slope columns: column d has p_d (Σt_d, Σt²_d) in rows 2d, 2d+1.
+    rows = chol_cov.reshape(D, 2, K)
+    lifted = precision[None, :, None] * (
+        rows[None, :, 0, :] * sum_t[:, :, None] + rows[None, :, 1, :] * sum_tt[:, :, None]
+    )  # (G, D, K)
+    solved = (inverse[None, :, :, :] * lifted.transpose(1, 2, 0)[:, None, :, :]).sum(2)
+    quadratic = jnp.einsum("gdi,eig->gde", lifted, solved)  # (G, D, D)
+    hessian = count[:, None, None] * (
+        jnp.eye(D)[None] * (precision * sum_tt)[:, :, None] - quadratic
+    )
+    return gradient, hessian
+
+
+def _collapsed_deviations(deviations: Deviations, gradient, hessian) -> tuple:
+    r"""Integrate the cells' slope shifts out of a likelihood quadratic in them.
+
+    With :math:`g_c`, :math:`H_c` the sums of the cell's groups' :func:`_slope_derivatives`
+    and :math:`\Omega_c = \operatorname{diag}(\text{scale}_c^2)`,
+    :math:`\int e^{g^\top\delta - \frac12\delta^\top H\delta} N(\delta; 0, \Omega)\,d\delta
+    = |A|^{-1/2} \exp(\tfrac12 \tilde g^\top A^{-1}\tilde g)` with
+    :math:`A = I + \Omega^{1/2} H \Omega^{1/2}`, :math:`\tilde g = \Omega^{1/2} g`, finite as a
+    scale goes to 0. Given everything else, :math:`\delta_c \sim N(\Omega^{1/2} A^{-1}\tilde g,
+    \Omega^{1/2} A^{-1} \Omega^{1/2})`. Returns the log of the integral, the conditional
+    means and factors :math:`F_c = \Omega_c^{1/2} R_c^{-\top}` (:math:`A_c = R_c R_c^\top`),
+    so that :math:`\text{mean}_c + F_c \epsilon`, :math:`\epsilon \sim N(0, I)`, is a draw."""
+    cells, D = deviations.scale.shape
+    g = jax.ops.segment_sum(gradient, deviations.cell, num_segments=cells + 1)[:cells]
+    h = jax.ops.segment_sum(hessian, deviations.cell, num_segments=cells + 1)[:cells]
+    scale = deviations.scale
+    a = jnp.eye(D) + scale[:, :, None] * h * scale[:, None, :]
+    root = jnp.linalg.cholesky(a)
+    g_scaled = scale * g
+    half = jax.scipy.linalg.solve_triangular(root, g_scaled[..., None], lower=True)[..., 0]
+    solved = jax.scipy.linalg.solve_triangular(
+        jnp.swapaxes(root, -1, -2), half[..., None], lower=False
+    )[..., 0]
+    log_integral = 0.5 * jnp.sum(half**2) - jnp.sum(jnp.log(jnp.diagonal(root, 0, -2, -1)))
+    # Ω^{1/2} R⁻ᵀ (A = RRᵀ): times a standard normal vector, the conditional's deviation.
+    factor = scale[:, :, None] * jax.scipy.linalg.solve_triangular(
+        jnp.swapaxes(root, -1, -2), jnp.broadcast_to(jnp.eye(D), root.shape), lower=False
+    )
+    return log_integral, scale * solved, factor
 
 
 def _covariate_moments(totals: GroupTotals, intercept, slope, coefficients) -> tuple:
@@ -660,14 +782,12 @@ def _covariate_moments(totals: GroupTotals, intercept, slope, coefficients) -> t
 
 
 @jax.custom_vjp
-def _logdet_and_trace(inner: jnp.ndarray, projected: jnp.ndarray) -> tuple:
-    """log|B| and tr(B⁻¹ W) of every group's K × K matrices ``inner[:, :, g]`` (B, positive
-    definite) and ``projected[:, :, g]`` (W, symmetric)."""
-    logdet, trace, _ = _logdet_trace_inverse(inner, projected)
-    return logdet, trace
+def _logdet_and_inverse(inner: jnp.ndarray) -> tuple:
+    """log|B| and B⁻¹ of every group's K × K matrix ``inner[:, :, g]`` (B, positive definite)."""
+    return _logdet_inverse(inner)
 
 
-def _logdet_trace_inverse(inner, projected):
+def _logdet_inverse(inner):
     # B = CCᵀ, entry by entry on vectors over the groups; B⁻¹ = C⁻ᵀ C⁻¹.
     K = inner.shape[0]
     chol: list[list] = [[None] * K for _ in range(K)]
@@ -692,27 +812,26 @@ def _logdet_trace_inverse(inner, projected):
     ]
     inverse = jnp.stack([jnp.stack(row) for row in entries])
     logdet = 2 * sum(jnp.log(chol[j][j]) for j in range(K))
-    trace = jnp.sum(inverse * projected, axis=(0, 1))
-    return logdet, trace, inverse
+    return logdet, inverse
 
 
-def _logdet_and_trace_forward(inner, projected):
-    logdet, trace, inverse = _logdet_trace_inverse(inner, projected)
-    return (logdet, trace), (inverse, projected)
+def _logdet_and_inverse_forward(inner):
+    logdet, inverse = _logdet_inverse(inner)
+    return (logdet, inverse), inverse
 
 
-def _logdet_and_trace_backward(residuals, cotangents):
-    # d log|B| = tr(B⁻¹ dB); d tr(B⁻¹W) = tr(B⁻¹ dW) − tr(B⁻¹ W B⁻¹ dB) (B, W symmetric).
-    inverse, projected = residuals
-    d_logdet, d_trace = cotangents
-    # Products of 6 × 6 matrices per group as broadcasts XLA fuses (a batched dot_general with
+def _logdet_and_inverse_backward(inverse, cotangents):
+    # d log|B| = tr(B⁻¹ dB); d B⁻¹ = −B⁻¹ dB B⁻¹, so a cotangent Ḡ of B⁻¹ gives −B⁻¹ Ḡ B⁻¹
+    # (B symmetric).
+    d_logdet, d_inverse = cotangents
+    # Products of K × K matrices per group as broadcasts XLA fuses (a batched dot_general with
     # the groups last is a loop of tiny matrix products).
-    half = (inverse[:, :, None, :] * projected[None, :, :, :]).sum(1)
+    half = (inverse[:, :, None, :] * d_inverse[None, :, :, :]).sum(1)
     sandwich = (half[:, :, None, :] * inverse[None, :, :, :]).sum(1)
-    return d_logdet * inverse - d_trace * sandwich, d_trace * inverse
+    return (d_logdet * inverse - sandwich,)
 
 
-_logdet_and_trace.defvjp(_logdet_and_trace_forward, _logdet_and_trace_backward)
+_logdet_and_inverse.defvjp(_logdet_and_inverse_forward, _logdet_and_inverse_backward)
 
 
 def _padded(totals: GroupTotals) -> GroupTotals:
@@ -755,6 +874,10 @@ def model_shape(data: GrowthData) -> ModelShape:
 # The half-normal scale of how far a subgroup's effect on growth lies from its arm's, in
 # baseline SDs per wave: effects on growth are a small fraction of a baseline SD per wave, so
 # this lets subgroups differ by as much as the largest plausible effect while shrinking noise.
+# A half-normal on the group-level SD, scaled to what is plausible, is the weakly informative
+# choice when there are few groups (here two to five subgroups) to estimate it from (Gelman, A.
+# (2006). Prior distributions for variance parameters in hierarchical models. Bayesian
+# Analysis, 1, 515–534): unlike an inverse-gamma it puts no spike near zero nor a floor above.
 SUBGROUP_SPREAD_PRIOR = 0.25
 
 
@@ -778,28 +901,42 @@ def _model(totals: GroupTotals, *, shape: ModelShape) -> None:
     corr = numpyro.sample("corr_chol", dist.LKJCholesky(2 * D, concentration=2.0))
     intercept = level[totals.arm]
     slope = growth[totals.arm, totals.community]
+    deviations = None
     if shape.subgroups:
         intercept = level[totals.arm, totals.subgroup]
-        slope = slope + _subgroup_growth(shape, D)[totals.arm, totals.subgroup]
+        difference, deviations = _subgroup_growth(totals, shape, D)
+        slope = slope + difference[totals.subgroup]
     coefficients = None
     if shape.covariates:
         coefficients = _covariate_coefficients(shape, D)[totals.arm]
-    numpyro.factor(
-        "loglik",
-        marginal_loglik(
-            totals,
-            intercept=intercept,
-            slope=slope,
-            sigma=sigma,
-            chol_cov=effect_sd[:, None] * corr,
-            coefficients=coefficients,
-        ),
+    loglik, conditional = _marginal_loglik(
+        totals,
+        intercept=intercept,
+        slope=slope,
+        sigma=sigma,
+        chol_cov=effect_sd[:, None] * corr,
+        coefficients=coefficients,
+        deviations=deviations,
     )
+    numpyro.factor("loglik", loglik)
+    if conditional is not None:
+        # Unused by the potential (XLA drops them there); read by _subgroup_deviation_draws.
+        numpyro.deterministic("subgroup_deviation_mean", conditional[0])
+        numpyro.deterministic("subgroup_deviation_factor", conditional[1])
 
 
-def _subgroup_growth(shape: ModelShape, D: int) -> jnp.ndarray:
-    """Growth added per arm × subgroup × dimension: the subgroup's difference from the reference
-    subgroup (η, all arms) plus, in a treated arm, ω z (non-centred partial pooling)."""
+def _subgroup_growth(totals: GroupTotals, shape: ModelShape, D: int) -> tuple:
+    r"""Growth added per subgroup × dimension, the subgroup's difference from the reference
+    subgroup (η, all arms), and, in a treated arm, each subgroup's deviation from the arm's
+    effect, :math:`N(0, \omega_{ad}^2)`, which the likelihood integrates out
+    (:class:`Deviations`; drawn afterwards from their conditional normal,
+    :func:`_subgroup_deviation_draws`).
+
+    Integrating them out is what makes this sampleable whatever the subgroups' sizes: sampled
+    as ω z (non-centred), well-informed subgroups (a few hundred participants each) tie z to
+    1/ω and the sampler diverged in the neck of that funnel; sampled as δ (centred),
+    weakly informed subgroups make the classic funnel of δ and ω (Betancourt & Girolami
+    2015). With δ integrated out, ω's posterior is its marginal one, a smooth density."""
     S, treated = shape.subgroups, shape.arms - 1
     difference = numpyro.sample(
         "subgroup_growth", dist.Normal(0.0, 1.0).expand([S - 1, D]).to_event(2)
@@ -807,11 +944,11 @@ def _subgroup_growth(shape: ModelShape, D: int) -> jnp.ndarray:
     spread = numpyro.sample(
         "subgroup_spread", dist.HalfNormal(SUBGROUP_SPREAD_PRIOR).expand([treated, D]).to_event(2)
     )
-    standard = numpyro.sample(
-        "subgroup_deviation", dist.Normal(0.0, 1.0).expand([treated, S, D]).to_event(3)
-    )
-    deviation = jnp.concatenate([jnp.zeros((1, S, D)), spread[:, None, :] * standard])
-    return jnp.concatenate([jnp.zeros((1, D)), difference])[None] + deviation
+    cell = jnp.where(
+        totals.arm > 0, (totals.arm - 1) * S + totals.subgroup, treated * S
+    )  # (treated arm, subgroup); control's groups have none
+    scale = jnp.repeat(spread, S, axis=0)  # cell (a, s) at row a·S + s
+    return jnp.concatenate([jnp.zeros((1, D)), difference]), Deviations(cell, scale)
 
 
 def _covariate_coefficients(shape: ModelShape, D: int) -> jnp.ndarray:
@@ -851,10 +988,13 @@ INIT_RADIUS = 0.5
 class _Sampler(NamedTuple):
     """The compiled programs of one model shape and sampler setting: ``start(keys, totals)``
     warms up and draws every chain, ``extend(states, totals)`` draws more from where they
-    stopped; both return (last states, unconstrained draws by site, divergences)."""
+    stopped; both return (last states, unconstrained draws by site, divergences). With a
+    categorical moderator, ``conditional(z, totals)`` gives each draw's conditional normal of
+    the subgroup deviations (:func:`_subgroup_deviation_draws`)."""
 
     start: Callable
     extend: Callable
+    conditional: Callable | None = None
 
 
 # One sampler per model shape and sampler setting, reused by later fits in the process. The
@@ -929,6 +1069,27 @@ def _unconstrained_shapes(model: Callable, totals: GroupTotals) -> dict:
     return jax.eval_shape(shapes, totals)
 
 
+def _deviation_conditionals(model, z, totals) -> tuple:
+    """Every draw's (chains, draws, …) conditional mean and factor of the subgroup deviations,
+    (cells, D) and (cells, D, D), from the model's deterministic sites."""
+
+    def one(point):
+        values = constrain_fn(model, (totals,), {}, point, return_deterministic=True)
+        return values["subgroup_deviation_mean"], values["subgroup_deviation_factor"]
+
+    return jax.vmap(jax.vmap(one))(z)
+
+
+def _subgroup_deviation_draws(sampler, z, totals, shape, rng) -> np.ndarray:
+    """Draws of the subgroup deviations δ (chains, draws, treated arm, subgroup, D), one from
+    each draw's conditional normal given the rest: with the sampler's draws of everything
+    else, draws from their joint posterior (the collapsed sampler's deviations)."""
+    mean, factor = jax.device_get(sampler.conditional(z, totals))
+    noise = rng.standard_normal(mean.shape)
+    deviation = mean + np.einsum("...ij,...j->...i", factor, noise)
+    return deviation.reshape(*mean.shape[:2], shape.arms - 1, shape.subgroups, -1)
+
+
 def _sampler(*, totals, shape, chains, warmup, draws, target_accept) -> _Sampler:
     method = compiled.chain_method(chains, cpu_fallback="vectorized")
     D = totals.design.shape[1]
@@ -938,15 +1099,21 @@ def _sampler(*, totals, shape, chains, warmup, draws, target_accept) -> _Sampler
         settings = dict(model=model, warmup=warmup, draws=draws, target_accept=target_accept)
         start = partial(_start_chain, prototype=_unconstrained_shapes(model, totals), **settings)
         extend = partial(_extend_chain, **settings)
+        conditional = None
+        if shape.subgroups:
+            conditional = jax.jit(partial(_deviation_conditionals, model))
         if method == "parallel":
             # One chain per CPU device, in parallel threads; the data go to every device.
             _SAMPLERS[key] = _Sampler(
-                jax.pmap(start, in_axes=(0, None)), jax.pmap(extend, in_axes=(0, None))
+                jax.pmap(start, in_axes=(0, None)),
+                jax.pmap(extend, in_axes=(0, None)),
+                conditional,
             )
         else:
             _SAMPLERS[key] = _Sampler(
                 jax.jit(jax.vmap(start, in_axes=(0, None))),
                 jax.jit(jax.vmap(extend, in_axes=(0, None))),
+                conditional,
             )
     return _SAMPLERS[key]
 
@@ -1120,8 +1287,19 @@ def _run(totals, data, *, seed, chains, warmup, draws, target_accept, max_draws,
     )
     arguments = jax.tree.map(jnp.asarray, totals)
     keys = jax.random.split(jax.random.PRNGKey(seed), chains)
+    shape = model_shape(data)
+    rng = np.random.default_rng(seed)
+
+    def drawn_values(z):
+        values = jax.device_get(z)
+        if sampler.conditional is not None:
+            values["subgroup_deviation"] = _subgroup_deviation_draws(
+                sampler, z, arguments, shape, rng
+            )
+        return values
+
     states, z, diverging = sampler.start(keys, arguments)
-    batches, divergences = [jax.device_get(z)], [np.asarray(diverging)]
+    batches, divergences = [drawn_values(z)], [np.asarray(diverging)]
     while True:
         samples = {k: np.concatenate([b[k] for b in batches], axis=1) for k in batches[0]}
         estimands = _estimands(samples, data)
@@ -1134,7 +1312,7 @@ def _run(totals, data, *, seed, chains, warmup, draws, target_accept, max_draws,
         if report.passed or report.divergences or drawn + draws > max_draws:
             return estimands, report
         states, z, diverging = sampler.extend(states, arguments)
-        batches.append(jax.device_get(z))
+        batches.append(drawn_values(z))
         divergences.append(np.asarray(diverging))
 
 
@@ -1160,7 +1338,7 @@ def _estimands(samples: Mapping[str, np.ndarray], data: GrowthData) -> dict[str,
     }
     if data.subgroup is not None:
         spread = np.exp(samples["subgroup_spread"])
-        deviation = spread[..., :, None, :] * samples["subgroup_deviation"]
+        deviation = samples["subgroup_deviation"]
         average = np.einsum("...asd,s->...ad", deviation, data.subgroup_shares)
         difference = np.einsum(
             "...sd,s->...d", samples["subgroup_growth"], data.subgroup_shares[1:]

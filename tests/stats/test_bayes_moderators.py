@@ -17,6 +17,8 @@ import pytest
 from scipy import stats
 
 from stats.bayes_growth import (
+    Deviations,
+    _marginal_loglik,
     group_totals,
     growth_data_from_frame,
     growth_fit,
@@ -147,6 +149,78 @@ def test_marginal_likelihood_with_covariates_equals_the_brute_force_one():
         )
     expected = _brute_force(frame, data, intercept, slope, coefficients, sigma, cov)
     assert float(fast) == pytest.approx(expected, rel=1e-10)
+
+
+def test_integrating_the_subgroup_deviations_out_gives_the_joint_normal_likelihood():
+    # The subgroup deviations δ ~ N(0, ω²) shared by a treated subgroup's participants, added
+    # to their slopes: y is jointly normal over all participants, with δ's covariance terms
+    # between everyone in the same treated subgroup. The collapsed likelihood and δ's
+    # conditional mean must be that joint normal's (one dense covariance matrix, no pooling).
+    frame, baseline, _ = _moderated_trial(45, seed=6, dimensions=("wellbeing", "meaning"))
+    rng = np.random.default_rng(3)
+    frame = frame[(frame.wave == 0) | (rng.random(len(frame)) > 0.15)].copy()
+    frame["community"] = np.where(frame.participant % 3 == 0, "north", "south")
+    data = growth_data_from_frame(
+        frame,
+        control="control",
+        baseline=baseline,
+        covariates=["x"],
+        subgroup="tertile",
+        interactions=["m"],
+    )
+    totals = group_totals(data)
+    D, K, S = 2, 4, 3
+    intercept = rng.normal(0, 0.3, (2, S, D))
+    slope = rng.normal(0, 0.1, (2, 2, D))
+    coefficients = rng.normal(0, 0.3, (2, 2, D, 2))
+    sigma = rng.uniform(0.3, 0.8, D)
+    root = rng.normal(0, 0.3, (K, K))
+    cov = root @ root.T + np.diag(np.tile([0.6, 0.02], D))
+    spread = rng.uniform(0.05, 0.4, (S, D))  # ω per treated subgroup (one treated arm)
+    cell = np.where(totals.arm > 0, totals.subgroup, S)
+    with jax.enable_x64(True):
+        fast, (mean, factor) = _marginal_loglik(
+            totals,
+            intercept=jnp.asarray(intercept[totals.arm, totals.subgroup]),
+            slope=jnp.asarray(slope[totals.arm, totals.community]),
+            sigma=jnp.asarray(sigma),
+            chol_cov=jnp.asarray(np.linalg.cholesky(cov)),
+            coefficients=jnp.asarray(coefficients[totals.arm]),
+            deviations=Deviations(jnp.asarray(cell), jnp.asarray(spread)),
+        )
+    # The dense joint normal of every score.
+    dimensions = list(data.dimensions)
+    rows = frame.assign(d=frame.dimension.map(dimensions.index))
+    rows["y"] = (rows.score - data.centre[rows.d]) / data.scale[rows.d]
+    rows["t"] = rows.wave - data.time_centre
+    rows["i"] = pd.Index(frame.drop_duplicates("participant").participant).get_indexer(
+        rows.participant
+    )
+    i, d, t, y = (rows[k].to_numpy() for k in ("i", "d", "t", "y"))
+    a, c, sg = data.arm[i], data.community[i], data.subgroup[i]
+    shift = np.einsum("rq,rqdj->rdj", data.covariates[i], coefficients[a])
+    r = np.arange(len(y))
+    mean_y = intercept[a, sg, d] + shift[r, d, 0] + (slope[a, c, d] + shift[r, d, 1]) * t
+    design = np.zeros((len(y), K))
+    design[r, 2 * d], design[r, 2 * d + 1] = 1, t
+    same = i[:, None] == i[None, :]
+    covariance = np.where(same, design @ cov @ design.T, 0) + np.diag(sigma[d] ** 2)
+    # δ's design: a treated participant's score on dimension d loads t on δ[subgroup, d].
+    loading = np.zeros((len(y), S * D))
+    treated = a > 0
+    loading[r[treated], sg[treated] * D + d[treated]] = t[treated]
+    omega = np.diag((spread**2).ravel())
+    covariance += loading @ omega @ loading.T
+    expected = stats.multivariate_normal(mean_y, covariance).logpdf(y)
+    assert float(fast) == pytest.approx(expected, rel=1e-10)
+    conditional = omega @ loading.T @ np.linalg.solve(covariance, y - mean_y)
+    np.testing.assert_allclose(np.asarray(mean).ravel(), conditional, rtol=1e-8, atol=1e-12)
+    # The factor's product with its transpose is δ's conditional covariance.
+    posterior = omega - omega @ loading.T @ np.linalg.solve(covariance, loading @ omega)
+    blocks = np.einsum("cij,ckj->cik", np.asarray(factor), np.asarray(factor))
+    for s_ in range(S):
+        window = slice(s_ * D, (s_ + 1) * D)
+        np.testing.assert_allclose(blocks[s_], posterior[window, window], rtol=1e-8, atol=1e-14)
 
 
 def test_covariates_are_standardised_and_unadjusted_data_are_the_plain_models():
@@ -320,19 +394,8 @@ def _recovery_trial(seed: int) -> dict:
     }
 
 
-class _Unreportable(Exception):
-    """Fits of the recovery study that missed the convergence gates."""
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(3600)
-@pytest.mark.xfail(
-    raises=_Unreportable,
-    strict=True,
-    reason="Open: 3 of 8 fits kept 1 to 5 divergent transitions after the refit at an "
-    "acceptance target of 0.99 (the non-centred subgroup deviations, where subgroups of 200 "
-    "are well informed); coverage and precision are checked before this.",
-)
 @pytest.mark.skipif(
     not os.environ.get("FLOURISH_COVERAGE_STUDY"),
     reason="The recovery study takes longer than the suite's budget allows: run it with "
@@ -350,6 +413,7 @@ def test_fits_recover_known_covariate_interaction_and_subgroup_effects(artifacts
     # The covariate explains half the between-person variance of growth: adjusting for it must
     # narrow the treatment effect's posterior in every trial.
     assert min(reductions) > 0.1, reductions
+    # Every fit passes the convergence gates, divergences included (subgroups of 200 are well
+    # informed: the regime where sampling ω z diverged, stats.bayes_growth._subgroup_growth).
     unreportable = [trial["reasons"] for trial in trials if not trial["reportable"]]
-    if unreportable:
-        raise _Unreportable(unreportable)
+    assert not unreportable, unreportable
