@@ -133,11 +133,11 @@ def score_item_moments(
 
 
 def score_values(
-    trial: Trial, instrument: Instrument, items: list[str], *, chunk: int = 50_000
-) -> Iterator[tuple[str, int, float]]:
-    """(participant, wave index, mean of the keyed ``items``) for each response whose items are
-    all answered, in the order the responses were stored, streamed from a server-side cursor
-    ``chunk`` rows at a time."""
+    trial: Trial, instrument: Instrument, items: list[str], *, chunk: int = 100_000
+) -> Iterator[list[tuple[str, int, float]]]:
+    """Lists of at most ``chunk`` rows (participant, wave index, mean of the keyed ``items``),
+    one row per response whose items are all answered, in the order the responses were stored,
+    read from a server-side cursor."""
     responses, params = _responses_sql(instrument, items)
     total = " + ".join(f"x{j}" for j in range(len(items))) or "0"
     sql = f"""
@@ -147,4 +147,4 @@ def score_values(
     with connection.chunked_cursor() as cursor:
         cursor.execute(sql, [max(len(items), 1), *params, trial.pk, instrument.pk])
         while rows := cursor.fetchmany(chunk):
-            yield from rows
+            yield rows

@@ -141,13 +141,26 @@ def _fill(report: ScoreReport, moments: ScoreItemMoments) -> None:
 def _fill_retest(report: ScoreReport, trial: Trial, instrument: Instrument) -> None:
     """Test–retest and reliable change from the scale mean of each complete response (the
     multiplier changes neither), read a chunk of rows at a time."""
-    scored = pd.DataFrame.from_records(
-        score_values(trial, instrument, report.items), columns=["participant", "wave", "score"]
-    ).astype({"wave": "int64", "score": "float64"})
+    scored = _scored(trial, instrument, report.items)
     report.test_retest = _attempt(
         lambda: psychometrics.icc_test_retest(scored, "participant", "wave", "score", n_boot=200)
     )
     report.reliable_change = _attempt(lambda: _reliable_change_counts(scored, report))
+
+
+def _scored(trial: Trial, instrument: Instrument, items: list[str]) -> pd.DataFrame:
+    """participant, wave, score per complete response; participants are numbered in order of
+    first appearance (as ``pandas.factorize`` numbers them), so a chunk's pseudonyms are
+    dropped as soon as it is read and the frame holds three numbers per response."""
+    codes: dict[str, int] = {}
+    parts = [(np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), np.empty(0))]
+    for rows in score_values(trial, instrument, items):
+        who, wave, score = zip(*rows, strict=True)
+        local, uniques = pd.factorize(pd.Index(who))
+        mapping = np.array([codes.setdefault(u, len(codes)) for u in uniques], dtype=np.int64)
+        parts.append((mapping[local], np.array(wave, dtype=np.int64), np.array(score, dtype=float)))
+    participant, wave, score = (np.concatenate(column) for column in zip(*parts, strict=True))
+    return pd.DataFrame({"participant": participant, "wave": wave, "score": score})
 
 
 def _reliable_change_counts(scored: pd.DataFrame, report: ScoreReport) -> dict:
