@@ -76,6 +76,11 @@ def main(grid: Grid, context: Context) -> None:
     import django
 
     django.setup()
+    # Django's logging sends the root's INFO to the console, and Flower mirrors the ServerApp's
+    # output to the SuperLink with one HTTP request per batch (flwr.supercore.logger), which
+    # httpx logs at INFO: each upload queues another, and the run's end waits for the queue to
+    # empty until its 3 s limit (flush_logs). Flower's own HTTP requests stay out of the log.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     from federated.dose import dose_release_run
     from federated.window import WindowNotReady, telemetry_window_run
     from trials.models import Trial

@@ -60,3 +60,24 @@ def test_it_returns_what_arrived_by_the_timeout(monkeypatch):
     assert sorted(r.metadata.reply_to_message_id for r in replies) == ["a", "b"]
     # Asked until the clock reached the timeout (at the fourth pull), then no more.
     assert link.pulls == 4
+
+
+@pytest.mark.django_db
+def test_the_serverapp_keeps_flowers_own_http_requests_out_of_the_log_it_uploads():
+    """Flower uploads the ServerApp's output to the SuperLink, one HTTP request per batch; were
+    httpx's INFO line for each request logged, every upload would queue another and the run's end
+    would wait out Flower's 3 s flush (flwr.supercore.logger.flush_logs)."""
+    import logging
+
+    from trials.models import Trial
+
+    httpx_logger = logging.getLogger("httpx")
+    level = httpx_logger.level
+    httpx_logger.setLevel(logging.INFO)
+    context = SimpleNamespace(run_config={"trial": "no-such-trial", "window": 0})
+    try:
+        with pytest.raises(Trial.DoesNotExist):
+            server_app.main(grid=_SlowLink({}), context=context)
+        assert not httpx_logger.isEnabledFor(logging.INFO)
+    finally:
+        httpx_logger.setLevel(level)
