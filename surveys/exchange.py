@@ -23,20 +23,26 @@ its start) written with a leading apostrophe, which the import removes again.
 
 An import is all or nothing: every row is checked before anything is written, each bad row is
 reported with its line number, and only then are the new responses written, in bulk (PostgreSQL
-``COPY``) and in one transaction, with the scores and quality indices computed by the functions
-:func:`surveys.services.response_submit` uses, so they are what the participant pages would have
-stored, and the same safety flags and audit events. A response already stored with the same
-answers is counted as unchanged, which makes importing the same file twice harmless.
+``COPY``) and in one transaction, with the scores and quality indices
+:func:`surveys.services.response_submit` stores, computed for all the responses to an instrument
+at once by functions tested equal to the ones it uses (:func:`surveys.scoring.scores_rows`,
+:func:`stats.quality.careless_flags_rows`), so they are what the participant pages would have
+stored, and the same safety flags and audit events. Checking works by column: each check of a
+row runs once per distinct combination of the cells it reads. A response already stored with the
+same answers is counted as unchanged, which makes importing the same file twice harmless.
 """
 
 import csv
+import gc
+import io
 import itertools
 import json
 import math
 import operator
 import re
 from collections import defaultdict
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -504,8 +510,9 @@ def _csv_rows(path: Path) -> tuple[_Table, list[RowError]]:
     errors = []
     # utf-8-sig: spreadsheets often start a UTF-8 CSV with a byte-order mark.
     with path.open(encoding="utf-8-sig", newline="") as handle:
-        reader = csv.reader(handle)
-        rows = list(reader)
+        text = handle.read()
+    reader = csv.reader(io.StringIO(text, newline=""))
+    rows = list(reader)
     if not rows:
         raise ImportRejected([RowError(None, f"{path.name} is empty.")])
     header = rows[0]
@@ -518,7 +525,9 @@ def _csv_rows(path: Path) -> tuple[_Table, list[RowError]]:
     if errors and errors[0].line == 1:
         return _EMPTY, errors
     columns = zip(*records, strict=True) if records else ([] for _ in header)
-    cells = {name: _unneutralised(column) for name, column in zip(header, columns, strict=True)}
+    # Without an apostrophe anywhere no cell was neutralised.
+    unquoted = _unneutralised if "'" in text else list
+    cells = {name: unquoted(column) for name, column in zip(header, columns, strict=True)}
     return _Table(lines=lines, cells=cells), errors
 
 
@@ -1027,46 +1036,60 @@ def _check_rows(table: _Table, context: _Context, plan: ImportPlan) -> None:
         index: sum(len(definition.items) for definition in questions.values())
         for index, questions in context.questions.items()
     }
-    in_order = (times_differ == 0) & (versions_differ == 0)
+    in_order = ((times_differ == 0) & (versions_differ == 0)).tolist()
+    rows_given = sizes.tolist()
+    heads = kept[first]
+    keys = list(
+        zip(
+            [participant.values[c] for c in participant.codes[heads].tolist()],
+            [wave.values[c] for c in wave.codes[heads].tolist()],
+            strict=True,
+        )
+    )
+
+    # Each response's answers, one instrument (its rows in file order) at a time.
+    answers: list[dict[str, dict[str, int]]] = [{} for _ in range(count)]
+    versions_of: list[dict[str, str]] = [{} for _ in range(count)]
+    by_version = kept[np.argsort(version, kind="stable")]
+    version_bounds = np.concatenate([[0], np.cumsum(np.bincount(version))]).tolist()
+    items = [item.values[c] for c in item.codes[by_version].tolist()]
+    given = [value.values[c] for c in value.codes[by_version].tolist()]
+    for owner, code, written, (start, stop) in zip(
+        response[version_first].tolist(),
+        [instrument.values[c] for c in instrument.codes[kept[version_first]].tolist()],
+        [language.values[c] for c in language.codes[kept[version_first]].tolist()],
+        itertools.pairwise(version_bounds),
+        strict=True,
+    ):
+        answers[owner][code] = dict(zip(items[start:stop], given[start:stop], strict=True))
+        if written:
+            versions_of[owner][code] = written
 
     rows = kept[np.argsort(response, kind="stable")]
-    instruments_given = [instrument.values[c] for c in instrument.codes[rows].tolist()]
-    items = [item.values[c] for c in item.codes[rows].tolist()]
-    answers_given = [value.values[c] for c in value.codes[rows].tolist()]
-    versions_given = [language.values[c] for c in language.codes[rows].tolist()]
     bounds = np.concatenate([[0], np.cumsum(sizes)]).tolist()
-    for number, (start, stop) in enumerate(itertools.pairwise(bounds)):
-        head = int(rows[start])
-        key = (participant[head], wave[head])
-        answers: dict[str, dict[str, int]] = {}
-        for code, item_code, answer in zip(
-            instruments_given[start:stop], items[start:stop], answers_given[start:stop], strict=True
-        ):
-            answers.setdefault(code, {})[item_code] = answer
+    for number, key in enumerate(keys):
         whole = key not in spoilt
-        if whole and in_order[number] and sizes[number] == asked[key[1]]:
+        if whole and in_order[number] and rows_given[number] == asked[key[1]]:
             stored = context.stored.get(key)
             someone = context.participants[key[0]]
             if stored is None and someone.withdrawn_at is None and key[0] in context.consenting:
-                languages = zip(
-                    instruments_given[start:stop], versions_given[start:stop], strict=True
-                )
+                head = int(heads[number])
                 plan.new.append(
                     PlannedResponse(
                         participant=someone,
                         wave=context.waves[key[1]],
                         instruments=context.instruments[key[1]],
-                        answers=answers,
-                        languages={code: version for code, version in languages if version},
+                        answers=answers[number],
+                        languages=versions_of[number],
                         submitted_at=submitted[head],
                         line=lines[head],
                     )
                 )
                 continue
-            if stored is not None and stored == answers:
+            if stored is not None and stored == answers[number]:
                 plan.unchanged += 1
                 continue
-        given = [
+        checked = [
             _Row(
                 line=lines[row],
                 participant=context.participants[participant[row]],
@@ -1077,9 +1100,9 @@ def _check_rows(table: _Table, context: _Context, plan: ImportPlan) -> None:
                 language=language[row],
                 submitted_at=submitted[row],
             )
-            for row in rows[start:stop].tolist()
+            for row in rows[bounds[number] : bounds[number + 1]].tolist()
         ]
-        _plan_response(given, context, plan, whole=whole)
+        _plan_response(checked, context, plan, whole=whole)
 
 
 def import_plan(*, trial: Trial, path: Path) -> ImportPlan:
@@ -1240,9 +1263,10 @@ def _score_rows(
 
 
 def _responses_store(plan: ImportPlan, trial: Trial) -> None:
-    """Write the plan's new responses with their scores and quality indices, computed by the
-    functions ``response_submit`` uses; remove the participants' drafts of those waves and flag
-    their safety answers (with their audit events), as ``response_submit`` does for each."""
+    """Write the plan's new responses with their scores and quality indices, as
+    ``response_submit`` computes them (:func:`_computed`); remove the participants' drafts of
+    those waves and flag their safety answers (with their audit events), as ``response_submit``
+    does for each."""
     try:
         with transaction.atomic():
             quality, scored = _computed(plan)
@@ -1288,6 +1312,19 @@ def _responses_store(plan: ImportPlan, trial: Trial) -> None:
             )
 
 
+@contextmanager
+def _objects_so_far_frozen() -> Iterator[None]:
+    """The objects that exist now left out of cyclic garbage collection (:func:`gc.freeze`)
+    until the block ends. A long file's rows are many small objects, and each collection they
+    trigger would otherwise walk the whole process (Django, its models, the numerical stack)
+    again; the import's own objects are still collected."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 @transaction.atomic
 def responses_import(*, trial: Trial, path: Path) -> ImportReport:
     """Import a long responses file all or nothing: when any row is bad, :class:`ImportRejected`
@@ -1298,12 +1335,13 @@ def responses_import(*, trial: Trial, path: Path) -> ImportReport:
     and languages, and the same safety flags and audit events. Responses already stored with the
     same answers are left alone and counted as unchanged.
     """
-    plan = import_plan(trial=trial, path=path)
-    if plan.errors:
-        raise ImportRejected(plan.errors, numbering=plan.numbering)
-    if plan.new:
-        errors = _still_may_answer_errors(plan, trial)
-        if errors:
-            raise ImportRejected(errors, numbering=plan.numbering)
-        _responses_store(plan, trial)
+    with _objects_so_far_frozen():
+        plan = import_plan(trial=trial, path=path)
+        if plan.errors:
+            raise ImportRejected(plan.errors, numbering=plan.numbering)
+        if plan.new:
+            errors = _still_may_answer_errors(plan, trial)
+            if errors:
+                raise ImportRejected(errors, numbering=plan.numbering)
+            _responses_store(plan, trial)
     return ImportReport(rows=plan.rows, created=len(plan.new), unchanged=plan.unchanged)
