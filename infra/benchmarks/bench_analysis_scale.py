@@ -333,6 +333,12 @@ def _analyse_in_child(slug: str, url: str, memory_cap_gb: float, minutes: float)
             stopped = f"exited with status {os.waitstatus_to_exitcode(status)}"
         if stopped and result.get("current"):
             stopped += f", in {result['current']}"
+        if not stopped and result.get("status") != "finished":
+            # The command ran to its end, but the run it made failed (analysis_run_execute
+            # stores the error); the step it was in is the last one entered.
+            stopped = f"the run {result.get('status')}: {result.get('error')}"
+            if result.get("last_step"):
+                stopped += f", in {result['last_step']}"
     return result | {
         "finished": not stopped,
         "stopped": stopped,
@@ -368,6 +374,7 @@ class _Steps:
         self.progress = progress
         self.steps: dict[str, dict] = {}
         self.current: list[str] = []
+        self.last = ""
 
     def install(self, module) -> None:
         for name, parent in STEPS:
@@ -378,6 +385,7 @@ class _Steps:
     def _wrapped(self, label: str, function):
         def timed(*args, **kwargs):
             self.current.append(label.strip())
+            self.last = " > ".join(self.current)
             self._write()
             started, cpu = time.perf_counter(), _cpu_seconds()
             try:
@@ -445,6 +453,7 @@ def _analyse(slug: str, out: Path, progress: Path) -> None:
         json.dumps(
             {
                 "status": document["status"],
+                "last_step": steps.last,
                 "error": document["error"],
                 "estimates": document["estimates"],
                 "command_seconds": command_seconds,
