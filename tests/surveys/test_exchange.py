@@ -4,6 +4,7 @@ and files refused as a whole with every bad line reported."""
 
 import csv
 import io
+import random
 import re
 from datetime import datetime, timedelta
 
@@ -217,6 +218,33 @@ def test_csv_round_trip_restores_answers_and_scores_and_reimport_changes_nothing
     again = _import(tmp_path / "small-responses.csv")
     assert f"0 responses imported, {total} unchanged" in again
     assert (Response.objects.count(), Score.objects.count()) == (total, scores)
+    assert _snapshot(small_trial) == before
+
+
+def test_rows_in_any_order_and_other_spellings_of_a_cell_import_the_same(small_trial, tmp_path):
+    """The import reads values, not spellings: the rows of different responses interleaved in
+    any order, padded or signed numbers and another spelling of the same instant (``Z`` for
+    ``+00:00``) restore exactly what the export held, with no duplicate or inconsistency."""
+    _export(tmp_path, "csv")
+    before = _snapshot(small_trial)
+    removed = Response.objects.filter(participant__in=_first_participants(small_trial, 4))
+    deleted = removed.count()
+    removed.delete()
+    rows = _read_csv(tmp_path / "small-responses.csv")
+    assert all(row["submitted_at"].endswith("+00:00") for row in rows)
+    for number, row in enumerate(rows):
+        if number % 3 == 0:
+            row["value"] = f" +{row['value']} "
+        if number % 2 == 0:
+            row["submitted_at"] = row["submitted_at"].replace("+00:00", "Z")
+        if number % 5 == 0:
+            row["wave"] = f" {row['wave']}"
+    random.Random(3).shuffle(rows)
+    _write_csv(tmp_path / "shuffled.csv", rows)
+
+    printed = _import(tmp_path / "shuffled.csv")
+
+    assert f"{deleted} responses imported, {len(before) - deleted} unchanged" in printed
     assert _snapshot(small_trial) == before
 
 
