@@ -19,7 +19,7 @@ SLOPE = 0.03  # WHO-5 points per minute of use over the trial
 @pytest.mark.slow
 def test_a_simulated_usage_outcome_slope_is_released_and_recovered():
     """Enough participants that the privacy noise leaves an interval narrow enough to tell the
-    simulated slope from none (at 160 participants and a narrower spread of usage its width was about 0.09)."""
+    simulated slope from none."""
     out = StringIO()
     call_command(
         "simulate_trial",
