@@ -9,14 +9,17 @@ from itertools import islice
 from typing import TYPE_CHECKING
 
 import numpy as np
+from django.contrib.postgres.aggregates import StringAgg
 from django.db import connection
 from django.db.models import (
     Avg,
     Case,
+    CharField,
     Count,
     Expression,
     F,
     FloatField,
+    Func,
     IntegerField,
     Max,
     Q,
@@ -26,7 +29,7 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Collate
+from django.db.models.functions import Cast, Collate, Concat
 
 from federated.schema import COUNT
 from federated.selectors import telemetry_schema_in_force
@@ -335,29 +338,53 @@ def analysed_score_rows(trial: Trial) -> int:
     return _allocated_scores(trial).count()
 
 
+class _Sha256(Func):
+    """PostgreSQL's built-in SHA-256 of a text, in hex (Django's SHA256 needs pgcrypto)."""
+
+    template = "encode(sha256(convert_to(%(expressions)s, 'UTF8')), 'hex')"
+    output_field = CharField()
+
+
 def scores_digest(trial: Trial) -> str | None:
     """SHA-256 of every score row of the trial (participant, arm, community, wave, instrument,
     code, dimension, value) in a stable order, None without any: the data snapshot an analysis
-    run records. Rows stream from a server-side cursor into the hash, so memory stays flat
-    however many there are; any changed, added or removed score changes the digest."""
-    rows = (
-        Score.objects.filter(response__participant__trial=trial)
-        .values_list(
-            _PARTICIPANT,
-            _ARM,
-            "response__participant__community__slug",
-            _WAVE,
-            "instrument__code",
-            "code",
-            "dimension",
-            "value",
-        )
-        .order_by(_byte_order(_PARTICIPANT), _WAVE, _byte_order("code"))
-        .iterator(chunk_size=_CHUNK)
-    )
+    run records. Any changed, added or removed score changes it.
+
+    On PostgreSQL each participant's rows are joined into one text and hashed there (SHA-256),
+    so only a digest per participant leaves the database and is chained here, in participants'
+    byte order; a float is written as PostgreSQL's shortest exact text. Elsewhere (the SQLite
+    demo) the rows themselves stream from the cursor into the hash. Memory stays flat either
+    way."""
+    scores = Score.objects.filter(response__participant__trial=trial)
+    people = (_PARTICIPANT, _ARM, "response__participant__community__slug")
     digest = hashlib.sha256()
     empty = True
-    for row in rows:
+    if connection.vendor == "postgresql":
+        tab = Value("\t")
+        line = Concat(
+            Cast(_WAVE, CharField()),
+            tab,
+            "instrument__code",
+            tab,
+            "code",
+            tab,
+            "dimension",
+            tab,
+            Cast("value", CharField()),
+            output_field=CharField(),
+        )
+        rows = (
+            scores.values_list(*people)
+            .annotate(
+                rows=_Sha256(StringAgg(line, Value("\n"), order_by=(_WAVE, _byte_order("code"))))
+            )
+            .order_by(_byte_order(_PARTICIPANT))
+        )
+    else:
+        rows = scores.values_list(
+            *people, _WAVE, "instrument__code", "code", "dimension", "value"
+        ).order_by(_byte_order(_PARTICIPANT), _WAVE, _byte_order("code"))
+    for row in rows.iterator(chunk_size=_CHUNK):
         # repr keeps every float's exact value; a tab and a newline never occur in an id or code.
         digest.update(("\t".join(map(repr, row)) + "\n").encode())
         empty = False
