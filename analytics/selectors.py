@@ -56,7 +56,8 @@ SCORE_COLUMNS = [
 
 def trial_scores_frame(trial: Trial) -> pd.DataFrame:
     """One row per participant × wave × score (``outcome`` is the score's code), in a stable
-    order; ``community`` is the participant's community slug or empty."""
+    order; ``community`` is the participant's community slug or empty. Analyses never call
+    this (they read per-participant aggregates); the tests compare those with it."""
     import pandas as pd
 
     rows = (
