@@ -18,6 +18,7 @@ in the trial's own sample (both arms), so the same threshold applies to every ar
 """
 
 import logging
+import statistics
 
 import numpy as np
 from django.db import connection, transaction
@@ -114,14 +115,22 @@ def _deteriorated(trial: Trial, outcome: Outcome) -> dict[str, dict]:
         "baseline": BASELINE_WAVE,
         "wave": outcome.wave,
     }
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""SELECT COUNT(*) FILTER (WHERE w.index = %(baseline)s),
-                       COUNT(*) FILTER (WHERE w.index = %(wave)s),
-                       STDDEV_SAMP(s.value) FILTER (WHERE w.index = %(baseline)s) {_SCORES}""",
-            params,
-        )
-        at_baseline, at_wave, baseline_sd = cursor.fetchone()
+    postgresql = connection.vendor == "postgresql"
+    if postgresql:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""SELECT COUNT(*) FILTER (WHERE w.index = %(baseline)s),
+                           COUNT(*) FILTER (WHERE w.index = %(wave)s),
+                           STDDEV_SAMP(s.value) FILTER (WHERE w.index = %(baseline)s)
+                    {_SCORES}""",
+                params,
+            )
+            at_baseline, at_wave, baseline_sd = cursor.fetchone()
+    else:
+        # SQLite (the demo's database): the same from the two waves' scores in Python.
+        before_of, after_of = _scores_in_python(trial, outcome)
+        at_baseline, at_wave = len(before_of), len(after_of)
+        baseline_sd = statistics.stdev(before_of.values()) if at_baseline > 1 else None
     if not at_baseline or not at_wave:
         raise ValueError(f"no scores at waves {BASELINE_WAVE} and {outcome.wave}")
     # One baseline score has no standard deviation; reliable_change refuses the NaN.
@@ -133,20 +142,23 @@ def _deteriorated(trial: Trial, outcome: Outcome) -> dict[str, dict]:
         * RCI_CRITICAL
     )
     worse = 1.0 if rule.higher_is_better else -1.0  # the sign of a change for the better
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""SELECT participant, before, after FROM (
-                    SELECT r.participant_id AS participant,
-                           AVG(s.value) FILTER (WHERE w.index = %(baseline)s) AS before,
-                           AVG(s.value) FILTER (WHERE w.index = %(wave)s) AS after
-                    {_SCORES}
-                    GROUP BY r.participant_id
-                ) pairs
-                WHERE %(sign)s * (after - before) < -%(threshold)s
-                ORDER BY participant COLLATE "C" """,
-            {**params, "sign": worse, "threshold": threshold * (1 - _MARGIN)},
-        )
-        rows = cursor.fetchall()
+    if not postgresql:
+        rows = [(p, before_of[p], after_of[p]) for p in sorted(set(before_of) & set(after_of))]
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""SELECT participant, before, after FROM (
+                        SELECT r.participant_id AS participant,
+                               AVG(s.value) FILTER (WHERE w.index = %(baseline)s) AS before,
+                               AVG(s.value) FILTER (WHERE w.index = %(wave)s) AS after
+                        {_SCORES}
+                        GROUP BY r.participant_id
+                    ) pairs
+                    WHERE %(sign)s * (after - before) < -%(threshold)s
+                    ORDER BY participant COLLATE "C" """,
+                {**params, "sign": worse, "threshold": threshold * (1 - _MARGIN)},
+            )
+            rows = cursor.fetchall()
     participants = [row[0] for row in rows]
     before = np.array([row[1] for row in rows], dtype=float)
     after = np.array([row[2] for row in rows], dtype=float)
@@ -172,6 +184,19 @@ def _deteriorated(trial: Trial, outcome: Outcome) -> dict[str, dict]:
         )
         if flagged
     }
+
+
+def _scores_in_python(trial: Trial, outcome: Outcome) -> tuple[dict, dict]:
+    """Participant → score at baseline, and at the outcome's wave."""
+    found: tuple[dict, dict] = ({}, {})
+    for participant, wave, value in Score.objects.filter(
+        response__participant__trial=trial,
+        instrument__code=outcome.instrument,
+        code=outcome.code,
+        response__wave__index__in=[BASELINE_WAVE, outcome.wave],
+    ).values_list("response__participant_id", "response__wave__index", "value"):
+        found[0 if wave == BASELINE_WAVE else 1][participant] = value
+    return found
 
 
 def guardrail_report(run: AnalysisRun, results: Results) -> None:

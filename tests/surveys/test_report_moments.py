@@ -231,3 +231,29 @@ def test_a_report_without_retest_leaves_out_only_the_icc_and_reliable_change(var
         assert report.test_retest.value is None and report.reliable_change.value is None
         _close(report.by_wave, full[key].by_wave)
         _close(report.invariance, full[key].invariance)
+
+
+@pytest.mark.django_db
+def test_sqlite_s_path_in_python_gives_the_moments_and_scores_postgresql_gives(
+    varied_trial, monkeypatch
+):
+    from django.db import connection
+
+    from surveys.item_moments import score_values
+
+    assistant = Instrument.objects.get(code="ai_assistant")
+    items = assistant.definition.scored_items(assistant.definition.score("ai_candour"))
+    in_sql = score_item_moments(varied_trial, assistant, items)
+    values_sql = [row for rows in score_values(varied_trial, assistant, items) for row in rows]
+    monkeypatch.setattr(connection, "vendor", "sqlite")
+    in_python = score_item_moments(varied_trial, assistant, items)
+    values_python = [row for rows in score_values(varied_trial, assistant, items) for row in rows]
+    assert values_python == values_sql and len(values_sql) > 50
+    for grouping in ("waves", "languages", "communities"):
+        expected, actual = getattr(in_sql, grouping), getattr(in_python, grouping)
+        assert actual.keys() == expected.keys() and len(expected) >= 2
+        for key, group in expected.items():
+            assert (actual[key].rows, actual[key].first) == (group.rows, group.first)
+            assert actual[key].moments.n == group.moments.n
+            np.testing.assert_array_equal(actual[key].moments.mean, group.moments.mean)
+            np.testing.assert_array_equal(actual[key].moments.cov, group.moments.cov)
