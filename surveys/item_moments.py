@@ -110,7 +110,7 @@ def score_item_moments(
     pairs = [(j, k) for j in range(p) for k in range(j, p)]
     sums = ", ".join(f"SUM(x{j}) FILTER (WHERE complete)" for j in range(p))
     products = ", ".join(f"SUM(x{j} * x{k}) FILTER (WHERE complete)" for j, k in pairs)
-    # One cell per wave, language and community (a handful: hashed, never sorted), then the
+    # One cell per wave, language and community (a handful of them), then the
     # three groupings summed here: counts, sums and cross products all add over cells.
     sql = f"""
         SELECT wave, language, community, COUNT(*), COUNT(*) FILTER (WHERE complete),
