@@ -424,6 +424,9 @@ def indexes_deferred(cursor, tables: tuple[str, ...]) -> Iterator[None]:
     for name, _ in indexes:
         cursor.execute(f'DROP INDEX "{name}"')
     yield
+    # Each index is built by one sort of the whole table: give it memory to sort in, for this
+    # session only (the server's default, 64 MB, spills a large table's sort to disk).
+    cursor.execute("SET maintenance_work_mem = '1GB'")
     for table, name, kind, definition in constraints:
         if kind in ("p", "u"):
             cursor.execute(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
