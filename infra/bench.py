@@ -288,7 +288,7 @@ def main(argv: list[str]) -> int:
         "--sizes",
         type=_sizes,
         default=None,
-        help="participants of the analysis scaling benchmark, comma-separated (default 2000)",
+        help="participants of the analysis scaling benchmark, comma-separated (default 1000)",
     )
     parser.add_argument(
         "--memory-cap-gb",

@@ -1,7 +1,7 @@
 """An analysis run on a large trial, at growing sizes: what ``manage.py analyze_trial`` costs at
 10k, 100k or a million participants, and where that time and memory go.
 
-For each size in ``--sizes`` (participants; default 2,000) a database of the run's own is made
+For each size in ``--sizes`` (participants; default 1,000) a database of the run's own is made
 (``bench_scale_<pid>_<random>`` on the server ``DATABASE_URL`` names, dropped at the end) and
 filled by ``infra.benchmarks.scale_data``: a two-arm trial of 20 waves whose responses carry
 five scores (WHO-5, the plan's primary outcome, SWLS, its secondary, the Flourishing Scale,
@@ -41,7 +41,7 @@ from pathlib import Path
 
 from infra.bench import REPO_DIR, Measurement, own_database, run_database_name
 
-SIZES = (2_000,)
+SIZES = (1_000,)
 TOLERANCE_SE = 4.0
 # analytics.analysis' module-level steps, wrapped in the analysing process; a nested one names
 # the step it runs within.
