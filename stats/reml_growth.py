@@ -268,6 +268,20 @@ def _state(theta: np.ndarray, totals: GroupTotals, observations: float) -> _Stat
     )
 
 
+def _criterion(
+    theta: np.ndarray, totals: GroupTotals, observations: float
+) -> tuple[float, np.ndarray]:
+    """The REML deviance and its gradient for the optimiser. Far from the optimum (|θ| in the
+    tens of thousands, where a line search on a large trial's steep criterion can step),
+    X'W⁻¹X can lose its positive definiteness to rounding; the criterion is then infinite,
+    which sends the line search back towards the last point instead of stopping the fit."""
+    try:
+        state = _state(theta, totals, observations)
+    except np.linalg.LinAlgError:
+        return np.inf, np.full(len(theta), np.nan)
+    return state.deviance, state.gradient
+
+
 def _positive_diagonal(theta: np.ndarray) -> np.ndarray:
     """The same Ψ̃ = ΛΛᵀ with Λ's diagonal made non-negative, as lme4 reports θ.
 
@@ -529,16 +543,13 @@ def reml_design_fit(
             "participants are all observed at one wave."
         )
 
-    def criterion(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        state = _state(theta, totals, observations)
-        return state.deviance, state.gradient
-
     def gradient_at(theta: np.ndarray) -> np.ndarray:
-        return criterion(theta)[1]
+        return _state(theta, totals, observations).gradient
 
     result = optimize.minimize(
-        criterion,
+        _criterion,
         _START,
+        args=(totals, observations),
         jac=True,
         method="L-BFGS-B",
         options={"maxiter": max_iterations, "ftol": 1e-12, "gtol": 1e-6},

@@ -12,6 +12,7 @@ from infra.benchmarks.growth_panel import arm_names, growth_panel
 from stats.reml_growth import (
     STEP_TOLERANCE,
     GroupTotals,
+    _criterion,
     _state,
     arm_rows,
     group_totals,
@@ -130,6 +131,25 @@ def test_the_gradient_is_the_derivative_of_the_criterion(theta):
         down = _state(point - step, totals, observations).deviance
         numeric.append((up - down) / 2e-6)
     assert analytic == pytest.approx(numeric, rel=1e-5, abs=1e-4)
+
+
+def test_where_rounding_breaks_x_w_x_the_criterion_is_infinite_not_an_error():
+    # On a 20-wave panel of tens of thousands of participants the optimiser's line search
+    # stepped to θ near (-5e3, -4e4, -1e5), where X'W⁻¹X was no longer positive definite in
+    # floating point and the fit raised; an infinite criterion there makes the search back off.
+    # Here the same condition, X'W⁻¹X = 0, is made by design rows that are all zero.
+    names = arm_names(2)
+    arm, statistics = _statistics(growth_panel(200, 6, 2, seed=4), names)
+    totals = group_totals(arm_rows(arm, 2), statistics)
+    observations = statistics[:, 0].sum()
+    theta = np.array([1.0, 0.0, 1.0])
+    state = _state(theta, totals, observations)
+    assert _criterion(theta, totals, observations)[0] == state.deviance
+    broken = totals._replace(sum_ww=np.zeros_like(totals.sum_ww))
+    with pytest.raises(np.linalg.LinAlgError):
+        _state(theta, broken, observations)
+    deviance, gradient = _criterion(theta, broken, observations)
+    assert deviance == np.inf and np.isnan(gradient).all()
 
 
 def test_pooling_participants_that_share_a_design_is_exact():
