@@ -25,6 +25,7 @@ developer's data.
 import json
 import os
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -188,7 +189,10 @@ def _deployment() -> dict:
         # A window asks only the devices connected when it starts: time the window, not the fleet.
         wait_for_supernodes(f"127.0.0.1:{port}", len(configs))
         nodes_online = time.perf_counter() - started_nodes
+        groups = {process.pid for process in [superlink, *nodes]}
+        cpu = []
         for window in range(REPEATS, REPEATS + DEPLOYMENT_WINDOWS):
+            engine_before, command_before = _cpu_seconds(groups), _children_cpu_seconds()
             submitted = time.time()
             flwr_run(
                 superlink=f"127.0.0.1:{port}",
@@ -198,6 +202,12 @@ def _deployment() -> dict:
                 timeout=300,
             )
             windows.append((submitted, time.time()))
+            cpu.append(
+                {
+                    "flwr run": _children_cpu_seconds() - command_before,
+                    "SuperLink, SuperNodes and their tasks": _cpu_seconds(groups) - engine_before,
+                }
+            )
     finally:
         for process in [*nodes, superlink]:
             stop(process)
@@ -215,6 +225,7 @@ def _deployment() -> dict:
         "in_process_windows_seconds": in_process,
         "nodes_online_seconds": nodes_online,
         "phases_seconds": phases,
+        "cpu_seconds": cpu,
         **_task_start_costs(env),
     }
 
@@ -247,6 +258,30 @@ def _phases(log: str, submitted: float, returned: float) -> dict[str, float]:
         phases[name], previous = moment - previous, moment
     phases["the run's end reaches flwr run"] = returned - previous
     return phases
+
+
+def _cpu_seconds(groups: set[int]) -> float:
+    """CPU time (user and system) of the processes in the process groups ``groups`` and of their
+    children that have exited and been waited for (Linux /proc): a window's work, whatever the
+    host's load."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in Path("/proc").iterdir():
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        # proc(5): the fields after the command start at the 3rd (state); the 5th is the process
+        # group, the 14th to 17th utime, stime, cutime and cstime.
+        if int(fields[2]) in groups:
+            total += sum(int(value) for value in fields[11:15])
+    return total / ticks
+
+
+def _children_cpu_seconds() -> float:
+    """CPU time of this process's children that have exited and been waited for (``flwr run``)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _task_start_costs(env: dict) -> dict[str, float]:
