@@ -19,6 +19,10 @@ each fit.
 
     make bench BENCH_ARGS=bayes_layout
     python -m infra.benchmarks.bench_bayes_layout 10000   # one size, printed as JSON
+    python -m infra.benchmarks.bench_bayes_layout 10000 --monotone   # nobody skips a wave
+
+``--monotone`` runs the same trials without the skipped waves (drop-out only), the layout with
+the fewest groups: with the likelihood on group totals the two should cost about the same.
 """
 
 import json
@@ -45,7 +49,7 @@ SKIP = 0.15
 CAP_S = 3600
 
 
-def trial(participants: int, seed: int) -> pd.DataFrame:
+def trial(participants: int, seed: int, *, skip: float = SKIP) -> pd.DataFrame:
     simulated = simulate_scores(
         n_participants=participants,
         n_waves=WAVES,
@@ -57,7 +61,7 @@ def trial(participants: int, seed: int) -> pd.DataFrame:
         clip=False,
     )
     frame = simulated.scores.assign(arm=simulated.scores["arm"].map({0: "control", 1: "treatment"}))
-    skipped = np.random.default_rng(seed).random((participants, WAVES)) < SKIP
+    skipped = np.random.default_rng(seed).random((participants, WAVES)) < skip
     skipped[:, 0] = False
     return frame[~skipped[frame["participant"].to_numpy(), frame["wave"].to_numpy()]]
 
@@ -71,7 +75,7 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _fit(participants: int, seed: int) -> dict:
+def _fit(participants: int, seed: int, skip: float) -> dict:
     import jax
 
     from stats.bayes_growth import growth_data_from_frame, growth_fit
@@ -84,7 +88,7 @@ def _fit(participants: int, seed: int) -> dict:
         ):
             compilations.append(event)
 
-    frame = trial(participants, seed)
+    frame = trial(participants, seed, skip=skip)
     jax.monitoring.register_event_duration_secs_listener(heard)
     cpu = _cpu_seconds()
     fit = growth_fit(growth_data_from_frame(frame, control="control"), seed=seed)
@@ -100,7 +104,7 @@ def _fit(participants: int, seed: int) -> dict:
     }
 
 
-def measure(participants: int) -> dict:
+def measure(participants: int, *, skip: float = SKIP) -> dict:
     """Cold then warm fit in this process, which must not have used JAX yet."""
     import jax
 
@@ -110,8 +114,9 @@ def measure(participants: int) -> dict:
     jax.config.update("jax_compilation_cache_dir", cache)
     return {
         "participants": participants,
-        "cold": _fit(participants, seed=1),
-        "warm": _fit(participants, seed=2),
+        "skip": skip,
+        "cold": _fit(participants, seed=1, skip=skip),
+        "warm": _fit(participants, seed=2, skip=skip),
     }
 
 
@@ -145,4 +150,4 @@ def run() -> list[Measurement]:
 
 
 if __name__ == "__main__":
-    print(json.dumps(measure(int(sys.argv[1]))))
+    print(json.dumps(measure(int(sys.argv[1]), skip=0.0 if "--monotone" in sys.argv else SKIP)))
