@@ -75,7 +75,9 @@ service_command() {
         worker1 | worker2) echo "$BIN/celery -A config worker -n $1@%h -c 2 -l INFO" ;;
         beat) echo "$BIN/celery -A config beat -l INFO --schedule $STACK_DIR/celerybeat-schedule" ;;
         # No --database: the SuperLink keeps its state, message contents included, in memory.
-        superlink) echo "$BIN/flower-superlink --insecure --disable-runtime-dependency-installation --host 127.0.0.1 --port $FLOWER_PORT" ;;
+        # Its ServerApp tasks are forked from a SuperExec that has imported them
+        # (federated.superexec), as federated.deployment.superlink_start starts it.
+        superlink) echo "$BIN/python -m federated.superexec serverapp --runtime-api-address 127.0.0.1:$FLOWER_PORT -- $BIN/flower-superlink --insecure --disable-runtime-dependency-installation --host 127.0.0.1 --port $FLOWER_PORT --isolation process" ;;
     esac
 }
 
@@ -110,9 +112,12 @@ configure() {
     export DJANGO_SESSION_COOKIE_SECURE=0
     export DJANGO_CSRF_COOKIE_SECURE=0
     export DJANGO_SECURE_HSTS_SECONDS=0
-    # The workers submit release windows here; Flower's processes spawn flower-superexec by name
-    # and its ServerApp imports the project.
+    # The workers submit release windows here; `flwr run` is found by name and the ServerApp
+    # imports the project. As federated.deployment.process_environment: tasks are asked for
+    # twice a second, and Flower reports nothing to its telemetry service.
     export FLOWER_SUPERLINK="127.0.0.1:$FLOWER_PORT"
+    export FLWR_SUPEREXEC_TASK_POLL_INTERVAL="${FLWR_SUPEREXEC_TASK_POLL_INTERVAL:-0.5}"
+    export FLWR_TELEMETRY_ENABLED=0
     export PATH="$PWD/$BIN:$PATH"
     export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 }
