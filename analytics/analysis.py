@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from statsmodels.stats.multitest import multipletests
 
+from analytics.item_rows import trial_item_chunks
 from analytics.results import (
     AlphaFigure,
     BayesGrowth,
@@ -65,7 +66,6 @@ from analytics.selectors import (
     score_trajectories,
     scores_digest,
     telemetry_engagement_releases,
-    trial_item_frame,
 )
 from stats.ancova import ancova
 from stats.attrition import differential_attrition
@@ -83,7 +83,7 @@ from stats.growth import (
     mixedlm_growth_from_statistics,
     variable_columns,
 )
-from stats.ordinal import ordinal_data_from_frame, ordinal_growth_fit
+from stats.ordinal import ordinal_data_from_chunks, ordinal_growth_fit
 from stats.sequential import spending_boundaries
 from stats.srm import sample_ratio_mismatch
 from surveys.models import Instrument
@@ -914,9 +914,11 @@ def _ordinal(trial: Trial, outcome: Outcome, control: str, seed: int, horizon: i
     items = definition.scored_items(definition.score(outcome.code))
     # Each item's own answers: a number or yes/no item has its own range (docs/instruments.md).
     categories = {code: definition.answer_range(definition.item(code)) for code in items}
-    answers = trial_item_frame(trial, instrument)
-    answers = answers[answers["item"].isin(items) & (answers["wave"] <= horizon)]
-    data = ordinal_data_from_frame(answers, control=control, categories=categories)
+    data = ordinal_data_from_chunks(
+        trial_item_chunks(trial, instrument, items=items, last_wave=horizon),
+        control=control,
+        categories=categories,
+    )
     return ordinal_growth_fit(data, seed=seed)
 
 
