@@ -307,6 +307,7 @@ def analyse(
         reportable=fit.reportable,
         bayes_seconds=fit.seconds,
         bayes_groups=fit.groups,
+        bayes_method=fit.method,
         target_accept=fit.target_accept,
         rows=analysed_score_rows(trial),
     )

@@ -484,6 +484,10 @@ class Diagnostics(Section):
     reportable: bool
     bayes_seconds: float | None = None
     bayes_groups: int | None = None
+    bayes_method: Literal["nuts", "laplace"] | None = None
+    """How the Bayesian posterior was drawn: by NUTS, or from its Laplace approximation at the
+    mode where the participants' wave patterns make more groups than NUTS samples in reasonable
+    time (``stats.bayes_growth.LAPLACE_GROUPS``). None in runs stored before it was recorded."""
     target_accept: float | None = None
     rows: int | None = None
     """Score rows analysed."""

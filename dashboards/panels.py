@@ -1244,6 +1244,13 @@ def diagnostics_panel(diagnostics: Diagnostics, label: str) -> Panel:
         ["sampling time (s)", _cell(diagnostics.bayes_seconds, 1), "", ""],
     ]
     reading = (
+        f"The posterior is the Laplace approximation at its mode: the participants' wave "
+        f"patterns make {diagnostics.bayes_groups:,} groups, more than NUTS samples in reasonable "
+        "time, and that many participants make the posterior normal to within its Monte Carlo "
+        "error. Its draws are independent, so R̂ and ESS measure only their Monte Carlo error. "
+        if diagnostics.bayes_method == "laplace"
+        else ""
+    ) + (
         f"The Bayesian fit passes its gates (R̂ {gates.max_rhat:.3f}, bulk ESS "
         f"{gates.min_ess_bulk:.0f}, tail ESS {gates.min_ess_tail:.0f}, "
         f"{gates.divergences} divergences): its estimates are reportable."

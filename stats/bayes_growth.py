@@ -120,6 +120,7 @@ import numpyro
 import numpyro.distributions as dist
 import pandas as pd
 from jax import lax
+from jax.flatten_util import ravel_pytree
 from numpyro import handlers
 from numpyro.distributions.transforms import biject_to
 from numpyro.infer.hmc import hmc
@@ -1254,6 +1255,9 @@ class GrowthFit:
     """
     arm_names: tuple[str, ...] = ()
     """The arms in the order of ``draws["arm_growth"]``, control first."""
+    method: str = "nuts"
+    """"nuts", or "laplace" where the draws come from the Laplace approximation
+    (:func:`_laplace`)."""
     dimensions: tuple[str, ...] = ()
     """The dimensions in the order of every draw's last axis."""
     subgroup_effects: tuple[SubgroupEffect, ...] = ()
@@ -1323,6 +1327,126 @@ def _run(totals, data, *, seed, chains, warmup, draws, target_accept, max_draws,
         states, z, diverging = sampler.extend(states, arguments)
         batches.append(drawn_values(z))
         divergences.append(np.asarray(diverging))
+
+
+# Above this many groups (participants pooled by arm, community, subgroup and observed waves:
+# ``group_totals``) the posterior is drawn from its Laplace approximation instead of by NUTS.
+# Participants who skip waves and come back make nearly every participant a group of their own
+# up to hundreds of thousands of groups, where NUTS's many thousand gradients a chain take hours
+# on a few cores; with that many participants the posterior is normal to within its Monte Carlo
+# error (Bernstein–von Mises: its SDs shrink as 1/√participants), which a test checks against
+# NUTS on the same data.
+LAPLACE_GROUPS = 5_000
+# The mode is accepted when the last Newton step from the optimiser's point, on the unconstrained
+# scale, is below this in every coordinate: far below any posterior SD there.
+LAPLACE_STEP_TOLERANCE = 1e-6
+_LAPLACE_NEWTON_STEPS = 5
+
+
+class _LaplacePrograms(NamedTuple):
+    """Compiled for one model shape: the potential (negative log posterior on NUTS's
+    unconstrained scale) with its gradient, its Hessian, and the flat vector's latent sites."""
+
+    value_and_grad: Callable
+    hessian: Callable
+    size: int
+    unravel: Callable
+
+
+# Like _SAMPLERS: one set of programs per model shape, the data their arguments.
+_LAPLACE: dict[tuple, _LaplacePrograms] = compiled.sampler_cache()
+
+
+def _laplace_programs(totals: GroupTotals, shape: ModelShape) -> _LaplacePrograms:
+    key = (totals.design.shape[1], shape)
+    if key not in _LAPLACE:
+        model = partial(_model, shape=shape)
+        prototype = _unconstrained_shapes(model, totals)
+        flat, unravel = ravel_pytree(
+            {name: jnp.zeros(site.shape, site.dtype) for name, site in prototype.items()}
+        )
+
+        def potential(x, totals):
+            return potential_energy(model, (totals,), {}, unravel(x))
+
+        _LAPLACE[key] = _LaplacePrograms(
+            jax.jit(jax.value_and_grad(potential)),
+            jax.jit(jax.hessian(potential)),
+            flat.size,
+            unravel,
+        )
+    return _LAPLACE[key]
+
+
+def _laplace(totals, data, *, seed, chains, draws, progress):
+    """Estimands and gates from the Laplace approximation of the posterior (Tierney & Kadane
+    1986): its mode on the unconstrained scale NUTS moves on (L-BFGS, then Newton steps with the
+    exact Hessian), and ``chains`` × ``draws`` independent draws from the normal with the
+    inverse Hessian there, arranged as chains so that the same estimands, summaries and gates
+    apply (their R̂ and ESS then measure only the draws' Monte Carlo error). Not reportable when
+    the mode is not found to :data:`LAPLACE_STEP_TOLERANCE` or the Hessian there is not
+    positive definite."""
+    from scipy.optimize import minimize
+
+    shape = model_shape(data)
+    arguments = jax.tree.map(jnp.asarray, totals)
+    programs = _laplace_programs(arguments, shape)
+
+    def value_and_grad(x):
+        value, gradient = programs.value_and_grad(jnp.asarray(x), arguments)
+        return float(value), np.asarray(gradient, dtype=float)
+
+    def hessian(x):
+        matrix = np.asarray(programs.hessian(jnp.asarray(x), arguments), dtype=float)
+        return (matrix + matrix.T) / 2
+
+    found = minimize(
+        value_and_grad,
+        np.zeros(programs.size),
+        jac=True,
+        method="L-BFGS-B",
+        options={"maxiter": 20_000, "maxcor": 30, "ftol": 0.0, "gtol": 1e-9},
+    )
+    progress(0.6)
+    x, step, factor = found.x, np.inf, None
+    for _ in range(_LAPLACE_NEWTON_STEPS):
+        try:
+            factor = np.linalg.cholesky(hessian(x))
+        except np.linalg.LinAlgError:
+            factor = None
+            break
+        newton = np.linalg.solve(factor.T, np.linalg.solve(factor, value_and_grad(x)[1]))
+        x, step = x - newton, float(np.max(np.abs(newton)))
+        if step < LAPLACE_STEP_TOLERANCE:
+            try:
+                factor = np.linalg.cholesky(hessian(x))
+            except np.linalg.LinAlgError:
+                factor = None
+            break
+    reasons = []
+    if factor is None:
+        reasons.append("the posterior's Hessian at its mode is not positive definite")
+        factor = np.eye(programs.size)
+    elif not step < LAPLACE_STEP_TOLERANCE:
+        reasons.append(f"the posterior's mode was not found (last Newton step {step:.2g})")
+    progress(0.9)
+    rng = np.random.default_rng(seed)
+    noise = rng.standard_normal((chains * draws, programs.size))
+    # x + L⁻ᵀε has covariance (LLᵀ)⁻¹ = H⁻¹.
+    flat = x + np.linalg.solve(factor.T, noise.T).T
+    z = jax.vmap(programs.unravel)(jnp.asarray(flat))
+    z = {name: value.reshape(chains, draws, *value.shape[1:]) for name, value in z.items()}
+    samples = {name: np.asarray(value) for name, value in z.items()}
+    if shape.subgroups:
+        sampler = _sampler(
+            totals=arguments, shape=shape, chains=chains, warmup=1, draws=draws, target_accept=0.9
+        )
+        samples["subgroup_deviation"] = _subgroup_deviation_draws(sampler, z, arguments, shape, rng)
+    estimands = _estimands(samples, data)
+    report = convergence_gates(_gated(estimands, data), divergences=0)
+    if reasons:
+        report = replace(report, passed=False, reasons=(*reasons, *report.reasons))
+    return estimands, report
 
 
 def _community_growth(samples: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -1399,9 +1523,11 @@ def growth_fit(
     draws: int = 500,
     max_draws: int = 4000,
     target_accept: float = 0.9,
+    laplace_groups: int = LAPLACE_GROUPS,
     progress: Callable[[float], None] = lambda fraction: None,
 ) -> GrowthFit:
-    """Fit the marginalised growth model by NUTS (numpyro, float64) and gate it.
+    """Fit the marginalised growth model by NUTS (numpyro, float64) and gate it; above
+    ``laplace_groups`` groups, by its Laplace approximation (:func:`_laplace`) instead.
 
     Chains run in parallel when the process has a CPU device per chain, and vectorised otherwise
     (:func:`compiled.chain_method`): with the likelihood reduced to group totals a gradient
@@ -1453,16 +1579,37 @@ def growth_fit(
         raise ValueError("target_accept must lie in (0, 1).")
     started = time.perf_counter()
     comparing = compare_unadjusted and data.adjusted
-    settings = dict(chains=chains, warmup=warmup, draws=draws, max_draws=max_draws)
+    settings = dict(
+        chains=chains,
+        warmup=warmup,
+        draws=draws,
+        max_draws=max_draws,
+        laplace_groups=laplace_groups,
+    )
     totals = _padded(group_totals(data))
+    groups = int(np.count_nonzero(totals.count))
+    method = "laplace" if groups > laplace_groups else "nuts"
     options = dict(
         seed=seed,
         progress=(lambda fraction: progress(fraction / 2)) if comparing else progress,
-        **settings,
+        chains=chains,
+        warmup=warmup,
+        draws=draws,
+        max_draws=max_draws,
     )
     try:
         with jax.enable_x64(True):
-            estimands, report = _run(totals, data, target_accept=target_accept, **options)
+            if method == "laplace":
+                estimands, report = _laplace(
+                    totals,
+                    data,
+                    seed=seed,
+                    chains=chains,
+                    draws=draws,
+                    progress=options["progress"],
+                )
+            else:
+                estimands, report = _run(totals, data, target_accept=target_accept, **options)
             if report.divergences:
                 target_accept = 0.99
                 estimands, report = _run(totals, data, target_accept=target_accept, **options)
@@ -1531,8 +1678,9 @@ def growth_fit(
         reportable=report.passed,
         participants=data.participants,
         observations=data.observations,
-        groups=int(np.count_nonzero(totals.count)),
+        groups=groups,
         seconds=seconds,
+        method=method,
         target_accept=target_accept,
         draws=draws_out,
         arm_names=data.arm_names,
